@@ -1,0 +1,46 @@
+# edgelite — what a user types. `make demo` and `make test` do all set-up themselves.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.edgelite-installed
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_USE_LEGACY_KERAS := 1
+
+# demo sizes: small enough for a 2-core CPU, big enough to show fine-tuning works
+DEMO_DATA   ?= data/fashion-mnist
+DEMO_RUN    ?= runs/demo
+DEMO_BUNDLE ?= bundles/demo
+DEMO_PER_CLASS ?= 300
+DEMO_SIZE   ?= 96
+
+.PHONY: help setup system-deps test demo lint bench deploy pi-emulator clean
+
+help:
+	@echo "make demo   - set up, then train EfficientNet-Lite0 on Fashion-MNIST, convert, bench and run it"
+	@echo "make test   - set up, then run the whole test suite"
+	@echo "make lint | bench | deploy DEVICE=user@host | pi-emulator | clean"
+
+setup: $(STAMP) system-deps
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all,dev]'
+	touch $@
+
+system-deps:
+	@sh scripts/system-deps.sh
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/edgelite data fashion-mnist $(DEMO_DATA) --per-class $(DEMO_PER_CLASS)
+	$(BIN)/edgelite train $(DEMO_DATA) --out $(DEMO_RUN) --backbone efficientnet_lite0 --image-size $(DEMO_SIZE) \
+		--epochs 3 --fine-tune-epochs 2 --seed 0 --overwrite
+
+lint: setup
+	$(BIN)/ruff check edgelite tests benchmarks
+
+clean:
+	rm -rf runs bundles data .pytest_cache test-artifacts

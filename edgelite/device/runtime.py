@@ -1,0 +1,241 @@
+"""The one module that knows the inference runtimes: LiteRT / tflite_runtime / tf.lite, the Edge TPU
+delegate, and onnxruntime.
+
+Adapters follow pycoral: load once, write the uint8 RGB image straight into the input tensor,
+invoke, dequantize the output with the tensor's (scale, zero_point).
+
+    >>> m = load_model("bundle/model_int8.tflite", num_threads=2)   # doctest: +SKIP
+    >>> scores = m.classify(rgb_uint8_image)                        # float32 probabilities
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+EDGETPU_LIBRARY = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
+
+
+class ModelLoadError(Exception):
+    """A model cannot be loaded or run: missing runtime, corrupt file, missing delegate."""
+
+
+class Class(NamedTuple):
+    id: int
+    score: float
+
+
+def _tflite_interpreter_module():
+    """(module, name) of the best TFLite runtime installed: LiteRT, then tflite_runtime, then tf.lite."""
+    for name in ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"):
+        try:
+            return importlib.import_module(name), name
+        except ImportError:
+            continue
+    try:
+        import tensorflow as tf  # workstation fallback only; the device install has no TensorFlow
+
+        return tf.lite, "tensorflow.lite"
+    except ImportError:
+        raise ModelLoadError(
+            "no TFLite runtime is installed; `pip install ai-edge-litert` (or `pip install edgelite`)"
+        ) from None
+
+
+def runtime_versions() -> dict[str, str]:
+    """Versions of the runtimes present, for result files."""
+    out: dict[str, str] = {"numpy": np.__version__}
+    for mod in ("ai_edge_litert", "tflite_runtime", "onnxruntime", "cv2"):
+        try:
+            m = importlib.import_module(mod)
+            out[mod] = getattr(m, "__version__", "?")
+        except ImportError:
+            pass
+    return out
+
+
+# ------------------------------------------------------------------------------------------ file checks
+def check_model_file(path: str | os.PathLike, fmt: str | None = None) -> str:
+    """Refuse a file that is obviously not a model before any interpreter parses it. Returns the format."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelLoadError(f"model file {p} does not exist")
+    size = p.stat().st_size
+    if size < 16:
+        raise ModelLoadError(f"{p} is {size} bytes: not a model (truncated?)")
+    fmt = fmt or ("onnx" if p.suffix == ".onnx" else "tflite")
+    with open(p, "rb") as f:
+        head = f.read(8)
+    if fmt in ("tflite", "edgetpu"):
+        if head[4:8] != b"TFL3":
+            raise ModelLoadError(f"{p} is not a TFLite flatbuffer (no TFL3 identifier); the file is corrupt")
+        root = int.from_bytes(head[:4], "little")
+        if root >= size:
+            raise ModelLoadError(f"{p} is truncated or corrupt (root table offset {root} past end {size})")
+    return fmt
+
+
+# ------------------------------------------------------------------------------------------ adapters
+class TFLiteModel:
+    """A TFLite model loaded into an interpreter (optionally with the Edge TPU delegate)."""
+
+    def __init__(self, path: str | os.PathLike, *, num_threads: int | None = None, edgetpu: bool = False):
+        check_model_file(path, "tflite")
+        mod, self.runtime = _tflite_interpreter_module()
+        delegates = [load_edgetpu_delegate(mod)] if edgetpu else None
+        kwargs = {"model_path": str(path), "experimental_delegates": delegates}
+        if num_threads:
+            kwargs["num_threads"] = int(num_threads)
+        try:
+            self.interpreter = mod.Interpreter(**kwargs)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise ModelLoadError(f"cannot load {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        self.path = Path(path)
+        self.delegate = "edgetpu" if edgetpu else None
+        inp = self.interpreter.get_input_details()
+        out = self.interpreter.get_output_details()
+        if len(inp) != 1 or len(out) != 1:
+            raise ModelLoadError(f"{path}: expected one input and one output tensor, got {len(inp)} and {len(out)}")
+        self._in, self._out = inp[0], out[0]
+        shape = self._in["shape"]
+        if len(shape) != 4 or shape[3] != 3:
+            raise ModelLoadError(f"{path}: input shape {list(shape)} is not [1, H, W, 3]")
+        self.input_height, self.input_width = int(shape[1]), int(shape[2])
+        self.input_dtype = np.dtype(self._in["dtype"])
+        self.in_scale, self.in_zero = self._in.get("quantization", (0.0, 0))
+        self.out_scale, self.out_zero = self._out.get("quantization", (0.0, 0))
+        self.num_classes = int(self._out["shape"][-1])
+
+    def set_input(self, rgb: np.ndarray) -> None:
+        """Write an HxWx3 uint8 RGB image into the input tensor, quantizing only when the model asks to."""
+        view = self.interpreter.tensor(self._in["index"])()[0]
+        if self.input_dtype == np.uint8 and (not self.in_scale or (abs(self.in_scale - 1.0) < 1e-6 and self.in_zero == 0)):
+            view[...] = rgb  # raw pixels straight in: no copy beyond this one
+        elif self.input_dtype in (np.uint8, np.int8) and self.in_scale:
+            info = np.iinfo(self.input_dtype)
+            q = np.rint(rgb.astype(np.float32) / self.in_scale + self.in_zero)
+            view[...] = np.clip(q, info.min, info.max).astype(self.input_dtype)
+        else:
+            view[...] = rgb.astype(self.input_dtype)
+
+    def invoke(self) -> None:
+        self.interpreter.invoke()
+
+    def scores(self) -> np.ndarray:
+        """The output as float32, dequantized with the tensor's (scale, zero_point), widening first."""
+        raw = self.interpreter.get_tensor(self._out["index"])[0]
+        if self._out["dtype"] in (np.uint8, np.int8) and self.out_scale:
+            return (self.out_scale * (raw.astype(np.int32) - self.out_zero)).astype(np.float32)
+        return raw.astype(np.float32, copy=False)
+
+    def classify(self, rgb: np.ndarray) -> np.ndarray:
+        self.set_input(rgb)
+        self.invoke()
+        return self.scores()
+
+
+class ONNXModel:
+    """An ONNX model run by onnxruntime on the CPU (batch 1, NHWC raw pixels)."""
+
+    def __init__(self, path: str | os.PathLike, *, num_threads: int | None = None):
+        check_model_file(path, "onnx")
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ModelLoadError("onnxruntime is not installed; `pip install onnxruntime` to run .onnx models") from None
+        so = ort.SessionOptions()
+        if num_threads:
+            so.intra_op_num_threads = int(num_threads)
+            so.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for corrupt files
+            raise ModelLoadError(f"cannot load {path}: {str(e).splitlines()[0][:200]}") from None
+        self.runtime = f"onnxruntime {ort.__version__}"
+        self.path = Path(path)
+        self.delegate = None
+        i = self.session.get_inputs()[0]
+        self._in_name = i.name
+        shape = i.shape
+        if len(shape) != 4 or shape[3] != 3 or not isinstance(shape[1], int):
+            raise ModelLoadError(f"{path}: input shape {shape} is not [N, H, W, 3] with a fixed size")
+        self.input_height, self.input_width = int(shape[1]), int(shape[2])
+        self.input_dtype = np.dtype(np.uint8) if "uint8" in i.type else np.dtype(np.float32)
+        self.num_classes = int(self.session.get_outputs()[0].shape[-1])
+        self._buf = np.zeros((1, self.input_height, self.input_width, 3), self.input_dtype)
+        self._out = None
+
+    def set_input(self, rgb: np.ndarray) -> None:
+        self._buf[0] = rgb
+
+    def invoke(self) -> None:
+        self._out = self.session.run(None, {self._in_name: self._buf})[0]
+
+    def scores(self) -> np.ndarray:
+        return np.asarray(self._out[0], dtype=np.float32)
+
+    def classify(self, rgb: np.ndarray) -> np.ndarray:
+        self.set_input(rgb)
+        self.invoke()
+        return self.scores()
+
+
+def load_edgetpu_delegate(mod=None):
+    """Load libedgetpu through the runtime's load_delegate; clear error when the library or stick is missing."""
+    import platform
+
+    if mod is None:
+        mod, _ = _tflite_interpreter_module()
+    lib = EDGETPU_LIBRARY.get(platform.system(), "libedgetpu.so.1")
+    try:
+        return mod.load_delegate(lib)
+    except (ValueError, OSError, RuntimeError) as e:
+        raise ModelLoadError(
+            f"cannot load the Edge TPU delegate {lib} ({str(e).splitlines()[0] if str(e) else 'not found'}): "
+            "install libedgetpu1-std from Coral's apt repository and plug in the Edge TPU"
+        ) from None
+
+
+def load_model(path: str | os.PathLike, *, fmt: str | None = None, num_threads: int | None = None,
+               edgetpu: bool = False):
+    """Load a .tflite / _edgetpu.tflite / .onnx file with its real runtime."""
+    p = Path(path)
+    fmt = fmt or ("onnx" if p.suffix == ".onnx" else "edgetpu" if p.stem.endswith("_edgetpu") else "tflite")
+    if fmt == "onnx":
+        return ONNXModel(p, num_threads=num_threads)
+    return TFLiteModel(p, num_threads=num_threads, edgetpu=edgetpu or fmt == "edgetpu")
+
+
+def load_from_bundle(bundle, name: str | None = None, *, num_threads: int | None = None):
+    """(model, entry) for `name` (or the best format for this device) after verifying its sha256."""
+    from edgelite.bundle import BundleError
+
+    edgetpu_ok = False
+    if name in (None, "auto") and "edgetpu" in bundle.available():
+        try:
+            load_edgetpu_delegate()
+            edgetpu_ok = True
+        except ModelLoadError:
+            edgetpu_ok = False  # auto: fall back to the CPU model
+    entry = bundle.select(name, edgetpu_ok=edgetpu_ok)
+    path = bundle.verified_path(entry)
+    model = load_model(path, fmt=entry.format, num_threads=num_threads)
+    if (model.input_height, model.input_width) != (bundle.input.height, bundle.input.width):
+        raise BundleError(f"{path} takes {model.input_height}x{model.input_width} but the manifest says "
+                          f"{bundle.input.height}x{bundle.input.width}")
+    if model.num_classes != len(bundle.labels):
+        raise BundleError(f"{path} outputs {model.num_classes} classes but the bundle has {len(bundle.labels)} labels")
+    return model, entry
+
+
+def top_k(scores: np.ndarray, k: int = 3, threshold: float = 0.0) -> list[Class]:
+    """Best k classes above threshold, best first (pycoral's get_classes)."""
+    k = min(k, scores.shape[-1])
+    idx = np.argpartition(-scores, k - 1)[:k]
+    idx = idx[np.argsort(-scores[idx], kind="stable")]
+    return [Class(int(i), float(scores[i])) for i in idx if scores[i] >= threshold]

@@ -1,0 +1,250 @@
+"""Image-folder datasets: scan, decode once, skip and list the unreadable, split deterministically.
+
+    photos/
+      cat/ a.jpg b.png ...      one sub-folder per class (searched recursively)
+      dog/ ...
+
+Every file is decoded once up front (Pillow), converted to RGB (grayscale, palette, RGBA, CMYK and
+16-bit images included) and resized to the model input with the device's own resize code, so
+training sees exactly the pixels the device will feed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edgelite.train.errors import DataError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+MIN_IMAGES_PER_CLASS = 3  # one each for train, val and test
+
+
+@dataclasses.dataclass
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclasses.dataclass
+class Split:
+    """A deterministic stratified split; paths are relative to data_dir. Saved as split.json."""
+
+    data_dir: str
+    classes: list[str]
+    seed: int
+    val_split: float
+    test_split: float
+    train: list[tuple[str, int]]
+    val: list[tuple[str, int]]
+    test: list[tuple[str, int]]
+
+    def save(self, path: str | os.PathLike) -> None:
+        d = dataclasses.asdict(self)
+        for k in ("train", "val", "test"):
+            d[k] = [[p, int(y)] for p, y in d[k]]
+        Path(path).write_text(json.dumps(d, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Split:
+        try:
+            d = json.loads(Path(path).read_text())
+            for k in ("train", "val", "test"):
+                d[k] = [(str(p), int(y)) for p, y in d[k]]
+            return cls(**d)
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            raise DataError(f"cannot read split file {path} ({e}); re-run `edgelite train`") from None
+
+    def subset(self, name: str) -> list[tuple[str, int]]:
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {name!r}")
+        return getattr(self, name)
+
+
+def find_classes(data_dir: str | os.PathLike) -> tuple[list[str], dict[str, list[str]]]:
+    """(sorted class names, class -> sorted relative image paths), with clear errors for bad folders."""
+    root = Path(data_dir)
+    if not root.exists():
+        raise DataError(f"data folder {root} does not exist; pass a folder with one sub-folder of images per class")
+    if not root.is_dir():
+        raise DataError(f"{root} is a file; pass a folder with one sub-folder of images per class")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise DataError(f"{root} has no class folders; put each class's images in its own sub-folder, e.g. {root}/cat/*.jpg")
+    files: dict[str, list[str]] = {}
+    for d in class_dirs:
+        found = sorted(
+            str(p.relative_to(root))
+            for p in d.rglob("*")
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+        )
+        if found:
+            files[d.name] = found
+    if not files:
+        raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}'s class folders")
+    if len(files) < 2:
+        raise DataError(f"only one class ({next(iter(files))!r}) in {root}; a classifier needs at least two class folders")
+    return sorted(files), files
+
+
+def decode_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file fully to an HxWx3 uint8 RGB array; raises ValueError with the reason."""
+    from PIL import Image, ImageFile
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's DecompressionBomb and palette warnings
+        try:
+            with Image.open(path) as im:
+                im.load()  # forces the full decode: truncated files raise here
+                return _to_rgb(im)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            msg = str(e) or type(e).__name__
+            raise ValueError(msg.splitlines()[0][:200]) from None
+
+
+def _to_rgb(im) -> np.ndarray:
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im).astype(np.float64)
+        hi = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
+        a = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(a[..., None], 3, axis=2))
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+        from PIL import Image
+
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))  # transparent pixels become white
+        return np.asarray(Image.alpha_composite(bg, rgba).convert("RGB"))
+    if mode == "RGB":
+        return np.asarray(im)
+    return np.asarray(im.convert("RGB"))  # L, P, CMYK, YCbCr, 1, ...
+
+
+def load_images(
+    data_dir: str | os.PathLike,
+    items: Sequence[tuple[str, int]],
+    size: tuple[int, int],
+    interpolation: str = "bilinear",
+    progress: bool = False,
+    desc: str = "decoding",
+) -> tuple[np.ndarray, np.ndarray, list[Skipped]]:
+    """Decode + resize `items` -> (uint8 N x H x W x 3, int32 labels, skipped)."""
+    from edgelite.device.preprocess import resize
+
+    root = Path(data_dir)
+    h, w = size
+    out = np.empty((len(items), h, w, 3), np.uint8)
+    labels = np.empty((len(items),), np.int32)
+    skipped: list[Skipped] = []
+    n = 0
+    it = items
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(items, desc=desc, unit="img", leave=False)
+    for rel, y in it:
+        try:
+            rgb = decode_rgb(root / rel)
+        except ValueError as e:
+            skipped.append(Skipped(rel, str(e)))
+            continue
+        out[n] = resize(rgb, h, w, interpolation)
+        labels[n] = y
+        n += 1
+    return out[:n], labels[:n], skipped
+
+
+def scan(data_dir: str | os.PathLike, progress: bool = False) -> tuple[list[str], list[tuple[str, int]], list[Skipped]]:
+    """(classes, readable (path, label) items, skipped) — every file decoded once to find the bad ones."""
+    classes, files = find_classes(data_dir)
+    items, skipped = [], []
+    all_items = [(p, i) for i, c in enumerate(classes) for p in files[c]]
+    it = all_items
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(all_items, desc="checking images", unit="img", leave=False)
+    root = Path(data_dir)
+    for rel, y in it:
+        try:
+            decode_rgb(root / rel)
+        except ValueError as e:
+            skipped.append(Skipped(rel, str(e)))
+            continue
+        items.append((rel, y))
+    if not items:
+        raise DataError(f"no readable images under {data_dir} ({len(skipped)} files could not be decoded)")
+    return classes, items, skipped
+
+
+def stratified_split(
+    items: Sequence[tuple[str, int]],
+    classes: Sequence[str],
+    *,
+    val_split: float = 0.1,
+    test_split: float = 0.1,
+    seed: int = 0,
+    data_dir: str = "",
+    min_per_class: int = MIN_IMAGES_PER_CLASS,
+) -> Split:
+    """Per class: shuffle with `seed`, then take test, val, and the rest for train (at least one each)."""
+    if not (0 <= val_split < 1 and 0 <= test_split < 1 and val_split + test_split < 1):
+        raise DataError(f"--val-split {val_split} and --test-split {test_split} must be in [0, 1) and sum below 1")
+    by_class: dict[int, list[str]] = {}
+    for p, y in items:
+        by_class.setdefault(y, []).append(p)
+    too_few = [f"{classes[y]} ({len(by_class.get(y, []))})" for y in range(len(classes))
+               if len(by_class.get(y, [])) < min_per_class]
+    if too_few:
+        raise DataError(f"too few readable images in class {', '.join(too_few)}: each class needs at least "
+                        f"{min_per_class} (one for train, val and test); add images or remove the folder")
+    rng = random.Random(seed)
+    train, val, test = [], [], []
+    for y in sorted(by_class):
+        paths = sorted(by_class[y])
+        rng.shuffle(paths)
+        n = len(paths)
+        n_test = max(1, int(round(n * test_split))) if test_split > 0 else 0
+        n_val = max(1, int(round(n * val_split))) if val_split > 0 else 0
+        n_test = min(n_test, n - 1 - (1 if n_val else 0)) if n_test else 0
+        test += [(p, y) for p in paths[:n_test]]
+        val += [(p, y) for p in paths[n_test : n_test + n_val]]
+        train += [(p, y) for p in paths[n_test + n_val :]]
+    return Split(data_dir=str(data_dir), classes=list(classes), seed=seed, val_split=val_split,
+                 test_split=test_split, train=train, val=val, test=test)
+
+
+def write_skipped(path: str | os.PathLike, skipped: Sequence[Skipped]) -> None:
+    lines = [f"{s.path}\t{s.reason}" for s in skipped]
+    Path(path).write_text("".join(line + "\n" for line in lines))
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """Balanced class weights n / (k * n_c), as scikit-learn's 'balanced'."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    n = counts.sum()
+    return {i: float(n / (num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def load_split_images(run_dir: str | os.PathLike, subset: str = "test", size: tuple[int, int] | None = None,
+                      interpolation: str | None = None, progress: bool = False):
+    """Images of a training run's split: (uint8 NHWC, labels, skipped). Used by `convert` and `bench`."""
+    run_dir = Path(run_dir)
+    split = Split.load(run_dir / "split.json")
+    if size is None or interpolation is None:
+        import yaml
+
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+        size = size or (int(cfg["image_size"]), int(cfg["image_size"]))
+        interpolation = interpolation or cfg.get("interpolation", "bilinear")
+    if not Path(split.data_dir).exists():
+        raise DataError(f"the run's data folder {split.data_dir} is gone; pass --data DIR pointing at the same photos")
+    return load_images(split.data_dir, split.subset(subset), size, interpolation, progress=progress, desc=subset)

@@ -1,0 +1,356 @@
+"""Fine-tuning: phase 1 trains the head on a frozen backbone, phase 2 unfreezes the top blocks.
+
+    >>> from edgelite.train import train                                   # doctest: +SKIP
+    >>> run = train("photos/", out="runs/flowers", image_size=160, epochs=5)  # doctest: +SKIP
+    >>> run.metrics["test"]["accuracy"]                                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from edgelite.train import data as D
+from edgelite.train.config import TrainConfig, load_yaml, save_yaml
+from edgelite.train.errors import TrainError
+
+CKPT_DIR = "checkpoints"
+
+
+@dataclasses.dataclass
+class Run:
+    """What `train` returns: where the run went and what it measured."""
+
+    path: Path
+    config: TrainConfig
+    labels: list[str]
+    metrics: dict[str, Any]
+    skipped: list[D.Skipped]
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.keras"
+
+    def load_model(self):
+        return load_run_model(self.path)
+
+
+def load_run_model(run_dir: str | os.PathLike):
+    """Load the model.keras of a run this toolkit wrote (safe_mode on: no arbitrary code)."""
+    import tf_keras as keras
+
+    p = Path(run_dir) / "model.keras"
+    if not p.exists():
+        raise TrainError(f"{run_dir} has no model.keras; is it a run directory written by `edgelite train`?")
+    return keras.models.load_model(p, compile=False, safe_mode=True)
+
+
+def resolve_config(data_dir: str | None = None, out: str | None = None, config: str | None = None,
+                   **overrides: Any) -> TrainConfig:
+    cfg = TrainConfig()
+    if config:
+        cfg = cfg.update(load_yaml(config), f"--config {config}")
+    cli = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir:
+        cli["data_dir"] = str(data_dir)
+    if out:
+        cli["out"] = str(out)
+    cfg = cfg.update(cli, "arguments")
+    if not cfg.data_dir:
+        raise TrainError("no data folder given: `edgelite train DATA_DIR --out runs/NAME`")
+    if not cfg.out:
+        raise TrainError("no output folder given: pass --out runs/NAME")
+    from edgelite.train.backbones import check_weights, get_backbone
+
+    spec = get_backbone(cfg.backbone)
+    cfg.image_size = int(cfg.image_size or spec.default_size)
+    cfg.weights = check_weights(cfg.weights)
+    return cfg.validate()
+
+
+def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | None = None, *,
+          config: str | None = None, resume: bool = False, overwrite: bool = False, verbose: int | None = None,
+          **settings: Any) -> Run:
+    """Fine-tune a pretrained CNN on an image folder; returns the Run (model, metrics, reports on disk).
+
+    `settings` are TrainConfig fields (backbone, image_size, epochs, fine_tune_epochs, unfreeze,
+    batch_size, lr, label_smoothing, augment, class_weights, val_split, test_split, weights, seed,
+    strategy, ...). With resume=True the run's saved config is used and training continues from
+    its last checkpoint.
+    """
+    out_dir = Path(out) if out else None
+    if resume:
+        if out_dir is None or not (out_dir / "config.yaml").exists():
+            raise TrainError(f"--resume: {out_dir} is not a run directory with config.yaml; start a new run instead")
+        saved = load_yaml(out_dir / "config.yaml")
+        cfg = TrainConfig().update(saved, f"{out_dir}/config.yaml")
+        cfg = cfg.update({k: v for k, v in settings.items() if v is not None and k in ("epochs", "fine_tune_epochs")},
+                         "arguments")
+        state = _read_state(out_dir)
+        if state is None:
+            raise TrainError(f"--resume: {out_dir} has no checkpoint yet; start again without --resume")
+    else:
+        cfg = resolve_config(data_dir, out, config, **settings)
+        out_dir = Path(cfg.out)
+        state = None
+
+    strategy, is_chief = _strategy(cfg.strategy)
+    if is_chief and not resume:
+        _prepare_out_dir(out_dir, overwrite)
+    work_dir = out_dir if is_chief else Path(tempfile.mkdtemp(prefix="edgelite-worker-"))
+    if not is_chief:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
+
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(cfg.seed)
+
+    # ---- data: decode everything once; unreadable files are skipped and listed
+    if resume:
+        split = D.Split.load(out_dir / "split.json")
+        classes, skipped_scan = split.classes, []
+    else:
+        _say(f"scanning {cfg.data_dir}")
+        classes, items, skipped_scan = D.scan(cfg.data_dir, progress=verbose == 1)
+        split = D.stratified_split(items, classes, val_split=cfg.val_split, test_split=cfg.test_split,
+                                   seed=cfg.seed, data_dir=str(Path(cfg.data_dir).resolve()))
+        if is_chief:
+            split.save(out_dir / "split.json")
+            save_yaml(cfg, out_dir / "config.yaml")
+            (out_dir / "labels.txt").write_text("".join(f"{c}\n" for c in classes))
+    size = (cfg.image_size, cfg.image_size)
+    xs, ys = {}, {}
+    skipped = list(skipped_scan)
+    for name in ("train", "val", "test"):
+        xs[name], ys[name], sk = D.load_images(split.data_dir, split.subset(name), size, cfg.interpolation,
+                                              progress=verbose == 1, desc=f"loading {name}")
+        skipped += sk
+    if is_chief:
+        D.write_skipped(out_dir / "skipped.txt", skipped)
+    if skipped:
+        _say(f"skipped {len(skipped)} unreadable file(s), listed in {out_dir / 'skipped.txt'}")
+    n_cls = len(classes)
+    _say(f"{n_cls} classes; {len(ys['train'])} train / {len(ys['val'])} val / {len(ys['test'])} test images "
+         f"at {cfg.image_size}x{cfg.image_size}")
+
+    cw = None
+    if cfg.class_weights == "auto":
+        counts = np.bincount(ys["train"], minlength=n_cls)
+        if counts.min() > 0 and counts.max() / counts.min() > 1.2:
+            cw = D.class_weights(ys["train"], n_cls)
+            _say("classes are imbalanced: using balanced class weights")
+
+    global_batch = cfg.batch_size * strategy.num_replicas_in_sync
+    train_ds = _dataset(xs["train"], ys["train"], n_cls, global_batch, shuffle=True, augment=cfg.augment,
+                        seed=cfg.seed)
+    val_ds = _dataset(xs["val"], ys["val"], n_cls, global_batch) if len(ys["val"]) else None
+
+    with strategy.scope():
+        model = _build(cfg, n_cls, weights=None if resume else cfg.weights)
+    ckpt_dir = work_dir / CKPT_DIR
+    ckpt_dir.mkdir(exist_ok=True)
+    history_rows: list[dict[str, Any]] = state["history"] if state else []
+    start_phase, start_epoch = (state["phase"], state["epoch"]) if state else (1, 0)
+    if state:
+        model.load_weights(str(ckpt_dir / "last.h5"))
+        _say(f"resuming phase {start_phase} after epoch {start_epoch} from {ckpt_dir / 'last.h5'}")
+
+    from edgelite.train.model import set_phase
+
+    phases = [(1, cfg.epochs, cfg.lr), (2, cfg.fine_tune_epochs, cfg.fine_tune_lr)]
+    t_train = time.perf_counter()
+    for phase, epochs, lr in phases:
+        if phase < start_phase or epochs == 0:
+            continue
+        initial = start_epoch if phase == start_phase else 0
+        if initial >= epochs:
+            continue
+        with strategy.scope():
+            info = set_phase(model, cfg.backbone, phase, cfg.unfreeze, from_scratch=cfg.weights is None)
+            model.compile(
+                optimizer=keras.optimizers.Adam(lr),
+                loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                metrics=["accuracy"],
+            )
+        what = ("whole network, random init" if cfg.weights is None else "head only, backbone frozen" if phase == 1
+                else f"top {info['unfrozen_blocks']} of {info['blocks']} blocks unfrozen")
+        _say(f"phase {phase}: {what} ({info['trainable_layers']} trainable layers), lr {lr:g}, "
+             f"epochs {initial + 1}..{epochs}")
+        callbacks = [
+            _EpochLog(phase, history_rows),
+            keras.callbacks.ModelCheckpoint(str(ckpt_dir / "best.h5"), monitor="val_loss" if val_ds else "loss",
+                                            save_best_only=True, save_weights_only=True, verbose=0),
+            keras.callbacks.EarlyStopping(monitor="val_loss" if val_ds else "loss", patience=cfg.patience,
+                                          restore_best_weights=True, verbose=1),
+            _LastCheckpoint(ckpt_dir, phase, history_rows, is_chief),
+        ]
+        model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial, callbacks=callbacks,
+                  class_weight=cw, verbose=verbose)
+        start_epoch = 0
+    train_seconds = time.perf_counter() - t_train
+
+    # ---- evaluate on the held-out test split and write the run
+    probs = model.predict(xs["test"], batch_size=cfg.batch_size, verbose=0) if len(ys["test"]) else np.zeros((0, n_cls))
+    from edgelite.train import report
+
+    metrics = report.classification_metrics(ys["test"], probs, classes)
+    metrics["train"] = _last(history_rows, "accuracy")
+    metrics["val"] = _last(history_rows, "val_accuracy")
+    metrics["seconds"] = {"training": round(train_seconds, 1),
+                          "per_epoch": round(float(np.mean([r["seconds"] for r in history_rows])), 2)
+                          if history_rows else None}
+    metrics["images"] = {k: int(len(v)) for k, v in ys.items()}
+    metrics["skipped"] = len(skipped)
+    if is_chief:
+        with strategy.scope():
+            set_phase(model, cfg.backbone, 1)  # saved model: nothing trainable by surprise
+        for layer in model.layers:
+            layer.trainable = True
+        model.save(out_dir / "model.keras")
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        report.write_history(history_rows, out_dir / "history.csv")
+        report.plot_curves(history_rows, out_dir / "curves.png")
+        report.plot_confusion(np.asarray(metrics["test"]["confusion_matrix"]), classes, out_dir / "confusion_matrix.png")
+    else:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    run = Run(path=out_dir, config=cfg, labels=classes, metrics=metrics, skipped=skipped)
+    if is_chief:
+        _say(report.summary(run))
+    return run
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _last(rows, key):
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return float(vals[-1]) if vals else None
+
+
+def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise TrainError(f"{out_dir} already holds a run; pass --resume to continue it, --overwrite to replace "
+                             "it, or choose another --out")
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _read_state(out_dir: Path) -> dict[str, Any] | None:
+    p = out_dir / CKPT_DIR / "state.json"
+    if not p.exists() or not (out_dir / CKPT_DIR / "last.h5").exists():
+        return None
+    return json.loads(p.read_text())
+
+
+def _strategy(name: str):
+    """(tf.distribute strategy, is_chief)."""
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(), True
+    if name == "multiworker":
+        tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+        if not tf_config.get("cluster"):
+            raise TrainError("--strategy multiworker needs TF_CONFIG with the cluster and this worker's task; "
+                             "see https://www.tensorflow.org/guide/distributed_training#TF_CONFIG")
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        task = tf_config.get("task", {})
+        has_chief = "chief" in tf_config["cluster"]
+        is_chief = task.get("type") == "chief" or (not has_chief and task.get("type") == "worker"
+                                                     and int(task.get("index", 0)) == 0)
+        return strategy, is_chief
+    return tf.distribute.get_strategy(), True
+
+
+def _build(cfg: TrainConfig, n_cls: int, weights):
+    from edgelite.train.model import build_classifier
+
+    return build_classifier(cfg.backbone, n_cls, cfg.image_size, weights=weights, dropout=cfg.dropout)
+
+
+def _dataset(x: np.ndarray, y: np.ndarray, n_cls: int, batch: int, *, shuffle: bool = False, augment: bool = False,
+             seed: int = 0):
+    """tf.data over decoded uint8 images; augmentation happens here, never inside the model."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, tf.one_hot(y, n_cls)))
+    if shuffle:
+        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    if augment:
+        h, w = x.shape[1:3]
+
+        def aug(img, label):
+            img = tf.cast(img, tf.float32)
+            img = tf.image.random_flip_left_right(img)
+            # random zoom-in crop to 80-100 % of the side, then back to the model size
+            scale = tf.random.uniform([], 0.8, 1.0)
+            ch = tf.cast(tf.cast(h, tf.float32) * scale, tf.int32)
+            cw = tf.cast(tf.cast(w, tf.float32) * scale, tf.int32)
+            img = tf.image.random_crop(img, tf.stack([ch, cw, 3]))
+            img = tf.image.resize(img, (h, w))
+            img = tf.image.random_brightness(img, 20.0)
+            img = tf.image.random_contrast(img, 0.85, 1.15)
+            return tf.clip_by_value(img, 0.0, 255.0), label
+
+        ds = ds.map(aug, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda img, label: (tf.cast(img, tf.float32), label))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.batch(batch).prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _keras_callback_base():
+    import tf_keras as keras
+
+    return keras.callbacks.Callback
+
+
+class _EpochLog(_keras_callback_base()):
+    """Collects one history row per epoch (phase, epoch, metrics, seconds)."""
+
+    def __init__(self, phase: int, rows: list[dict[str, Any]]):
+        super().__init__()
+        self.phase, self.rows = phase, rows
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"phase": self.phase, "epoch": epoch + 1, "seconds": round(time.perf_counter() - self._t, 2)}
+        row.update({k: float(v) for k, v in (logs or {}).items()})
+        self.rows.append(row)
+
+
+class _LastCheckpoint(_keras_callback_base()):
+    """After every epoch: weights + (phase, epoch, history) so --resume continues where it stopped."""
+
+    def __init__(self, ckpt_dir: Path, phase: int, rows: list[dict[str, Any]], is_chief: bool):
+        super().__init__()
+        self.dir, self.phase, self.rows, self.is_chief = ckpt_dir, phase, rows, is_chief
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.is_chief:
+            return
+        tmp = self.dir / "last.tmp.h5"
+        self.model.save_weights(str(tmp))
+        os.replace(tmp, self.dir / "last.h5")
+        state = {"phase": self.phase, "epoch": epoch + 1, "history": self.rows}
+        (self.dir / "state.tmp.json").write_text(json.dumps(state))
+        os.replace(self.dir / "state.tmp.json", self.dir / "state.json")
