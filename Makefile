@@ -44,3 +44,6 @@ lint: setup
 
 clean:
 	rm -rf runs bundles data .pytest_cache test-artifacts
+
+# deploy / pi-emulator targets live in their own file (owned with edgelite/deploy)
+-include scripts/deploy.mk

@@ -17,7 +17,8 @@ from edgelite import __version__
 COMMAND_MODULES = [
     "edgelite.train.cli",  # train, data
     "edgelite.convert.cli",  # convert
-    "edgelite.device.cli",  # run, bench
+    "edgelite.device.cli",  # run
+    "edgelite.device.bench_cli",  # bench
     "edgelite.deploy.cli",  # deploy
 ]
 

@@ -157,6 +157,15 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
     train_ds = _dataset(xs["train"], ys["train"], n_cls, global_batch, shuffle=True, augment=cfg.augment,
                         seed=cfg.seed)
     val_ds = _dataset(xs["val"], ys["val"], n_cls, global_batch) if len(ys["val"]) else None
+    steps = {}
+    if cfg.strategy == "multiworker":
+        # every worker must run the same number of steps, or the collectives deadlock/mismatch:
+        # repeat the data and fix the step counts instead of letting a ragged last batch decide
+        train_ds = train_ds.repeat()
+        steps["steps_per_epoch"] = max(1, len(ys["train"]) // global_batch)
+        if val_ds is not None:
+            val_ds = val_ds.repeat()
+            steps["validation_steps"] = max(1, -(-len(ys["val"]) // global_batch))
 
     with strategy.scope():
         model = _build(cfg, n_cls, weights=None if resume else cfg.weights)
@@ -198,9 +207,16 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
             _LastCheckpoint(ckpt_dir, phase, history_rows, is_chief),
         ]
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial, callbacks=callbacks,
-                  class_weight=cw, verbose=verbose)
+                  class_weight=cw, verbose=verbose, **steps)
         start_epoch = 0
     train_seconds = time.perf_counter() - t_train
+
+    if cfg.strategy == "multiworker":
+        # evaluate and save a plain local copy: every worker reads the synchronised weights (a
+        # collective op), then predicts on its own without sharding the test set
+        weights = model.get_weights()
+        model = _build(cfg, n_cls, weights=None)
+        model.set_weights(weights)
 
     # ---- evaluate on the held-out test split and write the run
     probs = model.predict(xs["test"], batch_size=cfg.batch_size, verbose=0) if len(ys["test"]) else np.zeros((0, n_cls))
@@ -346,8 +362,8 @@ class _LastCheckpoint(_keras_callback_base()):
         self.dir, self.phase, self.rows, self.is_chief = ckpt_dir, phase, rows, is_chief
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.is_chief:
-            return
+        # every worker saves (reading synchronised variables is itself a collective op); a
+        # non-chief worker's ckpt_dir is a throwaway temp dir
         tmp = self.dir / "last.tmp.h5"
         self.model.save_weights(str(tmp))
         os.replace(tmp, self.dir / "last.h5")

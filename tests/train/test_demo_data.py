@@ -1,0 +1,73 @@
+"""Fashion-MNIST demo data from IDX files (Debian's dataset-fashion-mnist or any folder)."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from edgelite.train import demo_data
+from edgelite.train.errors import DataError
+
+
+def write_idx(path, arr: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(">" + "I" * arr.ndim, *arr.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + arr.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def idx_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 40), ("test", 20)):
+        imgs, labels = demo_data.FILES[split]
+        write_idx(tmp_path / imgs, rng.integers(0, 255, (n, 28, 28)))
+        write_idx(tmp_path / labels, np.arange(n) % 10)
+    return tmp_path
+
+
+def test_read_idx_roundtrip(idx_dir):
+    x = demo_data.read_idx(idx_dir / "train-images-idx3-ubyte.gz")
+    assert x.shape == (40, 28, 28) and x.dtype == np.uint8
+
+
+def test_truncated_idx_is_refused(idx_dir, tmp_path):
+    raw = gzip.decompress((idx_dir / "train-images-idx3-ubyte.gz").read_bytes())
+    bad = tmp_path / "bad.idx"
+    bad.write_bytes(raw[:-100])
+    with pytest.raises(DataError, match="truncated"):
+        demo_data.read_idx(bad)
+
+
+def test_writes_image_folder(idx_dir, tmp_path):
+    out = tmp_path / "fm"
+    counts = demo_data.write_image_folder(out, per_class=5, size=32, source_dir=idx_dir)
+    assert counts == {c: 5 for c in demo_data.FASHION_MNIST_CLASSES}
+    from edgelite.train.data import scan
+
+    classes, items, skipped = scan(out)
+    assert classes == sorted(demo_data.FASHION_MNIST_CLASSES) and len(items) == 50 and not skipped
+    # idempotent: a second call keeps the files
+    before = sorted(p.name for p in (out / "bag").iterdir())
+    demo_data.write_image_folder(out, per_class=5, size=32, source_dir=idx_dir)
+    assert sorted(p.name for p in (out / "bag").iterdir()) == before
+
+
+def test_too_many_per_class(idx_dir, tmp_path):
+    with pytest.raises(DataError, match="--per-class 50"):
+        demo_data.write_image_folder(tmp_path / "fm", per_class=50, source_dir=idx_dir)
+
+
+def test_missing_source_dir(tmp_path):
+    with pytest.raises(DataError, match="lacks the Fashion-MNIST IDX files"):
+        demo_data.load_fashion_mnist(tmp_path)
+
+
+@pytest.mark.skipif(not (demo_data.DEBIAN_DIR / "train-images-idx3-ubyte.gz").exists(),
+                    reason="Debian package dataset-fashion-mnist not installed (make setup installs it)")
+def test_debian_package_files():
+    (xtr, ytr), (xte, yte) = demo_data.load_fashion_mnist()
+    assert xtr.shape == (60000, 28, 28) and xte.shape == (10000, 28, 28)
+    assert np.bincount(ytr).tolist() == [6000] * 10
