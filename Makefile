@@ -38,6 +38,16 @@ demo: setup
 	$(BIN)/edgelite data fashion-mnist $(DEMO_DATA) --per-class $(DEMO_PER_CLASS)
 	$(BIN)/edgelite train $(DEMO_DATA) --out $(DEMO_RUN) --backbone efficientnet_lite0 --image-size $(DEMO_SIZE) \
 		--epochs 3 --fine-tune-epochs 2 --seed 0 --overwrite
+	@if $(BIN)/python -c "import edgelite.convert.cli" 2>/dev/null; then \
+		$(BIN)/edgelite convert $(DEMO_RUN) --out $(DEMO_BUNDLE) --formats fp32,fp16,int8,onnx --prune 0.5 --prune-epochs 1; \
+	fi
+	@if [ -f $(DEMO_BUNDLE)/edgelite.json ]; then \
+		$(BIN)/edgelite bench $(DEMO_BUNDLE) --threads 1,2 --runs 100 --out $(DEMO_BUNDLE)/bench && \
+		$(BIN)/edgelite run $(DEMO_BUNDLE) --source heldout --max-frames 300 --print-every 50; \
+	fi
+
+bench: setup
+	$(BIN)/python benchmarks/bench_demo.py --bundle $(DEMO_BUNDLE) $(if $(DEVICE),--host $(DEVICE))
 
 lint: setup
 	$(BIN)/ruff check edgelite tests benchmarks

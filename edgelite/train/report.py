@@ -57,6 +57,8 @@ def _plt():
 def plot_curves(rows: list[dict[str, Any]], path: str | Path) -> None:
     """Loss and accuracy per epoch for train and val; a dashed line where phase 2 starts."""
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     x = np.arange(1, len(rows) + 1)
     for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
@@ -69,6 +71,7 @@ def plot_curves(rows: list[dict[str, Any]], path: str | Path) -> None:
             ax.axvline(p2[0] - 0.5, color="gray", linestyle="--", linewidth=1)
             ax.text(p2[0] - 0.4, ax.get_ylim()[1], " fine-tune", va="top", fontsize=8, color="gray")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(key)
         ax.grid(alpha=0.3)
         ax.legend()
