@@ -11,11 +11,14 @@ invoke, dequantize the output with the tensor's (scale, zero_point).
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+log = logging.getLogger("edgelite.device")
 
 EDGETPU_LIBRARY = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
 
@@ -93,28 +96,49 @@ class TFLiteModel:
         try:
             self.interpreter = mod.Interpreter(**kwargs)
             self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as e:
-            raise ModelLoadError(f"cannot load {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+            inp = self.interpreter.get_input_details()
+            out = self.interpreter.get_output_details()
+        except Exception as e:  # a corrupt flatbuffer surfaces as ValueError, RuntimeError, UnicodeError, ...
+            raise ModelLoadError(f"cannot load {path}: {_first_line(e)}") from None
         self.path = Path(path)
         self.delegate = "edgetpu" if edgetpu else None
-        inp = self.interpreter.get_input_details()
-        out = self.interpreter.get_output_details()
         if len(inp) != 1 or len(out) != 1:
             raise ModelLoadError(f"{path}: expected one input and one output tensor, got {len(inp)} and {len(out)}")
         self._in, self._out = inp[0], out[0]
         shape = self._in["shape"]
-        if len(shape) != 4 or shape[3] != 3:
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or min(shape) < 1:
             raise ModelLoadError(f"{path}: input shape {list(shape)} is not [1, H, W, 3]")
-        self.input_height, self.input_width = int(shape[1]), int(shape[2])
+        out_shape = self._out["shape"]
+        if len(out_shape) != 2 or out_shape[0] != 1 or out_shape[1] < 1:
+            raise ModelLoadError(f"{path}: output shape {list(out_shape)} is not [1, classes]")
+        self.input_height, self.input_width = _input_size(path, shape)
         self.input_dtype = np.dtype(self._in["dtype"])
+        if self.input_dtype not in (np.uint8, np.int8, np.float32, np.float16):
+            raise ModelLoadError(f"{path}: input type {self.input_dtype} is not uint8/int8/float32")
         self.in_scale, self.in_zero = self._in.get("quantization", (0.0, 0))
         self.out_scale, self.out_zero = self._out.get("quantization", (0.0, 0))
-        self.num_classes = int(self._out["shape"][-1])
+        self.num_classes = int(out_shape[1])
+
+    @property
+    def takes_raw_pixels(self) -> bool:
+        """True when the input tensor holds uint8 pixels as they are (no cast, identity quantization)."""
+        return self.input_dtype == np.uint8 and (
+            not self.in_scale or (abs(self.in_scale - 1.0) < 1e-6 and self.in_zero == 0))
+
+    def input_view(self) -> np.ndarray | None:
+        """A writable HxWx3 view of the input tensor when it takes raw pixels, else None.
+
+        Write the frame into it (e.g. `cv2.cvtColor(..., dst=view)`) and drop the reference before
+        `invoke()`: the interpreter refuses to run while a view of its memory is alive.
+        """
+        if not self.takes_raw_pixels:
+            return None
+        return self.interpreter.tensor(self._in["index"])()[0]
 
     def set_input(self, rgb: np.ndarray) -> None:
         """Write an HxWx3 uint8 RGB image into the input tensor, quantizing only when the model asks to."""
         view = self.interpreter.tensor(self._in["index"])()[0]
-        if self.input_dtype == np.uint8 and (not self.in_scale or (abs(self.in_scale - 1.0) < 1e-6 and self.in_zero == 0)):
+        if self.takes_raw_pixels:
             view[...] = rgb  # raw pixels straight in: no copy beyond this one
         elif self.input_dtype in (np.uint8, np.int8) and self.in_scale:
             info = np.iinfo(self.input_dtype)
@@ -155,20 +179,37 @@ class ONNXModel:
         try:
             self.session = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for corrupt files
-            raise ModelLoadError(f"cannot load {path}: {str(e).splitlines()[0][:200]}") from None
+            raise ModelLoadError(f"cannot load {path}: {_first_line(e)}") from None
         self.runtime = f"onnxruntime {ort.__version__}"
         self.path = Path(path)
         self.delegate = None
-        i = self.session.get_inputs()[0]
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelLoadError(f"{path}: expected one input and one output, got {len(inputs)} and {len(outputs)}")
+        i = inputs[0]
         self._in_name = i.name
         shape = i.shape
-        if len(shape) != 4 or shape[3] != 3 or not isinstance(shape[1], int):
+        if len(shape) != 4 or shape[3] != 3 or not isinstance(shape[1], int) or not isinstance(shape[2], int):
             raise ModelLoadError(f"{path}: input shape {shape} is not [N, H, W, 3] with a fixed size")
-        self.input_height, self.input_width = int(shape[1]), int(shape[2])
-        self.input_dtype = np.dtype(np.uint8) if "uint8" in i.type else np.dtype(np.float32)
-        self.num_classes = int(self.session.get_outputs()[0].shape[-1])
+        self.input_height, self.input_width = _input_size(path, shape)
+        types = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32, "tensor(float16)": np.float16}
+        if i.type not in types:
+            raise ModelLoadError(f"{path}: input type {i.type} is not uint8 or float")
+        self.input_dtype = np.dtype(types[i.type])
+        out_shape = outputs[0].shape
+        if not out_shape or not isinstance(out_shape[-1], int) or out_shape[-1] < 1:
+            raise ModelLoadError(f"{path}: output shape {out_shape} has no fixed number of classes")
+        self.num_classes = int(out_shape[-1])
         self._buf = np.zeros((1, self.input_height, self.input_width, 3), self.input_dtype)
         self._out = None
+
+    @property
+    def takes_raw_pixels(self) -> bool:
+        return self.input_dtype == np.uint8
+
+    def input_view(self) -> np.ndarray | None:
+        """The HxWx3 input buffer handed to onnxruntime, when the model takes uint8 pixels; else None."""
+        return self._buf[0] if self.takes_raw_pixels else None
 
     def set_input(self, rgb: np.ndarray) -> None:
         self._buf[0] = rgb
@@ -192,6 +233,17 @@ def load_edgetpu_delegate(mod=None):
     if mod is None:
         mod, _ = _tflite_interpreter_module()
     lib = EDGETPU_LIBRARY.get(platform.system(), "libedgetpu.so.1")
+    import ctypes
+
+    try:
+        # Probe the library first: when it is missing, LiteRT's load_delegate leaves a half-built Delegate
+        # whose finalizer prints a traceback to stderr.
+        ctypes.CDLL(lib)
+    except OSError:
+        raise ModelLoadError(
+            f"cannot load the Edge TPU delegate: {lib} is not installed; install libedgetpu1-std from Coral's "
+            "apt repository (https://coral.ai/software/) and plug in the Edge TPU"
+        ) from None
     try:
         return mod.load_delegate(lib)
     except (ValueError, OSError, RuntimeError) as e:
@@ -212,17 +264,23 @@ def load_model(path: str | os.PathLike, *, fmt: str | None = None, num_threads: 
 
 
 def load_from_bundle(bundle, name: str | None = None, *, num_threads: int | None = None):
-    """(model, entry) for `name` (or the best format for this device) after verifying its sha256."""
-    from edgelite.bundle import BundleError
+    """(model, entry) for `name` (or the best format for this device) after verifying its sha256.
 
-    edgetpu_ok = False
+    With `name` None/"auto" the Edge TPU file is tried first when the bundle has one; when its delegate
+    (or the stick) is missing the next-best CPU model is used instead. A named format never falls back.
+    """
     if name in (None, "auto") and "edgetpu" in bundle.available():
         try:
-            load_edgetpu_delegate()
-            edgetpu_ok = True
-        except ModelLoadError:
-            edgetpu_ok = False  # auto: fall back to the CPU model
-    entry = bundle.select(name, edgetpu_ok=edgetpu_ok)
+            return _load_entry(bundle, bundle.select("edgetpu"), num_threads)
+        except ModelLoadError as e:
+            log.warning("Edge TPU model not used (%s); falling back to the CPU model", e)
+    entry = bundle.select(name, edgetpu_ok=False)
+    return _load_entry(bundle, entry, num_threads)
+
+
+def _load_entry(bundle, entry, num_threads):
+    from edgelite.bundle import BundleError
+
     path = bundle.verified_path(entry)
     model = load_model(path, fmt=entry.format, num_threads=num_threads)
     if (model.input_height, model.input_width) != (bundle.input.height, bundle.input.width):
@@ -231,6 +289,21 @@ def load_from_bundle(bundle, name: str | None = None, *, num_threads: int | None
     if model.num_classes != len(bundle.labels):
         raise BundleError(f"{path} outputs {model.num_classes} classes but the bundle has {len(bundle.labels)} labels")
     return model, entry
+
+
+MAX_INPUT_SIDE = 4096  # no classifier takes more; a larger size means a corrupt file
+
+
+def _input_size(path, shape) -> tuple[int, int]:
+    h, w = int(shape[1]), int(shape[2])
+    if not (0 < h <= MAX_INPUT_SIDE and 0 < w <= MAX_INPUT_SIDE):
+        raise ModelLoadError(f"{path}: input size {h}x{w} is not a plausible image size; the file is corrupt")
+    return h, w
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0][:200] if text else type(e).__name__)
 
 
 def top_k(scores: np.ndarray, k: int = 3, threshold: float = 0.0) -> list[Class]:

@@ -1,0 +1,121 @@
+"""`edgelite bench`: latency, size, memory and accuracy per format × threads — here or on the device.
+
+Wiring only; the work is in `edgelite.device.bench` (imported when the command runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXAMPLES = """\
+examples:
+  edgelite bench bundles/demo                               every format, threads 1,2,4 (up to the cores)
+  edgelite bench bundles/demo --formats fp32,int8 --threads 4 --runs 500 --plot bench.png
+  edgelite bench model_int8.tflite --data photos/val         a bare model file, top-1 on a class-folder set
+  edgelite bench bundles/demo --pipeline clip.mp4           the whole camera loop, per stage
+  edgelite bench bundles/demo --out benchmarks/results      JSON + CSV + PNG named after this machine
+  edgelite bench bundles/demo --host pi@raspberrypi.local --out results/   on the Pi, over SSH
+
+Rows: one per format × thread count, status ok / load failed / validation failed. Only invoke() is
+timed (after --warmup runs); FPS = 1000 / mean ms. Set the CPU governor to `performance` first on a Pi.
+"""
+
+
+def register(subparsers) -> None:
+    if "bench" in subparsers.choices:
+        return  # already registered (edgelite.cli lists this module; edgelite.device.cli may register it too)
+    p = subparsers.add_parser(
+        "bench", help="latency percentiles, size, memory and top-1 per model format (here or on a device)",
+        description=__doc__.splitlines()[0], epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("targets", nargs="+", metavar="BUNDLE|MODEL",
+                   help="bundle directories and/or .tflite/.onnx files (with --host: local paths are copied "
+                        "over; prefix device: for a path already on the device)")
+    p.add_argument("--formats", default="all",
+                   help="comma-separated bundle formats (fp32,fp16,dynamic,int8,...,edgetpu,onnx) or all (default)")
+    p.add_argument("--threads", default=None, help="comma-separated thread counts (default: 1,2,4 up to the cores)")
+    p.add_argument("--runs", type=int, default=200, help="timed invokes per row, at least (default 200)")
+    p.add_argument("--warmup", type=int, default=20, help="untimed invokes before timing (default 20)")
+    p.add_argument("--min-seconds", type=float, default=0.0, metavar="S",
+                   help="keep timing until S seconds have passed, even after --runs (default 0)")
+    p.add_argument("--data", metavar="DIR",
+                   help="top-1 on DIR/<class>/*.jpg or an .npz (images, labels); default: the bundle's held-out split")
+    p.add_argument("--pipeline", metavar="SOURCE",
+                   help="also time the whole camera loop (capture, preprocess, inference, postprocess, total) "
+                        "on a video file, image folder, camera index or picamera2")
+    p.add_argument("--json", metavar="FILE", help="write the result JSON (- = stdout; a directory = <env>.json in it)")
+    p.add_argument("--csv", metavar="FILE", help="write one CSV line per row (a directory = <env>.csv in it)")
+    p.add_argument("--plot", metavar="FILE.png", help="write the latency / accuracy figure (a directory = <env>.png)")
+    p.add_argument("--out", metavar="DIR", help="write <env>.json, <env>.csv and <env>.png into DIR, named after "
+                                                "the board, CPU architecture, runtime and threads")
+    p.add_argument("--host", metavar="USER@HOST", help="run the bench on this device over SSH and fetch the result")
+    p.add_argument("--ssh-option", action="append", default=[], metavar="OPT",
+                   help="extra `ssh -o OPT` for --host, repeatable (Port=2222, IdentityFile=~/.ssh/pi)")
+    p.add_argument("--no-isolate", dest="isolate", action="store_false",
+                   help="run every row in this process (faster start; no per-model memory, no crash isolation)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal)")
+    p.set_defaults(func=_run)
+
+
+def _output_path(value: str | None, stem: str, suffix: str) -> Path | None:
+    """FILE as given; an existing directory (or one ending in /) gets <stem><suffix> inside it."""
+    if value is None or value == "-":
+        return None
+    p = Path(value)
+    if value.endswith(("/", "\\")) or p.is_dir():
+        return p / f"{stem}{suffix}"
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edgelite.cli import UserError
+    from edgelite.device import bench as B
+
+    try:
+        if args.host:
+            from edgelite.device.bench_remote import RemoteBenchError, bench_remote
+
+            try:
+                result = bench_remote(args.host, args.targets, formats=args.formats, threads=args.threads,
+                                      runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds,
+                                      data=args.data, pipeline=args.pipeline, isolate=args.isolate,
+                                      progress=args.progress if args.progress is not None else sys.stderr.isatty(),
+                                      ssh_options=args.ssh_option)
+            except RemoteBenchError as e:
+                raise UserError(str(e)) from None
+        else:
+            result = B.bench(args.targets, formats=args.formats, threads=args.threads, runs=args.runs,
+                             warmup=args.warmup, min_seconds=args.min_seconds, data=args.data,
+                             pipeline=args.pipeline, isolate=args.isolate, progress=args.progress)
+    except B.BenchUsageError as e:
+        raise UserError(str(e)) from None
+
+    stem = result.get("stem") or "bench"
+    written: list[Path] = []
+    json_path = _output_path(args.json, stem, ".json")
+    csv_path = _output_path(args.csv, stem, ".csv")
+    plot_path = _output_path(args.plot, stem, ".png")
+    if args.out:
+        out = Path(args.out)
+        json_path = json_path or out / f"{stem}.json"
+        csv_path = csv_path or out / f"{stem}.csv"
+        plot_path = plot_path or out / f"{stem}.png"
+    if args.json == "-":
+        B.write_json(result, sys.stdout)
+    else:
+        print(B.format_table(result))
+    if json_path:
+        B.write_json(result, json_path)
+        written.append(json_path)
+    if csv_path:
+        B.write_csv(result, csv_path)
+        written.append(csv_path)
+    if plot_path:
+        from edgelite.device.bench_plot import plot_result
+
+        written.append(plot_result(result, plot_path))
+    if written and args.json != "-":
+        print("wrote " + ", ".join(str(p) for p in written))
+    return 0 if any(r["status"] == B.OK for r in result["rows"]) else 1

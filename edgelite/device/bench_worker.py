@@ -1,0 +1,211 @@
+"""Measure ONE model at ONE thread count: the body of a benchmark row.
+
+`edgelite bench` runs each row in a fresh `python -m edgelite.device.bench_worker` process, so that
+peak resident memory belongs to that model alone and a model that crashes its runtime (a corrupt
+flatbuffer can segfault an interpreter) takes down only its own row. The job arrives as JSON on
+stdin; events go out as JSON lines on stdout ({"phase": ...}, {"progress": n}, finally {"row": {...}}).
+
+`run_job(job, emit)` is the same code in-process (`bench(..., isolate=False)`, and the tests).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Emit = Callable[[dict[str, Any]], None]
+
+LOAD_FAILED = "load failed"
+VALIDATION_FAILED = "validation failed"
+OK = "ok"
+
+#: a row fails validation when its top-1 on the bundle's held-out split is this far below the top-1
+#: `convert` recorded for the same file (a runtime or delegate computing something else).
+TOP1_TOLERANCE = 0.05
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MB.
+
+    Linux: VmHWM of /proc/self/status, which starts afresh at exec — ru_maxrss would not: it keeps the
+    parent's peak across fork + exec. Elsewhere ru_maxrss (KiB on Linux, bytes on macOS).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
+
+
+def current_rss_mb() -> float | None:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+
+
+def _ms(ns: int) -> float:
+    return ns / 1e6
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:300] if text else type(e).__name__
+
+
+def run_job(job: dict[str, Any], emit: Emit | None = None) -> dict[str, Any]:
+    """Load the model, time load / first inference / warm-up / timed runs, score top-1, time the pipeline.
+
+    Never raises for a bad model: the returned row carries the status and the error.
+    """
+    from edgelite.device.bench import summarize
+    from edgelite.device.runtime import load_model
+
+    emit = emit or (lambda _event: None)
+    row: dict[str, Any] = {k: job.get(k) for k in ("target", "name", "format", "precision", "threads", "file", "bytes")}
+    row.update(status=OK, error=None, top1=None, images=0, top1_manifest=job.get("top1_manifest"))
+    rss_before = current_rss_mb()
+
+    t0 = time.perf_counter_ns()
+    try:
+        model = load_model(job["file"], fmt=job["format"], num_threads=job.get("threads"))
+    except Exception as e:  # ModelLoadError, or whatever a runtime raises on a broken file: the row says it
+        row.update(status=LOAD_FAILED, error=_one_line(e), peak_rss_mb=round(peak_rss_mb(), 1))
+        return row
+    row["load_ms"] = round(_ms(time.perf_counter_ns() - t0), 3)
+    row["runtime"] = getattr(model, "runtime", None)
+    row["delegate"] = getattr(model, "delegate", None)
+    emit({"phase": "loaded"})
+
+    problems: list[str] = []
+    h, w = model.input_height, model.input_width
+    expect = job.get("expect") or {}
+    if expect.get("height") and (expect["height"], expect["width"]) != (h, w):
+        problems.append(f"model takes {h}x{w}, the bundle says {expect['height']}x{expect['width']}")
+    if expect.get("classes") and expect["classes"] != model.num_classes:
+        problems.append(f"model outputs {model.num_classes} classes, the bundle has {expect['classes']} labels")
+
+    images = np.load(job["images"]) if job.get("images") else None
+    labels = np.load(job["labels"]) if job.get("labels") else None
+    if job.get("data") and images is None and job.get("accuracy"):
+        from edgelite.bundle import InputSpec
+        from edgelite.device.bench import load_data
+
+        try:
+            images, labels, _ = load_data(job["data"], InputSpec(height=h, width=w), job.get("data_labels"))
+        except Exception as e:  # bad --data for this model: latency is still measured, on noise
+            problems.append(f"--data: {_one_line(e)}")
+    if images is None or images.shape[1:3] != (h, w):
+        # no data, or data for another input size: time on seeded noise so latency is still measured
+        images = np.random.default_rng(0).integers(0, 256, (8, h, w, 3), dtype=np.uint8)
+        labels = None
+    n_img = len(images)
+
+    done = 0
+    last_emit = [time.monotonic()]
+
+    def tick(k: int = 1) -> None:
+        nonlocal done
+        done += k
+        now = time.monotonic()
+        if now - last_emit[0] > 0.1:
+            last_emit[0] = now
+            emit({"progress": done})
+
+    try:
+        model.set_input(images[0])
+        t = time.perf_counter_ns()
+        model.invoke()
+        row["first_ms"] = round(_ms(time.perf_counter_ns() - t), 3)
+        if not np.all(np.isfinite(model.scores())):
+            problems.append("non-finite scores on the first image")
+
+        for i in range(int(job.get("warmup", 0))):
+            model.set_input(images[i % n_img])
+            model.invoke()
+            tick()
+
+        # Only invoke() is timed: writing the input is the pipeline's job (see --pipeline) and a bare
+        # `interpreter.invoke()` loop must agree with this number (benchmarks/bench_demo.py checks it).
+        runs, min_ns = int(job.get("runs", 100)), float(job.get("min_seconds") or 0.0) * 1e9
+        samples: list[int] = []
+        start = time.perf_counter_ns()
+        i = 0
+        while i < runs or (time.perf_counter_ns() - start) < min_ns:
+            model.set_input(images[i % n_img])
+            t = time.perf_counter_ns()
+            model.invoke()
+            samples.append(time.perf_counter_ns() - t)
+            i += 1
+            if i <= runs:
+                tick()
+        ms = np.asarray(samples, dtype=np.float64) / 1e6
+        row["latency_ms"] = summarize(ms)
+        row["fps"] = round(1000.0 / row["latency_ms"]["mean"], 2) if row["latency_ms"]["mean"] > 0 else None
+        row["samples_ms"] = [round(float(x), 4) for x in ms]
+
+        if job.get("accuracy") and labels is not None:
+            correct = 0
+            finite = True
+            for img, y in zip(images, labels, strict=True):
+                s = model.classify(img)
+                finite &= bool(np.all(np.isfinite(s)))
+                correct += int(np.argmax(s) == int(y))
+                tick()
+            row["top1"] = round(correct / n_img, 6)
+            row["images"] = n_img
+            if not finite:
+                problems.append("non-finite scores on the data")
+            m = job.get("top1_manifest")
+            if m is not None and row["top1"] < m - TOP1_TOLERANCE:
+                problems.append(f"top-1 {row['top1']:.3f} on the held-out split is below the {m:.3f} "
+                                f"measured at convert time (tolerance {TOP1_TOLERANCE})")
+
+        if job.get("pipeline"):
+            from edgelite.device.bench_pipeline import time_pipeline
+
+            row["pipeline"] = time_pipeline(model, job["pipeline"], tick=tick)
+    except Exception as e:  # the model loaded but does not run: that is a validation failure of this row
+        problems.append(f"{type(e).__name__}: {_one_line(e)}")
+
+    if problems:
+        row.update(status=VALIDATION_FAILED, error="; ".join(problems))
+    row["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    after = current_rss_mb()
+    if rss_before is not None and after is not None:
+        row["model_rss_mb"] = round(max(0.0, row["peak_rss_mb"] - rss_before), 1)
+    emit({"progress": done})
+    return row
+
+
+def main() -> int:
+    job = json.loads(sys.stdin.read())
+
+    def emit(event: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(event) + "\n")
+        sys.stdout.flush()
+
+    row = run_job(job, emit)
+    for k, v in list(row.items()):  # JSON has no NaN
+        if isinstance(v, float) and not math.isfinite(v):
+            row[k] = None
+    emit({"row": row})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""`edgelite run`: argparse only (`edgelite bench` is wired in `bench_cli.py`).
+
+Imports nothing heavy: the loop (numpy, OpenCV, LiteRT) is imported when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+RUN_EXAMPLES = """\
+examples:
+  edgelite run bundles/demo --source clip.mp4                 # best model for this device, console lines
+  edgelite run bundles/demo --source 0 --http 8080            # camera 0, preview on http://127.0.0.1:8080/
+  edgelite run bundles/demo --source picamera2 --format int8 --http 0.0.0.0:8080 --token s3cret
+  edgelite run bundles/demo --source heldout --print-every 0  # video of the bundle's held-out images: accuracy
+  edgelite run model.tflite --labels labels.txt --source frames/ --json - --max-frames 100
+
+exit codes: 0 done (end of source, --max-frames, SIGTERM/SIGINT); 2 user error;
+            75 the live source stayed lost after --max-reconnects attempts (systemd restarts it)
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "run", help="classify camera frames on the device (LiteRT / Edge TPU / ONNX Runtime)",
+        description="Classify frames from a camera, stream, video file or image folder with a bundle's model; "
+                    "print top-k labels with per-stage timings, optionally as JSON lines and on a preview page.",
+        epilog=RUN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="BUNDLE", help="bundle directory (edgelite.json) or a bare .tflite/.onnx file")
+    m = p.add_argument_group("model")
+    m.add_argument("--format", default=None, metavar="NAME",
+                   help="bundle model to run: int8, fp16, fp32, dynamic, edgetpu, onnx, qat_int8, ... "
+                        "(default: the Edge TPU model when its delegate loads, else int8, else the best present)")
+    m.add_argument("--labels", metavar="FILE", help="labels, one per line (bare model file only; default labels.txt beside it)")
+    m.add_argument("--edgetpu", action="store_true",
+                   help="run on the Coral Edge TPU (loads libedgetpu.so.1); fails clearly when it is missing")
+    m.add_argument("--num-threads", type=int, default=None, metavar="N", help="CPU threads for the interpreter")
+    m.add_argument("--top-k", type=int, default=3, metavar="K", help="classes to report per frame (default 3)")
+    m.add_argument("--threshold", type=float, default=0.0, metavar="P", help="hide classes scoring below P (0..1)")
+    m.add_argument("--smooth", type=int, default=1, metavar="N", help="average scores over the last N frames")
+    m.add_argument("--crop", type=float, default=None, metavar="F",
+                   help="centre-crop fraction of the shorter side before resizing (default: the bundle's)")
+    s = p.add_argument_group("source")
+    s.add_argument("--source", default="0", metavar="SRC",
+                   help="camera index (0), /dev/videoN, video file, image folder, rtsp:// or http:// URL, picamera2, "
+                        "or heldout (a video of the bundle's held-out images; reports accuracy). Default 0")
+    s.add_argument("--loop", action="store_true", help="restart a file or folder at its end")
+    s.add_argument("--realtime", action="store_true",
+                   help="play a file or folder at its frame rate, dropping frames like a live camera")
+    s.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N results")
+    s.add_argument("--stall-timeout", type=float, default=5.0, metavar="S",
+                   help="reopen a live source that gave no frame for S seconds (default 5)")
+    s.add_argument("--open-timeout", type=float, default=10.0, metavar="S", help="timeout opening a stream (default 10)")
+    s.add_argument("--max-reconnects", type=int, default=5, metavar="N",
+                   help="give up (exit 75) after N failed reopen attempts in a row (default 5)")
+    s.add_argument("--backoff", type=float, default=0.5, metavar="S",
+                   help="first reconnect delay, doubled per failed attempt up to 30 s (default 0.5)")
+    o = p.add_argument_group("output")
+    o.add_argument("--json", metavar="-|FILE", help="write one JSON object per result (- = stdout)")
+    o.add_argument("--print-every", type=int, default=1, metavar="N",
+                   help="console line every N results (default 1); 0 = none")
+    o.add_argument("-q", "--quiet", action="store_true", help="no console lines and no progress messages")
+    o.add_argument("--display", action="store_true", help="show an OpenCV window (needs full opencv-python)")
+    o.add_argument("--http", metavar="[HOST:]PORT",
+                   help="serve the preview page (/, /stream.mjpg, /healthz, /metrics); binds 127.0.0.1 unless a HOST is given")
+    o.add_argument("--token", default=None, metavar="T",
+                   help="require ?token=T on the preview (required off loopback; default $EDGELITE_TOKEN)")
+    o.add_argument("--max-viewers", type=int, default=4, metavar="N", help="concurrent stream viewers (default 4)")
+    p.set_defaults(func=run_command)
+
+
+def options_from_args(args):
+    """argparse namespace -> RunOptions (one name per concept: flag --top-k == RunOptions.top_k)."""
+    from edgelite.device.loop import RunOptions
+
+    return RunOptions(
+        source=args.source, format=args.format, labels=args.labels, top_k=args.top_k, threshold=args.threshold,
+        num_threads=args.num_threads, edgetpu=args.edgetpu, smooth=args.smooth, crop=args.crop, json=args.json,
+        print_every=0 if args.quiet else args.print_every, display=args.display, http=args.http,
+        token=args.token, max_viewers=args.max_viewers, max_frames=args.max_frames, loop=args.loop,
+        realtime=args.realtime, stall_timeout=args.stall_timeout, open_timeout=args.open_timeout,
+        max_reconnects=args.max_reconnects, backoff=args.backoff)
+
+
+def run_command(args) -> int:
+    from edgelite.cli import UserError
+    from edgelite.device.errors import RunError
+    from edgelite.device.loop import run_options
+
+    logger = logging.getLogger("edgelite.device")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("edgelite run: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    logger.propagate = False
+    try:
+        opts = options_from_args(args)
+        try:
+            summary = run_options(args.model, opts)
+        except RunError as e:
+            raise UserError(str(e)) from None
+        out = sys.stderr if opts.json == "-" else sys.stdout
+        if summary.checked is not None:
+            acc = summary.accuracy or 0.0
+            line = f"{summary.correct}/{summary.checked} frames classified correctly ({acc:.1%}) with {summary.model}"
+            print(line, file=out, flush=True)
+        if not args.quiet:
+            logger.info(summary.line())
+        return summary.exit_code
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True

@@ -1,0 +1,418 @@
+"""The camera loop of `edgelite run`: load the model once, open the source, classify frames until the
+source ends, `--max-frames` is reached or a signal arrives; reopen a stalled live source with backoff.
+
+Python API (the CLI is a thin wrapper over it)::
+
+    >>> from edgelite.device import run
+    >>> summary = run("bundle/", source="clip.avi", max_frames=100, json="results.jsonl")  # doctest: +SKIP
+    >>> summary.exit_code, summary.frames, summary.fps, summary.stage_ms["inference"]      # doctest: +SKIP
+
+Exit codes: 0 when the source ended, --max-frames was reached or SIGTERM/SIGINT stopped it;
+2 for a user error (raised as an exception, the CLI prints it); 75 (EX_TEMPFAIL) when a live source stayed
+lost after --max-reconnects reopen attempts, so that systemd's Restart= starts it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from edgelite.bundle import Bundle, BundleError, InputSpec, read_labels
+from edgelite.device.errors import EXIT_SOURCE_LOST, EndOfSource, RunError, SourceFailed
+from edgelite.device.notify import Notifier
+from edgelite.device.pipeline import STAGES, Pipeline, Result
+from edgelite.device.runtime import load_from_bundle, load_model
+from edgelite.device.sources import Frame, Source, describe_source, open_source
+
+log = logging.getLogger("edgelite.device")
+
+HELDOUT_SOURCE = "heldout"
+READ_SLICE = 0.2  # s: the longest the loop waits for a frame before it looks at stop/stall/watchdog
+
+
+@dataclasses.dataclass
+class RunOptions:
+    """Every option of `edgelite run`; field names are the CLI flags with '-' -> '_'."""
+
+    source: str = "0"
+    format: str | None = None  # bundle entry (int8, fp16, fp32, edgetpu, onnx, ...); None = best for this device
+    labels: str | None = None  # with a bare model file
+    top_k: int = 3
+    threshold: float = 0.0
+    num_threads: int | None = None
+    edgetpu: bool = False
+    smooth: int = 1
+    crop: float | None = None  # None = the bundle's
+    json: str | None = None  # "-" for stdout, or a file
+    print_every: int = 1  # console line every N results; 0 = none
+    display: bool = False
+    http: str | None = None  # PORT or HOST:PORT
+    token: str | None = None
+    max_viewers: int = 4
+    max_frames: int | None = None
+    loop: bool = False
+    realtime: bool = False
+    stall_timeout: float = 5.0
+    open_timeout: float = 10.0
+    max_reconnects: int = 5
+    backoff: float = 0.5  # first reconnect delay, doubled per consecutive failure
+    max_backoff: float = 30.0
+    truth: Sequence[int] | None = None  # label index per source frame: count correct results
+
+    def validate(self) -> None:
+        if self.top_k < 1:
+            raise RunError("--top-k must be at least 1")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise RunError("--threshold must be within 0..1")
+        if self.smooth < 1:
+            raise RunError("--smooth must be at least 1 (1 = no smoothing)")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise RunError("--num-threads must be at least 1")
+        if self.crop is not None and not 0.0 < self.crop <= 1.0:
+            raise RunError("--crop must be within (0, 1]")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise RunError("--max-frames must be at least 1")
+        if self.print_every < 0:
+            raise RunError("--print-every must be >= 0")
+        if self.stall_timeout <= 0 or self.open_timeout <= 0:
+            raise RunError("--stall-timeout and --open-timeout must be positive")
+        if self.max_reconnects < 0:
+            raise RunError("--max-reconnects must be >= 0")
+        if self.backoff < 0 or self.max_backoff < 0:
+            raise RunError("--backoff must be >= 0")
+
+
+@dataclasses.dataclass
+class RunSummary:
+    exit_code: int
+    reason: str  # end of source | max frames | stopped (SIGTERM) | source lost | ...
+    frames: int
+    dropped: int
+    reconnects: int
+    duration_s: float  # run() start to the end of the loop
+    first_result_s: float | None  # run() start to the first result
+    fps: float  # over the whole run, first to last result
+    stage_ms: dict[str, float]  # mean ms per stage (capture, preprocess, inference, postprocess, total)
+    inference_p50_ms: float
+    inference_p95_ms: float
+    model: str  # bundle entry name or file name
+    model_path: str
+    runtime: str
+    source: str
+    correct: int | None = None  # with truth: results whose top-1 id matched
+    checked: int | None = None
+    preview_url: str | None = None
+    label_counts: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.checked if self.checked else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["accuracy"] = self.accuracy
+        return d
+
+    def line(self) -> str:
+        m = self.stage_ms
+        return (f"{self.frames} frames in {self.duration_s:.2f} s ({self.fps:.1f} fps), dropped {self.dropped}, "
+                f"reconnects {self.reconnects}; mean ms: capture {m['capture']:.2f} preprocess {m['preprocess']:.3f} "
+                f"inference {m['inference']:.2f} postprocess {m['postprocess']:.3f}; {self.reason}")
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    model: Any  # runtime.TFLiteModel | runtime.ONNXModel
+    spec: InputSpec
+    labels: list[str]
+    name: str  # bundle entry name (int8, fp32, ...) or the file name
+    format: str  # tflite | edgetpu | onnx
+    bundle: Bundle | None = None
+    metrics: dict = dataclasses.field(default_factory=dict)
+
+
+def load(model_path: str | os.PathLike, opts: RunOptions | None = None) -> LoadedModel:
+    """The model (a bundle directory, or a bare .tflite/.onnx file plus labels), loaded once, verified."""
+    opts = opts or RunOptions()
+    p = Path(model_path)
+    if p.is_file() and p.suffix.lower() in (".tflite", ".onnx"):
+        if opts.format not in (None, "auto"):
+            raise RunError("--format picks a model inside a bundle; with a model file, drop --format")
+        labels_path = Path(opts.labels) if opts.labels else p.with_name("labels.txt")
+        if not labels_path.is_file():
+            raise RunError(f"labels file {labels_path} not found; pass --labels FILE (one label per line, "
+                           "in the model's output order) or run a bundle directory")
+        model = load_model(p, num_threads=opts.num_threads, edgetpu=opts.edgetpu)
+        spec = InputSpec(height=model.input_height, width=model.input_width, crop=opts.crop or 1.0)
+        fmt = "onnx" if p.suffix.lower() == ".onnx" else ("edgetpu" if model.delegate == "edgetpu" else "tflite")
+        return LoadedModel(model, spec, read_labels(labels_path), p.name, fmt)
+    bundle = Bundle.load(p)
+    fmt = opts.format
+    if opts.edgetpu:
+        if fmt not in (None, "auto", "edgetpu"):
+            raise RunError(f"--edgetpu runs the bundle's edgetpu model; drop --format {fmt} or --edgetpu")
+        fmt = "edgetpu"
+    model, entry = load_from_bundle(bundle, fmt, num_threads=opts.num_threads)
+    spec = bundle.input if opts.crop is None else dataclasses.replace(bundle.input, crop=opts.crop)
+    return LoadedModel(model, spec, bundle.labels, entry.name, entry.format, bundle, dict(entry.metrics or {}))
+
+
+@contextlib.contextmanager
+def _signals(stop: threading.Event, why: list[str], enabled: bool):
+    """SIGTERM/SIGINT set `stop` (the loop finishes its frame, flushes and returns); a second one aborts."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        if stop.is_set():
+            raise KeyboardInterrupt  # asked twice: stop waiting for a stuck call
+        why.append(signal.Signals(signum).name)
+        stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def run(model: str | os.PathLike, source: str | int = "0", *, stop: threading.Event | None = None,
+        on_result: Callable[[Result, Frame], None] | None = None, handle_signals: bool = True,
+        **options) -> RunSummary:
+    """Run the camera loop on `model` (bundle dir or model file) and `source`; options as `RunOptions`.
+
+    `stop` ends it from another thread; `on_result(result, frame)` sees every result; signals are
+    handled only when called from the main thread. Returns a RunSummary (see `exit_code`).
+
+        >>> s = run("bundle/", source="frames/", max_frames=10, print_every=0)   # doctest: +SKIP
+    """
+    opts = RunOptions(source=str(source), **options)
+    return run_options(model, opts, stop=stop, on_result=on_result, handle_signals=handle_signals)
+
+
+def run_options(model_path: str | os.PathLike, opts: RunOptions, *, stop: threading.Event | None = None,
+                on_result: Callable[[Result, Frame], None] | None = None,
+                handle_signals: bool = True) -> RunSummary:
+    t_start = time.perf_counter()
+    opts.validate()
+    stop = stop or threading.Event()
+    loaded = load(model_path, opts)
+    tmpdir = None
+    try:
+        if opts.source == HELDOUT_SOURCE and describe_source(opts.source) == "missing":
+            opts, tmpdir = _heldout_source(loaded, opts)
+        return _Loop(loaded, opts, stop, on_result, t_start).run(handle_signals)
+    finally:
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _heldout_source(loaded: LoadedModel, opts: RunOptions) -> tuple[RunOptions, str]:
+    """`--source heldout`: a video made from the bundle's held-out images, with their labels as truth."""
+    from edgelite.device.video import write_video
+
+    if loaded.bundle is None:
+        raise RunError("--source heldout needs a bundle (its heldout.npz); pass the bundle directory")
+    data = loaded.bundle.heldout()
+    if data is None:
+        raise BundleError(f"bundle {loaded.bundle.root} ships no held-out images (heldout.npz); "
+                          "pass --source FILE|DIR instead")
+    images, labels = data
+    tmpdir = tempfile.mkdtemp(prefix="edgelite-heldout-")
+    path = write_video(Path(tmpdir) / "heldout.avi", images, scale=2)
+    return dataclasses.replace(opts, source=str(path), truth=[int(y) for y in labels], loop=False), tmpdir
+
+
+class _Loop:
+    def __init__(self, loaded: LoadedModel, opts: RunOptions, stop: threading.Event, on_result, t_start: float):
+        self.loaded, self.opts, self.stop, self.on_result = loaded, opts, stop, on_result
+        self.t_start = t_start
+        self.pipeline = Pipeline(loaded.model, loaded.spec, loaded.labels, top_k=opts.top_k,
+                                 threshold=opts.threshold, smooth=opts.smooth)
+        self.notifier = Notifier()
+        self.outputs: list[Any] = []
+        self.preview = None
+        self.source: Source | None = None
+        self.reconnects = 0
+        self.correct = self.checked = 0
+        self.first_result: float | None = None
+        self.t_first = self.t_last = None
+        self.label_counts: dict[str, int] = {}
+        self.why: list[str] = []
+
+    @property
+    def info(self) -> dict:
+        m = self.loaded.model
+        threads = f", {self.opts.num_threads} threads" if self.opts.num_threads else ""
+        return {"model": self.loaded.name, "format": self.loaded.format,
+                "runtime": f"{m.runtime}{threads}", "source": self.opts.source, "labels": len(self.loaded.labels)}
+
+    def _open_outputs(self) -> None:
+        from edgelite.device.outputs import ConsoleOutput, DisplayOutput, JsonLinesOutput
+
+        o = self.opts
+        if o.json:
+            self.outputs.append(JsonLinesOutput(o.json))
+        if o.print_every:
+            self.outputs.append(ConsoleOutput(sys.stderr if o.json == "-" else sys.stdout, every=o.print_every))
+        if o.display:
+            self.outputs.append(DisplayOutput(on_quit=self.stop.set))
+        if o.http:
+            from edgelite.device.preview import PreviewServer
+
+            token = o.token or os.environ.get("EDGELITE_TOKEN") or None
+            self.preview = PreviewServer(o.http, info=self.info, token=token, max_viewers=o.max_viewers,
+                                         stale_after=o.stall_timeout).start()
+            self.outputs.append(self.preview)
+            log.info("preview at %s%s", self.preview.url, " (token required)" if token else "")
+
+    def run(self, handle_signals: bool) -> RunSummary:
+        o = self.opts
+        try:
+            self._open_outputs()
+            self.source = open_source(o.source, model_size=(self.loaded.spec.height, self.loaded.spec.width),
+                                      loop=o.loop, realtime=o.realtime, open_timeout=o.open_timeout,
+                                      read_timeout=o.stall_timeout, start=False)
+            self.source.prepare = self.pipeline.prepare  # resize in the capture thread, overlapping inference
+            log.info("model %s (%s) · source %s (%s)", self.loaded.name, self.info["runtime"], o.source,
+                     self.source.kind)
+            with _signals(self.stop, self.why, handle_signals):
+                self.notifier.ready(f"classifying {o.source} with {self.loaded.name}")
+                exit_code, reason = self._drive()
+        finally:
+            self.notifier.stopping()
+            self.notifier.close()
+            if self.source is not None:
+                self.source.close(timeout=0.5)  # a read stuck in a driver must not delay a SIGTERM exit
+            for out in reversed(self.outputs):
+                try:
+                    out.close()
+                except Exception as e:  # a closed pipe must not hide the summary
+                    log.warning("closing %s: %s", type(out).__name__, e)
+        return self._summary(exit_code, reason)
+
+    def _drive(self) -> tuple[int, str]:
+        o, src, pipe = self.opts, self.source, self.pipeline
+        failures = 0  # consecutive failed (re)opens; reset by a frame
+        while not self.stop.is_set():
+            src.open()
+            last_frame = time.monotonic()
+            t_prev = time.perf_counter()
+            try:
+                while not self.stop.is_set():
+                    frame = src.read(READ_SLICE)
+                    self.notifier.tick()
+                    if frame is None:
+                        if time.monotonic() - last_frame > o.stall_timeout:
+                            raise SourceFailed(f"no frame from {o.source} for {o.stall_timeout:g} s")
+                        continue
+                    capture_ms = (time.perf_counter() - t_prev) * 1e3
+                    result = pipe.process(frame, capture_ms, dropped=src.dropped)
+                    self._record(result, frame)
+                    try:
+                        for out in self.outputs:
+                            out.write(result, frame)
+                    except BrokenPipeError:  # `edgelite run ... --json - | head`: the reader is done
+                        _silence_stdout()
+                        return 0, "output closed"
+                    if self.on_result is not None:
+                        self.on_result(result, frame)
+                    failures = 0
+                    last_frame = time.monotonic()
+                    t_prev = time.perf_counter()
+                    if o.max_frames and pipe.count >= o.max_frames:
+                        return 0, "max frames"
+            except EndOfSource:
+                return 0, "end of source"
+            except SourceFailed as e:
+                src.close(timeout=0.5)
+                if self.stop.is_set():
+                    break
+                if failures >= o.max_reconnects:
+                    log.error("%s; giving up after %d reconnect attempts", e, failures)
+                    return EXIT_SOURCE_LOST, "source lost"
+                failures += 1
+                self.reconnects += 1
+                delay = min(o.max_backoff, o.backoff * 2 ** (failures - 1))
+                log.warning("%s; reconnecting in %.1f s (attempt %d of %d)", e, delay, failures, o.max_reconnects)
+                if self.preview is not None:
+                    self.preview.state.set_status("reconnecting", self.reconnects)
+                self.notifier.status(f"reconnecting to {o.source} ({failures}/{o.max_reconnects})")
+                self._sleep(delay)
+        return 0, f"stopped ({self.why[0]})" if self.why else "stopped"
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self.stop.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self.notifier.tick()
+            self.stop.wait(min(left, 1.0))
+
+    def _record(self, result: Result, frame: Frame) -> None:
+        now = time.perf_counter()
+        if self.t_first is None:
+            self.t_first = now
+            self.first_result = now - self.t_start
+            self.notifier.status(f"classifying {self.opts.source} with {self.loaded.name}")
+        self.t_last = now
+        if result.label is not None:
+            self.label_counts[result.label] = self.label_counts.get(result.label, 0) + 1
+        truth = self.opts.truth
+        if truth is not None and frame.index < len(truth):
+            self.checked += 1
+            self.correct += int(bool(result.top_k) and result.top_k[0].id == int(truth[frame.index]))
+
+    def _summary(self, exit_code: int, reason: str) -> RunSummary:
+        pipe = self.pipeline
+        n = pipe.count
+        span = (self.t_last - self.t_first) if n > 1 else 0.0
+        m = self.loaded.model
+        stage = pipe.stats.means()
+        return RunSummary(
+            exit_code=exit_code, reason=reason, frames=n,
+            dropped=self.source.dropped if self.source is not None else 0,
+            reconnects=self.reconnects, duration_s=time.perf_counter() - self.t_start,
+            first_result_s=self.first_result, fps=(n - 1) / span if span > 0 else 0.0,
+            stage_ms={k: stage[k] for k in (*STAGES, "total")},
+            inference_p50_ms=pipe.stats.percentile("inference", 50),
+            inference_p95_ms=pipe.stats.percentile("inference", 95),
+            model=self.loaded.name, model_path=str(m.path), runtime=m.runtime, source=self.opts.source,
+            correct=self.correct if self.opts.truth is not None else None,
+            checked=self.checked if self.opts.truth is not None else None,
+            preview_url=self.preview.url if self.preview is not None else None,
+            label_counts=self.label_counts,
+        )
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so flushing at exit does not raise again on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def backoff_delays(backoff: float, max_backoff: float, attempts: int) -> list[float]:
+    """The reconnect delays the loop waits, in order (for docs and tests)."""
+    return [min(max_backoff, backoff * 2 ** i) for i in range(attempts)] if attempts > 0 else []
+
+
+__all__ = ["RunOptions", "RunSummary", "LoadedModel", "load", "run", "run_options", "backoff_delays",
+           "EXIT_SOURCE_LOST", "HELDOUT_SOURCE"]

@@ -1,0 +1,132 @@
+"""Where results go: console lines, JSON lines, an OpenCV window. (The preview web server is `preview.py`.)
+
+Each output has `write(result, frame)` and `close()`; the loop calls them in order after every frame.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import IO
+
+import cv2
+import numpy as np
+
+from edgelite.device.errors import RunError
+from edgelite.device.pipeline import Result
+from edgelite.device.sources import Frame
+
+
+def format_line(result: Result) -> str:
+    """`frame 12  red 0.98 | green 0.01  ·  123.4 fps  capture 0.31 pre 0.05 inf 0.30 post 0.02 ms`"""
+    t = result.timings_ms
+    labels = " | ".join(f"{p.label} {p.score:.2f}" for p in result.top_k) or "(below threshold)"
+    mark = " *" if result.changed else ""
+    return (f"frame {result.frame:>6}  {labels}{mark}  ·  {result.fps:6.1f} fps  capture {t['capture']:.2f} "
+            f"pre {t['preprocess']:.2f} inf {t['inference']:.2f} post {t['postprocess']:.2f} ms")
+
+
+class ConsoleOutput:
+    """One human-readable line per result, or every N results (a label change is marked with *)."""
+
+    def __init__(self, stream: IO[str] | None = None, every: int = 1):
+        self.stream = stream or sys.stdout
+        self.every = max(1, every)
+
+    def write(self, result: Result, frame: Frame) -> None:
+        if result.frame % self.every == 0:
+            self.stream.write(format_line(result) + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class JsonLinesOutput:
+    """One JSON object per line (`Result.to_dict()`), flushed per line so a pipe reader sees it live."""
+
+    def __init__(self, target: str | os.PathLike):
+        self.target = str(target)
+        if self.target == "-":
+            self.stream, self._own = sys.stdout, False
+        else:
+            try:
+                self.stream, self._own = open(self.target, "w", encoding="utf-8", buffering=1), True
+            except OSError as e:
+                raise RunError(f"cannot write --json {self.target}: {e.strerror}") from None
+
+    def write(self, result: Result, frame: Frame) -> None:
+        self.stream.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
+        if not self._own:
+            self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.flush()
+        if self._own:
+            self.stream.close()
+
+
+# ---------------------------------------------------------------------------------------- overlay
+def draw_overlay(image: np.ndarray, result: Result | None, *, extra: str | None = None) -> np.ndarray:
+    """A copy of `image` (BGR) with the top-k labels, FPS and inference time on a dark panel, top left."""
+    out = image.copy() if image.ndim == 3 and image.shape[2] == 3 else cv2.cvtColor(
+        image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_BGRA2BGR)
+    if result is None:
+        return out
+    lines = [f"{p.label} {p.score:.2f}" for p in result.top_k] or ["(below threshold)"]
+    lines.append(f"{result.fps:.1f} fps  inf {result.timings_ms['inference']:.1f} ms")
+    if extra:
+        lines.append(extra)
+    scale = max(0.4, min(1.0, out.shape[0] / 480))
+    font, thick = cv2.FONT_HERSHEY_SIMPLEX, 1 if scale < 0.7 else 2
+    sizes = [cv2.getTextSize(t, font, scale, thick)[0] for t in lines]
+    step = max(h for _, h in sizes) + int(10 * scale) + 2
+    width = min(out.shape[1], max(w for w, _ in sizes) + 16)
+    height = min(out.shape[0], step * len(lines) + 8)
+    panel = out[:height, :width]
+    panel[...] = (panel * 0.35).astype(np.uint8)  # darken behind the text, keep the frame visible
+    for i, text in enumerate(lines):
+        colour = (90, 255, 90) if i == 0 and result.label is not None else (255, 255, 255)
+        cv2.putText(out, text, (8, 4 + step * (i + 1) - int(5 * scale)), font, scale, colour, thick, cv2.LINE_AA)
+    return out
+
+
+def gui_available() -> str | None:
+    """None when OpenCV can open a window here, else the reason it cannot."""
+    info = cv2.getBuildInformation()
+    for line in info.splitlines():
+        if line.strip().startswith("GUI:") and line.split(":", 1)[1].strip().upper() == "NONE":
+            return ("this OpenCV is the headless build (no GUI); `pip install opencv-python` in place of "
+                    "opencv-python-headless for --display, or watch the preview page with --http")
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display (DISPLAY is not set); run on the desktop or watch the preview page with --http"
+    return None
+
+
+class DisplayOutput:
+    """An OpenCV window with the overlay; `q` or Esc stops the loop (through `on_quit`)."""
+
+    WINDOW = "edgelite"
+
+    def __init__(self, on_quit=None):
+        reason = gui_available()
+        if reason:
+            raise RunError(f"--display: {reason}")
+        try:
+            cv2.namedWindow(self.WINDOW, cv2.WINDOW_NORMAL)
+        except cv2.error as e:
+            raise RunError(f"--display: OpenCV cannot open a window ({str(e).strip().splitlines()[-1]})") from None
+        self.on_quit = on_quit
+
+    def write(self, result: Result, frame: Frame) -> None:
+        cv2.imshow(self.WINDOW, draw_overlay(frame.image, result))
+        key = cv2.waitKey(1) & 0xFF
+        if key in (ord("q"), 27) and self.on_quit:
+            self.on_quit()
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(self.WINDOW)
+        except cv2.error:
+            pass

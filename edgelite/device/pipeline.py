@@ -1,0 +1,196 @@
+"""One frame through the model: preprocess -> invoke -> postprocess, with per-stage timings.
+
+    >>> pipe = Pipeline(model, bundle.input, bundle.labels, top_k=3)      # doctest: +SKIP
+    >>> result = pipe.process(frame)                                      # a Result
+    >>> result.label, result.timings_ms["inference"], result.fps          # doctest: +SKIP
+
+The model is loaded once by the caller (`runtime.load_from_bundle` / `runtime.load_model`); the
+pipeline owns no thread and no I/O, so `bench` can time exactly what `run` does.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+
+from edgelite.device.preprocess import prepare_bgr
+from edgelite.device.runtime import ModelLoadError, top_k
+from edgelite.device.sources import Frame
+
+STAGES = ("capture", "preprocess", "inference", "postprocess")
+
+
+@dataclasses.dataclass
+class Prediction:
+    id: int
+    label: str
+    score: float
+
+
+@dataclasses.dataclass
+class Result:
+    """What the loop reports for one frame (also the JSON line, see `to_dict`)."""
+
+    frame: int  # results so far, from 0
+    source_frame: int  # the frame's index in its source (gaps = dropped frames)
+    timestamp: float  # capture time, seconds since the epoch
+    top_k: list[Prediction]
+    label: str | None  # top-1 label, None when below --threshold
+    score: float  # top-1 score (after smoothing)
+    changed: bool  # label differs from the previous result's (a label-change event)
+    previous: str | None
+    timings_ms: dict[str, float]
+    fps: float  # rolling over the last results
+    dropped: int = 0  # frames the source dropped so far (live sources)
+    file: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "frame": self.frame,
+            "source_frame": self.source_frame,
+            "timestamp": round(self.timestamp, 6),
+            "label": self.label,
+            "score": round(self.score, 6),
+            "top_k": [{"id": p.id, "label": p.label, "score": round(p.score, 6)} for p in self.top_k],
+            "changed": self.changed,
+            "timings_ms": {k: round(v, 4) for k, v in self.timings_ms.items()},
+            "fps": round(self.fps, 3),
+            "dropped": self.dropped,
+        }
+        if self.changed:
+            d["previous"] = self.previous
+        if self.file is not None:
+            d["file"] = self.file
+        return d
+
+
+class StageStats:
+    """Running means of each stage plus a bounded window for percentiles (constant memory)."""
+
+    def __init__(self, window: int = 2048):
+        self.count = 0
+        self.sums = dict.fromkeys((*STAGES, "total"), 0.0)
+        self._recent: collections.deque[tuple[float, ...]] = collections.deque(maxlen=window)
+
+    def add(self, timings: dict[str, float]) -> None:
+        self.count += 1
+        for k in self.sums:
+            self.sums[k] += timings[k]
+        self._recent.append(tuple(timings[k] for k in self.sums))
+
+    def means(self) -> dict[str, float]:
+        return {k: (v / self.count if self.count else 0.0) for k, v in self.sums.items()}
+
+    def percentile(self, stage: str, q: float) -> float:
+        if not self._recent:
+            return 0.0
+        i = list(self.sums).index(stage)
+        return float(np.percentile([r[i] for r in self._recent], q))
+
+
+class Pipeline:
+    """preprocess -> invoke -> postprocess for one loaded model.
+
+    `smooth` averages the scores of the last N frames before top-k (steadier labels on a live camera);
+    `threshold` hides classes scoring below it (the label becomes None).
+    """
+
+    def __init__(self, model, spec, labels: list[str], *, top_k: int = 3, threshold: float = 0.0,
+                 smooth: int = 1, fps_window: int = 30):
+        if top_k < 1:
+            raise ValueError("top_k must be >= 1")
+        if smooth < 1:
+            raise ValueError("smooth must be >= 1")
+        self.model, self.spec = model, spec
+        self.labels = list(labels)
+        if len(self.labels) != model.num_classes:
+            raise ModelLoadError(f"the model outputs {model.num_classes} classes but there are {len(self.labels)} labels")
+        self.k, self.threshold, self.smooth = top_k, threshold, smooth
+        self._rgb = np.empty((spec.height, spec.width, 3), np.uint8)  # used when the tensor takes no raw pixels
+        self._hist = np.zeros((smooth, model.num_classes), np.float32) if smooth > 1 else None
+        self._hist_sum = np.zeros(model.num_classes, np.float64) if smooth > 1 else None
+        self._hist_n = 0
+        self._times: collections.deque[float] = collections.deque(maxlen=max(2, fps_window))
+        self.stats = StageStats()
+        self.count = 0
+        self._last_label: str | None = None
+
+    # -- stages (public so bench can time them one by one)
+    def prepare(self, image_bgr: np.ndarray) -> np.ndarray:
+        """BGR frame -> a new RGB model input array (for a capture thread to run ahead of inference)."""
+        return prepare_bgr(image_bgr, self.spec)
+
+    def load_input(self, rgb: np.ndarray) -> None:
+        """Copy a prepared RGB model input into the input tensor."""
+        view = self.model.input_view()
+        if view is not None:
+            np.copyto(view, rgb)
+            del view
+        else:
+            self.model.set_input(rgb)
+
+    def preprocess(self, image_bgr: np.ndarray) -> None:
+        """Centre-crop, resize, BGR->RGB, straight into the model's input tensor when it takes raw pixels."""
+        view = self.model.input_view()
+        if view is not None:
+            prepare_bgr(image_bgr, self.spec, out=view)
+            del view  # the interpreter refuses to invoke while a view of its memory is alive
+        else:
+            prepare_bgr(image_bgr, self.spec, out=self._rgb)
+            self.model.set_input(self._rgb)
+
+    def infer(self) -> np.ndarray:
+        try:
+            self.model.invoke()
+            scores = self.model.scores()
+        except Exception as e:  # runtimes raise their own types (onnxruntime's Fail, InvalidArgument, ...)
+            raise ModelLoadError(f"inference failed on {self.model.path.name}: {e}") from None
+        if scores.shape != (self.model.num_classes,):  # a corrupt graph can disagree with its own declaration
+            raise ModelLoadError(f"{self.model.path.name} returned scores of shape {scores.shape}, "
+                                 f"expected ({self.model.num_classes},); the model file is corrupt")
+        return scores
+
+    def postprocess(self, scores: np.ndarray) -> tuple[list[Prediction], np.ndarray]:
+        if self._hist is not None:
+            slot = self._hist_n % self.smooth
+            self._hist_sum += scores - self._hist[slot]
+            self._hist[slot] = scores
+            self._hist_n += 1
+            scores = (self._hist_sum / min(self._hist_n, self.smooth)).astype(np.float32)
+        classes = top_k(scores, self.k, self.threshold)
+        return [Prediction(c.id, self.labels[c.id], c.score) for c in classes], scores
+
+    # -- the whole frame
+    def process(self, frame: Frame, capture_ms: float = 0.0, dropped: int = 0) -> Result:
+        t0 = time.perf_counter()
+        if frame.model_input is not None:  # prepared in the capture thread: only the copy is left
+            self.load_input(frame.model_input)
+            prep_ms = frame.prep_ms
+        else:
+            self.preprocess(frame.model_image if frame.model_image is not None else frame.image)
+            prep_ms = 0.0
+        t1 = time.perf_counter()
+        scores = self.infer()
+        t2 = time.perf_counter()
+        preds, _ = self.postprocess(scores)
+        label = preds[0].label if preds else None
+        score = preds[0].score if preds else 0.0
+        changed, previous = label != self._last_label or self.count == 0, self._last_label
+        self._last_label = label
+        t3 = time.perf_counter()
+        timings = {"capture": capture_ms, "preprocess": prep_ms + (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
+                   "postprocess": (t3 - t2) * 1e3}
+        timings["total"] = sum(timings.values())
+        self._times.append(t3)
+        n = len(self._times)
+        fps = (n - 1) / (self._times[-1] - self._times[0]) if n > 1 and self._times[-1] > self._times[0] else 0.0
+        self.stats.add(timings)
+        result = Result(frame=self.count, source_frame=frame.index, timestamp=frame.timestamp, top_k=preds,
+                        label=label, score=score, changed=changed, previous=previous, timings_ms=timings,
+                        fps=fps, dropped=dropped, file=frame.file)
+        self.count += 1
+        return result

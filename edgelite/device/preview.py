@@ -1,0 +1,434 @@
+"""The preview web server of `edgelite run --http`: standard library `http.server`, one thread per client.
+
+=================  ===========================================================================
+``/``              a small page: the live stream, the top-k labels, FPS and stage timings
+``/stream.mjpg``   the annotated frames as multipart JPEG (at most `max_fps`, `max_viewers` at once)
+``/frame.jpg``     the latest annotated frame
+``/result.json``   the latest result (the same object as a `--json` line)
+``/healthz``       JSON: status, model, fps, frames, age of the last result; 503 when stale or starting
+``/metrics``       Prometheus text format
+=================  ===========================================================================
+
+It binds 127.0.0.1 unless told otherwise and refuses another address without a token. With a token
+every path except ``/healthz`` needs ``?token=T`` or ``Authorization: Bearer T``; ``/healthz`` stays
+open so a supervisor or load balancer can probe it, and says nothing a viewer could not see.
+JPEG encoding happens in the viewer threads, once per new frame however many viewers there are, and
+never when nobody watches: the camera loop only hands over references.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import http.server
+import ipaddress
+import json
+import logging
+import socket
+import threading
+import time
+from urllib.parse import parse_qs, quote, urlsplit
+
+import cv2
+
+from edgelite.device.errors import RunError
+from edgelite.device.outputs import draw_overlay
+from edgelite.device.pipeline import STAGES, Result
+from edgelite.device.sources import Frame
+
+log = logging.getLogger("edgelite.device")
+
+DEFAULT_HOST = "127.0.0.1"
+MIN_PREVIEW_HEIGHT = 360
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def parse_address(value: str) -> tuple[str, int]:
+    """'8080' | 'HOST:8080' | '[::1]:8080' -> (host, port); a bare port binds 127.0.0.1."""
+    v = value.strip()
+    host, port_s = DEFAULT_HOST, v
+    if v.startswith("["):
+        end = v.find("]")
+        if end < 0 or not v[end + 1:].startswith(":"):
+            raise RunError(f"--http {value!r}: expected [IPv6]:PORT")
+        host, port_s = v[1:end], v[end + 2:]
+    elif ":" in v:
+        host, port_s = v.rsplit(":", 1)
+        host = host or DEFAULT_HOST
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise RunError(f"--http {value!r}: expected PORT or HOST:PORT (e.g. 127.0.0.1:8080)") from None
+    if not 0 <= port <= 65535:
+        raise RunError(f"--http {value!r}: port must be 0..65535")
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a hostname: it may resolve to anything, treat it as exposed
+
+
+def _prom_label(v: object) -> str:
+    return str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class PreviewState:
+    """What the loop publishes and the handlers read. All access under one lock; no copies of frames."""
+
+    def __init__(self, info: dict, stale_after: float):
+        self.info = dict(info)  # model, format, runtime, source, labels
+        self.stale_after = stale_after
+        self.started = time.monotonic()
+        self.cond = threading.Condition()
+        self.seq = 0
+        self.frame: Frame | None = None
+        self.result: Result | None = None
+        self.result_mono = 0.0
+        self.frames = 0
+        self.dropped = 0
+        self.reconnects = 0
+        self.status = "starting"
+        self.viewers = 0
+        self.stage_sums = dict.fromkeys(STAGES, 0.0)
+        self.hist = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.hist_sum = 0.0
+        self._jpeg_seq = -1
+        self._jpeg = b""
+        self._encode_lock = threading.Lock()
+
+    def publish(self, frame: Frame, result: Result) -> None:
+        with self.cond:
+            self.frame, self.result = frame, result
+            self.result_mono = time.monotonic()
+            self.frames += 1
+            self.dropped = result.dropped
+            self.status = "ok"
+            for k in STAGES:
+                self.stage_sums[k] += result.timings_ms[k]
+            s = result.timings_ms["inference"] / 1e3
+            self.hist_sum += s
+            for i, b in enumerate(LATENCY_BUCKETS):
+                if s <= b:
+                    self.hist[i] += 1
+                    break
+            else:
+                self.hist[-1] += 1
+            self.seq += 1
+            self.cond.notify_all()
+
+    def set_status(self, status: str, reconnects: int | None = None) -> None:
+        with self.cond:
+            self.status = status
+            if reconnects is not None:
+                self.reconnects = reconnects
+
+    def jpeg(self) -> tuple[int, bytes]:
+        """(seq, JPEG of the latest annotated frame); encoded at most once per frame."""
+        with self.cond:
+            seq, frame, result = self.seq, self.frame, self.result
+        with self._encode_lock:
+            if seq != self._jpeg_seq and frame is not None:
+                image = frame.image
+                if image.shape[0] < MIN_PREVIEW_HEIGHT:  # small frames: enlarge so the overlay text is legible
+                    f = -(-MIN_PREVIEW_HEIGHT // image.shape[0])
+                    image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_NEAREST)
+                ok, buf = cv2.imencode(".jpg", draw_overlay(image, result), [cv2.IMWRITE_JPEG_QUALITY, 80])
+                if ok:
+                    self._jpeg_seq, self._jpeg = seq, buf.tobytes()
+            return self._jpeg_seq, self._jpeg
+
+    def health(self) -> tuple[int, dict]:
+        with self.cond:
+            age = time.monotonic() - self.result_mono if self.result is not None else None
+            status = self.status
+            if status == "ok" and age is not None and age > self.stale_after:
+                status = "stale"
+            body = {
+                "status": status,
+                "model": self.info.get("model"),
+                "format": self.info.get("format"),
+                "runtime": self.info.get("runtime"),
+                "source": self.info.get("source"),
+                "fps": round(self.result.fps, 2) if self.result else 0.0,
+                "frames": self.frames,
+                "dropped": self.dropped,
+                "reconnects": self.reconnects,
+                "last_result_age_s": round(age, 3) if age is not None else None,
+                "uptime_s": round(time.monotonic() - self.started, 3),
+                "viewers": self.viewers,
+            }
+        return (200 if status == "ok" else 503), body
+
+    def metrics(self) -> str:
+        _, h = self.health()
+        with self.cond:
+            frames, sums = self.frames, dict(self.stage_sums)
+            hist, hist_sum = list(self.hist), self.hist_sum
+        lines = []
+
+        def metric(name, kind, help_, samples):
+            lines.append(f"# HELP {name} {help_}")
+            lines.append(f"# TYPE {name} {kind}")
+            for labels, value in samples:
+                lab = "{" + ",".join(f'{k}="{_prom_label(v)}"' for k, v in labels.items()) + "}" if labels else ""
+                lines.append(f"{name}{lab} {value}")
+
+        info = {k: self.info.get(k) or "" for k in ("model", "format", "runtime", "source")}
+        metric("edgelite_info", "gauge", "The loaded model and source.", [(info, 1)])
+        metric("edgelite_up", "gauge", "1 while results are fresh.", [({}, int(h["status"] == "ok"))])
+        metric("edgelite_frames_total", "counter", "Frames classified.", [({}, frames)])
+        metric("edgelite_dropped_frames_total", "counter", "Frames a live source dropped while the loop was busy.",
+               [({}, h["dropped"])])
+        metric("edgelite_reconnects_total", "counter", "Times the source was reopened.", [({}, h["reconnects"])])
+        metric("edgelite_fps", "gauge", "Rolling frames per second.", [({}, h["fps"])])
+        age = h["last_result_age_s"]
+        metric("edgelite_last_result_age_seconds", "gauge", "Seconds since the last result (-1 before the first).",
+               [({}, age if age is not None else -1)])
+        metric("edgelite_stage_seconds_mean", "gauge", "Mean seconds per frame in each stage.",
+               [({"stage": k}, f"{(v / frames / 1e3) if frames else 0.0:.9f}") for k, v in sums.items()])
+        cum, samples = 0, []
+        for b, n in zip(LATENCY_BUCKETS, hist[:-1], strict=True):
+            cum += n
+            samples.append(({"le": f"{b:g}"}, cum))
+        samples.append(({"le": "+Inf"}, cum + hist[-1]))
+        metric("edgelite_inference_seconds", "histogram", "Inference time per frame.", [])
+        lines.extend(f"edgelite_inference_seconds_bucket{{le=\"{lab['le']}\"}} {v}" for lab, v in samples)
+        lines.append(f"edgelite_inference_seconds_sum {hist_sum:.9f}")
+        lines.append(f"edgelite_inference_seconds_count {frames}")
+        metric("edgelite_viewers", "gauge", "Preview stream viewers connected.", [({}, h["viewers"])])
+        return "\n".join(lines) + "\n"
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>edgelite · {title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+ body {{ font: 15px system-ui, sans-serif; margin: 0; background: #111; color: #eee; }}
+ header {{ padding: 8px 14px; background: #222; }} header b {{ color: #7c7; }}
+ main {{ display: flex; flex-wrap: wrap; gap: 16px; padding: 14px; }}
+ #stream {{ max-width: 100%; min-width: 320px; background: #000; }}
+ table {{ border-collapse: collapse; }} td {{ padding: 2px 8px; }}
+ .bar {{ background: #2a6; height: 12px; }} #labels td:first-child {{ font-weight: bold; }}
+ #status {{ color: #aaa; }}
+</style></head>
+<body><header><b>edgelite</b> · <span id="model">{model}</span> · <span id="status">connecting…</span></header>
+<main>
+ <img id="stream" src="stream.mjpg{qs}" alt="live stream">
+ <section>
+  <h3>Top classes</h3><table id="labels"></table>
+  <p><span id="fps">–</span> fps · frame <span id="frame">–</span></p>
+  <h3>Stage timings (ms)</h3><table id="timings"></table>
+ </section>
+</main>
+<script>
+const qs = {qs_json};
+function esc(s) {{ return String(s).replace(/[&<>"]/g, c => ({{"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}})[c]); }}
+async function tick() {{
+  try {{
+    const r = await fetch("result.json" + qs, {{cache: "no-store"}});
+    if (r.ok) {{
+      const d = await r.json();
+      if (d.frame !== undefined) {{
+        document.getElementById("labels").innerHTML = d.top_k.map(p =>
+          `<tr><td>${{esc(p.label)}}</td><td>${{p.score.toFixed(3)}}</td>` +
+          `<td><div class="bar" style="width:${{Math.round(p.score * 150)}}px"></div></td></tr>`).join("");
+        document.getElementById("timings").innerHTML = Object.entries(d.timings_ms).map(([k, v]) =>
+          `<tr><td>${{esc(k)}}</td><td>${{v.toFixed(2)}}</td></tr>`).join("");
+        document.getElementById("fps").textContent = d.fps.toFixed(1);
+        document.getElementById("frame").textContent = d.frame;
+        document.getElementById("status").textContent = "live";
+      }}
+    }} else {{ document.getElementById("status").textContent = "HTTP " + r.status; }}
+  }} catch (e) {{ document.getElementById("status").textContent = "disconnected"; }}
+  setTimeout(tick, 300);
+}}
+tick();
+</script></body></html>
+"""
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server_version = "edgelite-preview"
+    protocol_version = "HTTP/1.1"
+
+    # -- plumbing
+    def log_message(self, fmt, *args):  # route the access log to debug, not stderr
+        log.debug("preview %s %s", self.address_string(), fmt % args)
+
+    @property
+    def preview(self) -> PreviewServer:
+        return self.server.preview  # type: ignore[attr-defined]
+
+    def _send(self, code: int, body: bytes, ctype: str, extra: dict | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, code: int, obj) -> None:
+        self._send(code, (json.dumps(obj) + "\n").encode(), "application/json")
+
+    def _token_given(self, query: dict) -> str:
+        t = query.get("token", [""])[0]
+        if not t:
+            auth = self.headers.get("Authorization", "")
+            if auth.lower().startswith("bearer "):
+                t = auth[7:].strip()
+        return t
+
+    def _authorized(self, query: dict) -> bool:
+        token = self.preview.token
+        return not token or hmac.compare_digest(self._token_given(query).encode(), token.encode())
+
+    # -- routes
+    def do_HEAD(self):
+        self.do_GET()
+
+    def do_GET(self):
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        state = self.preview.state
+        if url.path == "/healthz":
+            code, body = state.health()
+            return self._json(code, body)
+        if not self._authorized(query):
+            return self._send(401, b"token required: add ?token=... or an Authorization: Bearer header\n",
+                              "text/plain; charset=utf-8", {"WWW-Authenticate": "Bearer"})
+        if url.path in ("/", "/index.html"):
+            token = self._token_given(query)
+            qs_raw = f"?token={quote(token, safe='')}" if token else ""
+            qs, qs_json = html.escape(qs_raw, quote=True), json.dumps(qs_raw)
+            page = PAGE.format(title=html.escape(str(state.info.get("model"))), model=html.escape(
+                f"{state.info.get('model')} · {state.info.get('runtime')} · {state.info.get('source')}"),
+                qs=qs, qs_json=qs_json)
+            return self._send(200, page.encode(), "text/html; charset=utf-8")
+        if url.path == "/result.json":
+            with state.cond:
+                result = state.result
+            return self._json(200, result.to_dict() if result else {})
+        if url.path == "/metrics":
+            return self._send(200, state.metrics().encode(), "text/plain; version=0.0.4; charset=utf-8")
+        if url.path == "/frame.jpg":
+            _, jpg = state.jpeg()
+            if not jpg:
+                return self._send(503, b"no frame yet\n", "text/plain; charset=utf-8")
+            return self._send(200, jpg, "image/jpeg")
+        if url.path == "/stream.mjpg":
+            return self._stream()
+        return self._send(404, b"not found\n", "text/plain; charset=utf-8")
+
+    def _stream(self):
+        srv, state = self.preview, self.preview.state
+        with state.cond:
+            if state.viewers >= srv.max_viewers:
+                full = True
+            else:
+                full = False
+                state.viewers += 1
+        if full:
+            return self._send(503, f"too many viewers (max {srv.max_viewers})\n".encode(), "text/plain; charset=utf-8",
+                              {"Retry-After": "5"})
+        self.close_connection = True
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            last, period, next_t = -1, 1.0 / srv.max_fps, 0.0
+            while not srv.stopping.is_set():
+                with state.cond:
+                    if state.seq == last:
+                        state.cond.wait(0.5)  # publish() notifies; the timeout re-checks stopping
+                    if state.seq == last:
+                        continue
+                wait = next_t - time.monotonic()
+                if wait > 0 and srv.stopping.wait(wait):
+                    break
+                last, jpg = state.jpeg()
+                if not jpg:
+                    continue
+                next_t = time.monotonic() + period
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg))
+                self.wfile.write(jpg)
+                self.wfile.write(b"\r\n")
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
+            pass  # the viewer went away
+        finally:
+            with state.cond:
+                state.viewers -= 1
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 16
+
+
+class PreviewServer:
+    """Start with `start()`, feed with `publish(frame, result)`, stop with `close()`."""
+
+    def __init__(self, address: str, *, info: dict, token: str | None = None, max_viewers: int = 4,
+                 max_fps: float = 15.0, stale_after: float = 5.0):
+        host, port = parse_address(address)
+        if not is_loopback(host) and not token:
+            raise RunError(f"--http {address}: binding {host} exposes the camera to the network; "
+                           "set --token (or EDGELITE_TOKEN) or bind 127.0.0.1")
+        if max_viewers < 1:
+            raise RunError("--max-viewers must be at least 1")
+        self.host, self.port = host, port
+        self.token = token or None
+        self.max_viewers, self.max_fps = max_viewers, max(0.5, max_fps)
+        self.state = PreviewState(info, stale_after)
+        self.stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def start(self) -> PreviewServer:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        server_cls = type("_PreviewServer", (_Server,), {"address_family": family})
+        try:
+            self._server = server_cls((self.host, self.port), _Handler)
+        except OSError as e:
+            raise RunError(f"--http {self.host}:{self.port}: cannot listen ({e.strerror or e})") from None
+        self._server.preview = self  # type: ignore[attr-defined]
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="preview", daemon=True)
+        self._thread.start()
+        return self
+
+    def publish(self, frame: Frame, result: Result) -> None:
+        self.state.publish(frame, result)
+
+    # the loop treats the preview as one more output
+    def write(self, result: Result, frame: Frame) -> None:
+        self.state.publish(frame, result)
+
+    def close(self) -> None:
+        self.stopping.set()
+        with self.state.cond:
+            self.state.cond.notify_all()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(2.0)
+            self._thread = None

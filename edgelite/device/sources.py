@@ -1,0 +1,371 @@
+"""Frame sources for the camera loop.
+
+One `open_source(spec)` for every kind the CLI's `--source` accepts:
+
+=====================================  =========================================================
+``0``, ``/dev/video0``                 camera through OpenCV `VideoCapture` (live)
+``rtsp://…``, ``http://…`` (any URL)   network stream through OpenCV/FFmpeg (live)
+``clip.mp4``                           a video file (read in order, no drops, unless realtime)
+``frames/``                            an image folder (natural name order: 2.jpg before 10.jpg)
+``picamera2``                          the Raspberry Pi camera (`edgelite.device.picamera`)
+=====================================  =========================================================
+
+Every source decodes in its own capture thread. Live sources keep only the latest frame (the loop
+never lags behind the camera; overwritten frames are counted as drops); files and folders are read
+ahead through a small bounded queue, so decoding overlaps inference and no frame is dropped.
+
+    >>> with open_source("clip.avi") as src:            # doctest: +SKIP
+    ...     frame = src.read(timeout=1.0)                # Frame(image=BGR ndarray, index=0, ...)
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgelite.device.errors import EndOfSource, SourceError, SourceFailed
+
+log = logging.getLogger("edgelite.device")
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+PICAMERA_NAMES = {"picamera2", "picamera"}
+
+
+@dataclasses.dataclass
+class Frame:
+    image: np.ndarray  # BGR uint8: what the preview and the display show
+    index: int  # position in the source since it was opened (drops leave gaps)
+    timestamp: float  # wall-clock time of capture (time.time())
+    model_image: np.ndarray | None = None  # BGR already sized for the model (picamera2's lores stream)
+    file: str | None = None  # the image file, for folder sources
+    model_input: np.ndarray | None = None  # RGB model input, made by `Source.prepare` in the capture thread
+    prep_ms: float = 0.0  # time `prepare` took
+
+
+class Source:
+    """Base class: a capture thread feeding a `_FrameBuffer`. Subclasses implement `_run`."""
+
+    live = True
+    kind = "source"
+
+    def __init__(self, name: str, *, capacity: int = 1, drop: bool = True):
+        self.name = name
+        #: optional BGR image -> RGB model input, run in the capture thread on every frame, so resizing
+        #: overlaps inference on another core (the loop sets it to `Pipeline.prepare`)
+        self.prepare = None
+        self._capacity, self._drop = capacity, drop
+        self._buf: _FrameBuffer | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._dropped_before = 0  # drops of earlier openings (a reconnect starts a new buffer)
+
+    # -- lifecycle
+    def open(self) -> Source:
+        """Start capturing. Raises SourceError when the source can never work; live sources report
+        open failures later, through `read()` raising SourceFailed, so opening never blocks."""
+        self.close()
+        if self._buf is not None:
+            self._dropped_before += self._buf.dropped
+        self._stop = threading.Event()
+        self._buf = _FrameBuffer(self._capacity, self._drop)
+        self._prepare()
+        self._thread = threading.Thread(target=self._thread_main, args=(self._buf, self._stop),
+                                        name=f"capture:{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop the capture thread. A thread blocked inside a driver call is left to finish on its own
+        (it owns its capture handle and releases it), so closing never hangs the loop."""
+        self._stop.set()
+        if self._buf is not None:
+            self._buf.wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.debug("capture thread for %s still blocked in a read; leaving it", self.name)
+            self._thread = None
+
+    def __enter__(self) -> Source:
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- reading
+    def read(self, timeout: float) -> Frame | None:
+        """The next frame, or None after `timeout` s. Raises EndOfSource at the end of a file or folder
+        and SourceFailed when a live source failed."""
+        if self._buf is None:
+            raise RuntimeError("source is not open")
+        return self._buf.get(timeout)
+
+    @property
+    def dropped(self) -> int:
+        """Frames overwritten before the loop took them, since the first opening."""
+        return self._dropped_before + (self._buf.dropped if self._buf is not None else 0)
+
+    # -- for subclasses
+    def _prepare(self) -> None:
+        """Synchronous checks at open time (raise SourceError)."""
+
+    def _run(self, put, stop: threading.Event) -> None:
+        """Capture until `stop` is set; call put(Frame) per frame (returns False when stopping).
+        Return at the end of the stream; raise SourceFailed (or anything) when the source fails."""
+        raise NotImplementedError
+
+    def _thread_main(self, buf: _FrameBuffer, stop: threading.Event) -> None:
+        # buf and stop belong to this opening: a thread left blocked by close() never touches the next one
+        prepare = self.prepare
+
+        def put(frame: Frame) -> bool:
+            if prepare is not None:
+                t0 = time.perf_counter()
+                frame.model_input = prepare(frame.model_image if frame.model_image is not None else frame.image)
+                frame.prep_ms = (time.perf_counter() - t0) * 1e3
+            return buf.put(frame, stop)
+
+        try:
+            self._run(put, stop)
+            buf.finish(None)
+        except SourceFailed as e:
+            buf.finish(e)
+        except Exception as e:  # a driver exception: report it to the loop, which reconnects
+            buf.finish(SourceFailed(f"{self.name}: {type(e).__name__}: {e}"))
+
+
+class _FrameBuffer:
+    """Hand-over between the capture thread and the loop: latest-frame slot (drop) or bounded queue."""
+
+    def __init__(self, capacity: int, drop: bool):
+        self._q: collections.deque[Frame] = collections.deque()
+        self._capacity, self._drop = max(1, capacity), drop
+        self._cond = threading.Condition()
+        self._done = False
+        self._error: SourceFailed | None = None
+        self.dropped = 0
+
+    def put(self, frame: Frame, stop: threading.Event) -> bool:
+        with self._cond:
+            if self._drop:
+                while len(self._q) >= self._capacity:
+                    self._q.popleft()
+                    self.dropped += 1
+            else:
+                while len(self._q) >= self._capacity and not stop.is_set():
+                    self._cond.wait(0.1)
+            if stop.is_set():
+                return False
+            self._q.append(frame)
+            self._cond.notify_all()
+            return True
+
+    def finish(self, error: SourceFailed | None) -> None:
+        with self._cond:
+            self._done, self._error = True, error
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def get(self, timeout: float) -> Frame | None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._q:
+                if self._done:
+                    if self._error is not None:
+                        raise self._error
+                    raise EndOfSource()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+            frame = self._q.popleft()
+            self._cond.notify_all()  # room for a blocked reader
+            return frame
+
+
+# ---------------------------------------------------------------------------------------- OpenCV
+class VideoSource(Source):
+    """Camera index, /dev/video device, network URL (live) or video file, through cv2.VideoCapture."""
+
+    def __init__(self, spec: str | int, *, live: bool, open_timeout: float = 10.0, read_timeout: float = 5.0,
+                 loop: bool = False, realtime: bool = False, readahead: int = 4):
+        self.spec = spec
+        self.live = live
+        self.kind = "camera" if isinstance(spec, int) or str(spec).startswith("/dev/") else (
+            "stream" if live else "file")
+        self.open_timeout, self.read_timeout = open_timeout, read_timeout
+        self.loop, self.realtime = loop, realtime
+        drop = live or realtime
+        super().__init__(str(spec), capacity=1 if drop else readahead, drop=drop)
+        self.fps = 0.0
+        self._cap = None
+
+    def _open_capture(self):
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout * 1000),
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout * 1000)]
+        cap = cv2.VideoCapture(self.spec if isinstance(self.spec, int) else str(self.spec), cv2.CAP_ANY, params)
+        if not cap.isOpened():
+            cap.release()
+            return None
+        if self.live:
+            # a camera's driver queue adds latency; keep it short (ignored where unsupported)
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        return cap
+
+    def _prepare(self) -> None:
+        if self.live:
+            return  # opened in the capture thread: a dead camera or server must not block the loop
+        path = Path(str(self.spec))
+        if not path.is_file():
+            raise SourceError(f"video file {path} does not exist")
+        cap = self._open_capture()
+        if cap is None:
+            raise SourceError(f"OpenCV cannot open {path} as a video (unsupported container or codec?); "
+                              "try an .avi/.mp4 file or an image folder")
+        self._cap = cap
+
+    def _run(self, put, stop: threading.Event) -> None:
+        cap, self._cap = self._cap, None
+        if cap is None:
+            cap = self._open_capture()
+            if cap is None:
+                raise SourceFailed(f"cannot open {self.name} (timeout {self.open_timeout:g} s)")
+        try:
+            self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            period = 1.0 / self.fps if self.realtime and 0 < self.fps < 1000 else 0.0
+            index, t0, n_since_t0 = 0, time.monotonic(), 0
+            while not stop.is_set():
+                ok, image = cap.read()
+                if not ok or image is None:
+                    if self.live:
+                        raise SourceFailed(f"{self.name}: no frame (read failed or timed out)")
+                    if self.loop and index > 0:
+                        cap.release()
+                        cap = self._open_capture()
+                        if cap is None:
+                            raise SourceFailed(f"cannot reopen {self.name}")
+                        t0, n_since_t0 = time.monotonic(), 0
+                        continue
+                    return  # end of file
+                if not put(Frame(image=image, index=index, timestamp=time.time())):
+                    return
+                index += 1
+                if period:
+                    n_since_t0 += 1
+                    delay = t0 + n_since_t0 * period - time.monotonic()
+                    if delay > 0:
+                        stop.wait(delay)
+        finally:
+            cap.release()
+
+
+# ---------------------------------------------------------------------------------------- folders
+def _natural_key(name: str):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+class FolderSource(Source):
+    """The images of a folder in natural name order, decoded ahead in the capture thread."""
+
+    live = False
+    kind = "folder"
+
+    def __init__(self, path: str | os.PathLike, *, loop: bool = False, realtime: bool = False,
+                 fps: float = 30.0, readahead: int = 4):
+        self.path = Path(path)
+        self.loop, self.realtime, self.fps = loop, realtime, fps
+        super().__init__(str(path), capacity=1 if realtime else readahead, drop=realtime)
+        self.files: list[Path] = []
+        self.unreadable = 0
+
+    def _prepare(self) -> None:
+        if not self.path.is_dir():
+            raise SourceError(f"image folder {self.path} does not exist")
+        self.files = sorted((p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                            key=lambda p: _natural_key(p.name))
+        if not self.files:
+            raise SourceError(f"{self.path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+
+    def _run(self, put, stop: threading.Event) -> None:
+        period = 1.0 / self.fps if self.realtime and self.fps > 0 else 0.0
+        index, t0 = 0, time.monotonic()
+        while not stop.is_set():
+            for f in self.files:
+                if stop.is_set():
+                    return
+                image = cv2.imread(str(f), cv2.IMREAD_COLOR)
+                if image is None:
+                    self.unreadable += 1
+                    log.warning("skipping %s: not a readable image", f)
+                    continue
+                if not put(Frame(image=image, index=index, timestamp=time.time(), file=f.name)):
+                    return
+                index += 1
+                if period:
+                    delay = t0 + index * period - time.monotonic()
+                    if delay > 0:
+                        stop.wait(delay)
+            if not self.loop or index == 0:
+                return
+
+
+# ---------------------------------------------------------------------------------------- factory
+URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+
+
+def describe_source(spec: str | int) -> str:
+    """'camera' | 'stream' | 'file' | 'folder' | 'picamera2' | 'missing' for a --source value."""
+    s = str(spec)
+    if s.lower() in PICAMERA_NAMES:
+        return "picamera2"
+    if s.isdigit() or s.startswith("/dev/"):
+        return "camera"
+    if s.lower().startswith(URL_SCHEMES) or "://" in s:
+        return "stream"
+    p = Path(s)
+    if p.is_dir():
+        return "folder"
+    if p.is_file():
+        return "file"
+    return "missing"
+
+
+def open_source(spec: str | int, *, model_size: tuple[int, int] | None = None, loop: bool = False,
+                realtime: bool = False, open_timeout: float = 10.0, read_timeout: float = 5.0,
+                start: bool = True) -> Source:
+    """Make (and by default open) the source for a --source value.
+
+    `model_size` (height, width) sizes picamera2's low-resolution inference stream; `loop` restarts
+    files and folders at their end; `realtime` plays them at their frame rate, dropping frames the loop
+    cannot keep up with, as a live camera would; the timeouts bound opening and each read of live sources.
+    """
+    kind = describe_source(spec)
+    if kind == "missing":
+        raise SourceError(f"source {spec!r} is not a camera index, /dev/video device, URL, video file, image folder "
+                          "or picamera2 (no such file or folder)")
+    if kind == "picamera2":
+        from edgelite.device.picamera import PicameraSource
+
+        src: Source = PicameraSource(model_size=model_size)
+    elif kind == "folder":
+        src = FolderSource(spec, loop=loop, realtime=realtime)
+    elif kind == "camera":
+        s = str(spec)
+        src = VideoSource(int(s) if s.isdigit() else s, live=True, open_timeout=open_timeout,
+                          read_timeout=read_timeout)
+    else:
+        src = VideoSource(str(spec), live=(kind == "stream"), open_timeout=open_timeout, read_timeout=read_timeout,
+                          loop=loop, realtime=realtime)
+    return src.open() if start else src

@@ -1,0 +1,160 @@
+"""Models and bundles for the bench tests: real TFLite (fp32, int8 with uint8 io) and ONNX files built
+with TensorFlow, whose answers are known in advance.
+
+The classifier is hand-wired rather than trained: identity convolutions carry each colour channel
+through a few layers (real work for the runtime), global average pooling and a scaled identity Dense
+pick the dominant channel. On images whose dominant channel is unmistakable it is exact, so a held-out
+split in which a known fraction of labels is deliberately wrong has a known top-1 (ACCURACY) for every
+format — the accuracy column is checked against the labels, not against another run of the same code.
+
+Imported only by tests (it imports TensorFlow); `edgelite/device` never sees it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+LABELS = ["red", "green", "blue"]
+SIZE = 32
+N_HELDOUT = 40
+N_WRONG = 10  # held-out labels deliberately shifted to a wrong class
+ACCURACY = (N_HELDOUT - N_WRONG) / N_HELDOUT  # 0.75
+COPIES = 4  # each channel is carried in COPIES feature maps
+
+
+def colour_images(n: int, seed: int, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """n RGB uint8 images whose dominant channel (mean >= 150 vs <= 90) is the class; noise and blobs vary."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    ys = np.arange(n) % len(LABELS)
+    rng.shuffle(ys)
+    xs = np.empty((n, size, size, 3), np.uint8)
+    for i, y in enumerate(ys):
+        base = rng.integers(20, 70, 3)
+        base[y] = rng.integers(170, 230)
+        img = np.clip(base[None, None, :] + rng.integers(-15, 16, (size, size, 3)), 0, 255).astype(np.uint8)
+        c = (int(rng.integers(8, size - 8)), int(rng.integers(8, size - 8)))
+        blob = tuple(int(v) for v in np.clip(base + rng.integers(-20, 21, 3), 0, 255))
+        cv2.circle(img, c, int(rng.integers(3, 7)), blob, -1)
+        xs[i] = img
+    return xs, ys.astype(np.int64)
+
+
+def _keras_model():
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tf_keras as keras
+
+    k = len(LABELS) * COPIES
+    inp = keras.Input((SIZE, SIZE, 3), name="image")  # raw 0..255 pixels
+    x = keras.layers.Rescaling(1.0 / 255.0)(inp)
+    widen = np.zeros((1, 1, 3, k), np.float32)
+    for j in range(k):
+        widen[0, 0, j % 3, j] = 1.0
+    x = keras.layers.Conv2D(k, 1, use_bias=False, weights=[widen])(x)
+    ident = np.zeros((3, 3, k, k), np.float32)
+    for j in range(k):
+        ident[1, 1, j, j] = 1.0
+    for _ in range(3):  # identity 3x3 convolutions: real work for the runtime, same channel means
+        x = keras.layers.Conv2D(k, 3, padding="same", activation="relu", weights=[ident, np.zeros(k, np.float32)])(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    dense = np.zeros((k, 3), np.float32)
+    for j in range(k):
+        dense[j, j % 3] = 20.0 / COPIES
+    x = keras.layers.Dense(3, activation="softmax", weights=[dense, np.zeros(3, np.float32)])(x)
+    return keras.Model(inp, x)
+
+
+def build_models(out: Path) -> dict:
+    """Write model_fp32.tflite, model_int8.tflite (uint8 in/out) and model.onnx into `out`.
+
+    Returns {"files": {name: Path}, "model": keras model, "calibration": images}.
+    """
+    import tensorflow as tf
+
+    out.mkdir(parents=True, exist_ok=True)
+    model = _keras_model()
+    calib, _ = colour_images(60, seed=1)
+    files: dict[str, Path] = {}
+    files["fp32"] = out / "model_fp32.tflite"
+    files["fp32"].write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+
+    def representative():
+        for img in calib:
+            yield [img[None].astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.uint8
+    conv.inference_output_type = tf.uint8
+    files["int8"] = out / "model_int8.tflite"
+    files["int8"].write_bytes(conv.convert())
+
+    import tf2onnx
+
+    spec = (tf.TensorSpec((1, SIZE, SIZE, 3), tf.float32, name="image"),)
+    files["onnx"] = out / "model.onnx"
+    tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=str(files["onnx"]))
+    return {"files": files, "model": model, "calibration": calib}
+
+
+def heldout_split() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images, labels with N_WRONG of them shifted to a wrong class, true labels)."""
+    x, y_true = colour_images(N_HELDOUT, seed=2)
+    y = y_true.copy()
+    y[:N_WRONG] = (y[:N_WRONG] + 1) % len(LABELS)
+    return x, y, y_true
+
+
+def write_bundle(out: Path, files: dict[str, Path], *, top1: float | None = ACCURACY) -> Path:
+    """A real bundle (manifest with sha256, labels.txt, heldout.npz) holding copies of `files`."""
+    import shutil
+
+    from edgelite.bundle import Bundle, InputSpec, ModelEntry, sha256_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    bundle = Bundle(root=out, labels=list(LABELS), input=InputSpec(height=SIZE, width=SIZE, resize="bilinear"),
+                    models=[], info={"run": "tests/device/bench", "backbone": "identity-cnn"})
+    for name, path in files.items():
+        shutil.copy(path, out / path.name)
+        fmt, precision = ("onnx", "fp32") if name == "onnx" else ("tflite", name)
+        bundle.add_file(ModelEntry(name=name, path=path.name, format=fmt, precision=precision,
+                                   metrics={"top1": top1} if top1 is not None else {}))
+    x, y, _ = heldout_split()
+    np.savez(out / "heldout.npz", images=x, labels=y)
+    bundle.info["heldout"] = {"path": "heldout.npz", "sha256": sha256_file(out / "heldout.npz")}
+    bundle.save()
+    return out
+
+
+def write_class_folders(root: Path, images: np.ndarray, labels: np.ndarray, *, scale: int = 2) -> Path:
+    """root/<label>/<i>.png (BGR on disk, upscaled) — the `--data DIR` layout."""
+    import cv2
+
+    for i, (img, y) in enumerate(zip(images, labels, strict=True)):
+        d = root / LABELS[int(y)]
+        d.mkdir(parents=True, exist_ok=True)
+        big = cv2.resize(cv2.cvtColor(img, cv2.COLOR_RGB2BGR), None, fx=scale, fy=scale,
+                         interpolation=cv2.INTER_NEAREST)
+        cv2.imwrite(str(d / f"{i:04d}.png"), big)
+    return root
+
+
+def write_video(path: Path, images: np.ndarray, *, scale: int = 2, fps: float = 30.0) -> Path:
+    """An MJPG .avi of the images (RGB), upscaled."""
+    import cv2
+
+    h, w = images.shape[1] * scale, images.shape[2] * scale
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    if not vw.isOpened():
+        raise RuntimeError(f"cannot write {path}")
+    for img in images:
+        vw.write(cv2.resize(cv2.cvtColor(img, cv2.COLOR_RGB2BGR), (w, h), interpolation=cv2.INTER_NEAREST))
+    vw.release()
+    return path

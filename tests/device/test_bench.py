@@ -1,0 +1,556 @@
+"""`edgelite bench` on real runtimes: LiteRT and onnxruntime running real .tflite / .onnx files built by
+TensorFlow, a real bundle, a real video through the camera loop, and a real sshd on 127.0.0.1."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgelite.device import bench as B
+from edgelite.device.bench_env import environment_stem, governor_warning, read_environment
+from tests.device import bench_fixtures as bf
+
+RUNS, WARMUP = 30, 3
+
+
+# ------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="session")
+def bench_models(tmp_path_factory):
+    return bf.build_models(tmp_path_factory.mktemp("bench_models"))["files"]
+
+
+@pytest.fixture(scope="session")
+def bench_bundle(bench_models, tmp_path_factory):
+    return bf.write_bundle(tmp_path_factory.mktemp("bench") / "bundle", bench_models)
+
+
+@pytest.fixture(scope="session")
+def bench_result(bench_bundle):
+    """One isolated run over every format × threads 1,2, shared by the assertions below."""
+    return B.bench([str(bench_bundle)], threads="1,2", runs=RUNS, warmup=WARMUP)
+
+
+def _copy_bundle(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _edit_manifest(bundle: Path, fn) -> None:
+    p = bundle / "edgelite.json"
+    m = json.loads(p.read_text())
+    fn(m)
+    p.write_text(json.dumps(m))
+
+
+# ---------------------------------------------------------------------------------------- statistics
+def test_summarize_known_samples():
+    s = B.summarize(np.arange(1, 101, dtype=float))
+    assert s["n"] == 100
+    assert s["min"] == 1 and s["max"] == 100
+    assert s["p50"] == pytest.approx(50.5) and s["p90"] == pytest.approx(90.1) and s["p99"] == pytest.approx(99.01)
+    assert s["mean"] == pytest.approx(50.5)
+    assert s["std"] == pytest.approx(np.std(np.arange(1, 101), ddof=1), abs=1e-4)  # 29.0115
+    one = B.summarize([3.25])
+    assert one["std"] == 0.0 and one["p50"] == one["p99"] == 3.25
+    skew = B.summarize([1.0] * 98 + [10.0, 1000.0])
+    assert skew["p50"] == 1.0 and skew["p99"] == pytest.approx(10.0 + 0.01 * 990) and skew["max"] == 1000.0
+    with pytest.raises(ValueError):
+        B.summarize([])
+
+
+def test_parse_options():
+    assert B.parse_threads("1,2,4,2") == [1, 2, 4]
+    assert B.parse_threads(None) == B.default_threads()
+    assert B.default_threads(4) == [1, 2, 4] and B.default_threads(2) == [1, 2] and B.default_threads(1) == [1]
+    for bad in ("0", "two", "1,-2"):
+        with pytest.raises(B.BenchUsageError):
+            B.parse_threads(bad)
+    assert B.parse_formats("all") is None and B.parse_formats("int8,fp32") == ["int8", "fp32"]
+    with pytest.raises(B.BenchUsageError, match="unknown format"):
+        B.parse_formats("int4")
+
+
+# --------------------------------------------------------------------------------------------- rows
+def test_rows_per_format_and_threads(bench_result, bench_bundle):
+    rows = bench_result["rows"]
+    assert [(r["name"], r["threads"]) for r in rows] == [(n, t) for n in ("fp32", "int8", "onnx") for t in (1, 2)]
+    for r in rows:
+        assert r["status"] == "ok", r
+        lat = r["latency_ms"]
+        assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+        assert lat["n"] == RUNS and len(r["samples_ms"]) == RUNS
+        assert lat["p50"] == pytest.approx(np.percentile(r["samples_ms"], 50), abs=1e-3)
+        assert r["fps"] == pytest.approx(1000 / lat["mean"], rel=1e-2)
+        assert r["load_ms"] > 0 and r["first_ms"] > 0
+        assert r["bytes"] == (bench_bundle / Path(r["file"]).name).stat().st_size
+        assert r["size_mb"] == pytest.approx(r["bytes"] / 1e6)
+        # isolated workers: a peak per model, above what the model itself added
+        assert r["peak_rss_mb"] > r["model_rss_mb"] > 0
+    assert {r["runtime"].split()[0].split(".")[0] for r in rows} == {"ai_edge_litert", "onnxruntime"}
+    # int8 weights are a quarter of fp32's (the tiny graph's overhead keeps the file ratio higher)
+    size = {r["name"]: r["bytes"] for r in rows}
+    assert size["int8"] < size["fp32"]
+
+
+def test_accuracy_matches_heldout_labels(bench_result):
+    """The hand-wired model is exact on these images and N_WRONG held-out labels are deliberately wrong:
+    top-1 must be exactly ACCURACY for every runtime and precision."""
+    target = bench_result["targets"][0]
+    assert target["data"] == {"source": "heldout", "images": bf.N_HELDOUT}
+    for r in bench_result["rows"]:
+        assert r["top1"] == pytest.approx(bf.ACCURACY) and r["images"] == bf.N_HELDOUT
+    second = [r for r in bench_result["rows"] if r["threads"] == 2]
+    assert all(r["top1_threads"] == 1 for r in second)  # scored once per format, reused
+
+
+def test_environment_recorded(bench_result):
+    env = bench_result["environment"]
+    for key in ("board", "cpu", "cores", "machine", "governor", "os", "kernel", "python", "runtimes", "time",
+                "memory_mb", "warnings"):
+        assert key in env
+    assert env["runtimes"]["ai_edge_litert"] and env["runtimes"]["onnxruntime"]
+    assert env["cores"] >= 1 and env["python"].count(".") == 2
+    assert bench_result["stem"] == environment_stem(env, [1, 2])
+    assert bench_result["settings"]["threads"] == [1, 2] and bench_result["settings"]["runs"] == RUNS
+
+
+def _fake_root(tmp: Path, governor: str | None, board: str | None = "Raspberry Pi 4 Model B Rev 1.4") -> Path:
+    if board:
+        (tmp / "proc/device-tree").mkdir(parents=True)
+        (tmp / "proc/device-tree/model").write_bytes(board.encode() + b"\x00")
+    (tmp / "proc").mkdir(parents=True, exist_ok=True)
+    (tmp / "proc/cpuinfo").write_text("processor\t: 0\nBogoMIPS\t: 108.00\nCPU implementer\t: 0x41\n"
+                                      "CPU part\t: 0xd08\n\nHardware\t: BCM2835\nModel\t: " + (board or "") + "\n")
+    for i in range(4):
+        d = tmp / f"sys/devices/system/cpu/cpu{i}/cpufreq"
+        d.mkdir(parents=True)
+        if governor:
+            (d / "scaling_governor").write_text(governor + "\n")
+            (d / "scaling_max_freq").write_text("1800000\n")
+    (tmp / "etc").mkdir()
+    (tmp / "etc/os-release").write_text('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n')
+    return tmp
+
+
+def test_board_governor_warning_and_file_naming(tmp_path, bench_bundle):
+    env = read_environment(_fake_root(tmp_path / "ondemand", "ondemand"))
+    assert env["board"] == "Raspberry Pi 4 Model B Rev 1.4" and env["cpu"] == "BCM2835"
+    assert env["governor"] == "ondemand" and len(env["governors"]) == 4
+    assert env["frequency_mhz"]["max"] == 1800.0
+    assert env["warnings"] and "not 'performance'" in env["warnings"][0] and "scaling_governor" in env["warnings"][0]
+    stem = environment_stem(env, [1, 2, 4])
+    assert stem.startswith("raspberry-pi-4-model-b-rev-1-4_") and stem.endswith("_t1-2-4")
+    assert f"_litert-{env['runtimes']['ai_edge_litert']}_" in stem
+
+    perf = read_environment(_fake_root(tmp_path / "perf", "performance"))
+    assert perf["governor"] == "performance" and governor_warning(perf) is None and perf["warnings"] == []
+    mixed = {"governors": {"cpu0": "performance", "cpu1": "powersave"}}
+    assert "powersave" in governor_warning(mixed)
+    # no cpufreq (a VM or container): nothing to warn about; no device tree: the CPU names the file
+    vm = read_environment(_fake_root(tmp_path / "vm", None, board=None))
+    assert vm["board"] is None and vm["governor"] is None and governor_warning(vm) is None
+    assert environment_stem({"cpu": "Intel(R) Xeon(R) CPU @ 2.20GHz", "machine": "x86_64",
+                             "runtimes": {"onnxruntime": "1.20"}}, [4]) == "intel-xeon_x86-64_ort-1.20_t4"
+
+    # the warning reaches the result and the table
+    res = B.bench([str(bench_bundle)], formats="int8", threads="1", runs=5, warmup=0, isolate=False,
+                  env_root=str(tmp_path / "ondemand"))
+    assert res["warnings"] == env["warnings"]
+    table = B.format_table(res)
+    assert "Raspberry Pi 4 Model B" in table and "warning: CPU governor is ondemand" in table
+
+
+# ---------------------------------------------------------------------------------------- statuses
+def test_corrupt_file_is_load_failed_and_others_still_run(tmp_path, bench_bundle):
+    bundle = _copy_bundle(bench_bundle, tmp_path / "bundle")
+    f = bundle / "model_int8.tflite"
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64  # same size, wrong bytes
+    f.write_bytes(bytes(data))
+    # a bare file that claims to be TFLite but is garbage: the runtime itself must refuse it
+    garbage = tmp_path / "garbage_fp32.tflite"
+    garbage.write_bytes(b"\x1c\x00\x00\x00TFL3" + os.urandom(3000))
+    res = B.bench([str(bundle), str(garbage)], formats="fp32,int8", threads="1,2", runs=5, warmup=1)
+    by = {(Path(r["target"]).name, r["name"], r["threads"]): r for r in res["rows"]}
+    assert by[("bundle", "fp32", 1)]["status"] == "ok" and by[("bundle", "fp32", 2)]["status"] == "ok"
+    for t in (1, 2):
+        r = by[("bundle", "int8", t)]
+        assert r["status"] == "load failed" and "checksum" in r["error"] and r["latency_ms"] is None
+        g = by[("garbage_fp32.tflite", "garbage_fp32", t)]
+        assert g["status"] == "load failed" and g["error"]
+    table = B.format_table(res)
+    assert "int8: load failed:" in table and "Model" in table.splitlines()[1]
+
+
+def test_validation_failed_and_manifest_statuses(tmp_path, bench_bundle):
+    bundle = _copy_bundle(bench_bundle, tmp_path / "bundle")
+
+    def edit(m):
+        for e in m["models"]:
+            if e["name"] == "fp32":
+                e["metrics"]["top1"] = 0.99  # convert "measured" far better than this runtime gives
+        m["models"].append({"name": "fp16", "path": None, "format": "tflite", "precision": "fp16",
+                            "status": "export failed", "error": "converter crashed"})
+
+    _edit_manifest(bundle, edit)
+    res = B.bench([str(bundle)], formats="all", threads="1,2", runs=5, warmup=0)
+    by = {(r["name"], r["threads"]): r for r in res["rows"]}
+    assert {n for n, _ in by} == {"fp32", "fp16", "int8", "onnx"}
+    for t in (1, 2):
+        assert by[("fp32", t)]["status"] == "validation failed" and "convert time" in by[("fp32", t)]["error"]
+        assert by[("fp32", t)]["latency_ms"]["n"] == 5  # still timed
+        assert by[("fp16", t)]["status"] == "export failed" and by[("fp16", t)]["error"] == "converter crashed"
+        assert by[("int8", t)]["status"] == "ok" and by[("onnx", t)]["status"] == "ok"
+
+    # a bundle whose manifest disagrees with its files' input size: loads, but fails validation
+    _edit_manifest(bundle, lambda m: m["input"].update(height=24, width=24))
+    res = B.bench([str(bundle)], formats="int8,edgetpu", threads="1", runs=3, warmup=0)
+    by = {r["name"]: r for r in res["rows"]}
+    assert by["int8"]["status"] == "validation failed" and "takes 32x32" in by["int8"]["error"]
+    assert by["edgetpu"]["status"] == "load failed" and "has no 'edgetpu' model" in by["edgetpu"]["error"]
+
+
+def test_worker_crash_becomes_the_rows_error(bench_bundle):
+    job = {"target": str(bench_bundle), "name": "int8", "format": "tflite", "precision": "int8", "threads": 1,
+           "file": str(bench_bundle / "model_int8.tflite"), "bytes": 1, "runs": 3, "warmup": 0,
+           "images": str(bench_bundle / "no-such-images.npy"), "labels": None}
+    row = B._run_isolated(job, lambda ev: None)
+    assert row["status"] == "validation failed"  # it loaded, then the process died
+    assert "crashed (exit code 1) while running" in row["error"] and "no-such-images" in row["error"]
+
+
+# ------------------------------------------------------------------------------------ files and CLI
+def test_cli_writes_json_csv_png_named_after_the_environment(tmp_path, bench_bundle, capsys):
+    from edgelite.cli import main
+
+    out = tmp_path / "results"
+    rc = main(["bench", str(bench_bundle), "--formats", "fp32,int8", "--threads", "1", "--runs", "10",
+               "--warmup", "2", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "Format" in text and "p50 (ms)" in text and "FPS" in text and "wrote" in text
+    stem = environment_stem(read_environment(), [1])
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{stem}{s}" for s in (".json", ".csv", ".png"))
+
+    res = B.load_result(out / f"{stem}.json")
+    assert res["schema"] == B.SCHEMA and res["stem"] == stem
+    for key in ("created", "edgelite", "environment", "settings", "targets", "rows", "warnings"):
+        assert key in res
+    for r in res["rows"]:
+        assert list(r)[: len(B.ROW_KEYS)] == list(B.ROW_KEYS)
+        assert set(r["latency_ms"]) == {"n", "mean", "std", "min", "p50", "p90", "p99", "max"}
+
+    with open(out / f"{stem}.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0]) == B.CSV_COLUMNS and len(table) == 2
+    assert [row["name"] for row in table] == ["fp32", "int8"]
+    assert float(table[1]["p50"]) == pytest.approx(res["rows"][1]["latency_ms"]["p50"])
+    assert float(table[0]["top1"]) == pytest.approx(bf.ACCURACY)
+
+    img = cv2.imread(str(out / f"{stem}.png"))
+    assert img is not None and img.shape[0] >= 400 and img.shape[1] >= 1200
+    assert (img < 128).mean() > 0.01  # text, axes and markers, not a blank page
+
+    # --json - : the JSON alone on stdout, for `--host` and for pipes
+    rc = main(["bench", str(bench_bundle / "model_int8.tflite"), "--threads", "1", "--runs", "3", "--warmup", "0",
+               "--json", "-", "--no-isolate"])
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["rows"][0]["name"] == "model_int8" and data["rows"][0]["status"] == "ok"
+    assert data["rows"][0]["top1"] is None and data["targets"][0]["data"]["source"] == "random"
+
+
+def test_cli_user_errors_are_one_line(tmp_path, capsys, bench_bundle):
+    from edgelite.cli import main
+
+    assert main(["bench", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["bench", str(bench_bundle), "--formats", "int4"]) == 2
+    assert "unknown format" in capsys.readouterr().err
+    assert main(["bench", str(bench_bundle), "--threads", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--threads" in err
+
+
+def test_data_folder_and_bare_model_accuracy(tmp_path, bench_bundle):
+    x, y, _ = bf.heldout_split()
+    folder = bf.write_class_folders(tmp_path / "photos", x, y)  # 2x upscaled PNGs: resized back on the way in
+    model = bench_bundle / "model_fp32.tflite"  # labels.txt beside it gives the class order
+    res = B.bench([str(bench_bundle), str(model)], formats="int8", threads="1", runs=3, warmup=0, data=str(folder))
+    rows = {Path(r["target"]).name: r for r in res["rows"]}
+    assert rows["bundle"]["top1"] == pytest.approx(bf.ACCURACY) and rows["bundle"]["images"] == bf.N_HELDOUT
+    assert rows["model_fp32.tflite"]["top1"] == pytest.approx(bf.ACCURACY)
+    assert res["targets"][0]["data"]["source"] == str(folder)
+    npz = tmp_path / "val.npz"
+    np.savez(npz, images=x[:12], labels=y[:12])
+    res = B.bench([str(bench_bundle)], formats="fp32", threads="1", runs=3, warmup=0, data=str(npz), isolate=False)
+    assert res["rows"][0]["images"] == 12
+    expected = np.mean(np.argmax(x[:12].reshape(12, -1, 3).mean(1), 1) == y[:12])  # dominant channel
+    assert res["rows"][0]["top1"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_pipeline_stages(tmp_path, bench_bundle):
+    x, _, _ = bf.heldout_split()
+    video = bf.write_video(tmp_path / "clip.avi", x[:10])  # shorter than the run: the source loops
+    res = B.bench([str(bench_bundle)], formats="int8,onnx", threads="1", runs=25, warmup=2, pipeline=str(video))
+    for r in res["rows"]:
+        p = r["pipeline"]
+        assert p["frames"] == 25 and p["source"] == str(video)
+        assert set(p["stages"]) == {"capture", "preprocess", "inference", "postprocess", "total"}
+        for s in p["stages"].values():
+            assert s["n"] == 25 and 0 <= s["min"] <= s["p50"] <= s["p90"] <= s["p99"] <= s["max"]
+        assert p["stages"]["total"]["mean"] >= p["stages"]["inference"]["mean"]
+        assert p["fps"] == pytest.approx(1000 / p["stages"]["total"]["mean"], rel=1e-2)
+    table = B.format_table(res)
+    assert "pipeline on" in table and "inference p50" in table
+    cols = B.csv_columns(res)
+    assert "pipeline_total_p90" in cols and "pipeline_capture_p50" in cols
+    assert next(csv.DictReader(io.StringIO(B.to_csv(res))))["pipeline_inference_p50"]
+    from edgelite.device.bench_plot import plot_result
+
+    png = plot_result(res, tmp_path / "pipe.png")
+    assert cv2.imread(str(png)).shape[0] > 600  # the stage panel adds a row of plots
+
+    with pytest.raises(B.BenchUsageError, match="--pipeline"):
+        B.bench([str(bench_bundle)], pipeline=str(tmp_path / "missing.avi"))
+
+
+def test_progress_bar_renders():
+    buf = io.StringIO()
+    bar = B.Progress(100, enabled=True, stream=buf)
+    bar.update(50, "int8 t2", force=True)
+    bar.close()
+    out = buf.getvalue()
+    assert "50%" in out and "100%" in out and "int8 t2" in out and out.endswith("\n")
+    quiet = io.StringIO()
+    B.Progress(10, enabled=False, stream=quiet).update(5, force=True)
+    assert quiet.getvalue() == ""
+
+
+# ------------------------------------------------------------------------------------------ --host
+def test_remote_command_construction():
+    from edgelite.device.bench_remote import plan_paths, remote_path, run_script, ssh_command
+
+    assert ssh_command("pi@pi4", ["Port=2222"], "true") == [
+        "ssh", "-o", "BatchMode=yes", "-o", "Port=2222", "-o", "ConnectTimeout=15", "pi@pi4", "true"]
+    with pytest.raises(B.BenchUsageError):
+        ssh_command("-oProxyCommand=evil", [])
+    assert remote_path("~/edgelite/bundle") == '"$HOME"/edgelite/bundle'
+    assert remote_path("/srv/my bundle") == "'/srv/my bundle'"
+    targets, data, pipe, uploads = plan_paths(["device:~/edgelite/bundle"], None, "0")
+    assert targets == ['"$HOME"/edgelite/bundle'] and pipe == "0" and uploads == []
+    with pytest.raises(B.BenchUsageError, match="device:"):
+        plan_paths(["/no/such/bundle"], None, None)
+    s = run_script("deployed", "/home/pi/edgelite/venv/bin/edgelite", "/tmp/x", ["t0/b", "--json", "-"])
+    assert "exec /home/pi/edgelite/venv/bin/edgelite bench t0/b --json -" in s
+    s = run_script("temporary", None, "/tmp/x", ["t0/b"])
+    assert "python3 -m venv --system-site-packages" in s and "ai-edge-litert" in s and 'PYTHONPATH="$tmp/src' in s
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """Start a real sshd on 127.0.0.1 (root login by a throwaway key only; HOME and PATH chosen by the test).
+
+    Yields start(home, path) -> ssh options for `--ssh-option`.
+    """
+    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not Path(sshd_bin).exists() or not shutil.which("ssh"):
+        pytest.skip("openssh-server / openssh-client not installed")
+    if os.geteuid() != 0:
+        pytest.skip("the test sshd logs in as root (a non-root sshd can only serve its own user)")
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
+    procs: list[subprocess.Popen] = []
+
+    def start(home: Path, path: str) -> list[str]:
+        d = tmp_path / f"sshd{len(procs)}"
+        d.mkdir()
+        for name in ("host", "user"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)
+        (d / "authorized_keys").write_text((d / "user.pub").read_text())
+        port = _free_port()
+        (d / "sshd_config").write_text(
+            f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nPidFile {d / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {d / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+            f"SetEnv HOME={home} PATH={path}\n")
+        (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {(d / 'host.pub').read_text()}")
+        log = open(d / "sshd.log", "w")
+        procs.append(subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(d / "sshd_config")], stderr=log))
+        log.close()  # the child has its own copy
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        return [f"Port={port}", f"IdentityFile={d / 'user'}", "IdentitiesOnly=yes", f"UserKnownHostsFile={d / 'known_hosts'}",
+                "StrictHostKeyChecking=yes", "LogLevel=ERROR"]
+
+    yield start
+    for p in procs:
+        p.terminate()
+        p.wait(10)
+        if p.stderr:
+            p.stderr.close()
+
+
+def _ssh_args(opts: list[str]) -> list[str]:
+    return [a for o in opts for a in ("--ssh-option", o)]
+
+
+def test_host_runs_on_the_device_with_the_deployed_install(tmp_path, sshd, bench_bundle, capsys):
+    """A real sshd; the 'device' has a release laid out as `edgelite deploy` does: ~/edgelite/current ->
+    releases/<rid> whose release.json names the venv (venvs/<env>/bin/edgelite) and the bundle."""
+    import edgelite
+    from edgelite.cli import main
+
+    home = tmp_path / "home"
+    root = home / "edgelite"
+    venv_bin = root / "venvs/env1/bin"
+    venv_bin.mkdir(parents=True)
+    (root / "releases/r1").mkdir(parents=True)
+    (root / "releases/r1/release.json").write_text(json.dumps({"id": "r1", "bundle": "b0", "venv": "env1"}, indent=2))
+    (root / "current").symlink_to("releases/r1")
+    shutil.copytree(bench_bundle, root / "bundles/b0")
+    repo = Path(edgelite.__file__).resolve().parent.parent
+    (venv_bin / "edgelite").write_text(
+        f'#!/bin/sh\necho "$PWD $*" >> "$HOME/calls.log"\nPYTHONPATH={repo} exec {sys.executable} -m edgelite "$@"\n')
+    (venv_bin / "edgelite").chmod(0o755)
+    opts = sshd(home, "/usr/bin:/bin")
+    x, _, _ = bf.heldout_split()
+    video = bf.write_video(tmp_path / "clip.avi", x[:8])
+    out = tmp_path / "fetched"
+    rc = main(["bench", str(bench_bundle), "device:deployed", "--host", "root@127.0.0.1", *_ssh_args(opts),
+               "--formats", "fp32,int8",
+               "--threads", "1,2", "--runs", "8", "--warmup", "1", "--pipeline", str(video), "--out", str(out),
+               "--no-progress"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "via ssh root@127.0.0.1" in captured.out and "pipeline on" in captured.out
+    assert "with the deployed install" in captured.err
+    calls = (home / "calls.log").read_text()
+    assert f"bench t0/bundle {root}/bundles/b0 --formats fp32,int8 --threads 1,2 --runs 8" in calls
+    assert "--json -" in calls
+    res = B.load_result(next(out.glob("*.json")))
+    assert res["remote"]["host"] == "root@127.0.0.1" and res["remote"]["install"] == "deployed"
+    assert res["remote"]["edgelite"] == str(venv_bin / "edgelite")
+    assert [(Path(r["target"]).name, r["name"], r["threads"], r["status"]) for r in res["rows"]] == [
+        (b, n, t, "ok") for b in ("bundle", "b0") for n in ("fp32", "int8") for t in (1, 2)]
+    assert all(r["top1"] == pytest.approx(bf.ACCURACY) for r in res["rows"])
+    assert all(r["pipeline"]["frames"] == 8 for r in res["rows"])
+    # device-side temporary names are mapped back to what the user typed, and the temp dir is gone
+    assert res["targets"][0]["path"] == str(bench_bundle) and res["rows"][0]["target"] == str(bench_bundle)
+    assert res["targets"][1]["path"] == f"{root}/bundles/b0"  # already on the device: its own path
+    assert res["settings"]["pipeline"] == str(video)
+    assert not Path(res["remote"]["tmp"]).exists()
+    assert len(list(out.glob("*.png"))) == 1 and len(list(out.glob("*.csv"))) == 1
+
+
+def test_host_with_no_install_uses_a_temporary_copy(tmp_path, sshd, bench_bundle):
+    """No edgelite on the device: this package is copied over and run with the device's python3."""
+    from edgelite.device.bench_remote import bench_remote
+
+    home = tmp_path / "home"
+    home.mkdir()
+    bindir = tmp_path / "devbin"  # the device's python3 has numpy, OpenCV and LiteRT but no edgelite command
+    bindir.mkdir()
+    (bindir / "python3").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    (bindir / "python3").chmod(0o755)
+    opts = sshd(home, f"{bindir}:/usr/bin:/bin")
+    res = bench_remote("root@127.0.0.1", [str(bench_bundle)], formats="int8", threads="1", runs=5, warmup=0,
+                       ssh_options=opts)
+    assert res["remote"]["install"] == "temporary"
+    assert res["rows"][0]["status"] == "ok" and res["rows"][0]["top1"] == pytest.approx(bf.ACCURACY)
+    assert not Path(res["remote"]["tmp"]).exists()
+
+
+def test_host_unreachable_is_a_user_error(capsys, bench_bundle):
+    from edgelite.cli import main
+
+    rc = main(["bench", str(bench_bundle), "--host", "root@127.0.0.1", "--ssh-option", f"Port={_free_port()}",
+               "--ssh-option", "ConnectTimeout=5"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "cannot reach root@127.0.0.1 over ssh" in err and err.count("\n") == 1
+
+
+def test_benchmark_script_writes_results_named_after_the_environment(tmp_path, bench_bundle):
+    """benchmarks/bench_demo.py: the standard matrix + the ratios, incl. the bare invoke() loop agreement."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_demo.py"
+    spec = importlib.util.spec_from_file_location("bench_demo", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--bundle", str(bench_bundle), "--threads", "1", "--runs", "40", "--warmup", "5",
+                     "--out", str(tmp_path), "--no-keras"]) == 0
+    stem = "bench_" + environment_stem(read_environment(), [1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{stem}{s}" for s in (".csv", ".json", ".md", ".png"))
+    res = B.load_result(tmp_path / f"{stem}.json")
+    ratios = {r["ratio"]: r for r in res["bench_demo"]["ratios"]}
+    assert {"int8 / fp32 TFLite p50", "LiteRT fp32 / ONNX Runtime p50", "edgelite / bare invoke() p50 (fp32)",
+            "edgelite / bare invoke() p50 (int8)"} <= set(ratios)
+    assert ratios["int8 / fp32 TFLite p50"]["value"] > 0
+    bare = res["bench_demo"]["bare_invoke_p50_ms"]["int8"]["1"]
+    assert bare > 0 and ratios["edgelite / bare invoke() p50 (int8)"]["value"] == pytest.approx(
+        next(r for r in res["rows"] if r["name"] == "int8")["latency_ms"]["p50"] / bare)
+    md = (tmp_path / f"{stem}.md").read_text()
+    assert "## Ratios (all measured in this run)" in md and "Published figures from other hardware" in md
+    assert "25.6 ms" in md and "4.55 ms" in md and f"({stem}.png)" in md
+
+
+def test_min_seconds_keeps_timing_past_runs(bench_bundle):
+    t = time.perf_counter()
+    res = B.bench([str(bench_bundle)], formats="int8", threads="1", runs=3, warmup=0, min_seconds=0.3, isolate=False)
+    r = res["rows"][0]
+    assert time.perf_counter() - t >= 0.3
+    assert r["latency_ms"]["n"] > 3 and len(r["samples_ms"]) == r["latency_ms"]["n"]
+    assert res["settings"]["min_seconds"] == 0.3 and r["peak_rss_mb"] is None  # in-process: no per-model memory
+
+
+ALLOWED_TOP = {"numpy", "cv2", "ai_edge_litert", "tflite_runtime", "onnxruntime", "edgelite"}
+
+
+def test_bench_modules_import_only_the_device_runtime():
+    """edgelite/device/bench*.py run on a Pi with the core install: stdlib, numpy, cv2, the runtimes, edgelite."""
+    import ast
+
+    import edgelite.device
+
+    stdlib = set(sys.stdlib_module_names)
+    files = sorted(Path(edgelite.device.__file__).parent.glob("bench*.py"))
+    assert len(files) >= 7
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            for name in names:
+                top = name.split(".")[0]
+                assert top in stdlib or top in ALLOWED_TOP, f"{f.name} imports {name}"
+                if top == "edgelite":
+                    assert name in ("edgelite", "edgelite.bundle", "edgelite.cli") or name.startswith("edgelite.device"), \
+                        f"{f.name} imports {name}"
+    code = ("import sys, edgelite.device.bench, edgelite.device.bench_cli, edgelite.device.bench_plot, "
+            "edgelite.device.bench_remote, edgelite.device.bench_env, edgelite.device.bench_pipeline; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras', 'matplotlib')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,124 @@
+"""Sources: a stalling network camera on 127.0.0.1 (reconnect with backoff, then the distinct exit code),
+live-source frame dropping, folders."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from edgelite.device import run
+from edgelite.device.errors import EXIT_SOURCE_LOST, EndOfSource, SourceError
+from edgelite.device.loop import backoff_delays
+from edgelite.device.sources import FolderSource, describe_source, open_source
+from edgelite.device.video import write_video
+from tests.device import devicekit
+
+
+def test_stalling_network_source_reconnects_then_exits_75(tiny, tmp_path):
+    """First connection: 10 frames then silence; every later connection: silence. The loop must reopen
+    with backoff, then give up with exit code 75 so systemd restarts it."""
+    x, _ = tiny["heldout"]
+    out = tmp_path / "r.jsonl"
+    with devicekit.MjpegServer(x[:10], plan=[10]) as cam:
+        t0 = time.monotonic()
+        p = devicekit.run_cmd(tiny["bundle"], "--source", cam.url, "--stall-timeout", "1", "--open-timeout", "2",
+                              "--max-reconnects", "2", "--backoff", "0.1", "--json", out, "--print-every", "0",
+                              timeout=60)
+        took = time.monotonic() - t0
+    assert p.returncode == EXIT_SOURCE_LOST == 75, p.stderr
+    assert "Traceback" not in p.stderr
+    lines = [json.loads(s) for s in out.read_text().splitlines()]
+    # a live source keeps only the latest frame: some of the 10 may be dropped, none is classified twice
+    assert 1 <= len(lines) <= 10 and len(lines) + lines[-1]["dropped"] <= 10
+    assert p.stderr.count("reconnecting in") == 2 and "giving up after 2 reconnect attempts" in p.stderr
+    assert cam.connections == 3
+    assert took < 20
+
+
+def test_network_source_recovers_after_a_stall(tiny, tmp_path):
+    x, y = tiny["heldout"]
+    out = tmp_path / "r.jsonl"
+    blue = x[y == devicekit.LABELS.index("blue")][:5]
+    with devicekit.MjpegServer(blue, plan=[5, None]) as cam:
+        p = devicekit.run_cmd(tiny["bundle"], "--source", cam.url, "--stall-timeout", "1", "--backoff", "0.1",
+                              "--max-frames", "25", "--json", out, "--print-every", "0", timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = [json.loads(s) for s in out.read_text().splitlines()]
+    assert len(lines) == 25 and "reconnects 1" in p.stderr
+    assert cam.connections == 2
+    # what came over the network (JPEG) is classified as the images it was made from
+    assert np.mean([d["label"] == "blue" for d in lines]) >= 0.9
+
+
+def test_unreachable_source_exits_75_quickly(tiny):
+    port = devicekit.free_port()  # nothing listens: connection refused
+    p = devicekit.run_cmd(tiny["bundle"], "--source", f"http://127.0.0.1:{port}/stream.mjpg", "--max-reconnects", "1",
+                          "--backoff", "0.05", "--stall-timeout", "2", "--open-timeout", "2", timeout=60)
+    assert p.returncode == 75, p.stderr
+    assert "cannot open" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_backoff_doubles_up_to_the_cap():
+    assert backoff_delays(0.5, 30, 8) == [0.5, 1, 2, 4, 8, 16, 30, 30]
+    assert backoff_delays(1, 30, 0) == []
+
+
+def test_realtime_file_drops_frames_and_never_lags(tiny, tmp_path):
+    """A live source keeps only the latest frame: a slow loop skips frames instead of falling behind."""
+    x, _ = tiny["heldout"]
+    video = write_video(tmp_path / "fast.avi", x[:60], scale=1, fps=200.0, repeat=2)  # 120 frames in 0.6 s
+    seen = []
+
+    def slow(result, frame):
+        seen.append(result.source_frame)
+        time.sleep(0.02)  # a 50 fps loop on a 200 fps camera
+
+    s = run(tiny["bundle"], source=str(video), realtime=True, print_every=0, on_result=slow, handle_signals=False)
+    assert s.exit_code == 0 and s.reason == "end of source"
+    assert s.dropped > 40 and s.frames < 90
+    assert seen == sorted(seen) and len(set(seen)) == len(seen)
+    assert seen[-1] >= 110  # it kept up with the camera: the last frame classified is (nearly) the last one shot
+    assert s.frames + s.dropped == pytest.approx(120, abs=2)
+
+
+def test_file_source_reads_every_frame_in_order_even_when_slow(tiny, tmp_path):
+    x, _ = tiny["heldout"]
+    video = write_video(tmp_path / "v.avi", x[:15], scale=2)
+    seen = []
+    s = run(tiny["bundle"], source=str(video), print_every=0, handle_signals=False,
+            on_result=lambda r, f: (seen.append(r.source_frame), time.sleep(0.01)))
+    assert seen == list(range(15)) and s.dropped == 0
+
+
+def test_folder_natural_order_and_unreadable_files(tmp_path):
+    img = np.zeros((8, 8, 3), np.uint8)
+    for name in ("10.png", "2.png", "1.png"):
+        cv2.imwrite(str(tmp_path / name), img)
+    (tmp_path / "3.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "notes.txt").write_text("ignored")
+    src = FolderSource(tmp_path).open()
+    try:
+        files = []
+        with pytest.raises(EndOfSource):
+            while True:
+                f = src.read(2.0)
+                assert f is not None
+                files.append(f.file)
+        assert files == ["1.png", "2.png", "10.png"] and src.unreadable == 1
+    finally:
+        src.close()
+
+
+def test_describe_and_open_errors(tmp_path):
+    assert describe_source("0") == "camera" and describe_source("/dev/video0") == "camera"
+    assert describe_source("rtsp://127.0.0.1/x") == "stream" and describe_source("http://127.0.0.1:1/") == "stream"
+    assert describe_source("picamera2") == "picamera2" and describe_source(str(tmp_path)) == "folder"
+    assert describe_source(str(tmp_path / "nope.mp4")) == "missing"
+    with pytest.raises(SourceError, match="no such file"):
+        open_source(str(tmp_path / "nope.mp4"))
+    with pytest.raises(SourceError, match="no images"):
+        open_source(str(tmp_path))
