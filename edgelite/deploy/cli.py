@@ -1,0 +1,102 @@
+"""`edgelite deploy`: argparse only. The work is in `edgelite.deploy.deploy`, imported when the command runs."""
+
+from __future__ import annotations
+
+import argparse
+
+EXAMPLES = """\
+examples:
+  edgelite deploy bundles/demo --host pi@raspberrypi.local                  # camera 0, preview on the Pi's 127.0.0.1:8080
+  edgelite deploy bundles/demo --host pi@10.0.0.7:2222 --identity ~/.ssh/pi --offline --source clip.mp4
+  edgelite deploy --host pi@raspberrypi.local --status | --logs [-n 100] [--follow] | --rollback | --uninstall
+
+A local --source FILE is copied to the device and played in a loop at its frame rate.
+exit codes: 0 ok; 2 usage; 3 preflight refused; 4 checksum mismatch; 5 smoke test failed (nothing switched);
+            6 unhealthy, switched back to the previous release; 7 SSH connection/authentication; 8 a device step failed
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "deploy", help="push a bundle to a device over SSH and run it as a service (status, logs, rollback)",
+        description="Push a bundle to a Raspberry Pi (or any 64-bit Linux box) over SSH, install edgelite in a venv, "
+                    "smoke-test it, switch atomically, run it as a systemd service (or a supervised process) and "
+                    "health-check it; an unhealthy release is rolled back.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bundle", metavar="BUNDLE", nargs="?", help="bundle directory (edgelite.json) to deploy")
+    c = p.add_argument_group("connection")
+    c.add_argument("--host", required=True, metavar="USER@HOST[:PORT]", help="the device, as for ssh")
+    c.add_argument("--identity", "-i", metavar="KEY", help="SSH private key (default: ssh's own choice)")
+    c.add_argument("--strict-host-key", action="store_true",
+                   help="require the device's host key to be in known_hosts already (default: accept a new "
+                        "device's key on first contact, refuse a changed one)")
+    c.add_argument("--known-hosts", metavar="FILE", help="known_hosts file to use (default: ssh's)")
+    c.add_argument("--dir", default="~/edgelite", metavar="DIR", help="install directory on the device (default ~/edgelite)")
+    r = p.add_argument_group("what runs on the device")
+    r.add_argument("--source", default="0", metavar="SRC",
+                   help="camera index (0), /dev/videoN, picamera2, a URL, a device path, or a local video file "
+                        "(copied over and looped). Default 0")
+    r.add_argument("--http", default="127.0.0.1:8080", metavar="[HOST:]PORT",
+                   help="the preview/health address on the device (default 127.0.0.1:8080: loopback only)")
+    r.add_argument("--format", metavar="NAME", help="bundle model to run (int8, fp16, edgetpu, ...; default: the best)")
+    r.add_argument("--print-every", type=int, default=30, metavar="N", help="a console/log line every N results (default 30)")
+    r.add_argument("--run-args", default="", metavar="'ARGS'", help="more `edgelite run` options, e.g. '--num-threads 4'")
+    d = p.add_argument_group("how")
+    d.add_argument("--offline", action="store_true",
+                   help="download the device's wheels here (for its architecture and Python) and push them: "
+                        "the device needs no internet")
+    d.add_argument("--no-service", action="store_true", help="install and switch, but start no service")
+    d.add_argument("--no-smoke-test", dest="smoke_test", action="store_false",
+                   help="skip the one-inference test on the device before the switch")
+    d.add_argument("--health-timeout", type=float, default=90.0, metavar="S",
+                   help="seconds for the new release to report frames on /healthz before it is rolled back (default 90)")
+    d.add_argument("--transfer", choices=["auto", "rsync", "scp"], default="auto",
+                   help="file copy tool (default: rsync when both ends have it, else scp)")
+    d.add_argument("--wheel", metavar="FILE", help="edgelite wheel to install (default: built from this checkout)")
+    d.add_argument("-v", "--verbose", action="store_true", help="show the ssh/rsync commands and pip's output")
+    a = p.add_argument_group("instead of deploying").add_mutually_exclusive_group()
+    a.add_argument("--status", action="store_true", help="what runs on the device, its health, the releases kept")
+    a.add_argument("--logs", action="store_true", help="the service's log (journald or the supervisor's log)")
+    a.add_argument("--rollback", action="store_true", help="go back one release (health-checked)")
+    a.add_argument("--uninstall", action="store_true", help="stop the service and remove DIR from the device")
+    p.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="with --logs: how many lines (default 50)")
+    p.add_argument("-f", "--follow", action="store_true", help="with --logs: keep printing new lines")
+    p.add_argument("--json", action="store_true", help="with --status (or a deploy): print the result as JSON")
+    p.set_defaults(func=deploy_command)
+
+
+def deploy_command(args) -> int:
+    import json
+    from pathlib import Path
+
+    from edgelite.deploy import deploy as d
+    from edgelite.deploy.errors import EXIT_USAGE, DeployError
+    from edgelite.deploy.ssh import parse_target
+
+    target = parse_target(args.host)
+    conn = d.Connection(target, args.identity, args.strict_host_key, args.known_hosts, args.dir, args.verbose)
+    if args.status:
+        st = d.device_status(conn)
+        print(json.dumps(st, indent=1) if args.json else d.format_status(st, target))
+        return 0
+    if args.logs:
+        return d.device_logs(conn, args.lines, args.follow)
+    if args.rollback:
+        d.rollback(conn, args.health_timeout)
+        return 0
+    if args.uninstall:
+        d.uninstall(conn)
+        return 0
+    if not args.bundle:
+        raise DeployError("which bundle? `edgelite deploy BUNDLE --host USER@HOST` "
+                          "(or --status / --logs / --rollback / --uninstall)", EXIT_USAGE)
+    opts = d.DeployOptions(
+        bundle=Path(args.bundle), target=target, identity=args.identity, strict_host_key=args.strict_host_key,
+        known_hosts=args.known_hosts, dir=args.dir, source=args.source, http=args.http, format=args.format,
+        print_every=args.print_every, run_args=args.run_args, offline=args.offline, no_service=args.no_service,
+        smoke_test=args.smoke_test, health_timeout=args.health_timeout, transfer=args.transfer, wheel=args.wheel,
+        verbose=args.verbose)
+    result = d.deploy(opts)
+    if args.json:
+        print(json.dumps(result))
+    return 0

@@ -1,0 +1,456 @@
+"""`edgelite deploy`: push a bundle to a device over SSH and run it as a service, or roll it back.
+
+The seven steps (each printed as `[n/7]`), and why an interrupted deploy is harmless:
+
+1. preflight  – probe the device (arch, OS, Python, disk, cameras, systemd); refuse clearly
+2. package    – the edgelite wheel (+ with --offline the device's dependency wheels), all cached
+3. push       – agent, wheels, bundle (into bundles/.incoming/<id>), verified by sha256 ON the device
+4. install    – a venv keyed by its wheels (reused when unchanged), --system-site-packages
+5. smoke test – one inference with the new bundle through `edgelite run`; nothing is switched yet
+6. switch     – a detached device-side transaction: `current` symlink swapped atomically, restart
+7. health     – /healthz must report frames; otherwise the device switches back and restarts
+
+Steps 1-5 only add files next to the live release; step 6-7 run on the device by themselves, so
+killing this process at any point leaves the previous release serving (or the new one, healthy).
+
+    >>> deploy(DeployOptions(bundle=Path("bundles/demo"), target=parse_target("pi@raspberrypi.local"),
+    ...                      source="0"))                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from edgelite.deploy import agent as agent_mod
+from edgelite.deploy.errors import (
+    EXIT_CHECKSUM,
+    EXIT_PREFLIGHT,
+    EXIT_REMOTE,
+    EXIT_SMOKE,
+    EXIT_UNHEALTHY,
+    EXIT_USAGE,
+    DeployError,
+)
+from edgelite.deploy.preflight import PROBE, Facts, assess, parse_probe, report
+from edgelite.deploy.ssh import Remote, Target, rq
+
+STEPS = 7
+DEFAULT_DIR = "~/edgelite"
+DEFAULT_HTTP = "127.0.0.1:8080"
+
+
+@dataclasses.dataclass
+class Connection:
+    target: Target
+    identity: str | None = None
+    strict_host_key: bool = False
+    known_hosts: str | None = None
+    dir: str = DEFAULT_DIR
+    verbose: bool = False
+
+    def remote(self) -> Remote:
+        return Remote(self.target, identity=self.identity, strict_host_key=self.strict_host_key,
+                      known_hosts=self.known_hosts, verbose=self.verbose)
+
+
+@dataclasses.dataclass
+class DeployOptions:
+    """Every option of `edgelite deploy BUNDLE`; field names are the CLI flags with '-' -> '_'."""
+
+    bundle: Path
+    target: Target
+    identity: str | None = None
+    strict_host_key: bool = False
+    known_hosts: str | None = None
+    dir: str = DEFAULT_DIR
+    source: str = "0"
+    http: str = DEFAULT_HTTP
+    format: str | None = None
+    print_every: int = 30
+    run_args: str = ""
+    offline: bool = False
+    no_service: bool = False
+    smoke_test: bool = True
+    health_timeout: float = 90.0
+    transfer: str = "auto"  # auto | rsync | scp
+    wheel: str | None = None
+    verbose: bool = False
+
+    @property
+    def connection(self) -> Connection:
+        return Connection(self.target, self.identity, self.strict_host_key, self.known_hosts, self.dir, self.verbose)
+
+
+class Steps:
+    """`[n/7] name: detail` lines, flushed at once (a watcher — or a test — acts on them)."""
+
+    def __init__(self, out=None):
+        self.out = out or sys.stdout
+        self.t0 = time.monotonic()
+        self.n = 0
+
+    def step(self, name: str, detail: str = "") -> None:
+        self.n += 1
+        self.say(f"[{self.n}/{STEPS}] {name}" + (f": {detail}" if detail else ""))
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+
+# ------------------------------------------------------------------------------------------- steps
+def run_preflight(remote: Remote, directory: str) -> Facts:
+    r = remote.run(f"sh -s -- {shlex.quote(directory)}", input=PROBE, timeout=120, check=False)
+    facts = parse_probe(r.stdout)
+    if not facts.complete:
+        err = (r.stderr or "").strip().splitlines()[-1:] or ["no output"]
+        raise DeployError(f"the preflight probe failed on {remote.target}: {err[0]}", EXIT_PREFLIGHT)
+    return facts
+
+
+def check_bundle(path: Path) -> tuple[str, dict]:
+    """(bundle id, manifest) after verifying every model file on the workstation; refuses a corrupt bundle."""
+    from edgelite.bundle import MANIFEST, Bundle, BundleError, sha256_file
+
+    try:
+        b = Bundle.load(path)
+        for e in b.models:
+            if e.status == "ok" and e.path:
+                b.verified_path(e)
+        held = b.info.get("heldout")
+        if isinstance(held, dict) and held.get("sha256") and (path / held["path"]).is_file():
+            if sha256_file(path / held["path"]) != held["sha256"]:
+                raise BundleError(f"{path / held['path']} fails its checksum; copy the bundle again")
+    except BundleError as e:
+        code = EXIT_CHECKSUM if "checksum" in str(e) or "bytes, manifest says" in str(e) else EXIT_USAGE
+        raise DeployError(f"refusing to deploy {path}: {e}", code) from None
+    if not b.available():
+        raise DeployError(f"refusing to deploy {path}: it has no usable model", EXIT_USAGE)
+    manifest_bytes = (path / MANIFEST).read_bytes()
+    return hashlib.sha256(manifest_bytes).hexdigest()[:16], json.loads(manifest_bytes)
+
+
+def _agent(root: str) -> str:
+    return f"python3 {rq(root)}/agent.py --dir {rq(root)}"
+
+
+def _json_line(text: str) -> dict:
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise DeployError(f"unexpected answer from the device agent: {text.strip()[-300:]!r}", EXIT_REMOTE)
+
+
+def _remote_error(e: subprocess.CompletedProcess, what: str) -> DeployError:
+    lines = [ln for ln in ((e.stderr or "") + (e.stdout or "")).strip().splitlines() if ln.strip()]
+    return DeployError(f"{what} failed on the device (exit {e.returncode}): {' / '.join(lines[-3:]) or 'no output'}",
+                       EXIT_REMOTE)
+
+
+def deploy(opts: DeployOptions, out=None) -> dict:
+    """Run the seven steps; returns the device's result (release id, health). Raises DeployError."""
+    d = _Deployment(opts, Steps(out))
+    with opts.connection.remote() as d.remote:
+        d.preflight()
+        d.package()
+        d.push()
+        d.install()
+        d.smoke_test()
+        return d.switch()
+
+
+class _Deployment:
+    """One deploy's state, filled in step by step (each method is one `[n/7]`)."""
+
+    remote: Remote
+
+    def __init__(self, opts: DeployOptions, steps: Steps):
+        self.opts, self.steps = opts, steps
+        self.bundle = Path(opts.bundle)
+        self.bundle_id, self.manifest = check_bundle(self.bundle)  # before touching the device
+        host = opts.http.rsplit(":", 1)[0].strip("[]") if ":" in opts.http else "127.0.0.1"
+        if host not in ("127.0.0.1", "localhost", "::1") and "--token" not in opts.run_args:
+            raise DeployError(f"--http {opts.http} serves the preview beyond the device itself; `edgelite run` "
+                              "requires a token there: add --run-args '--token SECRET' (or keep the default "
+                              "127.0.0.1 and watch it through ssh -L)", EXIT_USAGE)
+        self.local_source = None  # a video file here, copied to the device's media/
+        src = opts.source
+        if not (src.isdigit() or "://" in src or src in ("picamera2", "heldout") or src.startswith("/dev/")):
+            if Path(src).expanduser().is_file():
+                self.local_source = Path(src).expanduser()
+        self.source = src
+
+    def agent(self, args: str) -> str:
+        return f"{_agent(self.root)} {args}"
+
+    # 1 -------------------------------------------------------------------------------------------
+    def preflight(self) -> None:
+        opts = self.opts
+        self.steps.step("preflight", str(opts.target))
+        self.facts = facts = run_preflight(self.remote, opts.dir)
+        assessment = assess(facts, source="file" if self.local_source else opts.source, offline=opts.offline)
+        self.steps.say(report(facts, str(opts.target), assessment))
+        if assessment.problems:
+            raise DeployError(f"{opts.target} cannot run edgelite: {'; '.join(assessment.problems)}", EXIT_PREFLIGHT)
+        self.root = facts.get("dir")
+        self.transfer = opts.transfer
+        if self.transfer == "auto":
+            self.transfer = "rsync" if facts.yes("rsync") and self.remote.has_rsync_locally() else "scp"
+
+    # 2 -------------------------------------------------------------------------------------------
+    def package(self) -> None:
+        from edgelite.deploy import package
+
+        opts, facts = self.opts, self.facts
+        self.steps.step("package", "edgelite wheel" + (" + the device's wheels (--offline)" if opts.offline else ""))
+        self.wheel = package.build_wheel(opts.wheel)
+        self.constraints = package.constraints_file()
+        self.house = None
+        deps: list[Path] = []
+        if opts.offline:
+            self.house = package.wheelhouse(facts.platform_tag(), facts.python_tag(), constraints=self.constraints,
+                                            log=self.steps.say)
+            deps = sorted(self.house.glob("*.whl"))
+        # the device venv is keyed by everything installed into it: a new wheel set, a new venv
+        digest = package.files_digest([self.wheel, *deps, *([self.constraints] if self.constraints else [])])
+        key = f"{digest} {facts.arch} {facts.python_tag()} {opts.offline}"
+        self.env_id = hashlib.sha256(key.encode()).hexdigest()[:12]
+        self.wheel_dir = f"{self.root}/wheels/edgelite/{package.files_digest([self.wheel])}"
+        self.deps_dir = f"{self.root}/wheels/deps/{self.house.name}" if self.house else None
+        self.cons_remote = (f"{self.root}/wheels/constraints-{package.files_digest([self.constraints])}.txt"
+                            if self.constraints else None)
+        mb = sum(p.stat().st_size for p in deps) / 1e6
+        self.steps.say(f"  {self.wheel.name}" + (f" + {len(deps)} device wheels ({mb:.0f} MB, {facts.platform_tag()}, "
+                                                  f"cp{facts.python_tag().replace('.', '')})" if opts.offline else ""))
+
+    # 3 -------------------------------------------------------------------------------------------
+    def push(self) -> None:
+        from edgelite.deploy.package import files_digest
+
+        remote, root, transfer, bid = self.remote, self.root, self.transfer, self.bundle_id
+        self.steps.step("push", f"bundle {bid}, wheels and agent to {root} ({transfer})")
+        dirs = [root, f"{root}/bundles/.incoming", self.wheel_dir, f"{root}/media", f"{root}/releases", f"{root}/run"]
+        remote.run("mkdir -p " + " ".join(shlex.quote(d) for d in dirs + ([self.deps_dir] if self.deps_dir else [])))
+        remote.push([Path(agent_mod.__file__)], root, transfer=transfer)  # agent.py, the device side
+        state = _json_line(remote.run(self.agent(f"prepare-bundle {bid}")).stdout)
+        if state.get("damaged"):
+            self.steps.say(f"  the device's copy of bundle {bid} was damaged ({'; '.join(state['damaged'])}); re-sending")
+        if not state.get("present"):
+            remote.push([self.bundle], f"{root}/bundles/.incoming/{bid}", transfer=transfer, checksum=True,
+                        delete=True, contents=True)
+            r = remote.run(self.agent(f"accept-bundle {bid}"), check=False)
+            if r.returncode == agent_mod.EXIT_CHECKSUM:
+                problems = _json_line(r.stdout).get("problems", [])
+                raise DeployError(f"the bundle failed its sha256 check on the device ({'; '.join(problems)}); "
+                                  "nothing was switched", EXIT_CHECKSUM)
+            if r.returncode != 0:
+                raise _remote_error(r, "accepting the bundle")
+        remote.push([self.wheel], self.wheel_dir, transfer=transfer)
+        if self.deps_dir:
+            remote.push([self.house], self.deps_dir, transfer=transfer, contents=True)
+        if self.cons_remote:
+            remote.push([self.constraints], f"{root}/wheels", transfer=transfer)
+            remote.run(f"mv -f {shlex.quote(f'{root}/wheels/{self.constraints.name}')} {shlex.quote(self.cons_remote)}")
+        if self.local_source:
+            self.source = f"{root}/media/{files_digest([self.local_source])[:8]}-{self.local_source.name}"
+            remote.push([self.local_source], f"{root}/media", transfer=transfer)
+            remote.run(f"mv -f {shlex.quote(f'{root}/media/{self.local_source.name}')} {shlex.quote(self.source)}")
+        n_files = len([p for p in self.bundle.rglob("*") if p.is_file()])
+        self.steps.say(f"  bundle {bid} ({n_files} files) {'was already on the device' if state.get('present') else 'sent'}"
+                       "; sha256 of every file verified on the device")
+
+    # 4 -------------------------------------------------------------------------------------------
+    def install(self) -> None:
+        opts = self.opts
+        self.steps.step("install", f"venv {self.env_id} (--system-site-packages)")
+        cmd = self.agent(f"venv {self.env_id} --wheel {shlex.quote(self.wheel_dir + '/' + self.wheel.name)}")
+        if self.deps_dir:
+            cmd += f" --offline --find-links {shlex.quote(self.deps_dir)}"
+        if self.cons_remote:
+            cmd += f" --constraints {shlex.quote(self.cons_remote)}"
+        code, lines = self.remote.stream(cmd + " 2>&1",
+                                         on_line=(lambda ln: self.steps.say("  " + ln)) if opts.verbose else None)
+        if code != 0:
+            text = "\n".join(lines)
+            hint = ""
+            if not opts.offline and any(w in text for w in ("SSLError", "Could not fetch URL", "Failed to establish",
+                                                              "Temporary failure in name resolution",
+                                                              "No matching distribution")):
+                hint = ("; the device could not download from its package index: --offline brings every wheel "
+                        "from this machine instead")
+            raise DeployError(f"installing edgelite on the device failed: {' / '.join(lines[-3:])}{hint}", EXIT_REMOTE)
+        venv = _json_line("\n".join(lines))
+        how = "offline" if opts.offline else "from the index"
+        detail = (f"venv {self.env_id} reused" if venv.get("reused")
+                  else f"venv {self.env_id} created in {venv.get('seconds')} s ({how})")
+        vers = venv.get("versions") or {}
+        self.steps.say("  " + detail + (": " + ", ".join(f"{k} {v}" for k, v in vers.items()) if vers else ""))
+
+    # 5 -------------------------------------------------------------------------------------------
+    def smoke_test(self) -> None:
+        if not self.opts.smoke_test:
+            self.steps.step("smoke test", "skipped (--no-smoke-test)")
+            return
+        self.steps.step("smoke test", "one inference with the new bundle on the device")
+        cmd = self.agent(f"smoke --env {self.env_id} --bundle {self.bundle_id}")
+        if self.opts.format:
+            cmd += f" --format {shlex.quote(self.opts.format)}"
+        r = self.remote.run(cmd, check=False, timeout=900)
+        smoke = _json_line(r.stdout) if r.stdout.strip() else {"ok": False, "error": r.stderr.strip()[-300:]}
+        if not smoke.get("ok"):
+            raise DeployError(f"smoke test failed on the device: {smoke.get('error')}; nothing was switched, "
+                              "the previous release keeps serving", EXIT_SMOKE)
+        self.steps.say(f"  {smoke.get('label')} {smoke.get('score') or 0:.2f}, {smoke.get('inference_ms') or 0:.1f} ms "
+                       f"inference ({smoke.get('seconds')} s with start-up)")
+
+    # 6 + 7 ---------------------------------------------------------------------------------------
+    def switch(self) -> dict:
+        opts, root = self.opts, self.root
+        mode, user = self.facts.service_mode, self.facts.get("user")
+        unit = "edgelite" if opts.dir.rstrip("/") in (DEFAULT_DIR, "edgelite") else \
+            "edgelite-" + hashlib.sha256(root.encode()).hexdigest()[:8]
+        if not opts.no_service:
+            self.remote.run(self.agent(f"configure --mode {mode} --unit {unit} --user {shlex.quote(user)}"))
+        meta = {"models": [e.get("name") for e in self.manifest.get("models", []) if e.get("status", "ok") == "ok"],
+                "deployed_by": _whoami(), "bundle_path": str(self.bundle.resolve()), "wheel": self.wheel.name}
+        cmd = self.agent(f"release --bundle {self.bundle_id} --env {self.env_id} --source {shlex.quote(self.source)} "
+                         f"--http {shlex.quote(opts.http)} --print-every {int(opts.print_every)} "
+                         f"--run-args {shlex.quote(opts.run_args)} --meta {shlex.quote(json.dumps(meta))}")
+        if self.local_source:
+            cmd += " --source-is-file"
+        if opts.format:
+            cmd += f" --format {shlex.quote(opts.format)}"
+        rid = self.remote.run(cmd).stdout.strip().splitlines()[-1]
+        self.steps.step("switch", f"current -> releases/{rid}, " + ("service not managed (--no-service)" if opts.no_service
+                                                                   else f"restarting the {mode} service ({unit})"))
+        result = commit(self.remote, root, rid, opts.health_timeout, self.steps, no_service=opts.no_service)
+        result["elapsed_s"] = round(self.steps.elapsed(), 1)
+        port = opts.http.rsplit(":", 1)[-1]
+        self.steps.say(f"deployed {rid} to {opts.target} in {self.steps.elapsed():.0f} s" +
+                       ("" if opts.no_service else f"; preview on the device at http://{opts.http}/ "
+                        f"(ssh -L {port}:{opts.http} {opts.target.destination})"))
+        return result
+
+
+def commit(remote: Remote, root: str, rid: str, health_timeout: float, steps: Steps, *, no_service: bool = False,
+           label: str = "health") -> dict:
+    """Start the device-side switch/restart/health/rollback transaction and follow it to its end."""
+    extra = " --no-service" if no_service else ""
+    remote.run(f"{_agent(root)} commit-bg {shlex.quote(rid)} --health-timeout {health_timeout}{extra}")
+    code, lines = remote.stream(f"{_agent(root)} wait {shlex.quote(rid)} --timeout {2 * health_timeout + 300}",
+                                on_line=lambda ln: None if ln.startswith("RESULT ") else steps.say("  " + ln))
+    res_lines = [ln for ln in lines if ln.startswith("RESULT ")]
+    if not res_lines:
+        raise DeployError(f"lost track of the device-side switch of {rid}: {' / '.join(lines[-3:])}", EXIT_REMOTE)
+    result = json.loads(res_lines[-1][len("RESULT "):])
+    unit = result.get("unit") or {}
+    if unit.get("verified"):
+        steps.say(f"  systemd-analyze verify: {unit.get('findings') or 'the unit is clean'}")
+    if result.get("ok"):
+        h = result.get("health") or {}
+        steps.step(label, ("not checked (--no-service)" if no_service else
+                           f"{result.get('why')}: {h.get('frames')} frames, {h.get('fps')} fps, model {h.get('model')}"))
+        return result
+    for ln in result.get("log_tail") or []:
+        steps.say("  | " + ln)
+    back = result.get("rolled_back_to")
+    if back:
+        again = "and it is healthy again" if result.get("previous_healthy") else "BUT IT IS NOT HEALTHY EITHER"
+        msg = f"release {rid} was not healthy ({result.get('why')}); switched back to {back} {again}"
+    elif "rolled_back_to" in result:
+        msg = f"release {rid} was not healthy ({result.get('why')}); nothing to go back to, the service is stopped"
+    else:
+        msg = f"switching to {rid} failed: {result.get('why')}"
+    raise DeployError(msg, EXIT_UNHEALTHY)
+
+
+def _whoami() -> str:
+    import getpass
+    import socket
+
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except Exception:  # no user name in a container is not worth a failed deploy
+        return "?"
+
+
+# --------------------------------------------------------------------------- status, logs, rollback
+def device_status(conn: Connection) -> dict:
+    with conn.remote() as remote:
+        r = remote.run(f"test -f {rq(conn.dir)}/agent.py && {_agent(conn.dir)} status", check=False)
+        if r.returncode != 0:
+            raise DeployError(f"nothing deployed at {conn.dir} on {conn.target} (no agent.py there)", EXIT_USAGE)
+        return _json_line(r.stdout)
+
+
+def format_status(st: dict, target: Target) -> str:
+    lines = [f"edgelite on {target} ({st.get('dir')})"]
+    svc, state = st.get("service") or {}, st.get("state") or {}
+    run = state.get("state") or ("running" if state.get("active") else "stopped")
+    pid = f", pid {state['pid']}" if state.get("pid") and state.get("active") else ""
+    lines.append(f"  service   {svc.get('mode')} {svc.get('unit', '')}: {run}{pid}, {state.get('restarts', 0)} restarts")
+    cur = st.get("current")
+    if cur:
+        lines.append(f"  current   {cur.get('id')}: bundle {cur.get('bundle')}, source {cur.get('source')}, "
+                     f"http {cur.get('http')}" + (f", format {cur['format']}" if cur.get("format") else ""))
+    else:
+        lines.append("  current   nothing")
+    h = st.get("health") or {}
+    body = h.get("body")
+    if isinstance(body, dict):
+        lines.append(f"  health    HTTP {h.get('http')} {body.get('status')}: {body.get('frames')} frames, "
+                     f"{body.get('fps')} fps, model {body.get('model')}, last result {body.get('last_result_age_s')} s ago")
+    elif h:
+        lines.append(f"  health    {body}")
+    rels = st.get("releases") or []
+    lines.append("  releases  " + (", ".join(r["id"] + (" (current)" if r.get("current") else "") for r in rels) or "none"))
+    if st.get("failed"):
+        lines.append("  failed    " + ", ".join(st["failed"]))
+    return "\n".join(lines)
+
+
+def device_logs(conn: Connection, lines: int = 50, follow: bool = False, out=None) -> int:
+    out = out or sys.stdout
+    with conn.remote() as remote:
+        cmd = f"test -f {rq(conn.dir)}/agent.py && {_agent(conn.dir)} logs -n {int(lines)}" + (" -f" if follow else "")
+        code, _ = remote.stream(cmd + " 2>&1", on_line=lambda ln: print(ln, file=out, flush=True))
+        if code == 1:
+            raise DeployError(f"nothing deployed at {conn.dir} on {conn.target}", EXIT_USAGE)
+        return code
+
+
+def rollback(conn: Connection, health_timeout: float = 90.0, out=None) -> dict:
+    """Go back one release (the newest good release older than the current one), health-checked."""
+    steps = Steps(out)
+    with conn.remote() as remote:
+        r = remote.run(f"test -f {rq(conn.dir)}/agent.py && {_agent(conn.dir)} previous", check=False)
+        if r.returncode != 0:
+            raise DeployError(f"nothing deployed at {conn.dir} on {conn.target}", EXIT_USAGE)
+        info = _json_line(r.stdout)
+        if not info.get("previous"):
+            raise DeployError(f"nothing to roll back to on {conn.target}: {info.get('current') or 'no release'} "
+                              "is the oldest release kept", EXIT_USAGE)
+        steps.n = 5
+        steps.step("switch", f"rollback: current -> releases/{info['previous']} (from {info.get('current')})")
+        result = commit(remote, conn.dir, info["previous"], health_timeout, steps)
+        steps.say(f"rolled back {conn.target} to {info['previous']}")
+        return result
+
+
+def uninstall(conn: Connection, out=None) -> None:
+    with conn.remote() as remote:
+        r = remote.run(f"test -f {rq(conn.dir)}/agent.py && {_agent(conn.dir)} uninstall", check=False)
+        if r.returncode != 0:
+            msg = (r.stderr or "").strip().splitlines()[-1:] or [f"nothing deployed at {conn.dir}"]
+            raise DeployError(f"uninstall on {conn.target}: {msg[0]}", EXIT_USAGE)
+        print(f"removed {_json_line(r.stdout).get('removed')} and its service from {conn.target}",
+              file=out or sys.stdout, flush=True)

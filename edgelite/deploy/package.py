@@ -1,0 +1,148 @@
+"""Package: the edgelite wheel built from this checkout, and (for --offline) the device's dependency wheels.
+
+Both are cached under ~/.cache/edgelite (EDGELITE_CACHE overrides): the wheel by a hash of the source
+tree, the wheelhouse by platform + Python + the pinned versions, so a re-deploy builds and downloads
+nothing. The device's core install is the runtime only: numpy, opencv-python-headless, ai-edge-litert,
+pinned by the checkout's constraints.txt when there is one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from edgelite.deploy.errors import EXIT_USAGE, DeployError
+
+#: the device runtime (pyproject's core dependencies); the wheelhouse holds these and what they pull in
+CORE_REQUIREMENTS = ["numpy", "opencv-python-headless", "ai-edge-litert"]
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("EDGELITE_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "edgelite")
+    return Path(base).expanduser()
+
+
+def project_root() -> Path | None:
+    """The checkout edgelite is imported from (an editable install), or None for an installed wheel."""
+    import edgelite
+
+    root = Path(edgelite.__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def constraints_file() -> Path | None:
+    root = project_root()
+    return root / "constraints.txt" if root and (root / "constraints.txt").is_file() else None
+
+
+def source_hash(root: Path) -> str:
+    """sha256 over pyproject.toml and every file of the package (names and bytes)."""
+    h = hashlib.sha256()
+    files = [root / "pyproject.toml"] + sorted(
+        p for p in (root / "edgelite").rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        and p.suffix not in (".pyc", ".pyo"))
+    for p in files:
+        h.update(str(p.relative_to(root)).encode() + b"\0")
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_wheel(wheel: str | os.PathLike | None = None) -> Path:
+    """The edgelite wheel to install on the device: `wheel` if given, else built (and cached) from the checkout."""
+    if wheel:
+        p = Path(wheel).expanduser()
+        if not (p.is_file() and p.name.startswith("edgelite-") and p.suffix == ".whl"):
+            raise DeployError(f"--wheel {wheel}: not an edgelite-*.whl file", EXIT_USAGE)
+        return p
+    root = project_root()
+    if root is None:
+        raise DeployError("edgelite is not installed from a source checkout, so there is no wheel to build; "
+                          "pass --wheel edgelite-X.whl", EXIT_USAGE)
+    out = cache_dir() / "wheels" / source_hash(root)
+    found = sorted(out.glob("edgelite-*.whl")) if out.is_dir() else []
+    if found:
+        return found[0]
+    with tempfile.TemporaryDirectory(prefix="edgelite-wheel-") as tmp:
+        # build from a copy: setuptools writes build/ and *.egg-info into the tree it builds
+        src = Path(tmp) / "src"
+        shutil.copytree(root / "edgelite", src / "edgelite", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for name in ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "MANIFEST.in"):
+            if (root / name).is_file():
+                shutil.copy2(root / name, src / name)
+        # --no-build-isolation: setuptools from this environment, no index needed for the build
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp, str(src)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            cmd.remove("--no-build-isolation")
+            r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise DeployError(f"building the edgelite wheel failed: {(r.stderr or r.stdout).strip()[-400:]}", EXIT_USAGE)
+        built = sorted(Path(tmp).glob("edgelite-*.whl"))
+        if not built:
+            raise DeployError("pip wheel produced no edgelite wheel", EXIT_USAGE)
+        out.mkdir(parents=True, exist_ok=True)
+        dest = out / built[0].name
+        shutil.copy2(built[0], dest.with_suffix(".tmp"))
+        os.replace(dest.with_suffix(".tmp"), dest)
+    return dest
+
+
+def wheelhouse(platform_tag: str, python: str, *, requirements: list[str] | None = None,
+               constraints: Path | None = None, log=print) -> Path:
+    """Download (once) every wheel the device needs for `platform_tag` (manylinux_2_36_aarch64) and `python`.
+
+    The device's own glibc is the tag; every older manylinux tag is passed too, since
+    `pip download --platform` does not expand `manylinux_2_36` to the 2_17 ... 2_35 wheels it can run.
+    """
+    reqs = requirements or CORE_REQUIREMENTS
+    pins = constraints.read_bytes() if constraints else b""
+    key = hashlib.sha256(b"\0".join([platform_tag.encode(), python.encode(), *map(str.encode, reqs), pins])).hexdigest()[:12]
+    major_minor = python.replace(".", "")
+    out = cache_dir() / "wheelhouse" / f"cp{major_minor}-{platform_tag}-{key}"
+    stamp = out / ".complete"
+    if stamp.exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q", "-d", str(out),
+           "--only-binary=:all:", *[a for t in compatible_platforms(platform_tag) for a in ("--platform", t)],
+           "--python-version", python,
+           "--implementation", "cp", *reqs]
+    if constraints:
+        cmd += ["-c", str(constraints)]
+    log(f"  pip download {' '.join(reqs)} for cp{major_minor} {platform_tag} (once; cached in {out})")
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise DeployError(f"downloading the device's wheels ({platform_tag}, Python {python}) failed: "
+                          f"{(r.stderr or r.stdout).strip()[-500:]}", EXIT_USAGE)
+    stamp.write_text(" ".join(reqs) + "\n")
+    return out
+
+
+def compatible_platforms(platform_tag: str) -> list[str]:
+    """manylinux_2_36_aarch64 -> [manylinux_2_36_aarch64, manylinux_2_35_aarch64, ..., manylinux2014_aarch64]."""
+    import re
+
+    m = re.fullmatch(r"manylinux_(\d+)_(\d+)_(\w+)", platform_tag)
+    if not m:
+        return [platform_tag]
+    major, minor, arch = int(m.group(1)), int(m.group(2)), m.group(3)
+    tags = [f"manylinux_{major}_{v}_{arch}" for v in range(minor, 16, -1)] + [f"manylinux2014_{arch}"]
+    if arch in ("x86_64", "i686"):
+        tags += [f"manylinux2010_{arch}", f"manylinux1_{arch}"]
+    return tags
+
+
+def files_digest(paths: list[Path]) -> str:
+    """A short id for a set of files (names and bytes): the device venv is keyed by it."""
+    h = hashlib.sha256()
+    for p in sorted(paths, key=lambda p: p.name):
+        h.update(p.name.encode() + b"\0")
+        with open(p, "rb") as f:
+            while b := f.read(1 << 20):
+                h.update(b)
+    return h.hexdigest()[:12]

@@ -1,0 +1,40 @@
+"""Small helpers the deploy tests share: a free loopback port, and the device's /healthz read from the host."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def healthz(port: int, timeout: float = 3.0) -> tuple[int | None, dict | None]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+    except OSError:
+        return None, None
+
+
+def wait_healthz(port: int, timeout: float = 30.0, frames_above: int = 0) -> dict:
+    deadline = time.monotonic() + timeout
+    body = None
+    while time.monotonic() < deadline:
+        code, body = healthz(port)
+        if code == 200 and body and body.get("frames", 0) > frames_above:
+            return body
+        time.sleep(0.3)
+    raise AssertionError(f"no healthy /healthz on port {port} within {timeout} s (last: {body})")

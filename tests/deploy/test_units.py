@@ -1,0 +1,197 @@
+"""The deploy pieces on their own: addresses, the systemd unit (checked by systemd-analyze), the device
+agent's bundle verification, and its supervisor run as a real process (Restart=on-failure, start
+limit, sd_notify READY/WATCHDOG, the watchdog killing a hung service)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from edgelite.deploy import agent
+from edgelite.deploy.errors import DeployError
+from edgelite.deploy.package import compatible_platforms
+from edgelite.deploy.ssh import Target, parse_target, rq
+
+from .rig import free_port, wait_healthz
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("pi@raspberrypi.local", Target("pi", "raspberrypi.local", None)),
+    ("pi@127.0.0.1:2222", Target("pi", "127.0.0.1", 2222)),
+    ("ssh://pi@10.0.0.7:22", Target("pi", "10.0.0.7", 22)),
+    ("raspberrypi", Target(None, "raspberrypi", None)),
+    ("pi@[::1]:2200", Target("pi", "::1", 2200)),
+    ("pi@::1", Target("pi", "::1", None)),
+])
+def test_parse_target(value, expected):
+    assert parse_target(value) == expected
+
+
+@pytest.mark.parametrize("bad", ["pi@host:99999", "pi@host:x", "pi@", "pi@[::1", "pi@ho st"])
+def test_parse_target_refuses(bad):
+    with pytest.raises(DeployError):
+        parse_target(bad)
+
+
+def test_remote_quoting_keeps_tilde():
+    assert rq("~/edgelite") == "~/edgelite" and rq("~/my dir") == "~/'my dir'" and rq("/a b") == "'/a b'"
+    out = subprocess.run(["sh", "-c", f"echo {rq('~/my dir')}"], capture_output=True, text=True).stdout.strip()
+    assert out == os.path.expanduser("~") + "/my dir"
+
+
+def test_health_url():
+    assert agent.health_url("127.0.0.1:8080") == "http://127.0.0.1:8080/healthz"
+    assert agent.health_url("8080") == "http://127.0.0.1:8080/healthz"
+    assert agent.health_url("0.0.0.0:9000") == "http://127.0.0.1:9000/healthz"
+    assert agent.health_url("[::]:9000") == "http://[::1]:9000/healthz"
+
+
+def test_compatible_platforms():
+    tags = compatible_platforms("manylinux_2_36_aarch64")
+    assert tags[0] == "manylinux_2_36_aarch64" and "manylinux_2_27_aarch64" in tags and "manylinux2014_aarch64" in tags
+    assert "manylinux_2_37_aarch64" not in tags
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_unit_passes_systemd_analyze(tmp_path, sshd):
+    user = sshd.user  # a regular account: systemd-analyze rightly flags User=nobody as unsafe
+    root = tmp_path / "edgelite"
+    (root / "current").mkdir(parents=True)
+    run = root / "current" / "run"
+    run.write_text("#!/bin/sh\nexit 0\n")
+    run.chmod(0o755)
+    unit = tmp_path / "edgelite.service"
+    unit.write_text(agent.render_unit(str(root), user))
+    assert agent.verify_unit(unit) is None, agent.verify_unit(unit)
+    text = unit.read_text()
+    for line in ("Type=notify", "Restart=on-failure", f"User={user}", f"WatchdogSec={agent.WATCHDOG_SEC}",
+                 "StandardOutput=journal", f"ExecStart={root}/current/run", "WantedBy=multi-user.target"):
+        assert line in text
+    user_unit = agent.render_unit(str(root), None)  # systemctl --user: no User=, default.target
+    assert "User=" not in user_unit and "WantedBy=default.target" in user_unit
+    unit.write_text(agent.render_unit(str(root), "nobody"))
+    assert "nobody" in (agent.verify_unit(unit) or "")  # the check does catch a bad unit
+
+
+def test_agent_verify_bundle(tiny_bundle, corrupt_bundle, tmp_path):
+    assert agent.verify_bundle(tiny_bundle) == []
+    assert agent.verify_bundle(corrupt_bundle) == ["model_int8.tflite fails its sha256 check (manifest "
+                                                   f"{json.loads((tiny_bundle / 'edgelite.json').read_text())['models'][0]['sha256'][:12]}…)"]
+    short = tmp_path / "short"
+    shutil.copytree(tiny_bundle, short)
+    (short / "model_int8.tflite").write_bytes(b"x")
+    assert "bytes, the manifest says" in agent.verify_bundle(short)[0]
+    (short / "model_int8.tflite").unlink()
+    assert agent.verify_bundle(short) == ["model_int8.tflite is missing"]
+    assert agent.verify_bundle(tmp_path) == ["edgelite.json is missing"]
+
+
+# ------------------------------------------------------------------------------------------ supervisor
+def _layout(tmp_path: Path, run_script: str) -> agent.Layout:
+    lay = agent.Layout(tmp_path / "dev")
+    lay.ensure()
+    rel = lay.releases / "r1"
+    rel.mkdir()
+    (rel / "run").write_text(run_script)
+    (rel / "run").chmod(0o755)
+    agent.atomic_symlink("releases/r1", lay.current)
+    return lay
+
+
+def _supervise(lay: agent.Layout, **constants) -> subprocess.Popen:
+    """The agent's supervisor as a real process, with some of its timings shortened for the test."""
+    sets = "".join(f"a.{k} = {v!r}\n" for k, v in constants.items())
+    code = f"import sys, edgelite.deploy.agent as a\n{sets}sys.exit(a.main(['--dir', {str(lay.root)!r}, 'supervise']))"
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def _wait(cond, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def _stop(p: subprocess.Popen) -> None:
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def test_supervisor_restarts_on_failure_until_the_start_limit(tmp_path):
+    lay = _layout(tmp_path, "#!/bin/sh\necho crashing\nexit 3\n")
+    p = _supervise(lay, RESTART_SEC=0.1)
+    try:
+        assert p.wait(30) == 1
+    finally:
+        _stop(p)
+    st = json.loads(lay.state.read_text())
+    # like StartLimitBurst=5: five starts within the interval, the sixth is refused
+    assert st["state"] == "failed" and [e["code"] for e in st["exits"]] == [3] * agent.START_LIMIT_BURST
+    log = lay.log.read_text()
+    assert log.count("crashing") == agent.START_LIMIT_BURST and "start limit hit" in log
+    assert not lay.supervisor_pid.exists()
+
+
+def test_supervisor_does_not_restart_a_clean_exit(tmp_path):
+    lay = _layout(tmp_path, "#!/bin/sh\necho done\nexit 0\n")
+    p = _supervise(lay)
+    try:
+        assert p.wait(30) == 0
+    finally:
+        _stop(p)
+    assert json.loads(lay.state.read_text())["state"] == "exited"
+    assert "not restarting (Restart=on-failure)" in lay.log.read_text()
+
+
+def test_supervisor_watchdog_restarts_a_hung_service(tmp_path, tiny_bundle, video):
+    """The real `edgelite run` under the supervisor: READY=1 and WATCHDOG=1 arrive over NOTIFY_SOCKET;
+    frozen with SIGSTOP it stops pinging, and the supervisor aborts/kills it and starts it again."""
+    port = free_port()
+    run = textwrap.dedent(f"""\
+        #!/bin/sh
+        if [ -n "${{WATCHDOG_USEC:-}}" ] && [ -z "${{WATCHDOG_PID:-}}" ]; then export WATCHDOG_PID=$$; fi
+        exec {sys.executable} -m edgelite run {tiny_bundle} --source {video} --loop --realtime --http 127.0.0.1:{port} --print-every 0
+        """)
+    lay = _layout(tmp_path, run)
+    p = _supervise(lay, WATCHDOG_SEC=2, TIMEOUT_STOP_SEC=1, RESTART_SEC=0.2)
+    try:
+        st = _wait(lambda: (s := agent.read_json(lay.state, {})) and s.get("ready") and s)
+        assert st["state"] == "running" and "classifying" in (st.get("status") or "")
+        wait_healthz(port)
+        first = st["pid"]
+        time.sleep(3)  # longer than WatchdogSec: the running loop keeps pinging
+        assert agent.read_json(lay.state)["pid"] == first
+        os.kill(first, signal.SIGSTOP)  # hung: no more WATCHDOG=1
+        st = _wait(lambda: (s := agent.read_json(lay.state, {})) and s.get("pid") != first and s.get("ready") and s)
+        assert st["restarts"] == 1
+        wait_healthz(port)
+        log = lay.log.read_text()
+        assert "watchdog timeout" in log and "did not end on SIGABRT; killing it" in log
+    finally:
+        _stop(p)
+    assert agent.read_json(lay.state)["state"] == "stopped"
+    assert not lay.supervisor_pid.exists()
+
+
+def test_public_preview_needs_a_token(tiny_bundle):
+    """--http beyond loopback without a token is refused before any connection is made."""
+    r = subprocess.run([sys.executable, "-m", "edgelite", "deploy", str(tiny_bundle), "--host", "pi@127.0.0.1:1",
+                        "--http", "0.0.0.0:8080"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--token" in r.stderr and "preflight" not in r.stdout
