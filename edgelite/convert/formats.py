@@ -1,0 +1,110 @@
+"""The one table of export formats `edgelite convert` knows (stdlib only: the CLI reads it for --help).
+
+Names follow Ultralytics where one exists (``int8``, ``fp16``, ``onnx``, ``edgetpu``) and are the
+keys of :data:`edgelite.bundle.FORMATS`, the manifest's model names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from edgelite.bundle import FORMATS
+from edgelite.convert.errors import ConvertError
+
+
+@dataclasses.dataclass(frozen=True)
+class Export:
+    name: str  # manifest model name (key of edgelite.bundle.FORMATS)
+    filename: str  # file in the bundle
+    source: str  # which Keras model it is exported from: float | pruned | qat
+    quantization: str  # none | float16 | dynamic | full_int8 | compile
+    needs: tuple[str, ...]  # importable modules (or executables, "bin:NAME") it needs
+    description: str
+
+    @property
+    def file_format(self) -> str:
+        return FORMATS[self.name][0]
+
+    @property
+    def precision(self) -> str:
+        return FORMATS[self.name][1]
+
+
+EXPORTS: dict[str, Export] = {
+    e.name: e
+    for e in [
+        Export("fp32", "model_fp32.tflite", "float", "none", ("tensorflow",), "float32 TFLite"),
+        Export("fp16", "model_fp16.tflite", "float", "float16", ("tensorflow",), "float16 weights, float compute"),
+        Export("dynamic", "model_dynamic.tflite", "float", "dynamic", ("tensorflow",),
+               "int8 weights, float activations (dynamic range)"),
+        Export("int8", "model_int8.tflite", "float", "full_int8", ("tensorflow",),
+               "int8 weights and activations, calibrated on the training split"),
+        Export("pruned_int8", "model_pruned_int8.tflite", "pruned", "full_int8",
+               ("tensorflow", "tensorflow_model_optimization"), "magnitude-pruned (--prune), then full int8"),
+        Export("qat_int8", "model_qat_int8.tflite", "qat", "full_int8",
+               ("tensorflow", "tensorflow_model_optimization"), "quantization-aware trained (--qat), int8"),
+        Export("pqat_int8", "model_pqat_int8.tflite", "qat", "full_int8",
+               ("tensorflow", "tensorflow_model_optimization"),
+               "pruned, then sparsity-preserving QAT (--prune with --qat), int8"),
+        Export("edgetpu", "model_int8_edgetpu.tflite", "int8", "compile", ("bin:edgetpu_compiler",),
+               "the best int8 model compiled by edgetpu_compiler"),
+        Export("onnx", "model.onnx", "float", "none", ("tf2onnx", "onnx", "onnxruntime"),
+               "ONNX (tf2onnx), run by onnxruntime"),
+    ]
+}
+
+#: what `--formats` means when not given
+DEFAULT_FORMATS = ("fp32", "fp16", "dynamic", "int8", "onnx", "edgetpu")
+
+#: other spellings users bring from Ultralytics / TFLite docs
+ALIASES = {
+    "tflite": "fp32", "float32": "fp32", "float16": "fp16", "half": "fp16", "dynamic_range": "dynamic",
+    "full_integer": "int8", "uint8": "int8", "edge_tpu": "edgetpu", "edgetpu_tflite": "edgetpu",
+    "pruned": "pruned_int8", "qat": "qat_int8", "pqat": "pqat_int8",
+}
+
+IO_TYPES = ("uint8", "int8", "float32")
+
+INT8_NAMES = ("int8", "pruned_int8", "qat_int8", "pqat_int8")
+#: which int8 model the Edge TPU compiler gets, best first
+EDGETPU_SOURCE_PREFERENCE = ("pqat_int8", "qat_int8", "pruned_int8", "int8")
+
+
+def parse_formats(spec: str | list[str] | tuple[str, ...] | None, *, prune: float | None = None,
+                  qat: bool = False) -> list[str]:
+    """Resolve `--formats` (comma list or sequence, aliases allowed) plus what --prune/--qat add.
+
+    --prune adds ``pruned_int8``; --qat adds ``qat_int8``, or ``pqat_int8`` together with --prune.
+
+    >>> parse_formats("int8,onnx", prune=0.5)
+    ['int8', 'pruned_int8', 'onnx']
+    >>> parse_formats("tflite,half", qat=True)
+    ['fp32', 'fp16', 'qat_int8']
+    """
+    if spec is None:
+        requested = list(DEFAULT_FORMATS)
+    else:
+        requested = []
+        for raw in spec.split(",") if isinstance(spec, str) else spec:
+            key = raw.strip().lower().replace("-", "_")
+            if not key:
+                continue
+            key = ALIASES.get(key, key)
+            if key not in EXPORTS:
+                raise ConvertError(f"unknown format {raw.strip()!r} in --formats; choose from {', '.join(EXPORTS)}")
+            requested.append(key)
+        if not requested:
+            raise ConvertError("--formats is empty; e.g. --formats fp32,int8,onnx")
+    if "pruned_int8" in requested and prune is None:
+        raise ConvertError("format pruned_int8 needs --prune SPARSITY (e.g. --prune 0.5)")
+    if "qat_int8" in requested and not qat:
+        raise ConvertError("format qat_int8 needs --qat")
+    if "pqat_int8" in requested and (prune is None or not qat):
+        raise ConvertError("format pqat_int8 needs both --prune SPARSITY and --qat")
+    names = {n for n in requested if n not in ("pruned_int8", "qat_int8", "pqat_int8")}
+    if prune is not None:
+        names.add("pruned_int8")
+    if qat:
+        names.add("pqat_int8" if prune is not None else "qat_int8")
+    order = list(EXPORTS)  # the table's order: float exports, int8s, edgetpu, onnx
+    return sorted(names, key=order.index)

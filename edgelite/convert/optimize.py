@@ -1,0 +1,367 @@
+"""tfmot: magnitude pruning, quantization-aware training (QAT) and pruning-preserving QAT (PQAT).
+
+All three work on the classifier as `edgelite train` builds it: one flat functional graph whose
+first layer is the in-graph preprocessing (a ``Rescaling``). Two things make tfmot work on it:
+
+* ``quantize_model`` refuses ``Rescaling`` ("Layer rescaling is not supported"). We annotate the
+  layers ourselves and give preprocessing layers (``Rescaling``, ``Normalization``: no weights,
+  elementwise) an output-only QuantizeConfig, so the whole graph is fake-quantized from the input on.
+* tfmot starts every activation range at [-6, 6] and moves it by an EMA with decay 0.999, i.e. 0.1 %
+  per step. With raw 0..255 pixels in the graph that clamps the input to 6 and ruins the model for
+  thousands of steps. :func:`init_quant_ranges` sets every activation range from the float model's
+  own activations on calibration images (what post-training quantization does) before QAT starts.
+
+BatchNorm stays frozen (inference mode) in both, as in fine-tuning: small batches would wreck its
+statistics.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from edgelite.convert.errors import ConvertError
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+INPUT_RANGE = (0.0, 255.0)  # raw RGB pixels: the model input's quantization range by contract
+
+Log = Callable[[str], None]
+
+
+def _tfmot():
+    try:
+        import tensorflow_model_optimization as tfmot
+    except ImportError:
+        raise ConvertError("pruning and QAT need tensorflow-model-optimization: pip install 'edgelite[convert]'") from None
+    return tfmot
+
+
+def _check_flat(model, what: str) -> None:
+    import tf_keras as keras
+
+    nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
+    if nested:
+        raise ConvertError(f"{what}: layer {nested[0]!r} is a model nested in the model; tfmot cannot "
+                           "optimise that — build the classifier as one flat graph (as `edgelite train` does)")
+
+
+# ------------------------------------------------------------------------------------------ training data
+def _dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, shuffle: bool = True):
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    return ds.map(lambda a, b: (tf.cast(a, tf.float32), b)).batch(batch_size).prefetch(2)
+
+
+def _compile(model, lr: float) -> None:
+    import tf_keras as keras
+
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=["accuracy"])
+
+
+def _epoch_logger(log: Log, what: str, epochs: int, extra: Callable[[], str] | None = None):
+    import tf_keras as keras
+
+    class EpochLog(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            tail = f", {extra()}" if extra else ""
+            log(f"{what} epoch {epoch + 1}/{epochs}: loss {logs.get('loss', float('nan')):.3f}, "
+                f"accuracy {logs.get('accuracy', float('nan')):.3f}{tail} ({time.perf_counter() - self.t:.1f} s)")
+
+    return EpochLog()
+
+
+def _freeze_batchnorm(layer):
+    import tf_keras as keras
+
+    if isinstance(layer, keras.layers.BatchNormalization):
+        layer.trainable = False
+    return layer
+
+
+# ------------------------------------------------------------------------------------------ pruning
+def prunable(layer) -> bool:
+    """Layers we prune: Conv2D and Dense kernels (>97 % of a MobileNet/EfficientNet's weights).
+
+    Depthwise kernels are tiny and every weight in them matters; pruning them costs accuracy for
+    no size.
+    """
+    import tf_keras as keras
+
+    return isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and not isinstance(
+        layer, keras.layers.DepthwiseConv2D) and not isinstance(layer, keras.layers.Conv2DTranspose)
+
+
+def prune(model, x: np.ndarray, y: np.ndarray, *, sparsity: float, epochs: int, batch_size: int = 32,
+          lr: float = 1e-4, seed: int = 0, log: Log = print):
+    """Magnitude-prune Conv2D/Dense kernels to `sparsity` with a polynomial-decay schedule while
+    fine-tuning on (x, y), then strip the pruning wrappers. Returns (stripped float model, info)."""
+    tfmot = _tfmot()
+    import tf_keras as keras
+
+    _check_flat(model, "--prune")
+    steps_per_epoch = int(np.ceil(len(y) / batch_size))
+    total = max(1, steps_per_epoch * epochs)
+    # reach the target after ~70 % of the steps, then recover; masks are updated `frequency` apart,
+    # and end_step is a multiple of it so the last update lands exactly on the target sparsity
+    frequency = max(1, total // 20)
+    end_step = max(frequency, (int(total * 0.7) // frequency) * frequency)
+    schedule = tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=float(sparsity),
+                                                    begin_step=0, end_step=end_step, frequency=frequency)
+
+    def wrap(layer):
+        _freeze_batchnorm(layer)
+        if prunable(layer):
+            return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
+        return layer
+
+    try:
+        pruned = keras.models.clone_model(model, clone_function=wrap)
+    except ValueError as e:
+        raise ConvertError(f"--prune: tfmot cannot prune this model ({str(e).splitlines()[0]})") from None
+    _compile(pruned, lr)
+    log(f"pruning to {sparsity:.0%} sparsity: {epochs} epoch(s) x {steps_per_epoch} steps, target reached at "
+        f"step {end_step}, lr {lr:g}")
+    callbacks = [tfmot.sparsity.keras.UpdatePruningStep(),
+                 _epoch_logger(log, "prune", epochs, lambda: f"sparsity {_wrapped_sparsity(pruned):.2f}")]
+    pruned.fit(_dataset(x, y, batch_size, seed), epochs=epochs, verbose=0, callbacks=callbacks)
+    stripped = tfmot.sparsity.keras.strip_pruning(pruned)
+    info = {"target": float(sparsity), **kernel_sparsity(stripped), "epochs": epochs, "steps": total,
+            "end_step": end_step, "frequency": frequency, "lr": lr}
+    log(f"pruned: {info['achieved']:.3f} of the weights in {info['layers']} Conv2D/Dense layers are zero "
+        f"({info['overall']:.3f} of all weights)")
+    return stripped, info
+
+
+def _wrapped_sparsity(model) -> float:
+    zeros = total = 0
+    for layer in model.layers:
+        if type(layer).__name__ == "PruneLowMagnitude":
+            k = layer.layer.kernel.numpy()
+            zeros += int((k == 0).sum())
+            total += k.size
+    return zeros / total if total else 0.0
+
+
+def kernel_sparsity(model) -> dict:
+    """Fraction of zero weights in the prunable (Conv2D/Dense) kernels ("achieved") and in every
+    kernel including depthwise ones ("overall"). Works on plain, pruned-and-stripped and QAT models."""
+    zeros = total = all_zeros = all_total = layers = 0
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)  # QuantizeWrapper -> the wrapped layer
+        # the variable, not the attribute: a QuantizeWrapper points `inner.kernel` at its fake-quantized tensor
+        # (a QuantizeWrapper tracks the wrapped layer's weights itself, so look at the outer layer)
+        kernels = [w for w in layer.weights if w.name.split("/")[-1].split(":")[0] in ("kernel", "depthwise_kernel")]
+        if not kernels:
+            continue
+        k = kernels[0].numpy()
+        all_zeros += int((k == 0).sum())
+        all_total += k.size
+        if prunable(inner):
+            layers += 1
+            zeros += int((k == 0).sum())
+            total += k.size
+    return {"achieved": zeros / total if total else 0.0, "overall": all_zeros / all_total if all_total else 0.0,
+            "layers": layers, "pruned_weights": total}
+
+
+# ------------------------------------------------------------------------------------------ QAT
+def _output_only_config_class():
+    tfmot = _tfmot()
+    Q = tfmot.quantization.keras
+
+    class OutputOnlyQuantizeConfig(Q.QuantizeConfig):
+        """Quantize only the output of a weightless elementwise layer (preprocessing: Rescaling, Normalization)."""
+
+        def get_weights_and_quantizers(self, layer):
+            return []
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            pass
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+        def get_output_quantizers(self, layer):
+            return [Q.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
+                                                        narrow_range=False)]
+
+        def get_config(self):
+            return {}
+
+    return OutputOnlyQuantizeConfig
+
+
+def _preprocessing_layer(layer) -> bool:
+    import tf_keras as keras
+
+    return isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization))
+
+
+def quantize_aware(model, x: np.ndarray, y: np.ndarray, calibration: np.ndarray, *, epochs: int,
+                   batch_size: int = 32, lr: float = 1e-5, preserve_sparsity: bool = False, seed: int = 0,
+                   log: Log = print):
+    """Quantization-aware fine-tuning of `model` on (x, y); with `preserve_sparsity` tfmot's
+    Default8BitPrunePreserveQuantizeScheme keeps the zeros of a pruned model. Returns (qat model, info)."""
+    tfmot = _tfmot()
+    import tf_keras as keras
+
+    what = "--qat" + (" with --prune" if preserve_sparsity else "")
+    _check_flat(model, what)
+    Q = tfmot.quantization.keras
+    config_cls = _output_only_config_class()
+    if preserve_sparsity:
+        from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
+            default_8bit_prune_preserve_quantize_scheme as pqs,
+        )
+
+        scheme = pqs.Default8BitPrunePreserveQuantizeScheme()
+    else:
+        scheme = Q.default_8bit.Default8BitQuantizeScheme()
+    def annotate(layer):
+        _freeze_batchnorm(layer)
+        if _preprocessing_layer(layer):
+            return Q.quantize_annotate_layer(layer, quantize_config=config_cls())
+        return Q.quantize_annotate_layer(layer)
+
+    sparsity_before = kernel_sparsity(model)["achieved"] if preserve_sparsity else None
+    try:
+        annotated = keras.models.clone_model(model, clone_function=annotate)
+        with Q.quantize_scope({"OutputOnlyQuantizeConfig": config_cls}):
+            qat = Q.quantize_apply(annotated, scheme)
+    except (ValueError, RuntimeError, TypeError) as e:
+        raise ConvertError(_tfmot_error(what, e)) from None
+    for layer in qat.layers:  # quantize_apply rebuilds layers from config: freeze BatchNorm again
+        inner = getattr(layer, "layer", None)
+        if isinstance(inner, keras.layers.BatchNormalization):
+            layer.trainable = False
+    t = time.perf_counter()
+    n_ranges = init_quant_ranges(qat, model, calibration, batch_size=min(batch_size, 16))
+    log(f"QAT: {n_ranges} activation ranges initialised from the float model on {len(calibration)} images "
+        f"({time.perf_counter() - t:.1f} s)")
+    _compile(qat, lr)
+    steps_per_epoch = int(np.ceil(len(y) / batch_size))
+    log(f"quantization-aware training{' (sparsity-preserving)' if preserve_sparsity else ''}: {epochs} epoch(s) x "
+        f"{steps_per_epoch} steps, lr {lr:g}")
+    extra = (lambda: f"sparsity {kernel_sparsity(qat)['achieved']:.2f}") if preserve_sparsity else None
+    qat.fit(_dataset(x, y, batch_size, seed), epochs=epochs, verbose=0,
+            callbacks=[_epoch_logger(log, "qat", epochs, extra)])
+    pin_input_range(qat)
+    info = {"epochs": epochs, "steps": steps_per_epoch * epochs, "lr": lr, "ranges_initialised": n_ranges,
+            "scheme": type(scheme).__name__}
+    if preserve_sparsity:
+        after = kernel_sparsity(qat)["achieved"]
+        info.update({"sparsity_before": sparsity_before, "sparsity_after": after})
+        log(f"PQAT kept the sparsity: {sparsity_before:.3f} -> {after:.3f}")
+    return qat, info
+
+
+def _tfmot_error(what: str, e: Exception) -> str:
+    """tfmot's refusal as one line that names the layer and says what to do."""
+    import re
+
+    text = str(e).strip()
+    m = re.search(r"Layer ([^\s:]+):?\s*(?:<class '(?:[\w.]*\.)?(\w+)'>)? is not supported", text)
+    if m:
+        kind = f" ({m.group(2)})" if m.group(2) else ""
+        return (f"{what}: tfmot cannot quantize layer {m.group(1)!r}{kind}; drop --qat (post-training int8 "
+                "still works) or replace the layer with a supported one")
+    first = text.splitlines()[0][:200] if text else type(e).__name__
+    return f"{what}: tfmot cannot quantize this model ({first})"
+
+
+def _quant_vars(qat_model):
+    """[(variable, kind, source layer name, 'min'|'max')] for every activation range in the QAT model.
+
+    kind: "input" (the QuantizeLayer after the model input), "output" (the wrapped layer's output,
+    also post-activation) or "pre_activation" (before a layer's own non-linear activation).
+    """
+    out = []
+    for layer in qat_model.layers:
+        cls = type(layer).__name__
+        if cls == "QuantizeLayer":
+            for w in layer.weights:
+                short = w.name.split("/")[-1].split(":")[0]
+                if short.endswith("_min") or short.endswith("_max"):
+                    out.append((w, "input", None, short[-3:]))
+            continue
+        inner = getattr(layer, "layer", None)
+        if inner is None:
+            continue
+        for w in layer.weights:
+            short = w.name.split("/")[-1].split(":")[0]
+            for prefix, kind in (("output_", "output"), ("post_activation_", "output"),
+                                 ("pre_activation_", "pre_activation")):
+                if short in (prefix + "min", prefix + "max"):
+                    out.append((w, kind, inner.name, short[-3:]))
+    return out
+
+
+def init_quant_ranges(qat_model, float_model, images: np.ndarray, batch_size: int = 16) -> int:
+    """Set every activation range of `qat_model` to the min/max (always spanning 0) that the same tensor
+    takes in `float_model` over `images` — the ranges post-training calibration would pick."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    qvars = _quant_vars(qat_model)
+    wanted: dict[tuple[str, str], None] = {}
+    for _, kind, name, _ in qvars:
+        if kind != "input":
+            wanted[(kind, name)] = None
+    # a private copy: layers shared with other models (clone_function reuses them) would hand us the
+    # output tensors of another model's graph
+    twin_model = keras.models.clone_model(float_model)
+    twin_model.set_weights(float_model.get_weights())
+    tensors, keys = [], []
+    for kind, name in wanted:
+        layer = twin_model.get_layer(name)
+        if kind == "output":
+            tensors.append(layer.output)
+        else:  # the layer's output before its activation: same layer, linear activation, same weights
+            cfg = dict(layer.get_config(), activation="linear", name=f"{name}__linear")
+            twin = type(layer).from_config(cfg)
+            tensors.append(twin(layer.input))
+            twin.set_weights(layer.get_weights())
+        keys.append((kind, name))
+    probe = keras.Model(twin_model.inputs, tensors)
+
+    @tf.function
+    def stats(batch):
+        outs = probe(batch, training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        return tf.stack([tf.reduce_min(o) for o in outs]), tf.stack([tf.reduce_max(o) for o in outs])
+
+    lo = np.full(len(keys), np.inf)
+    hi = np.full(len(keys), -np.inf)
+    for i in range(0, len(images), batch_size):
+        mn, mx = stats(tf.constant(images[i : i + batch_size], tf.float32))
+        lo = np.minimum(lo, mn.numpy())
+        hi = np.maximum(hi, mx.numpy())
+    ranges = {k: (min(float(a), 0.0), max(float(b), 0.0)) for k, a, b in zip(keys, lo, hi, strict=True)}
+    for var, kind, name, end in qvars:
+        lo_hi = INPUT_RANGE if kind == "input" else ranges[(kind, name)]
+        value = lo_hi[0] if end == "min" else lo_hi[1]
+        var.assign(np.full(var.shape, value, np.float32))
+    return len(qvars) // 2
+
+
+def pin_input_range(qat_model) -> None:
+    """The input's fake-quant range is exactly raw pixels [0, 255]: the int8 model then takes uint8
+    pixels with scale 1 and zero point 0, i.e. straight from the camera."""
+    for var, kind, _, end in _quant_vars(qat_model):
+        if kind == "input":
+            var.assign(np.full(var.shape, INPUT_RANGE[0] if end == "min" else INPUT_RANGE[1], np.float32))

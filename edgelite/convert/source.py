@@ -1,0 +1,201 @@
+"""What `convert` converts: a training run directory, or a Keras model file plus an image folder.
+
+Every check a user can trip over (missing or corrupt run, labels that do not match the model, a
+data folder that moved) becomes a one-line :class:`ConvertError` here, before any conversion work.
+Images are decoded with the training code's decoder and then go through the device's own
+``prepare_rgb``, so calibration and validation see exactly the pixels the device will feed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgelite.bundle import INTERPOLATIONS, InputSpec, read_labels
+from edgelite.convert.errors import ConvertError
+
+RUN_FILES = ("model.keras", "labels.txt", "config.yaml", "split.json")
+MODEL_SUFFIXES = (".keras", ".h5")
+
+
+@dataclasses.dataclass
+class Source:
+    kind: str  # "run" | "model"
+    path: Path  # the run directory or the model file
+    model_path: Path
+    labels: list[str]
+    spec: InputSpec
+    data_dir: Path
+    split: Any  # edgelite.train.data.Split
+    backbone: str | None = None
+    batch_size: int = 32
+    run_metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    def load_model(self):
+        """A fresh copy of the float Keras model (tfmot wraps layers in place, so every user gets its own)."""
+        return _load_keras(self.model_path)
+
+    def images(self, subset: str, indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+        """(uint8 N x H x W x 3 RGB, int64 labels, number skipped) of a split, optionally only `indices`."""
+        from edgelite.device.preprocess import prepare_rgb
+        from edgelite.train.data import decode_rgb
+
+        items = self.split.subset(subset)
+        if indices is not None:
+            items = [items[int(i)] for i in indices]
+        out = np.empty((len(items), self.spec.height, self.spec.width, 3), np.uint8)
+        labels = np.empty((len(items),), np.int64)
+        n = skipped = 0
+        for rel, y in items:
+            try:
+                rgb = decode_rgb(self.data_dir / rel)
+            except (ValueError, OSError):
+                skipped += 1
+                continue
+            prepare_rgb(rgb, self.spec, out=out[n])
+            labels[n] = y
+            n += 1
+        return out[:n], labels[:n], skipped
+
+
+def open_source(path: str | os.PathLike, data: str | os.PathLike | None = None) -> Source:
+    """Check and describe what to convert: RUN_DIR, or MODEL.keras with `data` (an image folder)."""
+    p = Path(path)
+    if not p.exists():
+        raise ConvertError(f"{p} does not exist; pass a run directory written by `edgelite train` "
+                           "(or a .keras model file with --data DIR)")
+    if p.is_file():
+        if p.suffix not in MODEL_SUFFIXES:
+            raise ConvertError(f"{p} is neither a run directory nor a Keras model file ({', '.join(MODEL_SUFFIXES)})")
+        if data is None:
+            raise ConvertError(f"{p} is a bare model file: pass --data DIR (one sub-folder of images per class, "
+                               "the same classes in the same order as the model's outputs)")
+        return _open_model_file(p, Path(data))
+    return _open_run(p, Path(data) if data is not None else None)
+
+
+def _open_run(run: Path, data: Path | None) -> Source:
+    missing = [f for f in RUN_FILES if not (run / f).is_file()]
+    if missing:
+        raise ConvertError(f"{run} is not a complete run directory: missing {', '.join(missing)}; "
+                           "train one with `edgelite train DATA_DIR --out RUN_DIR`")
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        size = int(cfg["image_size"])
+    except (yaml.YAMLError, KeyError, TypeError, ValueError, UnicodeDecodeError) as e:
+        raise ConvertError(f"{run}/config.yaml is corrupt ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                           "re-run `edgelite train`") from None
+    if not isinstance(cfg, dict):
+        raise ConvertError(f"{run}/config.yaml is corrupt (not a mapping); re-run `edgelite train`")
+    interpolation = cfg.get("interpolation", "bilinear")
+    if interpolation not in INTERPOLATIONS:
+        raise ConvertError(f"{run}/config.yaml: unknown interpolation {interpolation!r}")
+    labels = _labels(run / "labels.txt")
+    from edgelite.train.data import Split
+    from edgelite.train.errors import DataError
+
+    try:
+        split = Split.load(run / "split.json")
+    except DataError as e:
+        raise ConvertError(str(e)) from None
+    if list(split.classes) != labels:
+        raise ConvertError(f"{run}/labels.txt ({len(labels)} labels) disagrees with split.json's classes "
+                           f"({len(split.classes)}); the run was edited by hand — re-run `edgelite train`")
+    data_dir = data if data is not None else Path(split.data_dir)
+    _check_data_dir(data_dir, split, given=data is not None, run=run)
+    model = _load_keras(run / "model.keras")
+    spec = InputSpec(height=size, width=size, resize=interpolation)
+    _check_model(model, labels, spec, run / "model.keras", labels_from=f"{run}/labels.txt")
+    metrics = {}
+    if (run / "metrics.json").is_file():
+        import json
+
+        try:
+            metrics = json.loads((run / "metrics.json").read_text())
+        except ValueError:
+            metrics = {}
+    return Source(kind="run", path=run, model_path=run / "model.keras", labels=labels, spec=spec, data_dir=data_dir,
+                  split=split, backbone=cfg.get("backbone"), batch_size=int(cfg.get("batch_size") or 32),
+                  run_metrics=metrics)
+
+
+def _open_model_file(model_path: Path, data: Path) -> Source:
+    from edgelite.train.data import find_classes, stratified_split
+    from edgelite.train.errors import DataError
+
+    try:
+        classes, files = find_classes(data)
+        items = [(rel, i) for i, c in enumerate(classes) for rel in files[c]]
+        split = stratified_split(items, classes, seed=0, data_dir=str(data.resolve()))
+    except DataError as e:
+        raise ConvertError(f"--data {data}: {e}") from None
+    model = _load_keras(model_path)
+    shape = model.inputs[0].shape if len(model.inputs) == 1 else None
+    if shape is None or len(shape) != 4 or shape[1] is None or shape[2] is None or shape[3] != 3:
+        raise ConvertError(f"{model_path}: the model input must be one fixed-size RGB image (None, H, W, 3), "
+                           f"got {[tuple(i.shape) for i in model.inputs]}")
+    spec = InputSpec(height=int(shape[1]), width=int(shape[2]))
+    _check_model(model, classes, spec, model_path, labels_from=f"--data {data} ({len(classes)} class folders)")
+    return Source(kind="model", path=model_path, model_path=model_path, labels=list(classes), spec=spec,
+                  data_dir=data, split=split,
+                  notes=[f"held-out images are a fresh split of {data} (seed 0); if the model was trained on "
+                         "these photos it may have seen them"])
+
+
+def _labels(path: Path) -> list[str]:
+    try:
+        labels = read_labels(path)
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConvertError(f"cannot read {path} ({e}); re-run `edgelite train`") from None
+    if len(labels) < 2:
+        raise ConvertError(f"{path} has {len(labels)} label(s); a classifier needs at least two")
+    if len(set(labels)) != len(labels):
+        raise ConvertError(f"{path} has duplicate labels; each class must be named once")
+    return labels
+
+
+def _check_data_dir(data_dir: Path, split, *, given: bool, run: Path) -> None:
+    if not data_dir.is_dir():
+        if given:
+            raise ConvertError(f"--data {data_dir} is not a folder")
+        raise ConvertError(f"the run's data folder {data_dir} is gone; pass --data DIR pointing at the same photos")
+    missing = [rel for rel, _ in split.test[:20] if not (data_dir / rel).is_file()]
+    if missing and len(missing) == min(20, len(split.test)):
+        raise ConvertError(f"{data_dir} does not hold the photos of {run}'s split (e.g. {missing[0]} is missing); "
+                           "pass --data DIR pointing at the folder the run was trained on")
+
+
+def _load_keras(path: Path):
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import tf_keras as keras
+
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises anything from OSError to ValueError for a bad file
+        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise ConvertError(f"cannot load {path}: {msg} — the file is corrupt or not a Keras model; "
+                           "re-run `edgelite train`") from None
+
+
+def _check_model(model, labels: list[str], spec: InputSpec, path: Path, *, labels_from: str) -> None:
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ConvertError(f"{path}: expected one image input and one output, got {len(model.inputs)} inputs and "
+                           f"{len(model.outputs)} outputs")
+    in_shape = tuple(model.inputs[0].shape)
+    if len(in_shape) != 4 or in_shape[3] != 3:
+        raise ConvertError(f"{path}: input shape {in_shape} is not (None, H, W, 3)")
+    if (in_shape[1], in_shape[2]) != (spec.height, spec.width):
+        raise ConvertError(f"{path} takes {in_shape[1]}x{in_shape[2]} images but the run says "
+                           f"{spec.height}x{spec.width}; the run is inconsistent — re-run `edgelite train`")
+    out_shape = tuple(model.outputs[0].shape)
+    n_out = out_shape[-1] if out_shape else None
+    if len(out_shape) != 2 or n_out != len(labels):
+        raise ConvertError(f"labels/model mismatch: {labels_from} names {len(labels)} classes but {path.name} "
+                           f"outputs {n_out}; convert the model with the labels it was trained on")
