@@ -180,13 +180,18 @@ def tiny_bundle(tmp_path_factory) -> Path:
     return out
 
 
+def _copy_of(bundle: Path, tmp_path_factory, name: str) -> Path:
+    out = tmp_path_factory.mktemp("bundles") / name
+    shutil.copytree(bundle, out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def bundle_v2(tiny_bundle, tmp_path_factory) -> Path:
     """The same model, another bundle (the manifest differs: another bundle id)."""
     from edgelite.bundle import Bundle
 
-    out = tmp_path_factory.mktemp("bundles") / "tiny-v2"
-    shutil.copytree(tiny_bundle, out)
+    out = _copy_of(tiny_bundle, tmp_path_factory, "tiny-v2")
     b = Bundle.load(out)
     b.info["version"] = 2
     b.save()
@@ -198,8 +203,7 @@ def broken_bundle(tiny_bundle, tmp_path_factory) -> Path:
     """A bundle whose manifest is right about its file (sha256 and all) but the file is not a model."""
     from edgelite.bundle import Bundle
 
-    out = tmp_path_factory.mktemp("bundles") / "broken"
-    shutil.copytree(tiny_bundle, out)
+    out = _copy_of(tiny_bundle, tmp_path_factory, "broken")
     (out / "model_int8.tflite").write_bytes(b"this is not a flatbuffer " * 50)
     b = Bundle.load(out)
     b.add_file(b.entry("int8"))
@@ -211,8 +215,7 @@ def broken_bundle(tiny_bundle, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def corrupt_bundle(tiny_bundle, tmp_path_factory) -> Path:
     """A bundle with one flipped byte in its model: the manifest's sha256 no longer matches."""
-    out = tmp_path_factory.mktemp("bundles") / "corrupt"
-    shutil.copytree(tiny_bundle, out)
+    out = _copy_of(tiny_bundle, tmp_path_factory, "corrupt")
     p = out / "model_int8.tflite"
     data = bytearray(p.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -222,11 +225,8 @@ def corrupt_bundle(tiny_bundle, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def video(tmp_path_factory) -> Path:
-    sys.path.insert(0, str(HERE))
-    try:
-        from bundlekit import write_video
-    finally:
-        sys.path.remove(str(HERE))
+    from .bundlekit import write_video
+
     return write_video(tmp_path_factory.mktemp("media") / "colours.avi")
 
 

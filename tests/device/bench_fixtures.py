@@ -12,13 +12,14 @@ Imported only by tests (it imports TensorFlow); `edgelite/device` never sees it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from tests import kit
+
 LABELS = ["red", "green", "blue"]
-SIZE = 32
+SIZE = kit.SIZE
 N_HELDOUT = 40
 N_WRONG = 10  # held-out labels deliberately shifted to a wrong class
 ACCURACY = (N_HELDOUT - N_WRONG) / N_HELDOUT  # 0.75
@@ -45,9 +46,7 @@ def colour_images(n: int, seed: int, size: int = SIZE) -> tuple[np.ndarray, np.n
 
 
 def _keras_model():
-    os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tf_keras as keras
+    _, keras = kit.tf_keras()
 
     k = len(LABELS) * COPIES
     inp = keras.Input((SIZE, SIZE, 3), name="image")  # raw 0..255 pixels
@@ -74,33 +73,20 @@ def build_models(out: Path) -> dict:
 
     Returns {"files": {name: Path}, "model": keras model, "calibration": images}.
     """
-    import tensorflow as tf
-
     out.mkdir(parents=True, exist_ok=True)
     model = _keras_model()
     calib, _ = colour_images(60, seed=1)
     files: dict[str, Path] = {}
     files["fp32"] = out / "model_fp32.tflite"
-    files["fp32"].write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    files["fp32"].write_bytes(kit.fp32_tflite(model))
 
     def representative():
         for img in calib:
             yield [img[None].astype(np.float32)]
 
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.uint8
-    conv.inference_output_type = tf.uint8
     files["int8"] = out / "model_int8.tflite"
-    files["int8"].write_bytes(conv.convert())
-
-    import tf2onnx
-
-    spec = (tf.TensorSpec((1, SIZE, SIZE, 3), tf.float32, name="image"),)
-    files["onnx"] = out / "model.onnx"
-    tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=str(files["onnx"]))
+    files["int8"].write_bytes(kit.int8_tflite(model, representative))
+    files["onnx"] = kit.export_onnx(model, out / "model.onnx")
     return {"files": files, "model": model, "calibration": calib}
 
 
@@ -114,23 +100,9 @@ def heldout_split() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def write_bundle(out: Path, files: dict[str, Path], *, top1: float | None = ACCURACY) -> Path:
     """A real bundle (manifest with sha256, labels.txt, heldout.npz) holding copies of `files`."""
-    import shutil
-
-    from edgelite.bundle import Bundle, InputSpec, ModelEntry, sha256_file
-
-    out.mkdir(parents=True, exist_ok=True)
-    bundle = Bundle(root=out, labels=list(LABELS), input=InputSpec(height=SIZE, width=SIZE, resize="bilinear"),
-                    models=[], info={"run": "tests/device/bench", "backbone": "identity-cnn"})
-    for name, path in files.items():
-        shutil.copy(path, out / path.name)
-        fmt, precision = ("onnx", "fp32") if name == "onnx" else ("tflite", name)
-        bundle.add_file(ModelEntry(name=name, path=path.name, format=fmt, precision=precision,
-                                   metrics={"top1": top1} if top1 is not None else {}))
     x, y, _ = heldout_split()
-    np.savez(out / "heldout.npz", images=x, labels=y)
-    bundle.info["heldout"] = {"path": "heldout.npz", "sha256": sha256_file(out / "heldout.npz")}
-    bundle.save()
-    return out
+    return kit.write_bundle(out, files, labels=LABELS, top1=top1, heldout=(x, y),
+                            info={"run": "tests/device/bench", "backbone": "identity-cnn"})
 
 
 def write_class_folders(root: Path, images: np.ndarray, labels: np.ndarray, *, scale: int = 2) -> Path:
@@ -140,21 +112,11 @@ def write_class_folders(root: Path, images: np.ndarray, labels: np.ndarray, *, s
     for i, (img, y) in enumerate(zip(images, labels, strict=True)):
         d = root / LABELS[int(y)]
         d.mkdir(parents=True, exist_ok=True)
-        big = cv2.resize(cv2.cvtColor(img, cv2.COLOR_RGB2BGR), None, fx=scale, fy=scale,
-                         interpolation=cv2.INTER_NEAREST)
-        cv2.imwrite(str(d / f"{i:04d}.png"), big)
+        cv2.imwrite(str(d / f"{i:04d}.png"), kit.upscaled_bgr(img, scale))
     return root
 
 
 def write_video(path: Path, images: np.ndarray, *, scale: int = 2, fps: float = 30.0) -> Path:
     """An MJPG .avi of the images (RGB), upscaled."""
-    import cv2
-
     h, w = images.shape[1] * scale, images.shape[2] * scale
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    if not vw.isOpened():
-        raise RuntimeError(f"cannot write {path}")
-    for img in images:
-        vw.write(cv2.resize(cv2.cvtColor(img, cv2.COLOR_RGB2BGR), (w, h), interpolation=cv2.INTER_NEAREST))
-    vw.release()
-    return path
+    return kit.write_mjpg(path, (kit.upscaled_bgr(img, scale) for img in images), (w, h), fps)

@@ -18,12 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tests import kit
+
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache" / "edgelite-tests"  # gitignored; survives between local runs
 
-LABELS = ["red", "green", "blue", "yellow"]
-COLOURS_RGB = {"red": (210, 40, 40), "green": (40, 190, 60), "blue": (40, 70, 220), "yellow": (220, 210, 40)}
-SIZE = 32  # model input (height = width)
+LABELS = kit.LABELS
+COLOURS_RGB = kit.COLOURS_RGB
+SIZE = kit.SIZE  # model input (height = width)
 
 
 def synth_images(n: int, seed: int, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
@@ -55,34 +57,15 @@ def build_and_export(out: Path, *, seed: int = 0, onnx: bool = True) -> dict:
 
     Returns {"bundle": Path, "heldout": (x, y), "keras_top1": float, "files": {name: Path}}.
     """
-    os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-    import tf_keras as keras
-
-    from edgelite.bundle import Bundle, InputSpec, ModelEntry, sha256_file
-
     out.mkdir(parents=True, exist_ok=True)
-    tf.random.set_seed(seed)
     x_train, y_train = synth_images(1200, seed=seed + 1)
     x_test, y_test = synth_images(120, seed=seed + 2)
-
-    inp = keras.Input((SIZE, SIZE, 3), name="image")  # raw 0..255 pixels
-    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0)(inp)
-    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
-    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dense(len(LABELS), activation="softmax")(x)
-    model = keras.Model(inp, x)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x_train.astype(np.float32), y_train, epochs=6, batch_size=32, verbose=0)
-    probs = model.predict(x_test.astype(np.float32), verbose=0)
-    keras_top1 = float((probs.argmax(1) == y_test).mean())
+    model = kit.train_tiny_cnn(x_train, y_train, classes=len(LABELS), seed=seed, lr=3e-3, epochs=6)
+    keras_top1 = kit.keras_top1(model, x_test, y_test)
 
     files: dict[str, Path] = {}
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
     files["fp32"] = out / "model_fp32.tflite"
-    files["fp32"].write_bytes(conv.convert())
+    files["fp32"].write_bytes(kit.fp32_tflite(model))
 
     def representative():
         # one frame spanning 0..255, as real photos do, so the uint8 input gets scale 1 / zero point 0
@@ -92,31 +75,13 @@ def build_and_export(out: Path, *, seed: int = 0, onnx: bool = True) -> dict:
         for img in x_train[:100]:
             yield [img[None].astype(np.float32)]
 
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.uint8
-    conv.inference_output_type = tf.uint8
     files["int8"] = out / "model_int8.tflite"
-    files["int8"].write_bytes(conv.convert())
-
+    files["int8"].write_bytes(kit.int8_tflite(model, representative))
     if onnx:
-        import tf2onnx
+        files["onnx"] = kit.export_onnx(model, out / "model.onnx")
 
-        spec = (tf.TensorSpec((1, SIZE, SIZE, 3), tf.float32, name="image"),)
-        files["onnx"] = out / "model.onnx"
-        tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=str(files["onnx"]))
-
-    bundle = Bundle(root=out, labels=list(LABELS), input=InputSpec(height=SIZE, width=SIZE, resize="bilinear"),
-                    models=[], info={"run": "tests/device", "backbone": "tiny-cnn"})
-    for name, path in files.items():
-        fmt, precision = ("onnx", "fp32") if name == "onnx" else ("tflite", name)
-        bundle.add_file(ModelEntry(name=name, path=path.name, format=fmt, precision=precision,
-                                   metrics={"top1": keras_top1}))
-    np.savez(out / "heldout.npz", images=x_test, labels=y_test)
-    bundle.info["heldout"] = {"path": "heldout.npz", "sha256": sha256_file(out / "heldout.npz")}
-    bundle.save()
+    kit.write_bundle(out, files, labels=LABELS, top1=keras_top1, heldout=(x_test, y_test),
+                     info={"run": "tests/device", "backbone": "tiny-cnn"})
     return {"bundle": out, "heldout": (x_test, y_test), "keras_top1": keras_top1, "files": files}
 
 
@@ -126,9 +91,7 @@ def write_folder(path: Path, images: np.ndarray, labels: np.ndarray | None = Non
 
     path.mkdir(parents=True, exist_ok=True)
     for i, img in enumerate(images):
-        frame = cv2.resize(cv2.cvtColor(img, cv2.COLOR_RGB2BGR), None, fx=scale, fy=scale,
-                           interpolation=cv2.INTER_NEAREST)
-        cv2.imwrite(str(path / f"{i:05d}.png"), frame)
+        cv2.imwrite(str(path / f"{i:05d}.png"), kit.upscaled_bgr(img, scale))
     return path
 
 
@@ -141,10 +104,7 @@ LITE0_BLOCKS = [(1, 16, 1, 1, 3), (6, 24, 2, 2, 3), (6, 40, 2, 2, 5), (6, 80, 3,
 
 def build_lite0_int8(path: Path, *, size: int = 224, classes: int = 1000) -> Path:
     """EfficientNet-Lite0-shaped classifier (4.7 M parameters) as a full-int8 .tflite (uint8 in/out), ~30 s."""
-    os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-    import tf_keras as keras
+    _, keras = kit.tf_keras()
 
     L = keras.layers
     keras.utils.set_random_seed(0)
@@ -174,15 +134,9 @@ def build_lite0_int8(path: Path, *, size: int = 224, classes: int = 1000) -> Pat
         img[0, 0, 1] = 255.0
         yield [img]
 
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.uint8
-    conv.inference_output_type = tf.uint8
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(conv.convert())
+    tmp.write_bytes(kit.int8_tflite(model, representative))
     tmp.replace(path)
     return path
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -23,21 +24,32 @@ def wait_for_lines(path, n, timeout=30.0):
     raise AssertionError(f"{path} never reached {n} lines")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_cleanly_within_2s(tiny, heldout_video, tmp_path, sig):
-    out = tmp_path / "r.jsonl"
-    proc = devicekit.start_cmd(tiny["bundle"], "--source", heldout_video, "--loop", "--realtime", "--json", out,
-                               "--http", "127.0.0.1:0", "--print-every", "0")
+@contextlib.contextmanager
+def reaped(proc):
+    """Yield proc; on the way out kill it if it still runs, so a failing test leaves no process behind."""
     try:
-        wait_for_lines(out, 5)
-        t0 = time.monotonic()
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=10)
-        took = time.monotonic() - t0
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def stop_timed(proc, sig) -> tuple[str, float]:
+    """Send sig and wait (10 s at most) for the process to end: (its stderr, seconds from signal to exit)."""
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=10)
+    return err, time.monotonic() - t0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_cleanly_within_2s(tiny, heldout_video, tmp_path, sig):
+    out = tmp_path / "r.jsonl"
+    with reaped(devicekit.start_cmd(tiny["bundle"], "--source", heldout_video, "--loop", "--realtime", "--json",
+                                    out, "--http", "127.0.0.1:0", "--print-every", "0")) as proc:
+        wait_for_lines(out, 5)
+        err, took = stop_timed(proc, sig)
     assert proc.returncode == 0, err
     assert took < 2.0, f"took {took:.2f} s to stop"
     print(f"{sig.name}: stopped in {took:.2f} s")
@@ -56,9 +68,9 @@ def test_systemd_notify_protocol(tiny, tmp_path):
     sock.bind(str(sock_path))
     sock.settimeout(0.2)
     env = devicekit.cli_env(NOTIFY_SOCKET=str(sock_path), WATCHDOG_USEC="100000")
-    proc = devicekit.start_cmd(tiny["bundle"], "--source", video, "--realtime", "--print-every", "0", env=env)
     messages = []
-    try:
+    with reaped(devicekit.start_cmd(tiny["bundle"], "--source", video, "--realtime", "--print-every", "0",
+                                    env=env)) as proc, contextlib.closing(sock):
         end = time.monotonic() + 30
         while time.monotonic() < end:
             try:
@@ -67,11 +79,6 @@ def test_systemd_notify_protocol(tiny, tmp_path):
                 if proc.poll() is not None:
                     break
         _, err = proc.communicate(timeout=10)
-    finally:
-        sock.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0, err
     fields = [f for m in messages for f in m.split("\n")]
     assert fields.index("READY=1") < fields.index("WATCHDOG=1") < fields.index("STOPPING=1")
@@ -101,19 +108,11 @@ def test_sigterm_while_the_network_source_is_stalled(tiny, tmp_path):
     x, _ = tiny["heldout"]
     out = tmp_path / "r.jsonl"
     with devicekit.MjpegServer(x[:3], plan=[3]) as cam:
-        proc = devicekit.start_cmd(tiny["bundle"], "--source", cam.url, "--stall-timeout", "30", "--json", out,
-                                   "--http", "127.0.0.1:0", "--print-every", "0")
-        try:
+        with reaped(devicekit.start_cmd(tiny["bundle"], "--source", cam.url, "--stall-timeout", "30", "--json",
+                                        out, "--http", "127.0.0.1:0", "--print-every", "0")) as proc:
             wait_for_lines(out, 1)
             time.sleep(0.5)  # the camera has gone silent: the read is now blocked
-            t0 = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=10)
-            took = time.monotonic() - t0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            err, took = stop_timed(proc, signal.SIGTERM)
     assert proc.returncode == 0, err
     assert took < 2.0, f"took {took:.2f} s to stop"
     assert "stopped (SIGTERM)" in err and "Traceback" not in err
