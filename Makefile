@@ -47,7 +47,7 @@ demo: setup
 	fi
 
 bench: setup
-	$(BIN)/python benchmarks/bench_demo.py --bundle $(DEMO_BUNDLE) $(if $(DEVICE),--host $(DEVICE))
+	$(BIN)/python benchmarks/bench_demo.py --bundle $(DEMO_BUNDLE) --runs 1000 --warmup 50 $(if $(DEVICE),--host $(DEVICE))
 
 lint: setup
 	$(BIN)/ruff check edgelite tests benchmarks

@@ -76,15 +76,22 @@ if __name__ == "__main__":
     spec = json.loads(sys.argv[1])
     data = sys.stdin.buffer.read()
     rng = np.random.default_rng(0)
-    imgs = rng.integers(0, 256, (8, spec["h"], spec["w"], 3), dtype=np.uint8)
+    imgs = (np.load(spec["images"]) if spec.get("images")
+            else rng.integers(0, 256, (8, spec["h"], spec["w"], 3), dtype=np.uint8))
     print(json.dumps({str(t): bare(data, t, spec["runs"], spec["warmup"], imgs) for t in spec["threads"]}))
 '''
 
 
 def bare_invoke_p50(model: Path, threads: list[int], runs: int, warmup: int, h: int, w: int,
-                    host: str | None = None, ssh_options: list[str] | None = None) -> dict[int, float]:
-    """Median ms of a bare invoke() loop per thread count, here or (with host) on the device."""
-    spec = json.dumps({"threads": threads, "runs": runs, "warmup": warmup, "h": h, "w": w})
+                    host: str | None = None, ssh_options: list[str] | None = None,
+                    images: str | None = None) -> dict[int, float]:
+    """Median ms of a bare invoke() loop per thread count, here or (with host) on the device.
+
+    `images`: an .npy of the images `edgelite bench` feeds (the held-out ones), so both loops see the
+    same pixels; fp32 kernels are not equally fast on every input (a mostly-black Fashion-MNIST
+    image is not random noise)."""
+    spec = json.dumps({"threads": threads, "runs": runs, "warmup": warmup, "h": h, "w": w,
+                       "images": None if host else images})
     if host:
         from edgelite.device.bench_remote import ssh_command
 
@@ -234,13 +241,22 @@ def main(argv: list[str] | None = None) -> int:
     threads = result["settings"]["threads"]
 
     bare: dict[str, dict[int, float]] = {}
-    for name in ("fp32", "int8"):
-        if name in b.available():
-            bare[name] = bare_invoke_p50(b.verified_path(b.entry(name)), threads, args.runs, args.warmup,
-                                         b.input.height, b.input.width, args.host, args.ssh_option)
+    import tempfile
+
+    held = b.heldout()
+    with tempfile.TemporaryDirectory() as tmp:
+        images = None
+        if held is not None:
+            images = str(Path(tmp) / "images.npy")
+            np.save(images, held[0])  # the same images, in the same order, as the bench worker
+        for name in ("fp32", "int8"):
+            if name in b.available():
+                bare[name] = bare_invoke_p50(b.verified_path(b.entry(name)), threads, args.runs, args.warmup,
+                                             b.input.height, b.input.width, args.host, args.ssh_option, images)
     keras = None
     if not args.no_keras and not args.host:
-        run_dir = Path(args.run) if args.run else (ROOT / b.info["run"] if b.info.get("run") else None)
+        src = b.info.get("run") or (b.info.get("source") or {}).get("path")  # convert records source.path
+        run_dir = Path(args.run) if args.run else (ROOT / src if src else None)
         keras = keras_predict_ms(run_dir, b.input.height, b.input.width) if run_dir else None
 
     ratios = compute_ratios(result, bare, keras)
