@@ -69,6 +69,10 @@ def set_phase(model, backbone: str, phase: int, unfreeze: int | None = None, *,
     for layer in model.layers:
         if from_scratch:
             layer.trainable = True
+            if isinstance(layer, keras.layers.BatchNormalization):
+                # the moving statistics start at (0, 1) and must catch up within a few hundred
+                # steps; at the usual 0.99 they still describe the initial weights after a short run
+                layer.momentum = min(layer.momentum, 0.9)
         elif layer.name in HEAD_LAYERS:
             layer.trainable = True
         elif isinstance(layer, keras.layers.BatchNormalization):
