@@ -48,6 +48,7 @@ demo: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_demo.py --bundle $(DEMO_BUNDLE) --runs 1000 --warmup 50 $(if $(DEVICE),--host $(DEVICE))
+	$(if $(DEVICE),,$(BIN)/python benchmarks/run_loop.py)
 
 lint: setup
 	$(BIN)/ruff check edgelite tests benchmarks
