@@ -502,7 +502,7 @@ def test_benchmark_script_writes_results_named_after_the_environment(tmp_path, b
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert mod.main(["--bundle", str(bench_bundle), "--threads", "1", "--runs", "40", "--warmup", "5",
-                     "--out", str(tmp_path), "--no-keras"]) == 0
+                     "--out", str(tmp_path), "--no-keras", "--rounds", "2"]) == 0
     stem = "bench_" + environment_stem(read_environment(), [1])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{stem}{s}" for s in (".csv", ".json", ".md", ".png"))
     res = B.load_result(tmp_path / f"{stem}.json")
@@ -511,8 +511,13 @@ def test_benchmark_script_writes_results_named_after_the_environment(tmp_path, b
             "edgelite / bare invoke() p50 (int8)"} <= set(ratios)
     assert ratios["int8 / fp32 TFLite p50"]["value"] > 0
     bare = res["bench_demo"]["bare_invoke_p50_ms"]["int8"]["1"]
+    rounds = res["bench_demo"]["harness_rounds"]["int8"]["1"]
+    # the harness check compares medians over alternating rounds; round 1 is the main table's row
+    assert len(rounds["rounds"]["edgelite"]) == len(rounds["rounds"]["bare"]) == 2
+    assert rounds["rounds"]["edgelite"][0] == next(r for r in res["rows"] if r["name"] == "int8")["latency_ms"]["p50"]
+    assert bare == pytest.approx(float(np.median(rounds["rounds"]["bare"])))
     assert bare > 0 and ratios["edgelite / bare invoke() p50 (int8)"]["value"] == pytest.approx(
-        next(r for r in res["rows"] if r["name"] == "int8")["latency_ms"]["p50"] / bare)
+        float(np.median(rounds["rounds"]["edgelite"])) / bare)
     md = (tmp_path / f"{stem}.md").read_text()
     assert "## Ratios (all measured in this run)" in md and "Published figures from other hardware" in md
     assert "25.6 ms" in md and "4.55 ms" in md and f"({stem}.png)" in md
