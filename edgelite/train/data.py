@@ -162,26 +162,38 @@ def load_images(
     return out[:n], labels[:n], skipped
 
 
-def scan(data_dir: str | os.PathLike, progress: bool = False) -> tuple[list[str], list[tuple[str, int]], list[Skipped]]:
-    """(classes, readable (path, label) items, skipped) — every file decoded once to find the bad ones."""
+def scan(data_dir: str | os.PathLike, progress: bool = False, size: tuple[int, int] | None = None,
+         interpolation: str = "bilinear"):
+    """(classes, readable (path, label) items, skipped) — every file decoded once to find the bad ones.
+
+    With `size`, the decoded pixels are kept too, resized as the device resizes, and a fourth value
+    is returned: {relative path: uint8 HxWx3 RGB}, so training never decodes a file twice.
+    """
+    from edgelite.device.preprocess import resize
+
     classes, files = find_classes(data_dir)
     items, skipped = [], []
+    pixels: dict[str, np.ndarray] = {}
     all_items = [(p, i) for i, c in enumerate(classes) for p in files[c]]
     it = all_items
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(all_items, desc="checking images", unit="img", leave=False)
+        it = tqdm(all_items, desc="decoding images", unit="img", leave=False)
     root = Path(data_dir)
     for rel, y in it:
         try:
-            decode_rgb(root / rel)
+            rgb = decode_rgb(root / rel)
         except ValueError as e:
             skipped.append(Skipped(rel, str(e)))
             continue
         items.append((rel, y))
+        if size is not None:
+            pixels[rel] = resize(rgb, size[0], size[1], interpolation)
     if not items:
         raise DataError(f"no readable images under {data_dir} ({len(skipped)} files could not be decoded)")
+    if size is not None:
+        return classes, items, skipped, pixels
     return classes, items, skipped
 
 

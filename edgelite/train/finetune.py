@@ -119,25 +119,33 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
     keras.utils.set_random_seed(cfg.seed)
 
     # ---- data: decode everything once; unreadable files are skipped and listed
+    size = (cfg.image_size, cfg.image_size)
+    pixels = None
     if resume:
         split = D.Split.load(out_dir / "split.json")
         classes, skipped_scan = split.classes, []
     else:
-        _say(f"scanning {cfg.data_dir}")
-        classes, items, skipped_scan = D.scan(cfg.data_dir, progress=verbose == 1)
+        _say(f"decoding {cfg.data_dir}")
+        classes, items, skipped_scan, pixels = D.scan(cfg.data_dir, progress=verbose == 1, size=size,
+                                                      interpolation=cfg.interpolation)
         split = D.stratified_split(items, classes, val_split=cfg.val_split, test_split=cfg.test_split,
                                    seed=cfg.seed, data_dir=str(Path(cfg.data_dir).resolve()))
         if is_chief:
             split.save(out_dir / "split.json")
             save_yaml(cfg, out_dir / "config.yaml")
             (out_dir / "labels.txt").write_text("".join(f"{c}\n" for c in classes))
-    size = (cfg.image_size, cfg.image_size)
     xs, ys = {}, {}
     skipped = list(skipped_scan)
     for name in ("train", "val", "test"):
-        xs[name], ys[name], sk = D.load_images(split.data_dir, split.subset(name), size, cfg.interpolation,
-                                              progress=verbose == 1, desc=f"loading {name}")
-        skipped += sk
+        subset = split.subset(name)
+        if pixels is not None:  # decoded once by scan
+            xs[name] = np.stack([pixels[p] for p, _ in subset]) if subset else np.zeros((0, *size, 3), np.uint8)
+            ys[name] = np.asarray([y for _, y in subset], np.int32)
+        else:  # --resume: decode the saved split
+            xs[name], ys[name], sk = D.load_images(split.data_dir, subset, size, cfg.interpolation,
+                                                  progress=verbose == 1, desc=f"loading {name}")
+            skipped += sk
+    del pixels
     if is_chief:
         D.write_skipped(out_dir / "skipped.txt", skipped)
     if skipped:

@@ -143,3 +143,15 @@ def test_load_images_uses_device_resize(tmp_path):
 def test_class_weights_balanced():
     w = D.class_weights(np.array([0, 0, 0, 1]), 2)
     assert w[1] == pytest.approx(3 * w[0])
+
+
+def test_scan_keeps_the_decoded_pixels_so_training_decodes_once(tmp_path, monkeypatch):
+    make_shapes_dataset(tmp_path, per_class=4, nested=False)
+    calls = []
+    real = D.decode_rgb
+    monkeypatch.setattr(D, "decode_rgb", lambda p: calls.append(p) or real(p))
+    classes, items, skipped, pixels = D.scan(tmp_path, size=(24, 32))
+    assert len(calls) == len(items) == 12 and set(pixels) == {p for p, _ in items}
+    monkeypatch.setattr(D, "decode_rgb", real)
+    x, _, _ = D.load_images(tmp_path, items, (24, 32))
+    np.testing.assert_array_equal(np.stack([pixels[p] for p, _ in items]), x)
