@@ -34,12 +34,13 @@ def main() -> int:
     env = dict(os.environ)
     if args.model:
         env["EDGELITE_LITE0_TFLITE"] = str(Path(args.model).resolve())
+    src = ROOT / "test-artifacts/device/figures.json"
+    src.unlink(missing_ok=True)  # the tests add to this file: never publish a figure from an earlier run
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         "tests/device/test_run_figures.py"], cwd=ROOT, env=env)
-    src = ROOT / "test-artifacts/device/figures.json"
-    if not src.exists():
-        print("run_loop: no figures were written", file=sys.stderr)
-        return 1
+    if r.returncode != 0 or not src.exists():
+        print("run_loop: the measurements failed; nothing written to benchmarks/results", file=sys.stderr)
+        return r.returncode or 1
     data = json.loads(src.read_text())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -77,6 +77,10 @@ class Settings:
                                "scheme — drop one of --per-tensor / --qat")
         if self.batch_size is not None and self.batch_size < 1:
             raise ConvertError("--batch-size must be at least 1")
+        from edgelite.convert.onnx_export import MAX_OPSET
+
+        if not 9 <= self.opset <= MAX_OPSET:  # checked before any work, not after calibration and QAT
+            raise ConvertError(f"--opset {self.opset}: tf2onnx 1.17 supports opsets 9..{MAX_OPSET}")
         return self
 
 
@@ -404,7 +408,7 @@ class _Job:
         predicted = f"; static check predicts {rep['tpu_ops']}/{rep['ops_total']} ops on the Edge TPU" if rep else ""
         if edgetpu.find_compiler() is None:
             return self._fail(entry, "skipped", f"{edgetpu.COMPILER} not on PATH{predicted} ({EDGETPU_COMPAT_MD})")
-        filename = "model_int8_edgetpu.tflite" if source == "int8" else f"model_{source}_edgetpu.tflite"
+        filename = Path(ok[source].path).stem + "_edgetpu.tflite"
         self.log(f"edgetpu: compiling {ok[source].path} with {edgetpu.COMPILER}")
         t = time.perf_counter()
         try:

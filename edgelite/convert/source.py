@@ -42,25 +42,13 @@ class Source:
 
     def images(self, subset: str, indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
         """(uint8 N x H x W x 3 RGB, int64 labels, number skipped) of a split, optionally only `indices`."""
-        from edgelite.device.preprocess import prepare_rgb
-        from edgelite.train.data import decode_rgb
+        from edgelite.train.data import load_images
 
         items = self.split.subset(subset)
         if indices is not None:
             items = [items[int(i)] for i in indices]
-        out = np.empty((len(items), self.spec.height, self.spec.width, 3), np.uint8)
-        labels = np.empty((len(items),), np.int64)
-        n = skipped = 0
-        for rel, y in items:
-            try:
-                rgb = decode_rgb(self.data_dir / rel)
-            except (ValueError, OSError):
-                skipped += 1
-                continue
-            prepare_rgb(rgb, self.spec, out=out[n])
-            labels[n] = y
-            n += 1
-        return out[:n], labels[:n], skipped
+        x, y, skipped = load_images(self.data_dir, items, (self.spec.height, self.spec.width), self.spec.resize)
+        return x, y.astype(np.int64), len(skipped)
 
 
 def open_source(path: str | os.PathLike, data: str | os.PathLike | None = None) -> Source:

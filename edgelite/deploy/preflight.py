@@ -193,6 +193,9 @@ def assess(facts: Facts, *, source: str = "0", offline: bool = False) -> Assessm
     if facts.get("python") and facts.get("python_venv") == "no":
         problems.append("python3 cannot create virtual environments: sudo apt install python3-venv")
     g = facts.glibc
+    if offline and g is None:
+        problems.append("cannot tell the device's glibc (musl, or no getconf): --offline downloads manylinux "
+                        "wheels for a glibc device; deploy without --offline")
     if g is not None and g < MIN_GLIBC:
         problems.append(f"glibc {_v(g)} is older than {_v(MIN_GLIBC)}: the device wheels need a newer OS "
                         "(Debian 10 Buster or later)")

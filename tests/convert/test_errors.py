@@ -71,6 +71,7 @@ def test_model_file_needs_data(tiny, tmp_path):
     ({"io_type": "int4"}, "--io-type"),
     ({"max_drop": -1}, "--max-drop"),
     ({"qat": True, "per_tensor": True}, "--per-tensor applies to post-training"),
+    ({"opset": 19}, "--opset 19"),
 ])
 def test_bad_options(tiny, tmp_path, kwargs, match):
     with pytest.raises(ConvertError, match=match):

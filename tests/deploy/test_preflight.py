@@ -75,6 +75,13 @@ def test_refuses_missing_venv_no_disk_no_python(real_output):
     assert any(p.startswith("no python3") for p in problems)
 
 
+def test_offline_refuses_a_device_without_glibc(real_output):
+    """A musl device (or no getconf) prints an empty glibc: --offline has no manylinux wheels for it."""
+    facts = parse_probe(with_line(real_output, "glibc", ""))
+    assert any("--offline" in p and "glibc" in p for p in assess(facts, source="file", offline=True).problems)
+    assert not any("glibc" in p for p in assess(facts, source="file").problems)
+
+
 def test_camera_source_needs_a_camera(real_output):
     facts = parse_probe(real_output)
     if facts.cameras:
