@@ -204,8 +204,13 @@ class Bundle:
             return None
         if h.get("sha256") and sha256_file(p) != h["sha256"]:
             raise BundleError(f"{p} fails its checksum; copy the bundle again")
-        with np.load(p, allow_pickle=False) as z:
-            return z["images"], z["labels"]
+        import zipfile
+
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                return z["images"], z["labels"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            raise BundleError(f"{p} is not a readable held-out file ({str(e)[:120]}); re-run `edgelite convert`") from None
 
     # ---------------------------------------------------------------- writing
     def to_dict(self) -> dict[str, Any]:

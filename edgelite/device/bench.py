@@ -36,12 +36,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from edgelite.device.bench_worker import LOAD_FAILED, OK, TOP1_TOLERANCE, VALIDATION_FAILED, run_job
+from edgelite.device.runtime import model_format
 
 SCHEMA = "edgelite.bench/1"
 STATUSES = (OK, LOAD_FAILED, VALIDATION_FAILED)
@@ -185,8 +187,8 @@ def resolve_targets(paths: list[str], formats: list[str] | None = None) -> list[
                 models.append(spec)
             targets.append(Target(str(p), "bundle", models, spec=b.input, labels=list(b.labels)))
         elif p.is_file():
-            fmt = "onnx" if p.suffix == ".onnx" else "edgetpu" if p.stem.endswith("_edgetpu") else "tflite"
-            if p.suffix not in (".tflite", ".onnx"):
+            fmt = model_format(p)
+            if fmt is None:
                 raise BenchUsageError(f"{p} is neither a .tflite nor an .onnx file nor a bundle directory")
             labels = read_labels(p.parent / "labels.txt") if (p.parent / "labels.txt").exists() else None
             ms = ModelSpec(p.stem, str(p), fmt, "fp32" if fmt == "onnx" else _guess_precision(p.stem), p.stat().st_size)
@@ -248,10 +250,13 @@ def load_data(data: str | None, spec, labels: list[str] | None, heldout=None) ->
             bgr, y, _ = read_image_folder(p, labels)
             rgb = None
         elif p.suffix == ".npz" and p.is_file():
-            with np.load(p, allow_pickle=False) as z:
-                if "images" not in z or "labels" not in z:
-                    raise BenchUsageError(f"--data {p} must hold arrays 'images' (N,H,W,3 RGB uint8) and 'labels'")
-                rgb, y = list(z["images"]), z["labels"]
+            try:
+                with np.load(p, allow_pickle=False) as z:
+                    if "images" not in z or "labels" not in z:
+                        raise BenchUsageError(f"--data {p} must hold arrays 'images' (N,H,W,3 RGB uint8) and 'labels'")
+                    rgb, y = list(z["images"]), z["labels"]
+            except (OSError, ValueError, zipfile.BadZipFile) as e:
+                raise BenchUsageError(f"--data {p}: not a readable .npz of plain arrays ({str(e)[:120]})") from None
             bgr = None
         else:
             raise BenchUsageError(f"--data {p}: expected a folder of class folders or an .npz file")

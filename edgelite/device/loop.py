@@ -32,7 +32,7 @@ from edgelite.bundle import Bundle, BundleError, InputSpec, read_labels
 from edgelite.device.errors import EXIT_SOURCE_LOST, EndOfSource, RunError, SourceFailed
 from edgelite.device.notify import Notifier
 from edgelite.device.pipeline import STAGES, Pipeline, Result
-from edgelite.device.runtime import load_from_bundle, load_model
+from edgelite.device.runtime import load_from_bundle, load_model, model_format
 from edgelite.device.sources import Frame, Source, describe_source, open_source
 
 log = logging.getLogger("edgelite.device")
@@ -155,7 +155,7 @@ def load(model_path: str | os.PathLike, opts: RunOptions | None = None) -> Loade
                            "in the model's output order) or run a bundle directory")
         model = load_model(p, num_threads=opts.num_threads, edgetpu=opts.edgetpu)
         spec = InputSpec(height=model.input_height, width=model.input_width, crop=opts.crop or 1.0)
-        fmt = "onnx" if p.suffix.lower() == ".onnx" else ("edgetpu" if model.delegate == "edgetpu" else "tflite")
+        fmt = "edgetpu" if model.delegate == "edgetpu" else model_format(p)
         return LoadedModel(model, spec, read_labels(labels_path), p.name, fmt)
     bundle = Bundle.load(p)
     fmt = opts.format
@@ -346,7 +346,7 @@ class _Loop:
                     return EXIT_SOURCE_LOST, "source lost"
                 failures += 1
                 self.reconnects += 1
-                delay = min(o.max_backoff, o.backoff * 2 ** (failures - 1))
+                delay = backoff_delays(o.backoff, o.max_backoff, failures)[-1]
                 log.warning("%s; reconnecting in %.1f s (attempt %d of %d)", e, delay, failures, o.max_reconnects)
                 if self.preview is not None:
                     self.preview.state.set_status("reconnecting", self.reconnects)

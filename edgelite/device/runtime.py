@@ -70,7 +70,7 @@ def check_model_file(path: str | os.PathLike, fmt: str | None = None) -> str:
     size = p.stat().st_size
     if size < 16:
         raise ModelLoadError(f"{p} is {size} bytes: not a model (truncated?)")
-    fmt = fmt or ("onnx" if p.suffix == ".onnx" else "tflite")
+    fmt = fmt or model_format(p) or "tflite"
     with open(p, "rb") as f:
         head = f.read(8)
     if fmt in ("tflite", "edgetpu"):
@@ -253,11 +253,22 @@ def load_edgetpu_delegate(mod=None):
         ) from None
 
 
+def model_format(path: str | os.PathLike) -> str | None:
+    """"onnx" / "edgetpu" / "tflite" from a model file's name (any case), or None for anything else."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix == ".tflite":
+        return "edgetpu" if p.stem.lower().endswith("_edgetpu") else "tflite"
+    return None
+
+
 def load_model(path: str | os.PathLike, *, fmt: str | None = None, num_threads: int | None = None,
                edgetpu: bool = False):
     """Load a .tflite / _edgetpu.tflite / .onnx file with its real runtime."""
     p = Path(path)
-    fmt = fmt or ("onnx" if p.suffix == ".onnx" else "edgetpu" if p.stem.endswith("_edgetpu") else "tflite")
+    fmt = fmt or model_format(p) or "tflite"  # an odd suffix still gets the TFLite header check
     if fmt == "onnx":
         return ONNXModel(p, num_threads=num_threads)
     return TFLiteModel(p, num_threads=num_threads, edgetpu=edgetpu or fmt == "edgetpu")

@@ -282,6 +282,21 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys, bench_bundle):
     assert main(["bench", str(bench_bundle), "--threads", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--threads" in err
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip archive")
+    obj = tmp_path / "obj.npz"
+    np.savez(obj, images=np.array([object()], dtype=object), labels=np.zeros(1))
+    for f in (bad, obj):
+        assert main(["bench", str(bench_bundle), "--data", str(f), "--runs", "2", "--warmup", "0"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "not a readable .npz" in err, err
+
+
+def test_model_format_from_any_case_of_suffix():
+    from edgelite.device.runtime import model_format
+
+    assert model_format("M.ONNX") == "onnx" and model_format("m_int8_edgetpu.TFLite") == "edgetpu"
+    assert model_format("m.tflite") == "tflite" and model_format("m.pb") is None
 
 
 def test_data_folder_and_bare_model_accuracy(tmp_path, bench_bundle):
