@@ -20,6 +20,19 @@ def _split_fraction(s: str) -> float:
     return v
 
 
+def _count(minimum: int):
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"{v} must be at least {minimum}")
+        return v
+
+    return parse
+
+
 def register(sub) -> None:
     from edgelite.train.backbones import BACKBONES
 
@@ -62,8 +75,8 @@ def register(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     d.add_argument("dataset", choices=["fashion-mnist"])
     d.add_argument("out", metavar="OUT_DIR")
-    d.add_argument("--per-class", type=int, default=300, help="images per class (default 300)")
-    d.add_argument("--size", type=int, default=0, metavar="PX", help="resize the 28x28 images (default: keep)")
+    d.add_argument("--per-class", type=_count(1), default=300, help="images per class (default 300)")
+    d.add_argument("--size", type=_count(0), default=0, metavar="PX", help="resize the 28x28 images (default: keep)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--source", metavar="DIR", help="folder with the IDX .gz files "
                                                    "(default /usr/share/datasets/fashion-mnist, then download)")

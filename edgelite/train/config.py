@@ -41,6 +41,14 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise TrainError(f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        for k, v in values.items():
+            expected = _TYPES[k]
+            if v is None and k in _OPTIONAL:
+                continue
+            if expected is float and isinstance(v, int) and not isinstance(v, bool):
+                continue
+            if not isinstance(v, expected) or (expected is int and isinstance(v, bool)):
+                raise TrainError(f"{source}: {k.replace('_', '-')} must be {expected.__name__}, got {v!r}")
         return dataclasses.replace(self, **values)
 
     def validate(self) -> TrainConfig:
@@ -52,6 +60,9 @@ class TrainConfig:
             raise TrainError("--epochs and --fine-tune-epochs must be >= 0 and not both 0")
         if self.batch_size < 1:
             raise TrainError("--batch-size must be at least 1")
+        if not (0 <= self.val_split < 1 and 0 <= self.test_split < 1 and self.val_split + self.test_split < 1):
+            raise TrainError(f"--val-split {self.val_split} and --test-split {self.test_split} must be in [0, 1) "
+                             "and sum below 1")
         if not 0 <= self.label_smoothing < 1:
             raise TrainError("--label-smoothing must be in [0, 1)")
         from edgelite.device.preprocess import INTERPOLATION
@@ -59,6 +70,13 @@ class TrainConfig:
         if self.interpolation not in INTERPOLATION:
             raise TrainError(f"--interpolation {self.interpolation!r}: use one of {', '.join(INTERPOLATION)}")
         return self
+
+
+#: the type each setting must have (a YAML file can say anything); None is allowed for _OPTIONAL ones
+_TYPES: dict[str, type] = {"image_size": int, "unfreeze": int, "weights": str, "data_dir": str, "out": str}
+_OPTIONAL = {"image_size", "unfreeze", "weights"}
+for _f in dataclasses.fields(TrainConfig):
+    _TYPES.setdefault(_f.name, type(_f.default))
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -73,7 +91,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise TrainError(f"--config {p} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise TrainError(f"--config {p} must be a mapping of setting: value")
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
 def save_yaml(cfg: TrainConfig, path: str | Path) -> None:

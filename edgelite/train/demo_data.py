@@ -66,7 +66,7 @@ def write_image_folder(out_dir: str | os.PathLike, *, per_class: int = 300, size
     """Write `per_class` PNGs per class to out_dir/<class>/ (from the train and test files, mixed).
 
     Returns {class: count}. size > 0 resizes (the data stays grayscale-looking; files are RGB PNGs).
-    Idempotent: an existing folder with the same counts is kept.
+    Idempotent: a folder written with the same settings (per_class, size, seed) is kept as it is.
     """
     import cv2
 
@@ -74,6 +74,13 @@ def write_image_folder(out_dir: str | os.PathLike, *, per_class: int = 300, size
     x = np.concatenate([xtr, xte])
     y = np.concatenate([ytr, yte])
     out = Path(out_dir)
+    stamp = out / ".edgelite-data.json"
+    wanted = {"dataset": "fashion-mnist", "per_class": per_class, "size": size, "seed": seed}
+    import json
+
+    if stamp.exists() and json.loads(stamp.read_text()) == wanted:
+        return {name: per_class for name in FASHION_MNIST_CLASSES}  # already exactly this
+    stamp.unlink(missing_ok=True)
     rng = np.random.default_rng(seed)
     counts = {}
     for c, name in enumerate(FASHION_MNIST_CLASSES):
@@ -83,11 +90,7 @@ def write_image_folder(out_dir: str | os.PathLike, *, per_class: int = 300, size
         pick = np.sort(rng.choice(idx, size=per_class, replace=False))
         d = out / name
         d.mkdir(parents=True, exist_ok=True)
-        existing = sorted(d.glob("*.png"))
-        if len(existing) == per_class:
-            counts[name] = per_class
-            continue
-        for f in existing:
+        for f in d.glob("*.png"):
             f.unlink()
         for i in pick:
             img = x[i]
@@ -95,4 +98,5 @@ def write_image_folder(out_dir: str | os.PathLike, *, per_class: int = 300, size
                 img = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
             cv2.imwrite(str(d / f"{name}_{i:05d}.png"), cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))
         counts[name] = per_class
+    stamp.write_text(json.dumps(wanted))  # written last: an interrupted run is rebuilt next time
     return counts

@@ -95,6 +95,16 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
         if out_dir is None or not (out_dir / "config.yaml").exists():
             raise TrainError(f"--resume: {out_dir} is not a run directory with config.yaml; start a new run instead")
         saved = load_yaml(out_dir / "config.yaml")
+        # the same command again with --resume is fine; a changed setting would be silently ignored: refuse it
+        changed = sorted(k.replace("_", "-") for k, v in settings.items() if v is not None
+                         and k not in ("epochs", "fine_tune_epochs") and saved.get(k) != v
+                         and not (k == "weights" and str(v).lower() == "none" and saved.get(k) is None))
+        if data_dir and Path(data_dir).resolve() != Path(saved.get("data_dir", "")).resolve():
+            changed.append("DATA_DIR")
+        if changed or config:
+            what = ", ".join([*(f"--{k}" if k != "DATA_DIR" else k for k in changed), *(["--config"] if config else [])])
+            raise TrainError(f"--resume continues {out_dir} with its saved config.yaml; only --epochs and "
+                             f"--fine-tune-epochs can change (drop {what}, or start a new run)")
         cfg = TrainConfig().update(saved, f"{out_dir}/config.yaml")
         cfg = cfg.update({k: v for k, v in settings.items() if v is not None and k in ("epochs", "fine_tune_epochs")},
                          "arguments")
@@ -108,10 +118,8 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
 
     strategy, is_chief = _strategy(cfg.strategy)
     if is_chief and not resume:
-        _prepare_out_dir(out_dir, overwrite)
+        _check_out_dir(out_dir, overwrite)  # refuse early; an old run is replaced only once data + model are good
     work_dir = out_dir if is_chief else Path(tempfile.mkdtemp(prefix="edgelite-worker-"))
-    if not is_chief:
-        work_dir.mkdir(parents=True, exist_ok=True)
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
 
     import tf_keras as keras
@@ -130,10 +138,6 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
                                                       interpolation=cfg.interpolation)
         split = D.stratified_split(items, classes, val_split=cfg.val_split, test_split=cfg.test_split,
                                    seed=cfg.seed, data_dir=str(Path(cfg.data_dir).resolve()))
-        if is_chief:
-            split.save(out_dir / "split.json")
-            save_yaml(cfg, out_dir / "config.yaml")
-            (out_dir / "labels.txt").write_text("".join(f"{c}\n" for c in classes))
     xs, ys = {}, {}
     skipped = list(skipped_scan)
     for name in ("train", "val", "test"):
@@ -146,8 +150,6 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
                                                   progress=verbose == 1, desc=f"loading {name}")
             skipped += sk
     del pixels
-    if is_chief:
-        D.write_skipped(out_dir / "skipped.txt", skipped)
     if skipped:
         _say(f"skipped {len(skipped)} unreadable file(s), listed in {out_dir / 'skipped.txt'}")
     n_cls = len(classes)
@@ -177,6 +179,12 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
 
     with strategy.scope():
         model = _build(cfg, n_cls, weights=None if resume else cfg.weights)
+    if is_chief and not resume:  # data and model are good: now (and only now) replace an old run
+        _reset_out_dir(out_dir)
+        split.save(out_dir / "split.json")
+        save_yaml(cfg, out_dir / "config.yaml")
+        (out_dir / "labels.txt").write_text("".join(f"{c}\n" for c in classes))
+        D.write_skipped(out_dir / "skipped.txt", skipped)
     ckpt_dir = work_dir / CKPT_DIR
     ckpt_dir.mkdir(exist_ok=True)
     history_rows: list[dict[str, Any]] = state["history"] if state else []
@@ -207,12 +215,11 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
         _say(f"phase {phase}: {what} ({info['trainable_layers']} trainable layers), lr {lr:g}, "
              f"epochs {initial + 1}..{epochs}")
         callbacks = [
-            _EpochLog(phase, history_rows),
+            _epoch_callback(keras, model, ckpt_dir, phase, history_rows),
             keras.callbacks.ModelCheckpoint(str(ckpt_dir / "best.h5"), monitor="val_loss" if val_ds else "loss",
                                             save_best_only=True, save_weights_only=True, verbose=0),
             keras.callbacks.EarlyStopping(monitor="val_loss" if val_ds else "loss", patience=cfg.patience,
                                           restore_best_weights=True, verbose=1),
-            _LastCheckpoint(ckpt_dir, phase, history_rows, is_chief),
         ]
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial, callbacks=callbacks,
                   class_weight=cw, verbose=verbose, **steps)
@@ -239,9 +246,7 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
     metrics["images"] = {k: int(len(v)) for k, v in ys.items()}
     metrics["skipped"] = len(skipped)
     if is_chief:
-        with strategy.scope():
-            set_phase(model, cfg.backbone, 1)  # saved model: nothing trainable by surprise
-        for layer in model.layers:
+        for layer in model.layers:  # the saved model is a plain float model; convert decides what trains
             layer.trainable = True
         model.save(out_dir / "model.keras")
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -266,11 +271,14 @@ def _last(rows, key):
     return float(vals[-1]) if vals else None
 
 
-def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise TrainError(f"{out_dir} already holds a run; pass --resume to continue it, --overwrite to replace "
-                             "it, or choose another --out")
+def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise TrainError(f"{out_dir} already holds a run; pass --resume to continue it, --overwrite to replace "
+                         "it, or choose another --out")
+
+
+def _reset_out_dir(out_dir: Path) -> None:
+    if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -340,41 +348,24 @@ def _dataset(x: np.ndarray, y: np.ndarray, n_cls: int, batch: int, *, shuffle: b
     return ds.batch(batch).prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def _keras_callback_base():
-    import tf_keras as keras
+def _epoch_callback(keras, model, ckpt_dir: Path, phase: int, rows: list[dict[str, Any]]):
+    """After every epoch: a history row (phase, epoch, metrics, seconds), then the weights + state that
+    --resume continues from. Every worker saves (reading synchronised variables is itself a collective
+    op); a non-chief worker's ckpt_dir is a throwaway temp dir. Built here, not as a module-level
+    class, so importing this module does not import TensorFlow."""
+    started = {}
 
-    return keras.callbacks.Callback
+    def begin(epoch, logs=None):
+        started["t"] = time.perf_counter()
 
-
-class _EpochLog(_keras_callback_base()):
-    """Collects one history row per epoch (phase, epoch, metrics, seconds)."""
-
-    def __init__(self, phase: int, rows: list[dict[str, Any]]):
-        super().__init__()
-        self.phase, self.rows = phase, rows
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._t = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        row = {"phase": self.phase, "epoch": epoch + 1, "seconds": round(time.perf_counter() - self._t, 2)}
+    def end(epoch, logs=None):
+        row = {"phase": phase, "epoch": epoch + 1, "seconds": round(time.perf_counter() - started["t"], 2)}
         row.update({k: float(v) for k, v in (logs or {}).items()})
-        self.rows.append(row)
+        rows.append(row)
+        tmp = ckpt_dir / "last.tmp.h5"
+        model.save_weights(str(tmp))
+        os.replace(tmp, ckpt_dir / "last.h5")
+        (ckpt_dir / "state.tmp.json").write_text(json.dumps({"phase": phase, "epoch": epoch + 1, "history": rows}))
+        os.replace(ckpt_dir / "state.tmp.json", ckpt_dir / "state.json")
 
-
-class _LastCheckpoint(_keras_callback_base()):
-    """After every epoch: weights + (phase, epoch, history) so --resume continues where it stopped."""
-
-    def __init__(self, ckpt_dir: Path, phase: int, rows: list[dict[str, Any]], is_chief: bool):
-        super().__init__()
-        self.dir, self.phase, self.rows, self.is_chief = ckpt_dir, phase, rows, is_chief
-
-    def on_epoch_end(self, epoch, logs=None):
-        # every worker saves (reading synchronised variables is itself a collective op); a
-        # non-chief worker's ckpt_dir is a throwaway temp dir
-        tmp = self.dir / "last.tmp.h5"
-        self.model.save_weights(str(tmp))
-        os.replace(tmp, self.dir / "last.h5")
-        state = {"phase": self.phase, "epoch": epoch + 1, "history": self.rows}
-        (self.dir / "state.tmp.json").write_text(json.dumps(state))
-        os.replace(self.dir / "state.tmp.json", self.dir / "state.json")
+    return keras.callbacks.LambdaCallback(on_epoch_begin=begin, on_epoch_end=end)

@@ -30,7 +30,13 @@ def build_classifier(backbone: str, num_classes: int, image_size: int, *, weight
 
         raise TrainError(f"--image-size {image_size} is below {backbone}'s minimum of {spec.min_size}")
     inp = keras.Input(shape=(image_size, image_size, 3), name="image")
-    base = spec.builder(inp, weights)
+    try:
+        base = spec.builder(inp, weights)
+    except (OSError, ValueError) as e:  # a missing package, a corrupt or mismatched weights file
+        from edgelite.train.errors import TrainError
+
+        raise TrainError(f"--weights {weights}: cannot load ({str(e).splitlines()[0][:200]}); "
+                         "use imagenet, none, or a weights file for this backbone") from None
     x = keras.layers.GlobalAveragePooling2D(name="head_pool")(base.output)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     out = keras.layers.Dense(num_classes, activation="softmax", name="head_dense")(x)

@@ -49,10 +49,25 @@ def test_writes_image_folder(idx_dir, tmp_path):
 
     classes, items, skipped = scan(out)
     assert classes == sorted(demo_data.FASHION_MNIST_CLASSES) and len(items) == 50 and not skipped
-    # idempotent: a second call keeps the files
-    before = sorted(p.name for p in (out / "bag").iterdir())
+    # idempotent: a second call with the same settings rewrites nothing
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "bag").iterdir()}
     demo_data.write_image_folder(out, per_class=5, size=32, source_dir=idx_dir)
-    assert sorted(p.name for p in (out / "bag").iterdir()) == before
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "bag").iterdir()} == before
+    # other settings: the folder is rebuilt, never left holding the old images
+    demo_data.write_image_folder(out, per_class=5, size=0, source_dir=idx_dir)
+    import cv2
+
+    assert all(cv2.imread(str(p)).shape[:2] == (28, 28) for p in (out / "bag").glob("*.png"))
+
+
+@pytest.mark.parametrize("flag, value", [("--per-class", "-1"), ("--size", "-3"), ("--per-class", "ten")])
+def test_data_cli_rejects_bad_counts(idx_dir, tmp_path, flag, value):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "edgelite", "data", "fashion-mnist", str(tmp_path / "o"), flag, value,
+                        "--source", str(idx_dir)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and flag in r.stderr and "Traceback" not in r.stderr
 
 
 def test_too_many_per_class(idx_dir, tmp_path):

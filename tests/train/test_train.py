@@ -156,3 +156,44 @@ def test_help_does_not_import_tensorflow():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras')))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_overwrite_keeps_the_old_run_when_the_new_one_cannot_start(shapes_dir, tmp_path):
+    old = tmp_path / "run"
+    old.mkdir()
+    (old / "model.keras").write_text("the previous run")
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"not an HDF5 file")
+    for args in (["train", str(tmp_path / "no-such-data"), "--out", str(old), "--overwrite"],
+                 ["train", str(shapes_dir), "--out", str(old), "--overwrite", "--backbone", "mobilenet_v2",
+                  "--image-size", "32", "--weights", str(garbage)]):
+        r = run_cli(*args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert (old / "model.keras").read_text() == "the previous run"
+    assert "--weights" in r.stderr and "cannot load" in r.stderr
+
+
+@pytest.mark.parametrize("yaml_text, message", [
+    ("epochs: ten\n", "epochs must be int, got 'ten'"),
+    ("image-size: big\n", "image-size must be int"),
+    ("1: 2\n", "unknown setting"),
+    ("augment: 3\n", "augment must be bool"),
+])
+def test_bad_config_values_are_one_line(shapes_dir, tmp_path, yaml_text, message):
+    f = tmp_path / "train.yaml"
+    f.write_text(yaml_text)
+    r = run_cli("train", str(shapes_dir), "--out", str(tmp_path / "o"), "--config", str(f))
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_resume_refuses_a_changed_setting_but_accepts_the_same_command(shapes_dir, tmp_path):
+    from edgelite.train import train
+
+    out = tmp_path / "run"
+    common = dict(backbone="mobilenet_v2", image_size=32, weights="none", batch_size=16, seed=1, verbose=0)
+    train(shapes_dir, out, epochs=1, fine_tune_epochs=0, **common)
+    with pytest.raises(TrainError, match="only --epochs and --fine-tune-epochs can change.*--batch-size"):
+        train(shapes_dir, out, resume=True, epochs=2, fine_tune_epochs=0, **{**common, "batch_size": 8})
+    run = train(shapes_dir, out, resume=True, epochs=2, fine_tune_epochs=0, **common)  # same command again
+    assert [r["epoch"] for r in csv.DictReader(open(out / "history.csv"))] == ["1", "2"]
+    assert run.metrics["test"]["n"] > 0
