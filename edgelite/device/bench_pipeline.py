@@ -37,7 +37,8 @@ def time_pipeline(model, cfg: dict[str, Any], tick: Callable[[], None] | None = 
     timeout = float(cfg.get("read_timeout", 10.0))
     pipe = Pipeline(model, spec, labels, top_k=min(3, model.num_classes))
     rows: list[dict[str, float]] = []
-    with open_source(cfg["source"], model_size=(spec.height, spec.width), loop=True) as src:
+    # prepared exactly as `edgelite run` does (resize in the capture thread), so the stages are the loop's
+    with open_source(cfg["source"], model_size=(spec.height, spec.width), loop=True, prepare=pipe.prepare) as src:
         while len(rows) < frames:
             t = time.perf_counter()
             try:

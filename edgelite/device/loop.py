@@ -285,8 +285,7 @@ class _Loop:
             self._open_outputs()
             self.source = open_source(o.source, model_size=(self.loaded.spec.height, self.loaded.spec.width),
                                       loop=o.loop, realtime=o.realtime, open_timeout=o.open_timeout,
-                                      read_timeout=o.stall_timeout, start=False)
-            self.source.prepare = self.pipeline.prepare  # resize in the capture thread, overlapping inference
+                                      read_timeout=o.stall_timeout, start=False, prepare=self.pipeline.prepare)
             log.info("model %s (%s) · source %s (%s)", self.loaded.name, self.info["runtime"], o.source,
                      self.source.kind)
             with _signals(self.stop, self.why, handle_signals):

@@ -344,7 +344,7 @@ def describe_source(spec: str | int) -> str:
 
 def open_source(spec: str | int, *, model_size: tuple[int, int] | None = None, loop: bool = False,
                 realtime: bool = False, open_timeout: float = 10.0, read_timeout: float = 5.0,
-                start: bool = True) -> Source:
+                start: bool = True, prepare=None) -> Source:
     """Make (and by default open) the source for a --source value.
 
     `model_size` (height, width) sizes picamera2's low-resolution inference stream; `loop` restarts
@@ -368,4 +368,5 @@ def open_source(spec: str | int, *, model_size: tuple[int, int] | None = None, l
     else:
         src = VideoSource(str(spec), live=(kind == "stream"), open_timeout=open_timeout, read_timeout=read_timeout,
                           loop=loop, realtime=realtime)
+    src.prepare = prepare  # e.g. Pipeline.prepare: resize in the capture thread, overlapping inference
     return src.open() if start else src
