@@ -264,6 +264,18 @@ def cmd_accept_bundle(lay: Layout, a) -> int:
 def cmd_venv(lay: Layout, a) -> int:
     """Create venvs/<env> with --system-site-packages (apt's picamera2 stays visible) and install edgelite."""
     lay.ensure()
+    # A deploy killed on the workstation can leave its agent still building this venv on the device
+    # (no tty: nothing tells it). One builder per venv: wait for it, then reuse what it finished.
+    with open(lay.run / f"venv-{a.env}.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"venv {a.env} is being built by an earlier deploy; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_venv(lay, a)
+
+
+def _build_venv(lay: Layout, a) -> int:
     v = lay.venvs / a.env
     ready = v / ".ready"
     if ready.exists():
