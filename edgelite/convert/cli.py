@@ -10,6 +10,7 @@ EXAMPLES = """examples:
   edgelite convert runs/demo --out bundles/qat --formats int8,edgetpu --qat --qat-epochs 2
   edgelite convert runs/demo --out bundles/gated --formats int8 --max-drop 1.0
   edgelite convert model.keras --data photos/ --out bundles/m --formats int8 --per-tensor
+  edgelite convert runs/demo --out bundles/tiny --formats int8 --prune 0.5 --prune-block 16 --qat --per-tensor
 
 formats: fp32 fp16 dynamic int8 onnx edgetpu (default: all); --prune adds pruned_int8, --qat adds
 qat_int8 (pqat_int8 with --prune). edgetpu compiles the best int8 model (int8 is added when none is
@@ -44,11 +45,15 @@ def register(sub) -> None:
     p.add_argument("--formats", metavar="LIST", help="comma list: fp32,fp16,dynamic,int8,onnx,edgetpu (default: all)")
     p.add_argument("--prune", type=_fraction, metavar="SPARSITY", help="magnitude-prune to this sparsity (e.g. 0.5)")
     p.add_argument("--prune-epochs", type=int, default=3, metavar="N", help="fine-tuning epochs while pruning (default 3)")
+    p.add_argument("--prune-block", type=int, default=1, metavar="N",
+                   help="prune runs of N neighbouring weights (along input channels, as .tflite stores them): "
+                        "the zeros then compress far better under gzip (default 1: unstructured)")
     p.add_argument("--qat", action="store_true", help="quantization-aware training (with --prune: sparsity-preserving)")
     p.add_argument("--qat-epochs", type=int, default=2, metavar="N", help="QAT epochs (default 2)")
     p.add_argument("--calibration", type=int, default=300, metavar="N",
                    help="training images for int8 calibration (default 300)")
-    p.add_argument("--per-tensor", action="store_true", help="per-tensor int8 weights (default per-channel)")
+    p.add_argument("--per-tensor", action="store_true",
+                   help="one int8 scale per weight tensor (default per-channel); with --qat the training uses it too")
     p.add_argument("--io-type", choices=["uint8", "int8", "float32"], default="uint8",
                    help="input/output type of int8 models (default uint8: raw pixels, Edge TPU-ready)")
     p.add_argument("--max-drop", type=float, metavar="PTS",
@@ -67,7 +72,7 @@ def _convert(args) -> int:
     from edgelite.convert.report import table
 
     bundle = convert(args.source, args.out, formats=args.formats, prune=args.prune, prune_epochs=args.prune_epochs,
-                     qat=args.qat, qat_epochs=args.qat_epochs, calibration=args.calibration,
+                     prune_block=args.prune_block, qat=args.qat, qat_epochs=args.qat_epochs, calibration=args.calibration,
                      per_tensor=args.per_tensor, io_type=args.io_type, max_drop=args.max_drop, data=args.data,
                      opset=args.opset, batch_size=args.batch_size, seed=args.seed, verbose=not args.quiet)
     if args.quiet:

@@ -49,6 +49,7 @@ class Settings:
     formats: list[str]
     prune: float | None = None
     prune_epochs: int = 3
+    prune_block: int = 1
     qat: bool = False
     qat_epochs: int = 2
     calibration: int = 300
@@ -64,6 +65,8 @@ class Settings:
     def check(self) -> Settings:
         if self.prune is not None and not 0.0 < self.prune < 1.0:
             raise ConvertError(f"--prune {self.prune}: sparsity must be between 0 and 1 (e.g. 0.5 for 50 %)")
+        if self.prune_block < 1:
+            raise ConvertError(f"--prune-block {self.prune_block}: give a block length >= 1 (1 = unstructured)")
         if self.prune_epochs < 1 or self.qat_epochs < 1:
             raise ConvertError("--prune-epochs and --qat-epochs must be at least 1")
         if self.calibration < 1:
@@ -72,9 +75,6 @@ class Settings:
             raise ConvertError(f"--io-type {self.io_type!r}: choose one of {', '.join(IO_TYPES)}")
         if self.max_drop is not None and self.max_drop < 0:
             raise ConvertError(f"--max-drop {self.max_drop}: give the allowed top-1 drop in points, >= 0")
-        if self.per_tensor and self.qat:
-            raise ConvertError("--per-tensor applies to post-training quantization; QAT trains tfmot's per-channel "
-                               "scheme — drop one of --per-tensor / --qat")
         if self.batch_size is not None and self.batch_size < 1:
             raise ConvertError("--batch-size must be at least 1")
         from edgelite.convert.onnx_export import MAX_OPSET
@@ -103,20 +103,20 @@ class _Log:
 
 
 def convert(source: str | os.PathLike, out: str | os.PathLike, *, formats: str | list[str] | None = None,
-            prune: float | None = None, prune_epochs: int = 3, qat: bool = False, qat_epochs: int = 2,
-            calibration: int = 300, per_tensor: bool = False, io_type: str = "uint8", max_drop: float | None = None,
+            prune: float | None = None, prune_epochs: int = 3, prune_block: int = 1, qat: bool = False,
+            qat_epochs: int = 2, calibration: int = 300, per_tensor: bool = False, io_type: str = "uint8", max_drop: float | None = None,
             data: str | os.PathLike | None = None, opset: int = 17, batch_size: int | None = None,
             prune_lr: float = 1e-4, qat_lr: float = 1e-5, seed: int = 0, verbose: bool = True) -> Bundle:
     """Convert a run directory (or a .keras file with `data`) into a validated bundle at `out`.
 
     formats: comma list or sequence of fp32, fp16, dynamic, int8, onnx, edgetpu (default: all six);
-    prune: target sparsity (adds ``pruned_int8``); qat: quantization-aware training (adds ``qat_int8``,
+    prune: target sparsity (adds ``pruned_int8``), in runs of `prune_block` weights; qat: quantization-aware training (adds ``qat_int8``,
     or ``pqat_int8`` together with prune). Returns the saved Bundle. Raises ConvertError for a
     user error, GateFailed when `max_drop` is exceeded (the bundle is still written; ``.bundle``).
     Formats that fail are marked in the bundle; check ``bundle.models[i].status``.
     """
     log = _Log(verbose)
-    settings = Settings(formats=[], prune=prune, prune_epochs=prune_epochs, qat=qat, qat_epochs=qat_epochs,
+    settings = Settings(formats=[], prune=prune, prune_epochs=prune_epochs, prune_block=prune_block, qat=qat, qat_epochs=qat_epochs,
                         calibration=calibration, per_tensor=per_tensor, io_type=io_type, max_drop=max_drop,
                         opset=opset, batch_size=batch_size, prune_lr=prune_lr, qat_lr=qat_lr, seed=seed).check()
     names = parse_formats(formats, prune=prune, qat=qat)
@@ -241,6 +241,7 @@ class _Job:
                 from edgelite.convert.optimize import prune
 
                 model, info = prune(self.src.load_model(), *self.train, sparsity=s.prune, epochs=s.prune_epochs,
+                                    block=s.prune_block,
                                     batch_size=self.batch, lr=s.prune_lr, seed=s.seed, log=self.log)
                 self.optimisation["prune"] = info
             elif kind == "qat":
@@ -248,7 +249,8 @@ class _Job:
 
                 base = self.model_for("pruned") if s.prune is not None else self.src.load_model()
                 model, info = quantize_aware(base, *self.train, self.calib, epochs=s.qat_epochs, batch_size=self.batch,
-                                             lr=s.qat_lr, preserve_sparsity=s.prune is not None, seed=s.seed,
+                                             lr=s.qat_lr, preserve_sparsity=s.prune is not None,
+                                             per_tensor=s.per_tensor, seed=s.seed,
                                              log=self.log)
                 self.optimisation["qat"] = info
             else:

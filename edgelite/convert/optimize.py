@@ -17,6 +17,7 @@ statistics.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -104,9 +105,13 @@ def prunable(layer) -> bool:
 
 
 def prune(model, x: np.ndarray, y: np.ndarray, *, sparsity: float, epochs: int, batch_size: int = 32,
-          lr: float = 1e-4, seed: int = 0, log: Log = print):
+          lr: float = 1e-4, block: int = 1, seed: int = 0, log: Log = print):
     """Magnitude-prune Conv2D/Dense kernels to `sparsity` with a polynomial-decay schedule while
-    fine-tuning on (x, y), then strip the pruning wrappers. Returns (stripped float model, info)."""
+    fine-tuning on (x, y), then strip the pruning wrappers. Returns (stripped float model, info).
+
+    block > 1 prunes runs of `block` consecutive weights of one output channel along the input
+    channels: the order the weights are stored in a .tflite file, so the zeros lie in runs that
+    gzip encodes almost for free (see :class:`_block_pruning`)."""
     tfmot = _tfmot()
     import tf_keras as keras
 
@@ -123,25 +128,73 @@ def prune(model, x: np.ndarray, y: np.ndarray, *, sparsity: float, epochs: int, 
     def wrap(layer):
         _freeze_batchnorm(layer)
         if prunable(layer):
-            return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
+            return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule, block_size=(block, 1))
         return layer
 
+    if block < 1:
+        raise ConvertError(f"--prune-block {block}: give a block length >= 1 (1 = unstructured)")
     try:
-        pruned = keras.models.clone_model(model, clone_function=wrap)
+        with _block_pruning(block > 1):
+            pruned = keras.models.clone_model(model, clone_function=wrap)
     except ValueError as e:
         raise ConvertError(f"--prune: tfmot cannot prune this model ({str(e).splitlines()[0]})") from None
     _compile(pruned, lr)
-    log(f"pruning to {sparsity:.0%} sparsity: {epochs} epoch(s) x {steps_per_epoch} steps, target reached at "
-        f"step {end_step}, lr {lr:g}")
+    log(f"pruning to {sparsity:.0%} sparsity{f' in blocks of {block}' if block > 1 else ''}: {epochs} epoch(s) x "
+        f"{steps_per_epoch} steps, target reached at step {end_step}, lr {lr:g}")
     callbacks = [tfmot.sparsity.keras.UpdatePruningStep(),
                  _epoch_logger(log, "prune", epochs, lambda: f"sparsity {_wrapped_sparsity(pruned):.2f}")]
     pruned.fit(_dataset(x, y, batch_size, seed), epochs=epochs, verbose=0, callbacks=callbacks)
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     info = {"target": float(sparsity), **kernel_sparsity(stripped), "epochs": epochs, "steps": total,
-            "end_step": end_step, "frequency": frequency, "lr": lr}
+            "end_step": end_step, "frequency": frequency, "lr": lr, "block": block}
     log(f"pruned: {info['achieved']:.3f} of the weights in {info['layers']} Conv2D/Dense layers are zero "
         f"({info['overall']:.3f} of all weights)")
     return stripped, info
+
+
+@contextlib.contextmanager
+def _block_pruning(enabled: bool):
+    """While the pruning wrappers are built: tfmot's block pruning, extended to convolution kernels.
+
+    tfmot pools |w| over (height, width) blocks of rank-2 kernels only (Dense). A Conv2D kernel
+    (kh, kw, in, out) is viewed here as the matrix (kh*kw*in, out): a column is one output channel's
+    weights in exactly the order a .tflite CONV_2D filter (out, kh, kw, in) stores them, and a
+    (block, 1) block is `block` neighbours in the file. A Dense kernel (in, out) is already that
+    matrix (FULLY_CONNECTED stores (out, in)). Thresholds, schedule and masks stay tfmot's.
+    """
+    if not enabled:
+        yield
+        return
+    import tensorflow as tf
+    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_impl
+
+    base = pruning_impl.Pruning
+
+    class KernelBlockPruning(base):
+        def _validate_block(self):
+            pass
+
+        def _maybe_update_block_mask(self, weights):
+            if self._block_size == [1, 1] or self._sparsity_m_by_n:
+                return super()._maybe_update_block_mask(weights)
+            # (block, 1) blocks of the (rows, out) matrix; mean |w| per block (a short last block
+            # averages what it has). Done here rather than in tfmot's block path, which squeezes a
+            # (1, out) pooled matrix to rank 1 and fails (a 16-channel input with block 16)
+            block = int(self._block_size[0])
+            matrix = tf.abs(tf.reshape(weights, [-1, weights.shape[-1]]))
+            rows, cols = int(matrix.shape[0]), int(matrix.shape[1])
+            pad = (-rows) % block
+            sums = tf.reduce_sum(tf.reshape(tf.pad(matrix, [[0, pad], [0, 0]]), [-1, block, cols]), axis=1)
+            counts = tf.reduce_sum(tf.reshape(tf.pad(tf.ones_like(matrix), [[0, pad], [0, 0]]), [-1, block, cols]), 1)
+            threshold, mask = self._update_mask(sums / counts)
+            mask = tf.repeat(mask, block, axis=0)[:rows]
+            return threshold, tf.reshape(mask, tf.shape(weights))
+
+    pruning_impl.Pruning = KernelBlockPruning
+    try:
+        yield
+    finally:
+        pruning_impl.Pruning = base
 
 
 def _wrapped_sparsity(model) -> float:
@@ -206,6 +259,61 @@ def _output_only_config_class():
     return OutputOnlyQuantizeConfig
 
 
+def _kernel_only_config_class():
+    tfmot = _tfmot()
+    Q = tfmot.quantization.keras
+
+    class KernelOnlyQuantizeConfig(Q.QuantizeConfig):
+        """Fake-quantize a convolution's kernel with one scale and nothing else: the Activation("relu6")
+        after it quantizes the output, as the .tflite file's CONV_2D with a fused RELU6 does."""
+
+        def __init__(self, attr: str = "kernel", preserve_sparsity: bool = False):
+            self.attr = attr
+            self.preserve_sparsity = preserve_sparsity
+            if preserve_sparsity:
+                from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
+                    prune_preserve_quantize_registry as ppr,
+                )
+
+                self.quantizer = ppr.PrunePreserveDefault8BitWeightsQuantizer()
+            else:
+                self.quantizer = Q.quantizers.LastValueQuantizer(num_bits=8, per_axis=False, symmetric=True,
+                                                                 narrow_range=True)
+
+        def get_weights_and_quantizers(self, layer):
+            return [(getattr(layer, self.attr), self.quantizer)]
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            setattr(layer, self.attr, quantize_weights[0])
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+        def get_output_quantizers(self, layer):
+            return []
+
+        def get_config(self):
+            return {"attr": self.attr, "preserve_sparsity": self.preserve_sparsity}
+
+    return KernelOnlyQuantizeConfig
+
+
+def _convs_before_activation(model) -> set[str]:
+    """Names of the Conv2D / DepthwiseConv2D layers whose only consumer is an Activation layer."""
+    import tf_keras as keras
+
+    names = set()
+    for layer in model.layers:
+        if not isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) or len(layer._outbound_nodes) != 1:
+            continue
+        if isinstance(layer._outbound_nodes[0].outbound_layer, keras.layers.Activation):
+            names.add(layer.name)
+    return names
+
+
 def _preprocessing_layer(layer) -> bool:
     import tf_keras as keras
 
@@ -213,15 +321,21 @@ def _preprocessing_layer(layer) -> bool:
 
 
 def quantize_aware(model, x: np.ndarray, y: np.ndarray, calibration: np.ndarray, *, epochs: int,
-                   batch_size: int = 32, lr: float = 1e-5, preserve_sparsity: bool = False, seed: int = 0,
-                   log: Log = print):
+                   batch_size: int = 32, lr: float = 1e-5, preserve_sparsity: bool = False, per_tensor: bool = False,
+                   seed: int = 0, log: Log = print):
     """Quantization-aware fine-tuning of `model` on (x, y); with `preserve_sparsity` tfmot's
-    Default8BitPrunePreserveQuantizeScheme keeps the zeros of a pruned model. Returns (qat model, info)."""
+    Default8BitPrunePreserveQuantizeScheme keeps the zeros of a pruned model; with `per_tensor` every
+    weight tensor trains with one scale (tfmot's ``disable_per_axis``), as ``--per-tensor`` exports it.
+    Returns (qat model, info)."""
     tfmot = _tfmot()
     import tf_keras as keras
 
     what = "--qat" + (" with --prune" if preserve_sparsity else "")
     _check_flat(model, what)
+    kernel_only: set[str] = set()
+    if per_tensor:
+        model = fold_batchnorm(model)
+        kernel_only = _convs_before_activation(model)
     Q = tfmot.quantization.keras
     config_cls = _output_only_config_class()
     if preserve_sparsity:
@@ -229,19 +343,25 @@ def quantize_aware(model, x: np.ndarray, y: np.ndarray, calibration: np.ndarray,
             default_8bit_prune_preserve_quantize_scheme as pqs,
         )
 
-        scheme = pqs.Default8BitPrunePreserveQuantizeScheme()
+        scheme = _per_tensor_prune_preserve_scheme() if per_tensor else pqs.Default8BitPrunePreserveQuantizeScheme()
     else:
-        scheme = Q.default_8bit.Default8BitQuantizeScheme()
+        scheme = Q.default_8bit.Default8BitQuantizeScheme(disable_per_axis=per_tensor)
+    kernel_cls = _kernel_only_config_class()
+
     def annotate(layer):
         _freeze_batchnorm(layer)
         if _preprocessing_layer(layer):
             return Q.quantize_annotate_layer(layer, quantize_config=config_cls())
+        if layer.name in kernel_only:
+            return Q.quantize_annotate_layer(layer, quantize_config=kernel_cls(
+                "depthwise_kernel" if isinstance(layer, keras.layers.DepthwiseConv2D) else "kernel",
+                preserve_sparsity and prunable(layer)))
         return Q.quantize_annotate_layer(layer)
 
     sparsity_before = kernel_sparsity(model)["achieved"] if preserve_sparsity else None
     try:
         annotated = keras.models.clone_model(model, clone_function=annotate)
-        with Q.quantize_scope({"OutputOnlyQuantizeConfig": config_cls}):
+        with Q.quantize_scope({"OutputOnlyQuantizeConfig": config_cls, "KernelOnlyQuantizeConfig": kernel_cls}):
             qat = Q.quantize_apply(annotated, scheme)
     except (ValueError, RuntimeError, TypeError) as e:
         raise ConvertError(_tfmot_error(what, e)) from None
@@ -262,12 +382,135 @@ def quantize_aware(model, x: np.ndarray, y: np.ndarray, calibration: np.ndarray,
             callbacks=[_epoch_logger(log, "qat", epochs, extra)])
     pin_input_range(qat)
     info = {"epochs": epochs, "steps": steps_per_epoch * epochs, "lr": lr, "ranges_initialised": n_ranges,
-            "scheme": type(scheme).__name__}
+            "scheme": type(scheme).__name__, "per_channel": not per_tensor}
     if preserve_sparsity:
         after = kernel_sparsity(qat)["achieved"]
         info.update({"sparsity_before": sparsity_before, "sparsity_after": after})
         log(f"PQAT kept the sparsity: {sparsity_before:.3f} -> {after:.3f}")
     return qat, info
+
+
+def fold_batchnorm(model):
+    """The same classifier with every BatchNormalization that follows a Conv2D / DepthwiseConv2D folded
+    into that convolution's kernel and bias (inference-mode BatchNorm is a per-channel affine map),
+    and a ReLU6 layer after it turned into ``Activation("relu6")`` (same function; see below).
+
+    The TFLite converter folds them anyway. Per-tensor QAT needs it done first: tfmot fake-quantizes
+    the kernel *before* BatchNorm, and folding per-channel BatchNorm scales into a kernel trained
+    with one scale breaks that scale, so the file would differ from what QAT trained (-3 points on
+    the demo). Returns a new model; `model` is untouched.
+    """
+    import tf_keras as keras
+
+    config = model.get_config()
+    layers = {lc["name"]: lc for lc in config["layers"]}
+    uses: dict[str, int] = {}
+    for lc in config["layers"]:
+        for node in lc.get("inbound_nodes", []):
+            for ref in node:
+                uses[ref[0]] = uses.get(ref[0], 0) + 1
+    for ref in config["output_layers"]:
+        uses[ref[0]] = uses.get(ref[0], 0) + 1
+
+    folds: dict[str, str] = {}  # batchnorm name -> conv name
+    for lc in config["layers"]:
+        if lc["class_name"] != "BatchNormalization" or len(lc.get("inbound_nodes", [])) != 1:
+            continue
+        node = lc["inbound_nodes"][0]
+        src = layers.get(node[0][0]) if len(node) == 1 else None
+        axis = lc["config"]["axis"]
+        if (src is None or src["class_name"] not in ("Conv2D", "DepthwiseConv2D") or uses.get(src["name"]) != 1
+                or src["config"].get("activation") not in (None, "linear") or axis not in (-1, 3, [3], [-1])
+                or len(src.get("inbound_nodes", [])) != 1):
+            continue
+        folds[lc["name"]] = src["name"]
+    if not folds:
+        return model
+    # a ReLU6 right after a folded BatchNorm becomes an Activation("relu6") layer: tfmot quantizes its
+    # output, and its LayerReLUQuantize transform (meant for Add -> ReLU, but matching Conv2D -> ReLU too)
+    # no longer gives the convolution a config that leaves its kernel unquantized
+    relu6 = set()
+    for lc in config["layers"]:
+        node = lc.get("inbound_nodes", [])
+        if lc["class_name"] != "ReLU" or len(node) != 1 or len(node[0]) != 1 or node[0][0][0] not in folds:
+            continue
+        c = lc["config"]
+        if (uses.get(node[0][0][0]) == 1 and c.get("negative_slope", 0.0) == 0.0 and c.get("threshold", 0.0) == 0.0
+                and c.get("max_value") is not None and float(c["max_value"]) == 6.0):
+            relu6.add(lc["name"])
+
+    def rename(ref):
+        return [folds.get(ref[0], ref[0]), *ref[1:]]
+
+    new_layers = []
+    for lc in config["layers"]:
+        if lc["name"] in folds:
+            continue
+        if lc["name"] in folds.values():
+            lc["config"]["use_bias"] = True
+        if lc["name"] in relu6:
+            lc["class_name"] = "Activation"
+            lc["config"] = {k: lc["config"][k] for k in ("name", "trainable", "dtype") if k in lc["config"]}
+            lc["config"]["activation"] = "relu6"
+        lc["inbound_nodes"] = [[rename(ref) for ref in node] for node in lc.get("inbound_nodes", [])]
+        new_layers.append(lc)
+    config["layers"] = new_layers
+    config["output_layers"] = [rename(ref) for ref in config["output_layers"]]
+    folded = keras.Model.from_config(config)
+
+    convs = {conv: bn for bn, conv in folds.items()}
+    for layer in folded.layers:
+        old = model.get_layer(layer.name)
+        if layer.name not in convs:
+            layer.set_weights(old.get_weights())
+            continue
+        bn = model.get_layer(convs[layer.name])
+        kernel = old.get_weights()[0].astype(np.float64)
+        bias = old.get_weights()[1].astype(np.float64) if old.use_bias else 0.0
+        gamma = bn.gamma.numpy() if bn.gamma is not None else 1.0
+        beta = bn.beta.numpy() if bn.beta is not None else 0.0
+        scale = gamma / np.sqrt(bn.moving_variance.numpy().astype(np.float64) + bn.epsilon)
+        if isinstance(old, keras.layers.DepthwiseConv2D):  # (kh, kw, channels, multiplier), out = c * mult + m
+            kernel = kernel * scale.reshape(kernel.shape[2], kernel.shape[3])
+        else:
+            kernel = kernel * scale
+        bias = beta + (bias - bn.moving_mean.numpy()) * scale
+        layer.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+    return folded
+
+
+def _per_tensor_prune_preserve_scheme():
+    """tfmot's sparsity-preserving scheme with one scale per weight tensor.
+
+    tfmot has ``disable_per_axis`` for its plain 8-bit scheme only: the prune-preserve registry asks the
+    per-axis registry for each layer's config and accepts only the per-axis conv config for Conv2D.
+    Here it asks the per-tensor registry, and a Conv2D gets the per-tensor sparsity-preserving quantizer.
+    """
+    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
+        default_8bit_prune_preserve_quantize_scheme as pqs,
+    )
+    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
+        prune_preserve_quantize_registry as ppr,
+    )
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry as d8,
+    )
+
+    class PerTensorRegistry(ppr.Default8bitPrunePreserveQuantizeRegistry):
+        _LAYERS_CONFIG_MAP = {**ppr.PrunePreserveQuantizeRegistry._LAYERS_CONFIG_MAP}
+
+        def get_quantize_config(self, layer):
+            config = d8.Default8BitQuantizeRegistry(disable_per_axis=True).get_quantize_config(layer)
+            return self.apply_sparsity_preserve_quantize_config(layer, config)
+
+    PerTensorRegistry._LAYERS_CONFIG_MAP[ppr.layers.Conv2D] = ppr._PrunePreserveInfo(
+        ["kernel"], ["Default8BitQuantizeConfig"])
+
+    class PerTensorPrunePreserveScheme(pqs.Default8BitPrunePreserveQuantizeScheme):
+        def get_quantize_registry(self):
+            return PerTensorRegistry()
+
+    return PerTensorPrunePreserveScheme()
 
 
 def _tfmot_error(what: str, e: Exception) -> str:

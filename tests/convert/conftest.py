@@ -3,7 +3,8 @@
 * ``run_dir``: EfficientNet-Lite0 (ImageNet weights) fine-tuned for a short while on 400 Fashion-MNIST
   images at 48x48 — the real train stage, ~15 s.
 * ``base_bundle``: ``convert(run_dir)`` with the default formats (fp32, fp16, dynamic, int8, onnx,
-  edgetpu), ``pqat_bundle``: --prune 0.5 --qat (pruned_int8 + pqat_int8), ``qat_bundle``: --qat.
+  edgetpu), ``pqat_bundle``: --prune 0.5 --qat (pruned_int8 + pqat_int8), ``qat_bundle``: --qat,
+  ``block_bundle``: --prune 0.5 --prune-block 16 --qat --per-tensor.
 * ``tiny``: a hand-weighted colour classifier (Rescaling -> pooling -> Dense) saved as a .keras
   file, plus an image folder of solid-colour photos: converts in seconds, for the error paths.
   Its ``collapse`` twin has logits 10,000x smaller, so the float model is right but the int8 output
@@ -54,6 +55,15 @@ def pqat_bundle(run_dir, bundles_root):
 
     return convert(run_dir, bundles_root / "pqat", formats="pruned_int8,pqat_int8", prune=0.5, prune_epochs=1,
                    qat=True, qat_epochs=1, calibration=64, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def block_bundle(run_dir, bundles_root):
+    """--prune 0.5 --prune-block 16 --qat --per-tensor: the smallest files convert makes."""
+    from edgelite.convert import convert
+
+    return convert(run_dir, bundles_root / "block", formats="pruned_int8,pqat_int8", prune=0.5, prune_block=16,
+                   prune_epochs=1, qat=True, qat_epochs=1, per_tensor=True, calibration=64, verbose=False)
 
 
 @pytest.fixture(scope="session")

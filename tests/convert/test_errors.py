@@ -70,7 +70,7 @@ def test_model_file_needs_data(tiny, tmp_path):
     ({"prune": 1.5}, "sparsity must be between 0 and 1"),
     ({"io_type": "int4"}, "--io-type"),
     ({"max_drop": -1}, "--max-drop"),
-    ({"qat": True, "per_tensor": True}, "--per-tensor applies to post-training"),
+    ({"prune": 0.5, "prune_block": 0}, "--prune-block 0"),
     ({"opset": 19}, "--opset 19"),
 ])
 def test_bad_options(tiny, tmp_path, kwargs, match):

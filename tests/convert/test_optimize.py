@@ -1,4 +1,5 @@
-"""Pruning, QAT and PQAT on the real pretrained-backbone classifier (EfficientNet-Lite0, flat graph)."""
+"""Pruning (also in blocks), QAT and PQAT (also per-tensor) on the real pretrained-backbone classifier
+(EfficientNet-Lite0, flat graph)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,51 @@ def test_qat_range_init_makes_the_untrained_qat_model_match_float(run_dir):
         var.assign(np.full(var.shape, -6.0 if end == "min" else 6.0, np.float32))
     default = (qat.predict(x.astype(np.float32), verbose=0).argmax(1) == ref).mean()
     assert initialised >= 0.7 and initialised >= default + 0.3, (initialised, default)
+
+
+def _weights(path):
+    """[(op name, filter shape, scales, int8 values)] of every CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED."""
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    obj = fu.read_model(str(path))
+    sg = obj.subgraphs[0]
+    out = []
+    for op in sg.operators:
+        name = fu.opcode_to_name(obj, op.opcodeIndex)
+        if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            t = sg.tensors[op.inputs[1]]
+            values = np.asarray(obj.buffers[t.buffer].data, np.uint8).view(np.int8).reshape(t.shape)
+            out.append((name, tuple(t.shape), list(t.quantization.scale), values))
+    return out
+
+
+def test_per_tensor_pqat_quantizes_every_kernel_with_one_scale(block_bundle):
+    """Before BatchNorm was folded first, the kernels of convolutions followed by ReLU6 trained
+    unquantized (tfmot's Conv2D -> ReLU transform) and came out per-channel, unlike what QAT trained."""
+    e = block_bundle.entry("pqat_int8")
+    assert e.status == "ok", e.error
+    qat = block_bundle.info["optimisation"]["qat"]
+    assert qat["per_channel"] is False and e.quantization["per_channel"] is False
+    weights = _weights(block_bundle.root / e.path)
+    assert len(weights) > 40 and all(len(scales) == 1 for _, _, scales, _ in weights)
+    assert qat["sparsity_after"] == pytest.approx(qat["sparsity_before"], abs=0.002)
+    # the file computes what the QAT Keras model computed
+    assert abs(e.metrics["top1"] - qat["keras_top1"]) <= 0.05
+    assert e.quantization["raw_pixels"] is True and e.extra["edgetpu_compat"]["compatible"] is True
+
+
+@pytest.mark.parametrize("fmt", ["pruned_int8", "pqat_int8"])
+def test_block_pruning_leaves_runs_of_zeros_in_the_file(block_bundle, fmt):
+    e = block_bundle.entry(fmt)
+    assert e.status == "ok", e.error
+    assert block_bundle.info["optimisation"]["prune"]["block"] == 16
+    assert e.extra["sparsity"] == pytest.approx(0.5, abs=0.02)
+    zeros = in_runs = 0
+    for name, shape, _, values in _weights(block_bundle.root / e.path):
+        if name == "DEPTHWISE_CONV_2D" or shape[-1] % 16:
+            continue
+        runs = values.reshape(shape[0], -1, 16)  # each output channel's weights as stored, in runs of 16
+        zeros += int((runs == 0).sum())
+        in_runs += int((runs == 0).all(-1).sum()) * 16
+    # nearly every zero sits in a whole zero run (a few small survivors also round to 0 in int8)
+    assert zeros and in_runs / zeros >= 0.9

@@ -1,4 +1,4 @@
-"""Options that change the exported files: --io-type, --per-tensor, --calibration, --data."""
+"""Options that change the exported files: --io-type, --per-tensor (also with --qat), --calibration, --data."""
 
 from __future__ import annotations
 
@@ -44,6 +44,20 @@ def test_per_tensor_writes_one_scale_per_weight_tensor(tiny, tmp_path):
         conv = next(op for op in sg.operators if fu.opcode_to_name(obj, op.opcodeIndex) == "CONV_2D")
         scales[per_tensor] = len(sg.tensors[conv.inputs[1]].quantization.scale)
     assert scales == {False: 3, True: 1}
+
+
+def test_per_tensor_qat_trains_and_exports_one_scale_per_weight_tensor(tiny, tmp_path):
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    b = convert(tiny["model"], tmp_path / "b", data=tiny["data"], formats="qat_int8", qat=True, per_tensor=True,
+                qat_epochs=1, calibration=16, verbose=False)
+    e = b.entry("qat_int8")
+    assert e.status == "ok" and e.metrics["top1"] == 1.0
+    assert e.quantization["per_channel"] is False and b.info["optimisation"]["qat"]["per_channel"] is False
+    obj = fu.read_model(str(b.root / e.path))
+    sg = obj.subgraphs[0]
+    weighted = [op for op in sg.operators if fu.opcode_to_name(obj, op.opcodeIndex) in ("CONV_2D", "FULLY_CONNECTED")]
+    assert len(weighted) == 2 and all(len(sg.tensors[op.inputs[1]].quantization.scale) == 1 for op in weighted)
 
 
 def test_calibration_count_is_recorded(tiny, tmp_path):
