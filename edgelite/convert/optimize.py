@@ -393,7 +393,8 @@ def quantize_aware(model, x: np.ndarray, y: np.ndarray, calibration: np.ndarray,
 def fold_batchnorm(model):
     """The same classifier with every BatchNormalization that follows a Conv2D / DepthwiseConv2D folded
     into that convolution's kernel and bias (inference-mode BatchNorm is a per-channel affine map),
-    and a ReLU6 layer after it turned into ``Activation("relu6")`` (same function; see below).
+    and a ReLU6 layer after it turned into ``Activation("relu6")`` (a plain ReLU becomes the
+    convolution's own ``activation="relu"``): the same function, in the shapes tfmot quantizes right.
 
     The TFLite converter folds them anyway. Per-tensor QAT needs it done first: tfmot fake-quantizes
     the kernel *before* BatchNorm, and folding per-channel BatchNorm scales into a kernel trained
@@ -430,24 +431,31 @@ def fold_batchnorm(model):
     # output, and its LayerReLUQuantize transform (meant for Add -> ReLU, but matching Conv2D -> ReLU too)
     # no longer gives the convolution a config that leaves its kernel unquantized
     relu6 = set()
+    fused_relu: dict[str, str] = {}
     for lc in config["layers"]:
         node = lc.get("inbound_nodes", [])
         if lc["class_name"] != "ReLU" or len(node) != 1 or len(node[0]) != 1 or node[0][0][0] not in folds:
             continue
         c = lc["config"]
-        if (uses.get(node[0][0][0]) == 1 and c.get("negative_slope", 0.0) == 0.0 and c.get("threshold", 0.0) == 0.0
-                and c.get("max_value") is not None and float(c["max_value"]) == 6.0):
+        if uses.get(node[0][0][0]) != 1 or c.get("negative_slope", 0.0) != 0.0 or c.get("threshold", 0.0) != 0.0:
+            continue
+        if c.get("max_value") is None:  # a plain ReLU: tfmot quantizes a conv's own "relu" after it, so fuse it
+            fused_relu[lc["name"]] = folds[node[0][0][0]]
+        elif float(c["max_value"]) == 6.0:
             relu6.add(lc["name"])
+    gone = {**folds, **fused_relu}  # layer removed -> the layer that now produces its output
 
     def rename(ref):
-        return [folds.get(ref[0], ref[0]), *ref[1:]]
+        return [gone.get(ref[0], ref[0]), *ref[1:]]
 
     new_layers = []
     for lc in config["layers"]:
-        if lc["name"] in folds:
+        if lc["name"] in gone:
             continue
         if lc["name"] in folds.values():
             lc["config"]["use_bias"] = True
+            if lc["name"] in fused_relu.values():
+                lc["config"]["activation"] = "relu"
         if lc["name"] in relu6:
             lc["class_name"] = "Activation"
             lc["config"] = {k: lc["config"][k] for k in ("name", "trainable", "dtype") if k in lc["config"]}

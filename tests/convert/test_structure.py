@@ -20,6 +20,7 @@ def _conv_bn_relu_model(seed: int = 0):
     x = keras.layers.ReLU(6.0, name="dw_relu")(x)
     y = keras.layers.Conv2D(16, 1, use_bias=False, name="project")(x)
     y = keras.layers.BatchNormalization(name="project_bn")(y)
+    y = keras.layers.ReLU(name="project_relu")(y)  # a plain ReLU, as MobileNetV3 has
     x = keras.layers.Add(name="add")([x, y])  # dw_relu has two consumers: nothing of it may be folded away
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     out = keras.layers.Dense(4, activation="softmax", name="head")(x)
@@ -43,6 +44,8 @@ def test_fold_batchnorm_keeps_the_function_and_removes_every_batchnorm():
     assert "BatchNormalization" not in kinds and "ReLU" not in kinds
     assert folded.get_layer("stem_relu").get_config()["activation"] == "relu6"
     assert folded.get_layer("project").use_bias and folded.get_layer("dw").use_bias
+    assert folded.get_layer("project").get_config()["activation"] == "relu"
+    assert "project_relu" not in [layer.name for layer in folded.layers]
     x = np.random.default_rng(1).integers(0, 256, (16, 8, 8, 3)).astype(np.float32)
     np.testing.assert_allclose(folded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
     # the kernels tfmot must quantize alone (the activation after them carries the output range)
@@ -87,3 +90,24 @@ def test_unstructured_pruning_is_not_blocky():
                          sparsity=0.5, epochs=1, batch_size=16, log=lambda s: None)
     runs = pruned.get_layer("pw").get_weights()[0].reshape(32, 8).T.reshape(8, -1, 8)
     assert info["block"] == 1 and ((runs == 0).any(-1) & ~(runs == 0).all(-1)).any()
+
+
+def test_per_tensor_qat_file_has_one_scale_per_kernel_after_relu6_relu_and_linear_convs():
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    from edgelite.convert.optimize import quantize_aware
+    from edgelite.convert.tflite import to_tflite
+
+    model = _conv_bn_relu_model()
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (32, 8, 8, 3)).astype(np.uint8)
+    y = rng.integers(0, 4, 32)
+    qat, info = quantize_aware(model, x, y, x, epochs=1, batch_size=16, lr=0.0, per_tensor=True, log=lambda s: None)
+    assert info["per_channel"] is False
+    obj = fu.convert_bytearray_to_object(bytearray(to_tflite(qat, "full_int8", calibration=x, per_tensor=True)))
+    sg = obj.subgraphs[0]
+    scales = [(fu.opcode_to_name(obj, op.opcodeIndex), len(sg.tensors[op.inputs[1]].quantization.scale))
+              for op in sg.operators
+              if fu.opcode_to_name(obj, op.opcodeIndex) in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    # stem (-> ReLU6), project (-> ReLU), depthwise (-> ReLU6) and the head: one scale each
+    assert sorted(scales) == [("CONV_2D", 1), ("CONV_2D", 1), ("DEPTHWISE_CONV_2D", 1), ("FULLY_CONNECTED", 1)]
