@@ -10,7 +10,7 @@ Conversions of the same run (a thin wrapper over `edgelite.convert.convert`):
 3. int8 with ``--per-tensor`` (post-training: the per-channel scales are part of the int8 file size);
 4. qat_int8 with ``--qat --per-tensor`` (the per-tensor file, with QAT to win back what PTQ loses);
 5. pruned_int8 + pqat_int8 with ``--prune 0.5 --prune-block 4 --prune-epochs 6 --qat --per-tensor``
-   (the smallest gzip: zeros in runs, one scale per tensor);
+   (the smallest gzip: zeros in runs, one scale per tensor), and pqat_int8 the same way without blocks;
 6. with ``--sweep 0.65,0.75``: unstructured pruned_int8 at other sparsities.
 
 Each size figure is reported twice: with the defaults, and with the options that shrink the files,
@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     runs["small"] = convert(args.run, work / "small", formats="pruned_int8,pqat_int8", prune=args.prune,
                             prune_block=args.block, prune_epochs=args.block_prune_epochs, qat=True, per_tensor=True,
                             **common)
+    # the same without blocks: how much of the gzip figure the runs of zeros make
+    LABELS["small_unstructured"] = f" (unstructured, {args.block_prune_epochs} prune epochs, per-tensor)"
+    runs["small_unstructured"] = convert(args.run, work / "small_unstructured", formats="pqat_int8", prune=args.prune,
+                                         prune_epochs=args.block_prune_epochs, qat=True, per_tensor=True, **common)
     for s in [float(v) for v in args.sweep.split(",") if v.strip()]:
         runs[f"sweep_{s:g}"] = convert(args.run, work / f"sweep_{s:g}", formats="pruned_int8", prune=s,
                                        prune_epochs=args.prune_epochs, calibration=args.calibration)
@@ -121,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     extra = {
         "int8_per_tensor_ptq_over_fp32_bytes": bytes_ratio(by.get("int8 (per-tensor)", {})),
+        "pqat_unstructured_per_tensor_gzip_over_fp32_gzip": gzip_ratio(
+            by.get("pqat_int8" + LABELS["small_unstructured"], {})),
         "int8_gzip_over_fp32_gzip": gzip_ratio(by.get("int8", {})),
         # the fine-tuned Keras models themselves (before int8): how much of a delta is training, not quantization
         "pruned_keras_top1": runs["main"].info.get("optimisation", {}).get("prune", {}).get("keras_top1"),
@@ -190,7 +196,8 @@ def notes(r: dict) -> list[str]:
                f"surviving one, so the defaults give {_fmt(f['pruned_int8_gzip_over_fp32_gzip']['value'])}. Zeros in "
                f"runs of {r['settings']['block']} along the stored axis plus one scale per tensor give "
                f"{_fmt(small['value'])} with top-1 {_signed(_neg(small['top1_drop_pts']))} points vs float "
-               f"({small['settings']}).")
+               f"({small['settings']}). The same without blocks (unstructured, per-tensor, PQAT): "
+               f"{_fmt(c.get('pqat_unstructured_per_tensor_gzip_over_fp32_gzip'))}.")
     fp32_gz = rows.get("fp32", {}).get("gzip_bytes")
     sweep = [(k, v) for k, v in rows.items() if k.startswith("pruned_int8 (") and k.endswith("sparsity)")]
     if sweep and fp32_gz:

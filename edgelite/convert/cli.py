@@ -10,7 +10,8 @@ EXAMPLES = """examples:
   edgelite convert runs/demo --out bundles/qat --formats int8,edgetpu --qat --qat-epochs 2
   edgelite convert runs/demo --out bundles/gated --formats int8 --max-drop 1.0
   edgelite convert model.keras --data photos/ --out bundles/m --formats int8 --per-tensor
-  edgelite convert runs/demo --out bundles/tiny --formats int8 --prune 0.5 --prune-block 16 --qat --per-tensor
+  edgelite convert runs/demo --out bundles/tiny --formats pqat_int8 --prune 0.5 --prune-block 4 --prune-epochs 6 \
+      --qat --per-tensor            # the smallest gzip (pqat_int8; pruned_int8 comes along, per-tensor PTQ)
 
 formats: fp32 fp16 dynamic int8 onnx edgetpu (default: all); --prune adds pruned_int8, --qat adds
 qat_int8 (pqat_int8 with --prune). edgetpu compiles the best int8 model (int8 is added when none is

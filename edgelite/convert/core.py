@@ -67,6 +67,8 @@ class Settings:
             raise ConvertError(f"--prune {self.prune}: sparsity must be between 0 and 1 (e.g. 0.5 for 50 %)")
         if self.prune_block < 1:
             raise ConvertError(f"--prune-block {self.prune_block}: give a block length >= 1 (1 = unstructured)")
+        if self.prune_block > 1 and self.prune is None:
+            raise ConvertError(f"--prune-block {self.prune_block} needs --prune SPARSITY (e.g. --prune 0.5)")
         if self.prune_epochs < 1 or self.qat_epochs < 1:
             raise ConvertError("--prune-epochs and --qat-epochs must be at least 1")
         if self.calibration < 1:

@@ -302,16 +302,40 @@ def _kernel_only_config_class():
 
 
 def _convs_before_activation(model) -> set[str]:
-    """Names of the Conv2D / DepthwiseConv2D layers whose only consumer is an Activation layer."""
-    import tf_keras as keras
-
+    """Names of the Conv2D / DepthwiseConv2D layers whose only consumer is an ``Activation("relu6")``
+    (what :func:`fold_batchnorm` makes of Conv -> BatchNorm -> ReLU6). Read from the model's config:
+    a layer's ``_outbound_nodes`` also count its uses in other models sharing it (a pruned copy)."""
+    config = model.get_config()
+    kinds = {lc["name"]: lc for lc in config["layers"]}
+    consumers: dict[str, list[str]] = {}
+    for lc in config["layers"]:
+        for node in lc.get("inbound_nodes", []):
+            for ref in node:
+                consumers.setdefault(ref[0], []).append(lc["name"])
+    for ref in config["output_layers"]:
+        consumers.setdefault(ref[0], []).append("<output>")
     names = set()
-    for layer in model.layers:
-        if not isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) or len(layer._outbound_nodes) != 1:
+    for name, lc in kinds.items():
+        users = consumers.get(name, [])
+        if lc["class_name"] not in ("Conv2D", "DepthwiseConv2D") or len(users) != 1 or users[0] not in kinds:
             continue
-        if isinstance(layer._outbound_nodes[0].outbound_layer, keras.layers.Activation):
-            names.add(layer.name)
+        user = kinds[users[0]]
+        if user["class_name"] == "Activation" and user["config"].get("activation") == "relu6":
+            names.add(name)
     return names
+
+
+def _unquantized_kernels(qat_model) -> list[str]:
+    """Conv/Dense layers whose kernel tfmot does not fake-quantize (its Conv2D -> ReLU transform gives
+    such a conv a no-op config): QAT never trains them at int8, the converter quantizes them afterwards."""
+    out = []
+    for layer in qat_model.layers:
+        inner = getattr(layer, "layer", None)
+        if inner is None or type(inner).__name__ not in ("Conv2D", "DepthwiseConv2D", "Dense"):
+            continue
+        if not any(w.name.split("/")[-1].split(":")[0].endswith("kernel_min") for w in layer.weights):
+            out.append(inner.name)
+    return out
 
 
 def _preprocessing_layer(layer) -> bool:
@@ -381,7 +405,13 @@ def quantize_aware(model, x: np.ndarray, y: np.ndarray, calibration: np.ndarray,
     qat.fit(_dataset(x, y, batch_size, seed), epochs=epochs, verbose=0,
             callbacks=[_epoch_logger(log, "qat", epochs, extra)])
     pin_input_range(qat)
+    unquantized = _unquantized_kernels(qat)
+    if unquantized:
+        log(f"note: tfmot did not fake-quantize the kernels of {len(unquantized)} layer(s) during QAT "
+            f"({', '.join(unquantized[:3])}{', ...' if len(unquantized) > 3 else ''}: a Conv -> ReLU pair); "
+            "the converter quantizes them after training")
     info = {"epochs": epochs, "steps": steps_per_epoch * epochs, "lr": lr, "ranges_initialised": n_ranges,
+            "unquantized_kernels": unquantized,
             "scheme": type(scheme).__name__, "per_channel": not per_tensor}
     if preserve_sparsity:
         after = kernel_sparsity(qat)["achieved"]
@@ -437,12 +467,12 @@ def fold_batchnorm(model):
         if lc["class_name"] != "ReLU" or len(node) != 1 or len(node[0]) != 1 or node[0][0][0] not in folds:
             continue
         c = lc["config"]
-        if uses.get(node[0][0][0]) != 1 or c.get("negative_slope", 0.0) != 0.0 or c.get("threshold", 0.0) != 0.0:
+        if c.get("negative_slope", 0.0) != 0.0 or c.get("threshold", 0.0) != 0.0:
             continue
-        if c.get("max_value") is None:  # a plain ReLU: tfmot quantizes a conv's own "relu" after it, so fuse it
-            fused_relu[lc["name"]] = folds[node[0][0][0]]
-        elif float(c["max_value"]) == 6.0:
-            relu6.add(lc["name"])
+        if c.get("max_value") is not None and float(c["max_value"]) == 6.0:
+            relu6.add(lc["name"])  # same function whoever else reads the conv
+        elif c.get("max_value") is None and uses.get(node[0][0][0]) == 1:
+            fused_relu[lc["name"]] = folds[node[0][0][0]]  # a plain ReLU: tfmot quantizes a conv's own "relu"
     gone = {**folds, **fused_relu}  # layer removed -> the layer that now produces its output
 
     def rename(ref):

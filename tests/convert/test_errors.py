@@ -71,6 +71,7 @@ def test_model_file_needs_data(tiny, tmp_path):
     ({"io_type": "int4"}, "--io-type"),
     ({"max_drop": -1}, "--max-drop"),
     ({"prune": 0.5, "prune_block": 0}, "--prune-block 0"),
+    ({"prune_block": 4}, "--prune-block 4 needs --prune"),
     ({"opset": 19}, "--opset 19"),
 ])
 def test_bad_options(tiny, tmp_path, kwargs, match):

@@ -15,13 +15,14 @@ def _conv_bn_relu_model(seed: int = 0):
     x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False, name="stem_conv")(x)
     x = keras.layers.BatchNormalization(name="stem_bn")(x)
     x = keras.layers.ReLU(6.0, name="stem_relu")(x)
-    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw")(x)
+    # depth multiplier 2: output channel c * 2 + m, so a wrongly ordered BatchNorm scale shows
+    x = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, use_bias=False, name="dw")(x)
     x = keras.layers.BatchNormalization(name="dw_bn")(x)
     x = keras.layers.ReLU(6.0, name="dw_relu")(x)
-    y = keras.layers.Conv2D(16, 1, use_bias=False, name="project")(x)
+    y = keras.layers.Conv2D(32, 1, use_bias=False, name="project")(x)
     y = keras.layers.BatchNormalization(name="project_bn")(y)
     y = keras.layers.ReLU(name="project_relu")(y)  # a plain ReLU, as MobileNetV3 has
-    x = keras.layers.Add(name="add")([x, y])  # dw_relu has two consumers: nothing of it may be folded away
+    x = keras.layers.Add(name="add")([x, y])  # dw_relu's output also feeds the residual Add
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     out = keras.layers.Dense(4, activation="softmax", name="head")(x)
     model = keras.Model(inp, out)
@@ -66,7 +67,11 @@ def test_block_pruning_zeroes_whole_runs_along_the_input_channels():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 4, 4, 32)).astype(np.float32)
     y = rng.integers(0, 3, 64)
+    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_impl
+
+    base = pruning_impl.Pruning
     pruned, info = prune(model, x, y, sparsity=0.5, epochs=2, batch_size=16, block=8, log=lambda s: None)
+    assert pruning_impl.Pruning is base  # tfmot's class is back once the wrappers are built
     assert info["block"] == 8 and info["achieved"] == pytest.approx(0.5, abs=0.02)
     for name in ("pw", "fc"):
         kernel = pruned.get_layer(name).get_weights()[0]
@@ -103,7 +108,12 @@ def test_per_tensor_qat_file_has_one_scale_per_kernel_after_relu6_relu_and_linea
     x = rng.integers(0, 256, (32, 8, 8, 3)).astype(np.uint8)
     y = rng.integers(0, 4, 32)
     qat, info = quantize_aware(model, x, y, x, epochs=1, batch_size=16, lr=0.0, per_tensor=True, log=lambda s: None)
-    assert info["per_channel"] is False
+    assert info["per_channel"] is False and info["unquantized_kernels"] == []
+    # what QAT trains: every kernel fake-quantized, with one (scalar) range
+    ranges = {layer.layer.name: [tuple(w.shape) for w in layer.weights if w.name.split("/")[-1].startswith(
+        ("kernel_min", "depthwise_kernel_min"))] for layer in qat.layers if hasattr(layer, "layer")
+        and type(layer.layer).__name__ in ("Conv2D", "DepthwiseConv2D", "Dense")}
+    assert ranges == {"stem_conv": [()], "dw": [()], "project": [()], "head": [()]}
     obj = fu.convert_bytearray_to_object(bytearray(to_tflite(qat, "full_int8", calibration=x, per_tensor=True)))
     sg = obj.subgraphs[0]
     scales = [(fu.opcode_to_name(obj, op.opcodeIndex), len(sg.tensors[op.inputs[1]].quantization.scale))
@@ -111,3 +121,21 @@ def test_per_tensor_qat_file_has_one_scale_per_kernel_after_relu6_relu_and_linea
               if fu.opcode_to_name(obj, op.opcodeIndex) in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
     # stem (-> ReLU6), project (-> ReLU), depthwise (-> ReLU6) and the head: one scale each
     assert sorted(scales) == [("CONV_2D", 1), ("CONV_2D", 1), ("DEPTHWISE_CONV_2D", 1), ("FULLY_CONNECTED", 1)]
+
+
+def test_qat_reports_kernels_tfmot_leaves_unquantized():
+    """A Conv2D -> ReLU pair without BatchNorm (nothing to fold): tfmot's transform gives the conv a
+    no-op config, and QAT says so instead of pretending the kernel trained at int8."""
+    import tf_keras as keras
+
+    from edgelite.convert.optimize import quantize_aware
+
+    inp = keras.Input((8, 8, 3), name="image")
+    x = keras.layers.Conv2D(8, 3, name="conv")(keras.layers.Rescaling(1.0 / 255.0, name="rescaling")(inp))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU(name="relu")(x))
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax", name="head")(x))
+    x = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 3)).astype(np.uint8)
+    lines = []
+    _, info = quantize_aware(model, x, np.zeros(16, np.int64), x, epochs=1, lr=0.0, log=lines.append)
+    assert info["unquantized_kernels"] == ["conv"]
+    assert any("did not fake-quantize the kernels of 1 layer(s)" in line for line in lines)
