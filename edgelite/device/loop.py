@@ -149,6 +149,9 @@ def load(model_path: str | os.PathLike, opts: RunOptions | None = None) -> Loade
     if p.is_file() and p.suffix.lower() in (".tflite", ".onnx"):
         if opts.format not in (None, "auto"):
             raise RunError("--format picks a model inside a bundle; with a model file, drop --format")
+        if opts.edgetpu and model_format(p) == "onnx":
+            raise RunError("--edgetpu runs a .tflite compiled for the Edge TPU; an .onnx model runs on the CPU "
+                           "with onnxruntime — drop --edgetpu")
         labels_path = Path(opts.labels) if opts.labels else p.with_name("labels.txt")
         if not labels_path.is_file():
             raise RunError(f"labels file {labels_path} not found; pass --labels FILE (one label per line, "
@@ -157,6 +160,9 @@ def load(model_path: str | os.PathLike, opts: RunOptions | None = None) -> Loade
         spec = InputSpec(height=model.input_height, width=model.input_width, crop=opts.crop or 1.0)
         fmt = "edgetpu" if model.delegate == "edgetpu" else model_format(p)
         return LoadedModel(model, spec, read_labels(labels_path), p.name, fmt)
+    if opts.labels:
+        raise RunError("--labels is for a bare model file; a bundle carries its own labels (its labels.txt and "
+                       "manifest) — drop --labels")
     bundle = Bundle.load(p)
     fmt = opts.format
     if opts.edgetpu:

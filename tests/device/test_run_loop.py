@@ -139,6 +139,13 @@ def test_edgetpu_flag_without_the_hardware_is_a_clear_error(tiny, heldout_video)
     assert "libedgetpu" in p.stderr and "Edge TPU" in p.stderr
 
 
+def test_edgetpu_flag_with_an_onnx_file_is_a_clear_error(tiny, heldout_video):
+    p = devicekit.run_cmd(tiny["files"]["onnx"], "--edgetpu", "--labels", tiny["bundle"] / "labels.txt",
+                          "--source", heldout_video, "--max-frames", "1")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "an .onnx model runs on the CPU" in p.stderr and "drop --edgetpu" in p.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["--source", "/nonexistent/clip.avi"], "no such file"),
     (["--format", "fp16"], "has no 'fp16' model"),
@@ -148,6 +155,7 @@ def test_edgetpu_flag_without_the_hardware_is_a_clear_error(tiny, heldout_video)
     (["--http", "nonsense:port"], "--http"),
     (["--display"], "--display"),
     (["--source", "heldout", "--edgetpu"], "edgetpu"),
+    (["--labels", "labels.txt"], "--labels is for a bare model file"),
 ])
 def test_user_errors_are_one_line(tiny, heldout_video, args, message):
     if "--source" not in args:
