@@ -97,6 +97,14 @@ def test_endpoints(tiny, heldout_video):
             assert cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR) is not None
 
 
+def test_token_from_the_environment(tiny, heldout_video, monkeypatch):
+    """EDGELITE_TOKEN keeps the token out of the command line (and so out of `ps` and unit files)."""
+    monkeypatch.setenv("EDGELITE_TOKEN", "from-env")
+    with running_loop(tiny, heldout_video) as (base, _):
+        assert get(base + "/metrics")[0] == 401
+        assert get(base + "/metrics", token="from-env")[0] == 200
+
+
 def test_token_and_viewer_cap(tiny, heldout_video):
     with running_loop(tiny, heldout_video, token="s3cret", max_viewers=1) as (base, token):
         assert get(base + "/")[0] == 401
