@@ -11,7 +11,6 @@ already be in known_hosts); never `no`. One control connection is shared by ever
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shlex
 import shutil
@@ -21,49 +20,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edgelite.deploy.errors import EXIT_CONNECT, EXIT_REMOTE, EXIT_USAGE, DeployError
-
-
-@dataclasses.dataclass(frozen=True)
-class Target:
-    user: str | None
-    host: str
-    port: int | None = None
-
-    @property
-    def destination(self) -> str:
-        """user@host for ssh/rsync (IPv6 literals without brackets for ssh, with them for rsync)."""
-        return f"{self.user}@{self.host}" if self.user else self.host
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.user + '@' if self.user else ''}{host}{f':{self.port}' if self.port else ''}"
+from edgelite.device.sshtarget import Target
+from edgelite.device.sshtarget import parse_target as _parse_target
 
 
 def parse_target(value: str) -> Target:
-    """`user@host`, `user@host:port`, `host`, `ssh://user@host:port`, `user@[::1]:2222`."""
-    v = value.strip()
-    if v.startswith("ssh://"):
-        v = v[len("ssh://"):].rstrip("/")
-    user, _, hostport = v.rpartition("@")
-    host, port = hostport, None
-    if hostport.startswith("["):
-        end = hostport.find("]")
-        if end < 0:
-            raise DeployError(f"--host {value!r}: unclosed '[' in an IPv6 address", EXIT_USAGE)
-        host, rest = hostport[1:end], hostport[end + 1:]
-        if rest:
-            if not rest.startswith(":"):
-                raise DeployError(f"--host {value!r}: expected [IPv6]:PORT", EXIT_USAGE)
-            port = rest[1:]
-    elif hostport.count(":") == 1:
-        host, port = hostport.split(":")
-    if not host or any(c in host for c in " /\\'\"") or (user and any(c in user for c in " :/'\"")):
-        raise DeployError(f"--host {value!r}: expected user@host or user@host:port", EXIT_USAGE)
-    if port is not None:
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise DeployError(f"--host {value!r}: port must be a number 1..65535", EXIT_USAGE)
-        port = int(port)
-    return Target(user or None, host, port)
+    """`user@host`, `user@host:port`, `host`, `ssh://user@host:port`, `user@[::1]:2222` (shared with
+    `edgelite bench --host`, which lives on the device side)."""
+    try:
+        return _parse_target(value)
+    except ValueError as e:
+        raise DeployError(f"--host {value!r}: {e}", EXIT_USAGE) from None
 
 
 def rq(path: str) -> str:

@@ -49,9 +49,10 @@ def register(subparsers) -> None:
     p.add_argument("--plot", metavar="FILE.png", help="write the latency / accuracy figure (a directory = <env>.png)")
     p.add_argument("--out", metavar="DIR", help="write <env>.json, <env>.csv and <env>.png into DIR, named after "
                                                 "the board, CPU architecture, runtime and threads")
-    p.add_argument("--host", metavar="USER@HOST", help="run the bench on this device over SSH and fetch the result")
+    p.add_argument("--host", metavar="USER@HOST[:PORT]",
+                   help="run the bench on this device over SSH and fetch the result (as for make deploy DEVICE=)")
     p.add_argument("--ssh-option", action="append", default=[], metavar="OPT",
-                   help="extra `ssh -o OPT` for --host, repeatable (Port=2222, IdentityFile=~/.ssh/pi)")
+                   help="extra `ssh -o OPT` for --host, repeatable (IdentityFile=~/.ssh/pi)")
     p.add_argument("--no-isolate", dest="isolate", action="store_false",
                    help="run every row in this process (faster start; no per-model memory, no crash isolation)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

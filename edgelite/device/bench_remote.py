@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from edgelite.device.bench import BenchUsageError, check_result
+from edgelite.device.sshtarget import parse_target
 
 DEPLOYED = "$HOME/edgelite/venv/bin/edgelite"
 CORE_WHEELS = ("numpy", "opencv-python-headless", "ai-edge-litert")
@@ -39,14 +40,19 @@ class RemoteBenchError(Exception):
 
 
 def ssh_command(host: str, ssh_options: list[str] | tuple[str, ...] = (), remote: str | None = None) -> list[str]:
-    """`ssh -o BatchMode=yes [-o OPT ...] HOST [REMOTE]` — keys only, so a missing key fails at once."""
-    if not host or host.startswith("-"):
-        raise BenchUsageError(f"--host {host!r} is not user@host")
+    """`ssh -o BatchMode=yes [-o OPT ...] [-p PORT] USER@HOST [REMOTE]` — keys only, so a missing key fails
+    at once. `host` is written as for `make deploy`: user@host, user@host:port, ssh://..., user@[::1]:2222."""
+    try:
+        target = parse_target(host or "")
+    except ValueError as e:
+        raise BenchUsageError(f"--host {host!r}: {e}") from None
     cmd = ["ssh", "-o", "BatchMode=yes"]
     for opt in ssh_options:  # before our defaults: ssh keeps the first value it is given for an option
         cmd += ["-o", opt]
     cmd += ["-o", "ConnectTimeout=15"]
-    cmd.append(host)
+    if target.port:
+        cmd += ["-p", str(target.port)]
+    cmd.append(target.destination)
     if remote is not None:
         cmd.append(remote)
     return cmd

@@ -360,8 +360,12 @@ def test_remote_command_construction():
 
     assert ssh_command("pi@pi4", ["Port=2222"], "true") == [
         "ssh", "-o", "BatchMode=yes", "-o", "Port=2222", "-o", "ConnectTimeout=15", "pi@pi4", "true"]
-    with pytest.raises(B.BenchUsageError):
-        ssh_command("-oProxyCommand=evil", [])
+    # written as for make deploy DEVICE=...: the port goes to ssh -p
+    assert ssh_command("pi@pi4:2222", [], "true")[-4:] == ["-p", "2222", "pi@pi4", "true"]
+    assert ssh_command("ssh://pi@[::1]:2200", [])[-3:] == ["-p", "2200", "pi@::1"]
+    for bad in ("-oProxyCommand=evil", "pi@host:99999", "pi@[::1"):
+        with pytest.raises(B.BenchUsageError, match="--host"):
+            ssh_command(bad, [])
     assert remote_path("~/edgelite/bundle") == '"$HOME"/edgelite/bundle'
     assert remote_path("/srv/my bundle") == "'/srv/my bundle'"
     targets, data, pipe, uploads = plan_paths(["device:~/edgelite/bundle"], None, "0")
@@ -491,8 +495,9 @@ def test_host_with_no_install_uses_a_temporary_copy(tmp_path, sshd, bench_bundle
     (bindir / "python3").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     (bindir / "python3").chmod(0o755)
     opts = sshd(home, f"{bindir}:/usr/bin:/bin")
-    res = bench_remote("root@127.0.0.1", [str(bench_bundle)], formats="int8", threads="1", runs=5, warmup=0,
-                       ssh_options=opts)
+    port = next(o for o in opts if o.startswith("Port=")).split("=", 1)[1]  # given as user@host:port this time
+    res = bench_remote(f"root@127.0.0.1:{port}", [str(bench_bundle)], formats="int8", threads="1", runs=5, warmup=0,
+                       ssh_options=[o for o in opts if not o.startswith("Port=")])
     assert res["remote"]["install"] == "temporary"
     assert res["rows"][0]["status"] == "ok" and res["rows"][0]["top1"] == pytest.approx(bf.ACCURACY)
     assert not Path(res["remote"]["tmp"]).exists()
