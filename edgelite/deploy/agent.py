@@ -353,8 +353,27 @@ cd {cwd} || exit 1
 # systemd sets WATCHDOG_PID; the supervisor cannot know the pid before this shell exists, and exec keeps it
 if [ -n "${{WATCHDOG_USEC:-}}" ] && [ -z "${{WATCHDOG_PID:-}}" ]; then export WATCHDOG_PID=$$; fi
 export PYTHONUNBUFFERED=1
-exec {argv}
+{env}exec {argv}
 """
+
+
+def split_token(args: list[str]) -> tuple[list[str], str | None]:
+    """`--token T` / `--token=T` taken out of the `edgelite run` arguments: the run script exports it as
+    EDGELITE_TOKEN instead, so it shows neither in `ps` nor in release.json."""
+    out: list[str] = []
+    token = None
+    i = 0
+    while i < len(args):
+        if args[i] == "--token" and i + 1 < len(args):
+            token = args[i + 1]
+            i += 2
+            continue
+        if args[i].startswith("--token="):
+            token = args[i].split("=", 1)[1]
+        else:
+            out.append(args[i])
+        i += 1
+    return out, token
 
 
 def run_argv(lay: Layout, rel: dict) -> list[str]:
@@ -380,19 +399,22 @@ def cmd_release(lay: Layout, a) -> int:
     while (lay.releases / rid).exists() or (lay.releases / f"{rid}.failed").exists():
         n += 1
         rid = f"{base}.{n}"
+    run_args, token = split_token(shlex.split(a.run_args or ""))
     rel = {"id": rid, "bundle": a.bundle, "venv": a.env, "source": a.source, "source_is_file": a.source_is_file,
-           "http": a.http, "format": a.format, "print_every": a.print_every,
-           "run_args": shlex.split(a.run_args or ""), "created": now_iso(), "meta": json.loads(a.meta or "{}")}
+           "http": a.http, "format": a.format, "print_every": a.print_every, "run_args": run_args,
+           "token": token is not None, "created": now_iso(), "meta": json.loads(a.meta or "{}")}
     tmp = lay.releases / f".{rid}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     write_json(tmp / "release.json", rel)
     run = tmp / "run"
     svc = lay.service()
+    env = f"export EDGELITE_TOKEN={shlex.quote(token)}\n" if token is not None else ""
+    run.touch(mode=0o700)  # only its owner (who runs it) may read a token in it
+    run.chmod(0o700 if token is not None else 0o755)
     run.write_text(RUN_TEMPLATE.format(rid=rid, bundle=a.bundle, unit=svc.get("unit", "edgelite"),
-                                       cwd=shlex.quote(str(lay.root)),
+                                       cwd=shlex.quote(str(lay.root)), env=env,
                                        argv=" ".join(shlex.quote(x) for x in run_argv(lay, rel))))
-    run.chmod(0o755)
     tmp.rename(lay.releases / rid)
     print(rid)
     return 0

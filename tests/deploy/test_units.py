@@ -195,3 +195,39 @@ def test_public_preview_needs_a_token(tiny_bundle):
     r = subprocess.run([sys.executable, "-m", "edgelite", "deploy", str(tiny_bundle), "--host", "pi@127.0.0.1:1",
                         "--http", "0.0.0.0:8080"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--token" in r.stderr and "preflight" not in r.stdout
+
+
+def test_release_keeps_the_preview_token_out_of_argv_and_release_json(tmp_path):
+    """`--run-args '--token S'`: the run script exports EDGELITE_TOKEN (owner-only file) instead of passing
+    --token to `edgelite run`, so the token is not in `ps` output nor in release.json."""
+    lay = agent.Layout(tmp_path / "dev")
+    lay.ensure()
+    (lay.bundles / "b1").mkdir()
+    (lay.venvs / "e1").mkdir()
+    (lay.venvs / "e1" / ".ready").touch()
+    for run_args in ("--token s3cret --num-threads 2", "--num-threads 2"):
+        rc = agent.main(["--dir", str(lay.root), "release", "--bundle", "b1", "--env", "e1", "--source", "0",
+                         "--http", "0.0.0.0:8080", "--run-args", run_args])
+        assert rc == 0
+        rid = sorted(p.name for p in lay.releases.iterdir())[-1]
+        run = lay.releases / rid / "run"
+        rel = json.loads((lay.releases / rid / "release.json").read_text())
+        exec_line = next(line for line in run.read_text().splitlines() if line.startswith("exec "))
+        assert "s3cret" not in exec_line and "--token" not in exec_line and "--num-threads 2" in exec_line
+        assert "s3cret" not in json.dumps(rel) and rel["run_args"] == ["--num-threads", "2"]
+        if "--token" in run_args:
+            assert "export EDGELITE_TOKEN=s3cret" in run.read_text() and rel["token"] is True
+            assert run.stat().st_mode & 0o777 == 0o700
+        else:
+            assert "EDGELITE_TOKEN" not in run.read_text() and rel["token"] is False
+    # the exported token is what `edgelite run` reads (its --token defaults to $EDGELITE_TOKEN)
+    out = subprocess.run(["sh", "-c", "sed '/^exec /d' \"$1\" > \"$1.noexec\"; . \"$1.noexec\"; echo \"$EDGELITE_TOKEN\"",
+                          "sh", str(lay.releases / sorted(p.name for p in lay.releases.iterdir())[0] / "run")],
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "s3cret", out.stderr
+
+
+def test_split_token():
+    assert agent.split_token(["--token", "a b", "-k", "3"]) == (["-k", "3"], "a b")
+    assert agent.split_token(["--token=x"]) == ([], "x")
+    assert agent.split_token(["--top-k", "3"]) == (["--top-k", "3"], None)
