@@ -199,9 +199,11 @@ def resolve_targets(paths: list[str], formats: list[str] | None = None) -> list[
 
 
 # --------------------------------------------------------------------------------------------- data
-def read_image_folder(root: str | os.PathLike, labels: list[str] | None) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
-    """DIR/<class>/*.jpg -> (BGR images, label indices, labels). Class names must be in `labels` when given;
-    without labels, classes are the sorted folder names (Keras' image_dataset_from_directory order)."""
+def read_image_folder(root: str | os.PathLike, labels: list[str] | None
+                      ) -> tuple[list[np.ndarray], np.ndarray, list[str], list[str]]:
+    """DIR/<class>/*.jpg -> (BGR images, label indices, labels, unreadable files skipped). Class names must be
+    in `labels` when given; without labels, classes are the sorted folder names (Keras'
+    image_dataset_from_directory order). A file that does not decode is skipped and listed, as in training."""
     import cv2
 
     root = Path(root)
@@ -215,18 +217,21 @@ def read_image_folder(root: str | os.PathLike, labels: list[str] | None) -> tupl
         raise BenchUsageError(f"--data {root}: folders {unknown} are not labels of the model ({labels})")
     images: list[np.ndarray] = []
     ys: list[int] = []
+    skipped: list[str] = []
     for c in classes:
         for f in sorted((root / c).iterdir()):
             if f.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             img = cv2.imread(str(f), cv2.IMREAD_COLOR)
             if img is None:
-                raise BenchUsageError(f"cannot read image {f}")
+                skipped.append(f"{c}/{f.name}")
+                continue
             images.append(img)
             ys.append(labels.index(c))
     if not images:
-        raise BenchUsageError(f"--data {root} has no images ({', '.join(IMAGE_SUFFIXES)})")
-    return images, np.asarray(ys, dtype=np.int64), labels
+        raise BenchUsageError(f"--data {root} has no readable images ({', '.join(IMAGE_SUFFIXES)})"
+                              + (f"; {len(skipped)} could not be decoded" if skipped else ""))
+    return images, np.asarray(ys, dtype=np.int64), labels, skipped
 
 
 def load_data(data: str | None, spec, labels: list[str] | None, heldout=None) -> tuple[np.ndarray | None, np.ndarray | None, str]:
@@ -246,8 +251,9 @@ def load_data(data: str | None, spec, labels: list[str] | None, heldout=None) ->
         bgr = None
     else:
         p = Path(data)
+        skipped: list[str] = []
         if p.is_dir():
-            bgr, y, _ = read_image_folder(p, labels)
+            bgr, y, _, skipped = read_image_folder(p, labels)
             rgb = None
         elif p.suffix == ".npz" and p.is_file():
             try:
@@ -261,6 +267,9 @@ def load_data(data: str | None, spec, labels: list[str] | None, heldout=None) ->
         else:
             raise BenchUsageError(f"--data {p}: expected a folder of class folders or an .npz file")
         source = str(p)
+        if skipped:  # named in the result's data source, so the table says what accuracy was measured on
+            source += (f" ({len(skipped)} unreadable skipped: {', '.join(skipped[:5])}"
+                       f"{', ...' if len(skipped) > 5 else ''})")
     if spec is None:
         return None, None, source
     out = np.empty((len(y), spec.height, spec.width, 3), np.uint8)
@@ -424,6 +433,8 @@ def bench(paths: list[str], *, formats: str | list[str] | None = None, threads: 
             images = labels = None
             if t.kind == "bundle":
                 images, labels, source = load_data(data, t.spec, t.labels, heldout)
+                if "unreadable skipped" in source:
+                    result["warnings"].append(f"top-1 measured without unreadable images: {source}")
             else:
                 source = data or "random"
             info: dict[str, Any] = {"path": t.path, "kind": t.kind, "labels": t.labels,

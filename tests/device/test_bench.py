@@ -307,7 +307,14 @@ def test_data_folder_and_bare_model_accuracy(tmp_path, bench_bundle):
     rows = {Path(r["target"]).name: r for r in res["rows"]}
     assert rows["bundle"]["top1"] == pytest.approx(bf.ACCURACY) and rows["bundle"]["images"] == bf.N_HELDOUT
     assert rows["model_fp32.tflite"]["top1"] == pytest.approx(bf.ACCURACY)
-    assert res["targets"][0]["data"]["source"] == str(folder)
+    assert res["targets"][0]["data"]["source"] == str(folder) and res["warnings"] == []
+    # a corrupt photo is skipped and named (as `edgelite train` does), not a crash
+    cls = sorted(d for d in folder.iterdir() if d.is_dir())[0]
+    (cls / "zz_truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    res = B.bench([str(bench_bundle)], formats="int8", threads="1", runs=3, warmup=0, data=str(folder), isolate=False)
+    assert res["rows"][0]["images"] == bf.N_HELDOUT and res["rows"][0]["top1"] == pytest.approx(bf.ACCURACY)
+    assert f"1 unreadable skipped: {cls.name}/zz_truncated.png" in res["targets"][0]["data"]["source"]
+    assert any("zz_truncated.png" in w for w in res["warnings"]) and "zz_truncated.png" in B.format_table(res)
     npz = tmp_path / "val.npz"
     np.savez(npz, images=x[:12], labels=y[:12])
     res = B.bench([str(bench_bundle)], formats="fp32", threads="1", runs=3, warmup=0, data=str(npz), isolate=False)
