@@ -35,9 +35,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
 
-LABELS = {"per_tensor": " (per-tensor)", "per_tensor_qat": " (per-tensor)"}  # run key -> row-name suffix
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="runs/demo", help="run directory (default runs/demo)")
@@ -66,12 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     runs["per_tensor_qat"] = convert(args.run, work / "per_tensor_qat", formats="qat_int8", qat=True, per_tensor=True,
                                      **common)
     small = f" (blocks of {args.block}, {args.block_prune_epochs} prune epochs, per-tensor)"
-    LABELS["small"] = small
+    labels = {"per_tensor": " (per-tensor)", "per_tensor_qat": " (per-tensor)", "small": small,  # row-name suffixes
+              "small_unstructured": f" (unstructured, {args.block_prune_epochs} prune epochs, per-tensor)"}
     runs["small"] = convert(args.run, work / "small", formats="pruned_int8,pqat_int8", prune=args.prune,
                             prune_block=args.block, prune_epochs=args.block_prune_epochs, qat=True, per_tensor=True,
                             **common)
     # the same without blocks: how much of the gzip figure the runs of zeros make
-    LABELS["small_unstructured"] = f" (unstructured, {args.block_prune_epochs} prune epochs, per-tensor)"
     runs["small_unstructured"] = convert(args.run, work / "small_unstructured", formats="pqat_int8", prune=args.prune,
                                          prune_epochs=args.block_prune_epochs, qat=True, per_tensor=True, **common)
     for s in [float(v) for v in args.sweep.split(",") if v.strip()]:
@@ -83,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for key, bundle in runs.items():
         for m in bundle.models:
-            name = m.name + (f" ({float(key[6:]):.0%} sparsity)" if key.startswith("sweep_") else LABELS.get(key, ""))
+            name = m.name + (f" ({float(key[6:]):.0%} sparsity)" if key.startswith("sweep_") else labels.get(key, ""))
             met = m.metrics or {}
             rows.append({"format": name, "status": m.status, "error": m.error, "bytes": m.bytes,
                          "gzip_bytes": m.gzip_bytes, "top1": met.get("top1"), "delta_pts": met.get("delta"),
@@ -126,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = {
         "int8_per_tensor_ptq_over_fp32_bytes": bytes_ratio(by.get("int8 (per-tensor)", {})),
         "pqat_unstructured_per_tensor_gzip_over_fp32_gzip": gzip_ratio(
-            by.get("pqat_int8" + LABELS["small_unstructured"], {})),
+            by.get("pqat_int8" + labels["small_unstructured"], {})),
         "int8_gzip_over_fp32_gzip": gzip_ratio(by.get("int8", {})),
         # the fine-tuned Keras models themselves (before int8): how much of a delta is training, not quantization
         "pruned_keras_top1": runs["main"].info.get("optimisation", {}).get("prune", {}).get("keras_top1"),

@@ -106,19 +106,22 @@ class _Log:
 
 def convert(source: str | os.PathLike, out: str | os.PathLike, *, formats: str | list[str] | None = None,
             prune: float | None = None, prune_epochs: int = 3, prune_block: int = 1, qat: bool = False,
-            qat_epochs: int = 2, calibration: int = 300, per_tensor: bool = False, io_type: str = "uint8", max_drop: float | None = None,
+            qat_epochs: int = 2, calibration: int = 300, per_tensor: bool = False, io_type: str = "uint8",
+            max_drop: float | None = None,
             data: str | os.PathLike | None = None, opset: int = 17, batch_size: int | None = None,
             prune_lr: float = 1e-4, qat_lr: float = 1e-5, seed: int = 0, verbose: bool = True) -> Bundle:
     """Convert a run directory (or a .keras file with `data`) into a validated bundle at `out`.
 
     formats: comma list or sequence of fp32, fp16, dynamic, int8, onnx, edgetpu (default: all six);
-    prune: target sparsity (adds ``pruned_int8``), in runs of `prune_block` weights; qat: quantization-aware training (adds ``qat_int8``,
-    or ``pqat_int8`` together with prune). Returns the saved Bundle. Raises ConvertError for a
+    prune: target sparsity (adds ``pruned_int8``), in runs of `prune_block` weights; qat: quantization-aware
+    training (adds ``qat_int8``, or ``pqat_int8`` together with prune); per_tensor: one scale per weight
+    tensor, for post-training int8 and QAT alike. Returns the saved Bundle. Raises ConvertError for a
     user error, GateFailed when `max_drop` is exceeded (the bundle is still written; ``.bundle``).
     Formats that fail are marked in the bundle; check ``bundle.models[i].status``.
     """
     log = _Log(verbose)
-    settings = Settings(formats=[], prune=prune, prune_epochs=prune_epochs, prune_block=prune_block, qat=qat, qat_epochs=qat_epochs,
+    settings = Settings(formats=[], prune=prune, prune_epochs=prune_epochs, prune_block=prune_block, qat=qat,
+                        qat_epochs=qat_epochs,
                         calibration=calibration, per_tensor=per_tensor, io_type=io_type, max_drop=max_drop,
                         opset=opset, batch_size=batch_size, prune_lr=prune_lr, qat_lr=qat_lr, seed=seed).check()
     names = parse_formats(formats, prune=prune, qat=qat)

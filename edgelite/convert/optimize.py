@@ -307,13 +307,7 @@ def _convs_before_activation(model) -> set[str]:
     a layer's ``_outbound_nodes`` also count its uses in other models sharing it (a pruned copy)."""
     config = model.get_config()
     kinds = {lc["name"]: lc for lc in config["layers"]}
-    consumers: dict[str, list[str]] = {}
-    for lc in config["layers"]:
-        for node in lc.get("inbound_nodes", []):
-            for ref in node:
-                consumers.setdefault(ref[0], []).append(lc["name"])
-    for ref in config["output_layers"]:
-        consumers.setdefault(ref[0], []).append("<output>")
+    consumers = _consumers(config)
     names = set()
     for name, lc in kinds.items():
         users = consumers.get(name, [])
@@ -323,6 +317,19 @@ def _convs_before_activation(model) -> set[str]:
         if user["class_name"] == "Activation" and user["config"].get("activation") == "relu6":
             names.add(name)
     return names
+
+
+def _consumers(config: dict) -> dict[str, list[str]]:
+    """layer name -> the names of the layers reading its output ("<output>" for a model output), from a
+    functional model's config."""
+    consumers: dict[str, list[str]] = {}
+    for lc in config["layers"]:
+        for node in lc.get("inbound_nodes", []):
+            for ref in node:
+                consumers.setdefault(ref[0], []).append(lc["name"])
+    for ref in config["output_layers"]:
+        consumers.setdefault(ref[0], []).append("<output>")
+    return consumers
 
 
 def _unquantized_kernels(qat_model) -> list[str]:
@@ -435,13 +442,7 @@ def fold_batchnorm(model):
 
     config = model.get_config()
     layers = {lc["name"]: lc for lc in config["layers"]}
-    uses: dict[str, int] = {}
-    for lc in config["layers"]:
-        for node in lc.get("inbound_nodes", []):
-            for ref in node:
-                uses[ref[0]] = uses.get(ref[0], 0) + 1
-    for ref in config["output_layers"]:
-        uses[ref[0]] = uses.get(ref[0], 0) + 1
+    uses = {name: len(readers) for name, readers in _consumers(config).items()}
 
     folds: dict[str, str] = {}  # batchnorm name -> conv name
     for lc in config["layers"]:

@@ -234,24 +234,26 @@ def read_image_folder(root: str | os.PathLike, labels: list[str] | None
     return images, np.asarray(ys, dtype=np.int64), labels, skipped
 
 
-def load_data(data: str | None, spec, labels: list[str] | None, heldout=None) -> tuple[np.ndarray | None, np.ndarray | None, str]:
-    """Model-ready (N, H, W, 3) uint8 RGB images + label indices, and a description of where they came from.
+def load_data(data: str | None, spec, labels: list[str] | None, heldout=None
+              ) -> tuple[np.ndarray | None, np.ndarray | None, str, list[str]]:
+    """Model-ready (N, H, W, 3) uint8 RGB images + label indices, a description of where they came from,
+    and the unreadable files skipped (class/name).
 
     data: None (the bundle's held-out split, `heldout`), a folder of class sub-folders, or an .npz with
     `images` (RGB uint8) and `labels`. Images go through the same `prepare_*` path as `edgelite run`.
     """
     from edgelite.device.preprocess import prepare_bgr, prepare_rgb
 
+    skipped: list[str] = []
     if data is None:
         if heldout is None:
-            return None, None, "random"
+            return None, None, "random", skipped
         x, y = heldout
         source = "heldout"
         rgb = list(x)
         bgr = None
     else:
         p = Path(data)
-        skipped: list[str] = []
         if p.is_dir():
             bgr, y, _, skipped = read_image_folder(p, labels)
             rgb = None
@@ -271,7 +273,7 @@ def load_data(data: str | None, spec, labels: list[str] | None, heldout=None) ->
             source += (f" ({len(skipped)} unreadable skipped: {', '.join(skipped[:5])}"
                        f"{', ...' if len(skipped) > 5 else ''})")
     if spec is None:
-        return None, None, source
+        return None, None, source, skipped
     out = np.empty((len(y), spec.height, spec.width, 3), np.uint8)
     for i in range(len(y)):
         if bgr is not None:
@@ -284,7 +286,7 @@ def load_data(data: str | None, spec, labels: list[str] | None, heldout=None) ->
     y = np.asarray(y, dtype=np.int64).ravel()
     if labels is not None and (y.min(initial=0) < 0 or y.max(initial=0) >= len(labels)):
         raise BenchUsageError(f"{source}: label indices outside 0..{len(labels) - 1}")
-    return out, y, source
+    return out, y, source, skipped
 
 
 # ------------------------------------------------------------------------------------------ progress
@@ -432,8 +434,8 @@ def bench(paths: list[str], *, formats: str | list[str] | None = None, threads: 
                 heldout = Bundle.load(t.path).heldout()
             images = labels = None
             if t.kind == "bundle":
-                images, labels, source = load_data(data, t.spec, t.labels, heldout)
-                if "unreadable skipped" in source:
+                images, labels, source, skipped = load_data(data, t.spec, t.labels, heldout)
+                if skipped:
                     result["warnings"].append(f"top-1 measured without unreadable images: {source}")
             else:
                 source = data or "random"

@@ -106,7 +106,7 @@ def run_job(job: dict[str, Any], emit: Emit | None = None) -> dict[str, Any]:
         from edgelite.device.bench import load_data
 
         try:
-            images, labels, _ = load_data(job["data"], InputSpec(height=h, width=w), job.get("data_labels"))
+            images, labels, _, _ = load_data(job["data"], InputSpec(height=h, width=w), job.get("data_labels"))
         except Exception as e:  # bad --data for this model: latency is still measured, on noise
             problems.append(f"--data: {_one_line(e)}")
     if images is None or images.shape[1:3] != (h, w):

@@ -46,7 +46,7 @@ def parse_target(value: str) -> Target:
             port = rest[1:]
     elif hostport.count(":") == 1:
         host, port = hostport.split(":")
-    if (not host or host.startswith("-") or any(c in host for c in " /\\'\"")
+    if (not host or v.startswith("-") or any(c in host for c in " /\\'\"")  # "-o..." would be an ssh option
             or (user and any(c in user for c in " :/'\""))):
         raise ValueError("expected user@host or user@host:port")
     if port is not None:

@@ -151,3 +151,10 @@ def test_rerun_replaces_the_bundle_and_keeps_nothing_stale(tiny, tmp_path):
     assert sorted(p.name for p in out.iterdir() if p.suffix in (".tflite", ".onnx")) == ["model_fp16.tflite"]
     assert [m.name for m in Bundle.load(out).models] == ["fp16"] == [m.name for m in b.models]
     assert not list(tmp_path.glob(".b.*"))  # no staging or old folders left behind
+
+
+def test_prune_block_without_prune_is_a_one_line_cli_error(tiny, tmp_path, capsys):
+    rc, err = _cli(capsys, tiny["model"], "--data", tiny["data"], "--out", tmp_path / "b", "--formats", "int8",
+                   "--prune-block", "4")
+    assert rc == 2 and err.count("\n") == 0 and "--prune-block 4 needs --prune" in err
+    assert not (tmp_path / "b").exists()

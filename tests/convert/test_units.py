@@ -75,7 +75,7 @@ def test_cli_help_lists_the_flags(capsys):
         main(["convert", "--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--out", "--formats", "--prune", "--prune-epochs", "--qat", "--qat-epochs", "--calibration",
+    for flag in ("--out", "--formats", "--prune", "--prune-epochs", "--prune-block", "--qat", "--qat-epochs", "--calibration",
                  "--per-tensor", "--io-type", "--max-drop", "--data"):
         assert flag in text
 

@@ -36,7 +36,8 @@ def test_parse_target(value, expected):
     assert parse_target(value) == expected
 
 
-@pytest.mark.parametrize("bad", ["pi@host:99999", "pi@host:x", "pi@", "pi@[::1", "pi@ho st", "-oProxyCommand=x"])
+@pytest.mark.parametrize("bad", ["pi@host:99999", "pi@host:x", "pi@", "pi@[::1", "pi@ho st", "-oProxyCommand=x",
+                                 "-oProxyCommand=x@host"])
 def test_parse_target_refuses(bad):
     with pytest.raises(DeployError):
         parse_target(bad)
