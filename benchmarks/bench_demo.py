@@ -13,7 +13,7 @@ Writes benchmarks/results/bench_<environment>.{md,json,csv,png}. All ratios come
 * Keras `predict` on one image / TFLite fp32 p50 (why users convert at all; here only — the
   device has no TensorFlow).
 
-A thin wrapper over `edgelite.device.bench`; the bare loop and Keras timing are deliberately
+A thin wrapper over `edgelite.bench.run`; the bare loop and Keras timing are deliberately
 independent of it.
 """
 
@@ -93,7 +93,7 @@ def bare_invoke_p50(model: Path, threads: list[int], runs: int, warmup: int, h: 
     spec = json.dumps({"threads": threads, "runs": runs, "warmup": warmup, "h": h, "w": w,
                        "images": None if host else images})
     if host:
-        from edgelite.device.bench_remote import ssh_command
+        from edgelite.bench.remote import ssh_command
 
         py = ('PY="$HOME/edgelite/venv/bin/python"; for v in "$HOME"/edgelite/venvs/*/bin/python; do '
               '[ -x "$v" ] && PY="$v"; done; [ -x "$PY" ] || PY=python3; ')
@@ -178,7 +178,7 @@ def compute_ratios(result: dict, bare: dict[str, dict[int, float]], keras: dict 
 
 
 def render_markdown(result: dict, ratios: list[dict], bundle: Path, png_name: str | None, argv: list[str]) -> str:
-    from edgelite.device.bench import format_table
+    from edgelite.bench.run import format_table
 
     env = result["environment"]
     rt = ", ".join(f"{k} {v}" for k, v in env.get("runtimes", {}).items())
@@ -230,13 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from edgelite.bundle import Bundle
-    from edgelite.device import bench as B
-    from edgelite.device.bench_plot import plot_result
+    from edgelite.bench import run as B
+    from edgelite.bench.plot import plot_result
 
     bundle = Path(args.bundle)
     b = Bundle.load(bundle)
     if args.host:
-        from edgelite.device.bench_remote import bench_remote
+        from edgelite.bench.remote import bench_remote
 
         result = bench_remote(args.host, [str(bundle)], threads=args.threads, runs=args.runs, warmup=args.warmup,
                               progress=sys.stderr.isatty(), ssh_options=args.ssh_option)

@@ -18,7 +18,7 @@ COMMAND_MODULES = [
     "edgelite.train.cli",  # train, data
     "edgelite.convert.cli",  # convert
     "edgelite.device.cli",  # run
-    "edgelite.device.bench_cli",  # bench
+    "edgelite.bench.cli",  # bench
     "edgelite.deploy.cli",  # deploy
 ]
 

@@ -71,7 +71,7 @@ def deploy_command(args) -> int:
 
     from edgelite.deploy import deploy as d
     from edgelite.deploy.errors import EXIT_USAGE, DeployError
-    from edgelite.deploy.ssh import parse_target
+    from edgelite.remote.ssh import parse_target
 
     target = parse_target(args.host)
     conn = d.Connection(target, args.identity, args.strict_host_key, args.known_hosts, args.dir, args.verbose)

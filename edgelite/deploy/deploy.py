@@ -39,7 +39,7 @@ from edgelite.deploy.errors import (
     DeployError,
 )
 from edgelite.deploy.preflight import PROBE, Facts, assess, parse_probe, report
-from edgelite.deploy.ssh import Remote, Target, rq
+from edgelite.remote.ssh import Remote, Target, rq
 
 STEPS = 7
 DEFAULT_DIR = "~/edgelite"

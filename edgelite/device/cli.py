@@ -1,4 +1,4 @@
-"""`edgelite run`: argparse only (`edgelite bench` is wired in `bench_cli.py`).
+"""`edgelite run`: argparse only (`edgelite bench` is wired in `edgelite/bench/cli.py`).
 
 Imports nothing heavy: the loop (numpy, OpenCV, LiteRT) is imported when the command runs.
 """

@@ -19,7 +19,7 @@ import pytest
 from edgelite.deploy import agent
 from edgelite.deploy.errors import DeployError
 from edgelite.deploy.package import compatible_platforms
-from edgelite.deploy.ssh import Target, parse_target, rq
+from edgelite.remote.ssh import Target, parse_target, rq
 
 from .rig import free_port, wait_healthz
 

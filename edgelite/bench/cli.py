@@ -1,6 +1,6 @@
 """`edgelite bench`: latency, size, memory and accuracy per format × threads — here or on the device.
 
-Wiring only; the work is in `edgelite.device.bench` (imported when the command runs).
+Wiring only; the work is in `edgelite.bench.run` (imported when the command runs).
 """
 
 from __future__ import annotations
@@ -72,11 +72,11 @@ def _output_path(value: str | None, stem: str, suffix: str) -> Path | None:
 
 def _run(args: argparse.Namespace) -> int:
     from edgelite.cli import UserError
-    from edgelite.device import bench as B
+    from edgelite.bench import run as B
 
     try:
         if args.host:
-            from edgelite.device.bench_remote import RemoteBenchError, bench_remote
+            from edgelite.bench.remote import RemoteBenchError, bench_remote
 
             try:
                 result = bench_remote(args.host, args.targets, formats=args.formats, threads=args.threads,
@@ -114,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
         B.write_csv(result, csv_path)
         written.append(csv_path)
     if plot_path:
-        from edgelite.device.bench_plot import plot_result
+        from edgelite.bench.plot import plot_result
 
         written.append(plot_result(result, plot_path))
     if written and args.json != "-":

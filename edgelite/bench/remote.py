@@ -25,8 +25,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from edgelite.device.bench import BenchUsageError, check_result
-from edgelite.device.sshtarget import parse_target
+from edgelite.bench.run import BenchUsageError, check_result
+from edgelite.remote.target import parse_target
 
 DEPLOYED = "$HOME/edgelite/venv/bin/edgelite"
 CORE_WHEELS = ("numpy", "opencv-python-headless", "ai-edge-litert")

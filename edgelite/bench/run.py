@@ -4,7 +4,7 @@
     >>> print(format_table(result))                                      # doctest: +SKIP
     >>> write_json(result, "out.json"); write_csv(result, "out.csv")     # doctest: +SKIP
 
-Each row runs in its own worker process (`bench_worker`): memory is per model, and a file that
+Each row runs in its own worker process (`edgelite.bench.worker`): memory is per model, and a file that
 crashes its runtime fails only its own row. Every row has a status — `ok`, `load failed`,
 `validation failed` (or the manifest's own `export failed` / `skipped`) — so one broken format never
 hides the others.
@@ -42,7 +42,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from edgelite.device.bench_worker import LOAD_FAILED, OK, TOP1_TOLERANCE, VALIDATION_FAILED, run_job
+from edgelite.bench.worker import LOAD_FAILED, OK, TOP1_TOLERANCE, VALIDATION_FAILED, run_job
 from edgelite.device.runtime import model_format
 
 SCHEMA = "edgelite.bench/1"
@@ -85,7 +85,7 @@ def summarize(samples_ms) -> dict[str, float | int]:
 # ------------------------------------------------------------------------------------------ options
 def default_threads(cores: int | None = None) -> list[int]:
     """1, 2, 4 up to the cores this process may use (a 4-core Pi: 1,2,4; a 2-core VM: 1,2)."""
-    from edgelite.device.bench_env import cpu_cores
+    from edgelite.bench.env import cpu_cores
 
     cores = cores or cpu_cores()
     return [t for t in (1, 2, 4) if t <= cores] or [1]
@@ -327,13 +327,13 @@ class Progress:
 
 # --------------------------------------------------------------------------------------------- bench
 def _run_isolated(job: dict[str, Any], on_event) -> dict[str, Any]:
-    """Run one job in `python -m edgelite.device.bench_worker`; a crash becomes the row's error."""
+    """Run one job in `python -m edgelite.bench.worker`; a crash becomes the row's error."""
     import edgelite
 
     env = dict(os.environ)
     pkg_root = str(Path(edgelite.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    proc = subprocess.Popen([sys.executable, "-m", "edgelite.device.bench_worker"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "edgelite.bench.worker"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     import threading
 
@@ -394,7 +394,7 @@ def bench(paths: list[str], *, formats: str | list[str] | None = None, threads: 
     (video, folder, camera index, picamera2) to time the whole camera loop on; isolate: one process per
     row (per-model memory, crash isolation); progress: None = a bar when stderr is a terminal.
     """
-    from edgelite.device.bench_env import environment_stem, read_environment
+    from edgelite.bench.env import environment_stem, read_environment
 
     if runs < 1:
         raise BenchUsageError("--runs must be at least 1")

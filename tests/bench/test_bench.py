@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edgelite.device import bench as B
-from edgelite.device.bench_env import environment_stem, governor_warning, read_environment
-from tests.device import bench_fixtures as bf
+from edgelite.bench import run as B
+from edgelite.bench.env import environment_stem, governor_warning, read_environment
+from tests.bench import bench_fixtures as bf
 
 RUNS, WARMUP = 30, 3
 
@@ -340,7 +340,7 @@ def test_pipeline_stages(tmp_path, bench_bundle):
     cols = B.csv_columns(res)
     assert "pipeline_total_p90" in cols and "pipeline_capture_p50" in cols
     assert next(csv.DictReader(io.StringIO(B.to_csv(res))))["pipeline_inference_p50"]
-    from edgelite.device.bench_plot import plot_result
+    from edgelite.bench.plot import plot_result
 
     png = plot_result(res, tmp_path / "pipe.png")
     assert cv2.imread(str(png)).shape[0] > 600  # the stage panel adds a row of plots
@@ -363,7 +363,7 @@ def test_progress_bar_renders():
 
 # ------------------------------------------------------------------------------------------ --host
 def test_remote_command_construction():
-    from edgelite.device.bench_remote import plan_paths, remote_path, run_script, ssh_command
+    from edgelite.bench.remote import plan_paths, remote_path, run_script, ssh_command
 
     assert ssh_command("pi@pi4", ["Port=2222"], "true") == [
         "ssh", "-o", "BatchMode=yes", "-o", "Port=2222", "-o", "ConnectTimeout=15", "pi@pi4", "true"]
@@ -493,7 +493,7 @@ def test_host_runs_on_the_device_with_the_deployed_install(tmp_path, sshd, bench
 
 def test_host_with_no_install_uses_a_temporary_copy(tmp_path, sshd, bench_bundle):
     """No edgelite on the device: this package is copied over and run with the device's python3."""
-    from edgelite.device.bench_remote import bench_remote
+    from edgelite.bench.remote import bench_remote
 
     home = tmp_path / "home"
     home.mkdir()
@@ -563,13 +563,13 @@ ALLOWED_TOP = {"numpy", "cv2", "ai_edge_litert", "tflite_runtime", "onnxruntime"
 
 
 def test_bench_modules_import_only_the_device_runtime():
-    """edgelite/device/bench*.py run on a Pi with the core install: stdlib, numpy, cv2, the runtimes, edgelite."""
+    """edgelite/bench/*.py run on a Pi with the core install: stdlib, numpy, cv2, the runtimes, edgelite."""
     import ast
 
-    import edgelite.device
+    import edgelite.bench
 
     stdlib = set(sys.stdlib_module_names)
-    files = sorted(Path(edgelite.device.__file__).parent.glob("bench*.py"))
+    files = sorted(Path(edgelite.bench.__file__).parent.glob("*.py"))
     assert len(files) >= 7
     for f in files:
         for node in ast.walk(ast.parse(f.read_text())):
@@ -579,10 +579,10 @@ def test_bench_modules_import_only_the_device_runtime():
                 top = name.split(".")[0]
                 assert top in stdlib or top in ALLOWED_TOP, f"{f.name} imports {name}"
                 if top == "edgelite":
-                    assert name in ("edgelite", "edgelite.bundle", "edgelite.cli") or name.startswith("edgelite.device"), \
+                    assert name in ("edgelite", "edgelite.bundle", "edgelite.cli") or name.startswith(("edgelite.device", "edgelite.bench", "edgelite.remote")), \
                         f"{f.name} imports {name}"
-    code = ("import sys, edgelite.device.bench, edgelite.device.bench_cli, edgelite.device.bench_plot, "
-            "edgelite.device.bench_remote, edgelite.device.bench_env, edgelite.device.bench_pipeline; "
+    code = ("import sys, edgelite.bench.run, edgelite.bench.cli, edgelite.bench.plot, "
+            "edgelite.bench.remote, edgelite.bench.env, edgelite.bench.pipeline; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras', 'matplotlib')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edgelite.deploy.errors import EXIT_CONNECT, EXIT_REMOTE, EXIT_USAGE, DeployError
-from edgelite.device.sshtarget import Target
-from edgelite.device.sshtarget import parse_target as _parse_target
+from edgelite.remote.target import Target
+from edgelite.remote.target import parse_target as _parse_target
 
 
 def parse_target(value: str) -> Target:

@@ -102,7 +102,7 @@ def write_bundle(out: Path, files: dict[str, Path], *, top1: float | None = ACCU
     """A real bundle (manifest with sha256, labels.txt, heldout.npz) holding copies of `files`."""
     x, y, _ = heldout_split()
     return kit.write_bundle(out, files, labels=LABELS, top1=top1, heldout=(x, y),
-                            info={"run": "tests/device/bench", "backbone": "identity-cnn"})
+                            info={"run": "tests/bench", "backbone": "identity-cnn"})
 
 
 def write_class_folders(root: Path, images: np.ndarray, labels: np.ndarray, *, scale: int = 2) -> Path:

@@ -24,7 +24,7 @@ def time_pipeline(model, cfg: dict[str, Any], tick: Callable[[], None] | None = 
     Files and folders loop at their end so any frame count can be timed.
     """
     from edgelite.bundle import InputSpec
-    from edgelite.device.bench import summarize
+    from edgelite.bench.run import summarize
     from edgelite.device.errors import EndOfSource
     from edgelite.device.pipeline import Pipeline
     from edgelite.device.sources import open_source

@@ -1,6 +1,6 @@
 """Measure ONE model at ONE thread count: the body of a benchmark row.
 
-`edgelite bench` runs each row in a fresh `python -m edgelite.device.bench_worker` process, so that
+`edgelite bench` runs each row in a fresh `python -m edgelite.bench.worker` process, so that
 peak resident memory belongs to that model alone and a model that crashes its runtime (a corrupt
 flatbuffer can segfault an interpreter) takes down only its own row. The job arrives as JSON on
 stdin; events go out as JSON lines on stdout ({"phase": ...}, {"progress": n}, finally {"row": {...}}).
@@ -72,7 +72,7 @@ def run_job(job: dict[str, Any], emit: Emit | None = None) -> dict[str, Any]:
 
     Never raises for a bad model: the returned row carries the status and the error.
     """
-    from edgelite.device.bench import summarize
+    from edgelite.bench.run import summarize
     from edgelite.device.runtime import load_model
 
     emit = emit or (lambda _event: None)
@@ -103,7 +103,7 @@ def run_job(job: dict[str, Any], emit: Emit | None = None) -> dict[str, Any]:
     labels = np.load(job["labels"]) if job.get("labels") else None
     if job.get("data") and images is None and job.get("accuracy"):
         from edgelite.bundle import InputSpec
-        from edgelite.device.bench import load_data
+        from edgelite.bench.run import load_data
 
         try:
             images, labels, _, _ = load_data(job["data"], InputSpec(height=h, width=w), job.get("data_labels"))
@@ -176,7 +176,7 @@ def run_job(job: dict[str, Any], emit: Emit | None = None) -> dict[str, Any]:
                                 f"measured at convert time (tolerance {TOP1_TOLERANCE})")
 
         if job.get("pipeline"):
-            from edgelite.device.bench_pipeline import time_pipeline
+            from edgelite.bench.pipeline import time_pipeline
 
             row["pipeline"] = time_pipeline(model, job["pipeline"], tick=tick)
     except Exception as e:  # the model loaded but does not run: that is a validation failure of this row

@@ -1,0 +1,54 @@
+"""Every error a user can cause, and the one exit-code table of every `edgelite` command.
+
+Standard library only: the device agent (a zipapp with no edgelite install behind it) ships this
+module too. `edgelite.cli.main` catches `EdgeliteError` and nothing else: it prints the message as
+one line (``edgelite COMMAND: error: <message>``) and exits with the error's ``exit_code``. No error
+is ever recognised by its message text.
+
+    >>> issubclass(UsageError, EdgeliteError), UsageError("x").exit_code
+    (True, 2)
+"""
+
+from __future__ import annotations
+
+# ------------------------------------------------------------------------------ exit codes (README)
+EXIT_OK = 0
+EXIT_FAILED = 1  # partly done: some formats failed to export (the bundle holds the others)
+EXIT_USAGE = 2  # a bad option, path or input the user can fix
+EXIT_REFUSED = 3  # a check refused: convert --max-drop gate, deploy preflight (the device cannot run it)
+EXIT_CHECKSUM = 4  # a file does not match its manifest (workstation or device)
+EXIT_SMOKE = 5  # the new bundle failed its one inference on the device; nothing was switched
+EXIT_UNHEALTHY = 6  # the new release did not become healthy; the previous one was put back
+EXIT_CONNECT = 7  # SSH could not connect or authenticate
+EXIT_REMOTE = 8  # a step on the device failed (pip install, the bench there, ...)
+EXIT_SOURCE_LOST = 75  # run: the camera stayed lost after --max-reconnects (sysexits EX_TEMPFAIL)
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "success",
+    EXIT_FAILED: "partly failed: convert wrote the bundle without the formats that failed",
+    EXIT_USAGE: "usage: a bad option, path, image, model file or bundle (the message says what to do)",
+    EXIT_REFUSED: "refused by a check: convert --max-drop, deploy preflight",
+    EXIT_CHECKSUM: "checksum: a bundle file does not match its manifest",
+    EXIT_SMOKE: "deploy: the smoke test failed on the device; nothing was switched",
+    EXIT_UNHEALTHY: "deploy: the new release was not healthy; the previous one serves again",
+    EXIT_CONNECT: "SSH could not connect or authenticate",
+    EXIT_REMOTE: "a step on the device failed (install, bench)",
+    EXIT_SOURCE_LOST: "run: the source stayed lost after --max-reconnects (systemd restarts it)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+
+class EdgeliteError(Exception):
+    """An error the user can act on: one line that says what to do, and an exit code from the table."""
+
+    exit_code: int = EXIT_USAGE
+
+    def __init__(self, message: str = "", exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class UsageError(EdgeliteError):
+    """A bad option or argument (exit code 2)."""

@@ -1,0 +1,1 @@
+"""The one way to reach a device: SSH target parsing, the ssh/rsync/scp calls, host-key policy."""
