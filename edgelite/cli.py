@@ -46,8 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
     """Exception classes whose message is meant for the user (one line, no traceback)."""
-    types: list[type[BaseException]] = [UserError]
     from edgelite.bundle import BundleError
+    from edgelite.errors import EdgeliteError
+
+    types: list[type[BaseException]] = [UserError, EdgeliteError]
 
     types.append(BundleError)
     for mod, attr in [("edgelite.device.runtime", "ModelLoadError"), ("edgelite.train.errors", "DataError"),
