@@ -1,6 +1,7 @@
 """`edgelite bench`: latency, size, memory and accuracy per format × threads — here or on the device.
 
-Wiring only; the work is in `edgelite.bench.run` (imported when the command runs).
+Wiring only; the work is in `edgelite.bench.run` and `edgelite.bench.report` (imported when the
+command runs).
 """
 
 from __future__ import annotations
@@ -71,27 +72,33 @@ def _output_path(value: str | None, stem: str, suffix: str) -> Path | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edgelite.cli import UserError
-    from edgelite.bench import run as B
+    # a bad option or input raises BenchUsageError (an edgelite.errors.UsageError): edgelite.cli prints
+    # it as one line with its exit code
+    from edgelite.bench import report
+    from edgelite.bench.stats import OK
 
-    try:
-        if args.host:
-            from edgelite.bench.remote import RemoteBenchError, bench_remote
+    if args.host:
+        from edgelite.bench.errors import BenchUsageError
+        from edgelite.bench.remote import RemoteBenchError, bench_remote
+        from edgelite.errors import EdgeliteError
 
-            try:
-                result = bench_remote(args.host, args.targets, formats=args.formats, threads=args.threads,
-                                      runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds,
-                                      data=args.data, pipeline=args.pipeline, isolate=args.isolate,
-                                      progress=args.progress if args.progress is not None else sys.stderr.isatty(),
-                                      ssh_options=args.ssh_option)
-            except RemoteBenchError as e:
-                raise UserError(str(e)) from None
-        else:
-            result = B.bench(args.targets, formats=args.formats, threads=args.threads, runs=args.runs,
-                             warmup=args.warmup, min_seconds=args.min_seconds, data=args.data,
-                             pipeline=args.pipeline, isolate=args.isolate, progress=args.progress)
-    except B.BenchUsageError as e:
-        raise UserError(str(e)) from None
+        try:
+            result = bench_remote(args.host, args.targets, formats=args.formats, threads=args.threads,
+                                  runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds,
+                                  data=args.data, pipeline=args.pipeline, isolate=args.isolate,
+                                  progress=args.progress if args.progress is not None else sys.stderr.isatty(),
+                                  ssh_options=args.ssh_option)
+        except RemoteBenchError as e:
+            if isinstance(e, EdgeliteError):
+                raise
+            # bridge until bench.remote's errors join the EdgeliteError tree (the remote-layer rewrite)
+            raise BenchUsageError(str(e)) from None
+    else:
+        from edgelite.bench.run import bench
+
+        result = bench(args.targets, formats=args.formats, threads=args.threads, runs=args.runs,
+                       warmup=args.warmup, min_seconds=args.min_seconds, data=args.data,
+                       pipeline=args.pipeline, isolate=args.isolate, progress=args.progress)
 
     stem = result.get("stem") or "bench"
     written: list[Path] = []
@@ -104,14 +111,14 @@ def _run(args: argparse.Namespace) -> int:
         csv_path = csv_path or out / f"{stem}.csv"
         plot_path = plot_path or out / f"{stem}.png"
     if args.json == "-":
-        B.write_json(result, sys.stdout)
+        report.write_json(result, sys.stdout)
     else:
-        print(B.format_table(result))
+        print(report.format_table(result))
     if json_path:
-        B.write_json(result, json_path)
+        report.write_json(result, json_path)
         written.append(json_path)
     if csv_path:
-        B.write_csv(result, csv_path)
+        report.write_csv(result, csv_path)
         written.append(csv_path)
     if plot_path:
         from edgelite.bench.plot import plot_result
@@ -119,4 +126,4 @@ def _run(args: argparse.Namespace) -> int:
         written.append(plot_result(result, plot_path))
     if written and args.json != "-":
         print("wrote " + ", ".join(str(p) for p in written))
-    return 0 if any(r["status"] == B.OK for r in result["rows"]) else 1
+    return 0 if any(r["status"] == OK for r in result["rows"]) else 1

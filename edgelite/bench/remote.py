@@ -25,7 +25,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from edgelite.bench.run import BenchUsageError, check_result
+from edgelite.bench.errors import BenchUsageError
+from edgelite.bench.report import check_result
 from edgelite.remote.target import parse_target
 
 DEPLOYED = "$HOME/edgelite/venv/bin/edgelite"
