@@ -116,6 +116,67 @@ def _check_top1(row: dict[str, Any]) -> None:
         row["status"], row["error"] = VALIDATION_FAILED, shortfall
 
 
+def _plan(targets: list[Target], tmp: Path, result: dict[str, Any], *, data: str | None, thread_list: list[int],
+          runs: int, warmup: int, min_seconds: float, pipeline: str | None
+          ) -> list[tuple[Target, ModelSpec, list[dict[str, Any]]]]:
+    """One job per (model, threads), grouped by model; each target's data is saved once into `tmp` for the
+    workers, and its description goes into result["targets"] (and a warning, for skipped images)."""
+    jobs: list[tuple[Target, ModelSpec, list[dict[str, Any]]]] = []
+    for ti, t in enumerate(targets):
+        heldout = None
+        if t.kind == "bundle" and data is None:
+            from edgelite.bundle import Bundle
+
+            heldout = Bundle.load(t.path).heldout()
+        images = labels = None
+        if t.kind == "bundle":
+            images, labels, source, skipped = load_data(data, t.spec, t.labels, heldout)
+            if skipped:
+                result["warnings"].append(f"top-1 measured without unreadable images: {source}")
+        else:
+            source = data or "random"
+        info: dict[str, Any] = {"path": t.path, "kind": t.kind, "labels": t.labels,
+                                "input": t.spec.to_dict() if t.spec is not None else None,
+                                "data": {"source": source, "images": int(len(images)) if images is not None else None}}
+        result["targets"].append(info)
+        img_path = lab_path = None
+        if images is not None:
+            img_path, lab_path = tmp / f"t{ti}_images.npy", tmp / f"t{ti}_labels.npy"
+            np.save(img_path, images)
+            np.save(lab_path, labels)
+        for ms in t.models:
+            group = []
+            for th in thread_list:
+                job = {"target": t.path, "name": ms.name, "format": ms.format, "precision": ms.precision,
+                       "threads": th, "file": ms.file, "bytes": ms.bytes, "runs": runs, "warmup": warmup,
+                       "min_seconds": min_seconds, "images": str(img_path) if img_path else None,
+                       "labels": str(lab_path) if lab_path else None,
+                       "top1_manifest": ms.top1_manifest if (t.kind == "bundle" and data is None) else None,
+                       "expect": ({"height": t.spec.height, "width": t.spec.width, "classes": len(t.labels)}
+                                  if t.kind == "bundle" else None),
+                       "n_images": int(len(images)) if images is not None else 0}
+                if t.kind == "model" and data is not None:
+                    # a bare file's input size is known only once loaded: the worker prepares the data
+                    job["data"], job["data_labels"] = data, t.labels
+                if pipeline is not None:
+                    job["pipeline"] = {"source": pipeline, "frames": runs, "warmup": min(warmup, runs),
+                                       "spec": (t.spec.to_dict() if t.spec is not None else None),
+                                       "labels": t.labels}
+                group.append(job)
+            jobs.append((t, ms, group))
+    return jobs
+
+
+def _units(job: dict[str, Any], first: bool) -> int:
+    """Progress units of a job: warm-up and timed invokes, the images scored (first thread count), frames."""
+    n = job["warmup"] + job["runs"]
+    if first:
+        n += job.get("n_images") or 0
+    if job.get("pipeline"):
+        n += job["pipeline"]["frames"] + job["pipeline"]["warmup"]
+    return n
+
+
 def bench(paths: list[str], *, formats: str | list[str] | None = None, threads: str | list[int] | None = None,
           runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP, min_seconds: float = 0.0, data: str | None = None,
           pipeline: str | None = None, isolate: bool = True, progress: bool | None = None,
@@ -159,59 +220,9 @@ def bench(paths: list[str], *, formats: str | list[str] | None = None, threads: 
     }
 
     with tempfile.TemporaryDirectory(prefix="edgelite-bench-") as tmp:
-        jobs: list[tuple[Target, ModelSpec, list[dict[str, Any]]]] = []
-        for ti, t in enumerate(targets):
-            heldout = None
-            if t.kind == "bundle" and data is None:
-                from edgelite.bundle import Bundle
-
-                heldout = Bundle.load(t.path).heldout()
-            images = labels = None
-            if t.kind == "bundle":
-                images, labels, source, skipped = load_data(data, t.spec, t.labels, heldout)
-                if skipped:
-                    result["warnings"].append(f"top-1 measured without unreadable images: {source}")
-            else:
-                source = data or "random"
-            info: dict[str, Any] = {"path": t.path, "kind": t.kind, "labels": t.labels,
-                                    "input": t.spec.to_dict() if t.spec is not None else None,
-                                    "data": {"source": source, "images": int(len(images)) if images is not None else None}}
-            result["targets"].append(info)
-            img_path = lab_path = None
-            if images is not None:
-                img_path, lab_path = Path(tmp) / f"t{ti}_images.npy", Path(tmp) / f"t{ti}_labels.npy"
-                np.save(img_path, images)
-                np.save(lab_path, labels)
-            for ms in t.models:
-                group = []
-                for th in thread_list:
-                    job = {"target": t.path, "name": ms.name, "format": ms.format, "precision": ms.precision,
-                           "threads": th, "file": ms.file, "bytes": ms.bytes, "runs": runs, "warmup": warmup,
-                           "min_seconds": min_seconds, "images": str(img_path) if img_path else None,
-                           "labels": str(lab_path) if lab_path else None,
-                           "top1_manifest": ms.top1_manifest if (t.kind == "bundle" and data is None) else None,
-                           "expect": ({"height": t.spec.height, "width": t.spec.width, "classes": len(t.labels)}
-                                      if t.kind == "bundle" else None),
-                           "n_images": int(len(images)) if images is not None else 0}
-                    if t.kind == "model" and data is not None:
-                        # a bare file's input size is known only once loaded: the worker prepares the data
-                        job["data"], job["data_labels"] = data, t.labels
-                    if pipeline is not None:
-                        job["pipeline"] = {"source": pipeline, "frames": runs, "warmup": min(warmup, runs),
-                                           "spec": (t.spec.to_dict() if t.spec is not None else None),
-                                           "labels": t.labels}
-                    group.append(job)
-                jobs.append((t, ms, group))
-
-        def units(job: dict[str, Any], first: bool) -> int:
-            n = job["warmup"] + job["runs"]
-            if first:
-                n += job.get("n_images") or 0
-            if job.get("pipeline"):
-                n += job["pipeline"]["frames"] + job["pipeline"]["warmup"]
-            return n
-
-        total = sum(units(j, i == 0) for _, ms, g in jobs if ms.status == OK for i, j in enumerate(g))
+        jobs = _plan(targets, Path(tmp), result, data=data, thread_list=thread_list, runs=runs, warmup=warmup,
+                     min_seconds=min_seconds, pipeline=pipeline)
+        total = sum(_units(j, i == 0) for _, ms, g in jobs if ms.status == OK for i, j in enumerate(g))
         bar = Progress(total, progress)
         done_before = 0
         n_rows = sum(len(g) for _, _, g in jobs)
@@ -241,7 +252,7 @@ def bench(paths: list[str], *, formats: str | list[str] | None = None, threads: 
                     else:
                         row = run_job(job, on_event)
                         row["peak_rss_mb"] = row["model_rss_mb"] = None  # one process: not per model
-                    done_before += units(job, k == 0)
+                    done_before += _units(job, k == 0)
                     if row["status"] == LOAD_FAILED and first_ok is None:
                         first_fail = row  # the other thread counts would fail the same way
                     elif first_ok is None and row.get("latency_ms"):
