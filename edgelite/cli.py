@@ -50,6 +50,9 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from edgelite.bundle import BundleError
 
     types.append(BundleError)
+    from edgelite.errors import EdgeliteError
+
+    types.append(EdgeliteError)  # RemoteError (edgelite.remote) and every error moved under the one root
     for mod, attr in [("edgelite.device.runtime", "ModelLoadError"), ("edgelite.train.errors", "DataError"),
                       ("edgelite.train.errors", "TrainError"), ("edgelite.convert.errors", "ConvertError"),
                       ("edgelite.deploy.errors", "DeployError")]:
