@@ -1,7 +1,7 @@
 """What to reach and how: `Connection`, and the one argparse group of SSH flags every device command uses.
 
     >>> p = argparse.ArgumentParser()
-    >>> add_connection_arguments(p)
+    >>> _ = add_connection_arguments(p)
     >>> conn = Connection.from_args(p.parse_args(["--host", "pi@raspberrypi.local:2222", "--ssh-option", "Compression=yes"]))
     >>> str(conn.target), conn.dir, conn.ssh_options
     ('pi@raspberrypi.local:2222', '~/edgelite', ('Compression=yes',))

@@ -3,20 +3,6 @@
 Standard library only and free of other edgelite imports: the device agent ships this file, and
 `edgelite bench --host` sends its source to the device's python3 to find the deployed install.
 
-    agent.py                 the device agent
-    bundles/<id>/            verified bundles; <id> = sha256 of the manifest (16 hex)
-    bundles/.incoming/<id>/  where the workstation pushes before the agent verifies and renames
-    wheels/                  the edgelite wheel(s) and, with --offline, every dependency wheel
-    venvs/<env>/             `python3 -m venv --system-site-packages` + edgelite; `.ready` when complete
-    media/                   --source files pushed from the workstation
-    releases/<rid>/          release.json + run (the service's ExecStart); <rid>.failed when unhealthy
-    current -> releases/<rid>
-    edgelite.service         the systemd unit (written even where there is no systemd)
-    service.json             how the service is run here: systemd | systemd-user | supervisor | none
-    run/                     supervisor.pid, state.json, notify socket, commit-<rid>.{log,json}
-    log/edgelite.log         service output under the supervisor (systemd: journald)
-    log/deploys.log          one line per switch
-
     >>> lay = Layout("/home/pi/edgelite")
     >>> str(lay.current), str(lay.venv_bin("env1", "edgelite"))
     ('/home/pi/edgelite/current', '/home/pi/edgelite/venvs/env1/bin/edgelite')
@@ -31,24 +17,23 @@ from pathlib import Path
 DEFAULT_DIR = "~/edgelite"
 
 # names under DIR (the workstation joins them to a DIR it has not expanded: f"{rq(dir)}/{AGENT}")
-AGENT = "agent.py"
-BUNDLES = "bundles"
-INCOMING = ".incoming"  # under bundles/
-WHEELS = "wheels"
-VENVS = "venvs"
-MEDIA = "media"
-RELEASES = "releases"
-CURRENT = "current"
-UNIT_FILE = "edgelite.service"
-SERVICE_JSON = "service.json"
-RUN = "run"  # the supervisor's runtime folder under DIR, and each release's start script
-LOGS = "log"
+AGENT = "agent.py"  # the device agent
+BUNDLES = "bundles"  # bundles/<id>/: verified bundles; <id> = sha256 of the manifest (16 hex)
+INCOMING = ".incoming"  # bundles/.incoming/<id>/: pushed here first; the agent verifies, then renames
+WHEELS = "wheels"  # the edgelite wheel(s) and, with --offline, every dependency wheel
+VENVS = "venvs"  # venvs/<env>/: a venv (--system-site-packages) with edgelite; VENV_READY when complete
+MEDIA = "media"  # --source files pushed from the workstation
+RELEASES = "releases"  # releases/<rid>/: RELEASE_JSON + RUN (the service's ExecStart)
+CURRENT = "current"  # -> releases/<rid>, switched atomically
+UNIT_FILE = "edgelite.service"  # the systemd unit (written even where there is no systemd)
+SERVICE_JSON = "service.json"  # how the service runs here: systemd | systemd-user | supervisor | none
+RUN = "run"  # DIR/run/: supervisor.pid, state.json, notify socket, commit logs; releases/<rid>/run: a script
+LOGS = "log"  # log/edgelite.log (service output under the supervisor), log/deploys.log (one line a switch)
 LOG = "edgelite.log"
 DEPLOYS_LOG = "deploys.log"
 SUPERVISOR_PID = "supervisor.pid"
 STATE = "state.json"
-LOCK = ".lock"
-# inside a release / a venv
+LOCK = ".lock"  # one switch at a time
 RELEASE_JSON = "release.json"  # {"id", "bundle": <bundle id>, "venv": <env>, ...}
 FAILED_SUFFIX = ".failed"  # releases/<rid>.failed: a release that was not healthy
 VENV_READY = ".ready"
