@@ -264,3 +264,16 @@ def test_bench_probe_reads_the_deployed_install_under_dir(device):
         other = _probe(r, "~/edgelite")  # the default dir has no release: not the one under ~/srv-el
         assert other["bundle"] is None and other["install"] in ("path", "temporary")
         _cleanup(r, other["tmp"])
+
+
+def test_deploy_reaches_the_device_with_ssh_options_and_dir(device, capsys):
+    """`edgelite deploy` takes the same --ssh-option / --dir as bench: the connection is made with them (the
+    answer is the device's: nothing deployed in that --dir)."""
+    from edgelite.cli import main
+
+    server, _ = device
+    rc = main(["deploy", "--status", "--host", "root@127.0.0.1", "--known-hosts", str(server.known_hosts),
+               "--strict-host-key", "--ssh-option", f"Port={server.port}", "--ssh-option", f"IdentityFile={server.key}",
+               "--dir", "~/elsewhere"])
+    err = capsys.readouterr().err
+    assert rc == EXIT_USAGE and "nothing deployed at ~/elsewhere on root@127.0.0.1" in err, err
