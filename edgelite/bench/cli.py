@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from edgelite.remote.connection import Connection, add_connection_arguments, used_without_host
+
 EXAMPLES = """\
 examples:
   edgelite bench bundles/demo                               every format, threads 1,2,4 (up to the cores)
@@ -50,14 +52,12 @@ def register(subparsers) -> None:
     p.add_argument("--plot", metavar="FILE.png", help="write the latency / accuracy figure (a directory = <env>.png)")
     p.add_argument("--out", metavar="DIR", help="write <env>.json, <env>.csv and <env>.png into DIR, named after "
                                                 "the board, CPU architecture, runtime and threads")
-    p.add_argument("--host", metavar="USER@HOST[:PORT]",
-                   help="run the bench on this device over SSH and fetch the result (as for make deploy DEVICE=)")
-    p.add_argument("--ssh-option", action="append", default=[], metavar="OPT",
-                   help="extra `ssh -o OPT` for --host, repeatable (IdentityFile=~/.ssh/pi)")
     p.add_argument("--no-isolate", dest="isolate", action="store_false",
                    help="run every row in this process (faster start; no per-model memory, no crash isolation)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
+    add_connection_arguments(p, host_required=False,
+                             title="on a device (--host: run the bench there over SSH and fetch the result)")
     p.set_defaults(func=_run)
 
 
@@ -78,21 +78,17 @@ def _run(args: argparse.Namespace) -> int:
     from edgelite.bench.stats import OK
 
     if args.host:
-        from edgelite.bench.errors import BenchUsageError
-        from edgelite.bench.remote import RemoteBenchError, bench_remote
-        from edgelite.errors import EdgeliteError
+        from edgelite.bench.remote import bench_remote
 
-        try:
-            result = bench_remote(args.host, args.targets, formats=args.formats, threads=args.threads,
-                                  runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds,
-                                  data=args.data, pipeline=args.pipeline, isolate=args.isolate,
-                                  progress=args.progress if args.progress is not None else sys.stderr.isatty(),
-                                  ssh_options=args.ssh_option)
-        except RemoteBenchError as e:
-            if isinstance(e, EdgeliteError):
-                raise
-            # bridge until bench.remote's errors join the EdgeliteError tree (the remote-layer rewrite)
-            raise BenchUsageError(str(e)) from None
+        result = bench_remote(Connection.from_args(args), args.targets, formats=args.formats,
+                              threads=args.threads, runs=args.runs, warmup=args.warmup,
+                              min_seconds=args.min_seconds, data=args.data, pipeline=args.pipeline,
+                              isolate=args.isolate,
+                              progress=args.progress if args.progress is not None else sys.stderr.isatty())
+    elif used_without_host(args):
+        from edgelite.bench.errors import BenchUsageError
+
+        raise BenchUsageError(f"{', '.join(used_without_host(args))} only apply with --host USER@HOST")
     else:
         from edgelite.bench.run import bench
 

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,9 @@ from edgelite.bench import run as B
 from edgelite.bench import stats, worker
 from edgelite.bench.env import environment_stem, governor_warning, read_environment
 from edgelite.bench.errors import BenchUsageError
+from edgelite.errors import EXIT_CONNECT
 from tests.bench import bench_fixtures as bf
+from tests.sshkit import free_port
 
 RUNS, WARMUP = 30, 3
 
@@ -366,87 +367,45 @@ def test_progress_bar_renders():
 
 # ------------------------------------------------------------------------------------------ --host
 def test_remote_command_construction():
-    from edgelite.bench.remote import plan_paths, remote_path, run_script, ssh_command
+    from edgelite.bench.remote import plan_paths, run_script
+    from edgelite.remote.errors import RemoteError
+    from edgelite.remote.ssh import Remote, parse_target, rq
 
-    assert ssh_command("pi@pi4", ["Port=2222"], "true") == [
-        "ssh", "-o", "BatchMode=yes", "-o", "Port=2222", "-o", "ConnectTimeout=15", "pi@pi4", "true"]
+    def argv(host: str, options: list[str], command: str) -> list[str]:
+        with Remote(parse_target(host), ssh_options=options) as r:
+            return r.ssh_argv(command)
+
+    # the same ssh as edgelite deploy: keys only, one host-key policy, the user's -o before the other defaults
+    cmd = argv("pi@pi4", ["Port=2222"], "true")
+    assert cmd[:5] == ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"]
+    assert cmd.index("Port=2222") < cmd.index("ConnectTimeout=20") and cmd[-2:] == ["pi@pi4", "true"]
     # written as for make deploy DEVICE=...: the port goes to ssh -p
-    assert ssh_command("pi@pi4:2222", [], "true")[-4:] == ["-p", "2222", "pi@pi4", "true"]
-    assert ssh_command("ssh://pi@[::1]:2200", [])[-3:] == ["-p", "2200", "pi@::1"]
+    assert argv("pi@pi4:2222", [], "true")[-4:] == ["-p", "2222", "pi@pi4", "true"]
+    assert argv("ssh://pi@[::1]:2200", [], "x")[-4:-1] == ["-p", "2200", "pi@::1"]
     for bad in ("-oProxyCommand=evil", "pi@host:99999", "pi@[::1"):
-        with pytest.raises(BenchUsageError, match="--host"):
-            ssh_command(bad, [])
-    assert remote_path("~/edgelite/bundle") == '"$HOME"/edgelite/bundle'
-    assert remote_path("/srv/my bundle") == "'/srv/my bundle'"
+        with pytest.raises(RemoteError, match="--host") as e:
+            parse_target(bad)
+        assert e.value.exit_code == 2
+    # one quoting of device paths: `~/` stays expandable (by the device's shell), the rest is quoted
+    assert rq("~/edgelite/bundle") == "~/edgelite/bundle"
+    assert rq("/srv/my bundle") == "'/srv/my bundle'"
     targets, data, pipe, uploads = plan_paths(["device:~/edgelite/bundle"], None, "0")
-    assert targets == ['"$HOME"/edgelite/bundle'] and pipe == "0" and uploads == []
+    assert targets == ["~/edgelite/bundle"] and pipe == "0" and uploads == []
     with pytest.raises(BenchUsageError, match="device:"):
         plan_paths(["/no/such/bundle"], None, None)
-    s = run_script("deployed", "/home/pi/edgelite/venv/bin/edgelite", "/tmp/x", ["t0/b", "--json", "-"])
-    assert "exec /home/pi/edgelite/venv/bin/edgelite bench t0/b --json -" in s
+    with pytest.raises(BenchUsageError, match="/srv/el/current"):  # device:deployed names the --dir it looked in
+        plan_paths(["device:deployed"], None, None, None, "/srv/el")
+    s = run_script("deployed", "/home/pi/edgelite/venvs/env1/bin/edgelite", "/tmp/x", ["t0/b", "--json", "-"])
+    assert "exec /home/pi/edgelite/venvs/env1/bin/edgelite bench t0/b --json -" in s
     s = run_script("temporary", None, "/tmp/x", ["t0/b"])
     assert "python3 -m venv --system-site-packages" in s and "ai-edge-litert" in s and 'PYTHONPATH="$tmp/src' in s
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def sshd(tmp_path):
-    """Start a real sshd on 127.0.0.1 (root login by a throwaway key only; HOME and PATH chosen by the test).
-
-    Yields start(home, path) -> ssh options for `--ssh-option`.
-    """
-    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
-    if not Path(sshd_bin).exists() or not shutil.which("ssh"):
-        pytest.skip("openssh-server / openssh-client not installed")
-    if os.geteuid() != 0:
-        pytest.skip("the test sshd logs in as root (a non-root sshd can only serve its own user)")
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
-    procs: list[subprocess.Popen] = []
-
-    def start(home: Path, path: str) -> list[str]:
-        d = tmp_path / f"sshd{len(procs)}"
-        d.mkdir()
-        for name in ("host", "user"):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)
-        (d / "authorized_keys").write_text((d / "user.pub").read_text())
-        port = _free_port()
-        (d / "sshd_config").write_text(
-            f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nPidFile {d / 'sshd.pid'}\n"
-            f"AuthorizedKeysFile {d / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
-            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-            f"SetEnv HOME={home} PATH={path}\n")
-        (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {(d / 'host.pub').read_text()}")
-        log = open(d / "sshd.log", "w")
-        procs.append(subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(d / "sshd_config")], stderr=log))
-        log.close()  # the child has its own copy
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        return [f"Port={port}", f"IdentityFile={d / 'user'}", "IdentitiesOnly=yes", f"UserKnownHostsFile={d / 'known_hosts'}",
-                "StrictHostKeyChecking=yes", "LogLevel=ERROR"]
-
-    yield start
-    for p in procs:
-        p.terminate()
-        p.wait(10)
-        if p.stderr:
-            p.stderr.close()
 
 
 def _ssh_args(opts: list[str]) -> list[str]:
     return [a for o in opts for a in ("--ssh-option", o)]
 
 
-def test_host_runs_on_the_device_with_the_deployed_install(tmp_path, sshd, bench_bundle, capsys):
+def test_host_runs_on_the_device_with_the_deployed_install(tmp_path, root_sshd, bench_bundle, capsys):
     """A real sshd; the 'device' has a release laid out as `edgelite deploy` does: ~/edgelite/current ->
     releases/<rid> whose release.json names the venv (venvs/<env>/bin/edgelite) and the bundle."""
     import edgelite
@@ -464,7 +423,7 @@ def test_host_runs_on_the_device_with_the_deployed_install(tmp_path, sshd, bench
     (venv_bin / "edgelite").write_text(
         f'#!/bin/sh\necho "$PWD $*" >> "$HOME/calls.log"\nPYTHONPATH={repo} exec {sys.executable} -m edgelite "$@"\n')
     (venv_bin / "edgelite").chmod(0o755)
-    opts = sshd(home, "/usr/bin:/bin")
+    opts = root_sshd(home, "/usr/bin:/bin").options
     x, _, _ = bf.heldout_split()
     video = bf.write_video(tmp_path / "clip.avi", x[:8])
     out = tmp_path / "fetched"
@@ -494,7 +453,7 @@ def test_host_runs_on_the_device_with_the_deployed_install(tmp_path, sshd, bench
     assert len(list(out.glob("*.png"))) == 1 and len(list(out.glob("*.csv"))) == 1
 
 
-def test_host_with_no_install_uses_a_temporary_copy(tmp_path, sshd, bench_bundle):
+def test_host_with_no_install_uses_a_temporary_copy(tmp_path, root_sshd, bench_bundle):
     """No edgelite on the device: this package is copied over and run with the device's python3."""
     from edgelite.bench.remote import bench_remote
 
@@ -504,7 +463,7 @@ def test_host_with_no_install_uses_a_temporary_copy(tmp_path, sshd, bench_bundle
     bindir.mkdir()
     (bindir / "python3").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     (bindir / "python3").chmod(0o755)
-    opts = sshd(home, f"{bindir}:/usr/bin:/bin")
+    opts = root_sshd(home, f"{bindir}:/usr/bin:/bin").options
     port = next(o for o in opts if o.startswith("Port=")).split("=", 1)[1]  # given as user@host:port this time
     res = bench_remote(f"root@127.0.0.1:{port}", [str(bench_bundle)], formats="int8", threads="1", runs=5, warmup=0,
                        ssh_options=[o for o in opts if not o.startswith("Port=")])
@@ -516,11 +475,11 @@ def test_host_with_no_install_uses_a_temporary_copy(tmp_path, sshd, bench_bundle
 def test_host_unreachable_is_a_user_error(capsys, bench_bundle):
     from edgelite.cli import main
 
-    rc = main(["bench", str(bench_bundle), "--host", "root@127.0.0.1", "--ssh-option", f"Port={_free_port()}",
+    rc = main(["bench", str(bench_bundle), "--host", "root@127.0.0.1", "--ssh-option", f"Port={free_port()}",
                "--ssh-option", "ConnectTimeout=5"])
-    assert rc == 2
+    assert rc == EXIT_CONNECT  # the one exit-code table: SSH could not connect (7), as for edgelite deploy
     err = capsys.readouterr().err
-    assert "cannot reach root@127.0.0.1 over ssh" in err and err.count("\n") == 1
+    assert "cannot reach root@127.0.0.1 over SSH" in err and err.count("\n") == 1
 
 
 def test_benchmark_script_writes_results_named_after_the_environment(tmp_path, bench_bundle):
