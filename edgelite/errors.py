@@ -52,3 +52,30 @@ class EdgeliteError(Exception):
 
 class UsageError(EdgeliteError):
     """A bad option or argument (exit code 2)."""
+
+
+class MissingExtra(UsageError):
+    """A command needs an optional dependency that this install lacks (exit code 2).
+
+    The core install is the device runtime only; the message names the pip extra to install.
+
+        >>> str(MissingExtra("tensorflow", "train", "edgelite train"))
+        "edgelite train needs tensorflow, which is not installed: pip install 'edgelite[train]'"
+    """
+
+    def __init__(self, module: str, extra: str, what: str = "this command"):
+        super().__init__(f"{what} needs {module}, which is not installed: pip install 'edgelite[{extra}]'")
+        self.module = module
+        self.extra = extra
+
+
+def require_extra(extra: str, modules: tuple[str, ...] | list[str], what: str = "this command") -> None:
+    """Raise MissingExtra for the first of the top-level `modules` that is not installed.
+
+    Looks the modules up without importing them, so a check costs nothing on a device install.
+    """
+    import importlib.util
+
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtra(module, extra, what)

@@ -71,7 +71,7 @@ def _output_path(value: str | None, stem: str, suffix: str) -> Path | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edgelite.cli import UserError
+    from edgelite.errors import UsageError as UserError
     from edgelite.bench import run as B
 
     try:
