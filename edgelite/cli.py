@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in COMMAND_EXTRAS:
             extra, modules = COMMAND_EXTRAS[args.command]
-            require_extra(extra, modules, what=f"edgelite {args.command}")
+            require_extra(extra, modules)
         rc = args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -24,7 +24,7 @@ MAX_LINES = 500
 SPAWNED = ("ssh", "rsync", "scp")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def modules() -> dict[str, Path]:
     """Dotted module name -> file, for every module in edgelite/ (a package is its __init__.py)."""
     out = {}
@@ -36,7 +36,7 @@ def modules() -> dict[str, Path]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tree(module: str) -> ast.Module:
     path = modules()[module]
     return ast.parse(path.read_text(encoding="utf-8"), str(path))
@@ -79,7 +79,7 @@ def _edgelite_module(name: str) -> str | None:
     return name or None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def import_graph() -> dict[str, dict[str, int]]:
     """module -> {edgelite module it imports: line of the first such import}, function-level imports included."""
     graph: dict[str, dict[str, int]] = {}
@@ -159,7 +159,7 @@ def cycle_path(graph: dict[str, dict[str, int]], component: list[str]) -> list[s
         if path[-1] == start:
             break
     path.reverse()  # start -> ... -> start
-    return [f"{modules()[a].relative_to(REPO)}:{graph[a][b]} imports {b}" for a, b in zip(path, path[1:])]
+    return [f"{modules()[a].relative_to(REPO)}:{graph[a][b]} imports {b}" for a, b in zip(path, path[1:], strict=False)]
 
 
 def test_no_import_cycle_among_edgelite_modules():
@@ -188,7 +188,7 @@ ROOT = ("edgelite.errors", "EdgeliteError")
 BUILTIN_EXCEPTIONS = {n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def classes() -> dict[tuple[str, str], ast.ClassDef]:
     """(module, class name) -> its definition, for every class in edgelite/ (nested ones too)."""
     return {(m, n.name): n for m in modules() for n in ast.walk(tree(m)) if isinstance(n, ast.ClassDef)}

@@ -29,8 +29,15 @@ import numpy as np
 
 from edgelite.bundle import HELDOUT, MANIFEST, Bundle, ModelEntry, sha256_file
 from edgelite.convert.errors import ConvertError, GateFailed
-from edgelite.convert.formats import (EDGETPU_SOURCE_PREFERENCE, EXPORTS, EXTRAS, INT8_NAMES, IO_TYPES, parse_formats,
-                                      require_one_installed)
+from edgelite.convert.formats import (
+    EDGETPU_SOURCE_PREFERENCE,
+    EXPORTS,
+    EXTRAS,
+    INT8_NAMES,
+    IO_TYPES,
+    parse_formats,
+    require_one_installed,
+)
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
