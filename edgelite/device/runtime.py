@@ -18,13 +18,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from edgelite.device.errors import ModelLoadError
+
 log = logging.getLogger("edgelite.device")
 
 EDGETPU_LIBRARY = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
-
-
-class ModelLoadError(Exception):
-    """A model cannot be loaded or run: missing runtime, corrupt file, missing delegate."""
 
 
 class Class(NamedTuple):
