@@ -31,28 +31,40 @@ _BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2
 
 
 def embed_metadata(model: bytes, meta: dict[str, Any]) -> bytes:
-    """Return `model` (a .tflite flatbuffer) with `meta` stored as its ``edgelite`` metadata entry.
+    """Return `model` (a .tflite flatbuffer) with `meta` stored as its ``edgelite`` metadata entry,
+    and the same facts as standard TFLite Metadata (``TFLITE_METADATA`` + the labels file packed
+    after the flatbuffer; see ``edgelite.convert.tflite_metadata``) for MediaPipe and the Task Library.
 
-    An existing ``edgelite`` entry is replaced, other entries (``min_runtime_version``,
-    ``CONVERSION_METADATA``, ...) are kept.
+    Existing ``edgelite`` / ``TFLITE_METADATA`` entries are replaced, other entries
+    (``min_runtime_version``, ``CONVERSION_METADATA``, ...) are kept.
     """
-    from tensorflow.lite.python import schema_py_generated as schema_fb
     from tensorflow.lite.tools import flatbuffer_utils
 
+    from edgelite.convert import tflite_metadata as std
+
+    # reading drops whatever was appended after the flatbuffer (an older labels zip): re-packed below
     obj = flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
     payload = json.dumps({"edgelite": METADATA_VERSION, **meta}, sort_keys=True).encode("utf-8")
-    old = [m for m in (obj.metadata or []) if _name(m.name) == METADATA_NAME]
+    _set_entry(obj, METADATA_NAME, payload)
+    _set_entry(obj, std.STANDARD_NAME, std.standard_metadata(meta))
+    data = bytes(flatbuffer_utils.convert_object_to_bytearray(obj))
+    return std.pack_associated_files(data, std.associated_files(meta))
+
+
+def _set_entry(obj, name: str, payload: bytes) -> None:
+    from tensorflow.lite.python import schema_py_generated as schema_fb
+
+    old = [m for m in (obj.metadata or []) if _name(m.name) == name]
     if old:  # rewrite our own buffer in place: re-embedding leaves no orphaned copy behind
         obj.buffers[old[0].buffer].data = list(payload)
-        return bytes(flatbuffer_utils.convert_object_to_bytearray(obj))
+        return
     buf = schema_fb.BufferT()
     buf.data = list(payload)  # the object API packs a list of ints as a [ubyte] vector
     obj.buffers.append(buf)
     entry = schema_fb.MetadataT()
-    entry.name = METADATA_NAME
+    entry.name = name
     entry.buffer = len(obj.buffers) - 1
     obj.metadata = list(obj.metadata or []) + [entry]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(obj))
 
 
 def _name(n) -> str:
