@@ -1,6 +1,6 @@
 #!/bin/sh
 # Debian packages the demo and the tests use: the Fashion-MNIST data set, sshd + rsync (deploy
-# tests), Chromium (preview page test). Installs only what is missing, only where apt and root are.
+# tests), Chromium (preview page test), mosquitto (MQTT tests). Installs only what is missing, only where apt and root are.
 set -e
 want=""
 [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || want="$want dataset-fashion-mnist"
@@ -8,6 +8,7 @@ want=""
 command -v ssh >/dev/null 2>&1 || want="$want openssh-client"
 command -v rsync >/dev/null 2>&1 || want="$want rsync"
 command -v chromium >/dev/null 2>&1 || want="$want chromium"
+[ -x /usr/sbin/mosquitto ] || want="$want mosquitto"
 [ -z "$want" ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1 || [ "$(id -u)" != 0 ]; then
   echo "system-deps: missing Debian packages:$want (install them with apt, as root); continuing" >&2

@@ -60,6 +60,10 @@ class RunOptions:
     http: str | None = None  # PORT or HOST:PORT
     token: str | None = None
     max_viewers: int = 4
+    mqtt: str | None = None  # mqtt[s]://[user@]host[:port]/topic/prefix (edgelite.device.mqtt)
+    mqtt_every: int = 0  # also publish every Nth result; 0 = label changes only
+    mqtt_ca: str | None = None
+    mqtt_discovery: str = "homeassistant"  # Home Assistant discovery prefix; "" = no discovery
     max_frames: int | None = None
     loop: bool = False
     realtime: bool = False
@@ -284,6 +288,15 @@ class _Loop:
                                          stale_after=o.stall_timeout).start()
             self.outputs.append(self.preview)
             log.info("preview at %s%s", self.preview.url, " (token required)" if token else "")
+        if o.mqtt:
+            from edgelite.device.mqtt import MqttOutput
+
+            mqtt = MqttOutput(o.mqtt, info=self.info, every=o.mqtt_every, ca_file=o.mqtt_ca,
+                              discovery_prefix=o.mqtt_discovery)
+            self.outputs.append(mqtt)
+            if self.preview is not None:
+                self.preview.state.collectors.append(mqtt.metric_lines)
+            log.info("mqtt: publishing to %s", mqtt.target.url)
 
     def run(self, handle_signals: bool) -> RunSummary:
         o = self.opts
