@@ -47,6 +47,8 @@ def register(sub) -> None:
     s.add_argument("--source", default="0", metavar="SRC",
                    help="camera index (0), /dev/videoN, video file, image folder, rtsp:// or http:// URL, picamera2, "
                         "or heldout (a video of the bundle's held-out images; reports accuracy). Default 0")
+    s.add_argument("--rtsp-transport", choices=["tcp", "udp"], default=None,
+                   help="RTSP over TCP (OpenCV's default; through NAT and Wi-Fi) or UDP (lower latency on a clean LAN)")
     s.add_argument("--loop", action="store_true", help="restart a file or folder at its end")
     s.add_argument("--realtime", action="store_true",
                    help="play a file or folder at its frame rate, dropping frames like a live camera")
@@ -89,7 +91,7 @@ def options_from_args(args):
         print_every=0 if args.quiet else args.print_every, display=args.display, http=args.http,
         token=args.token, max_viewers=args.max_viewers, max_frames=args.max_frames, loop=args.loop,
         realtime=args.realtime, stall_timeout=args.stall_timeout, open_timeout=args.open_timeout,
-        max_reconnects=args.max_reconnects, backoff=args.backoff, mqtt=args.mqtt, mqtt_every=args.mqtt_every,
+        max_reconnects=args.max_reconnects, backoff=args.backoff, rtsp_transport=args.rtsp_transport, mqtt=args.mqtt, mqtt_every=args.mqtt_every,
         mqtt_ca=args.mqtt_ca, mqtt_discovery=args.mqtt_discovery)
 
 

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from edgelite.device.errors import EndOfSource, SourceError, SourceFailed
+from edgelite.device.rtsp import redact_url
 
 log = logging.getLogger("edgelite.device")
 
@@ -208,7 +209,7 @@ class VideoSource(Source):
         self.open_timeout, self.read_timeout = open_timeout, read_timeout
         self.loop, self.realtime = loop, realtime
         drop = live or realtime
-        super().__init__(str(spec), capacity=1 if drop else readahead, drop=drop)
+        super().__init__(redact_url(str(spec)), capacity=1 if drop else readahead, drop=drop)  # name: no password
         self.fps = 0.0
         self._cap = None
 
