@@ -16,6 +16,7 @@ examples:
   edgelite run bundles/demo --source picamera2 --format int8 --http 0.0.0.0:8080 --token s3cret
   edgelite run bundles/demo --source heldout --print-every 0  # video of the bundle's held-out images: accuracy
   edgelite run model.tflite --labels labels.txt --source frames/ --json - --max-frames 100
+  EDGELITE_MQTT_PASSWORD=... edgelite run bundles/demo --source 0 --mqtt mqtt://cam@broker.local/edgelite/kitchen
 
 exit codes: 0 done (end of source, --max-frames, SIGTERM/SIGINT); 2 user error;
             75 the live source stayed lost after --max-reconnects attempts (systemd restarts it)
@@ -46,6 +47,8 @@ def register(sub) -> None:
     s.add_argument("--source", default="0", metavar="SRC",
                    help="camera index (0), /dev/videoN, video file, image folder, rtsp:// or http:// URL, picamera2, "
                         "or heldout (a video of the bundle's held-out images; reports accuracy). Default 0")
+    s.add_argument("--rtsp-transport", choices=["tcp", "udp"], default=None,
+                   help="RTSP over TCP (OpenCV's default; through NAT and Wi-Fi) or UDP (lower latency on a clean LAN)")
     s.add_argument("--loop", action="store_true", help="restart a file or folder at its end")
     s.add_argument("--realtime", action="store_true",
                    help="play a file or folder at its frame rate, dropping frames like a live camera")
@@ -68,6 +71,13 @@ def register(sub) -> None:
     o.add_argument("--token", default=None, metavar="T",
                    help="require ?token=T on the preview (required off loopback; default $EDGELITE_TOKEN)")
     o.add_argument("--max-viewers", type=int, default=4, metavar="N", help="concurrent stream viewers (default 4)")
+    o.add_argument("--mqtt", metavar="URL", help="publish results to MQTT: mqtt[s]://[user@]host[:port]/topic/prefix "
+                   "(password from $EDGELITE_MQTT_PASSWORD; Home Assistant discovery; needs edgelite[mqtt])")
+    o.add_argument("--mqtt-every", type=int, default=0, metavar="N",
+                   help="with --mqtt: also publish every Nth result (default 0 = label changes only)")
+    o.add_argument("--mqtt-ca", metavar="FILE", help="with mqtts://: CA certificate of the broker (default: system CAs)")
+    o.add_argument("--mqtt-discovery", default="homeassistant", metavar="PREFIX",
+                   help="Home Assistant discovery prefix (default homeassistant; '' = no discovery)")
     p.set_defaults(func=run_command)
 
 
@@ -81,7 +91,8 @@ def options_from_args(args):
         print_every=0 if args.quiet else args.print_every, display=args.display, http=args.http,
         token=args.token, max_viewers=args.max_viewers, max_frames=args.max_frames, loop=args.loop,
         realtime=args.realtime, stall_timeout=args.stall_timeout, open_timeout=args.open_timeout,
-        max_reconnects=args.max_reconnects, backoff=args.backoff)
+        max_reconnects=args.max_reconnects, backoff=args.backoff, rtsp_transport=args.rtsp_transport, mqtt=args.mqtt, mqtt_every=args.mqtt_every,
+        mqtt_ca=args.mqtt_ca, mqtt_discovery=args.mqtt_discovery)
 
 
 def run_command(args) -> int:

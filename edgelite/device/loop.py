@@ -32,6 +32,7 @@ from edgelite.bundle import Bundle, BundleError, InputSpec, read_labels
 from edgelite.device.errors import EXIT_SOURCE_LOST, EndOfSource, RunError, SourceFailed
 from edgelite.device.notify import Notifier
 from edgelite.device.pipeline import STAGES, Pipeline, Result
+from edgelite.device.rtsp import redact_url, set_rtsp_transport
 from edgelite.device.runtime import load_from_bundle, load_model, model_format
 from edgelite.device.sources import Frame, Source, describe_source, open_source
 
@@ -60,6 +61,11 @@ class RunOptions:
     http: str | None = None  # PORT or HOST:PORT
     token: str | None = None
     max_viewers: int = 4
+    rtsp_transport: str | None = None  # tcp | udp (None = OpenCV's default, tcp)
+    mqtt: str | None = None  # mqtt[s]://[user@]host[:port]/topic/prefix (edgelite.device.mqtt)
+    mqtt_every: int = 0  # also publish every Nth result; 0 = label changes only
+    mqtt_ca: str | None = None
+    mqtt_discovery: str = "homeassistant"  # Home Assistant discovery prefix; "" = no discovery
     max_frames: int | None = None
     loop: bool = False
     realtime: bool = False
@@ -258,13 +264,14 @@ class _Loop:
         self.t_first = self.t_last = None
         self.label_counts: dict[str, int] = {}
         self.why: list[str] = []
+        self.shown_source = redact_url(opts.source)  # what logs, /healthz and the summary say (no password)
 
     @property
     def info(self) -> dict:
         m = self.loaded.model
         threads = f", {self.opts.num_threads} threads" if self.opts.num_threads else ""
         return {"model": self.loaded.name, "format": self.loaded.format,
-                "runtime": f"{m.runtime}{threads}", "source": self.opts.source, "labels": len(self.loaded.labels)}
+                "runtime": f"{m.runtime}{threads}", "source": self.shown_source, "labels": len(self.loaded.labels)}
 
     def _open_outputs(self) -> None:
         from edgelite.device.outputs import ConsoleOutput, DisplayOutput, JsonLinesOutput
@@ -284,18 +291,28 @@ class _Loop:
                                          stale_after=o.stall_timeout).start()
             self.outputs.append(self.preview)
             log.info("preview at %s%s", self.preview.url, " (token required)" if token else "")
+        if o.mqtt:
+            from edgelite.device.mqtt import MqttOutput
+
+            mqtt = MqttOutput(o.mqtt, info=self.info, every=o.mqtt_every, ca_file=o.mqtt_ca,
+                              discovery_prefix=o.mqtt_discovery)
+            self.outputs.append(mqtt)
+            if self.preview is not None:
+                self.preview.state.collectors.append(mqtt.metric_lines)
+            log.info("mqtt: publishing to %s", mqtt.target.url)
 
     def run(self, handle_signals: bool) -> RunSummary:
         o = self.opts
         try:
+            set_rtsp_transport(o.rtsp_transport, o.source)
             self._open_outputs()
             self.source = open_source(o.source, model_size=(self.loaded.spec.height, self.loaded.spec.width),
                                       loop=o.loop, realtime=o.realtime, open_timeout=o.open_timeout,
                                       read_timeout=o.stall_timeout, start=False, prepare=self.pipeline.prepare)
-            log.info("model %s (%s) · source %s (%s)", self.loaded.name, self.info["runtime"], o.source,
+            log.info("model %s (%s) · source %s (%s)", self.loaded.name, self.info["runtime"], self.shown_source,
                      self.source.kind)
             with _signals(self.stop, self.why, handle_signals):
-                self.notifier.ready(f"classifying {o.source} with {self.loaded.name}")
+                self.notifier.ready(f"classifying {self.shown_source} with {self.loaded.name}")
                 exit_code, reason = self._drive()
         finally:
             self.notifier.stopping()
@@ -322,7 +339,7 @@ class _Loop:
                     self.notifier.tick()
                     if frame is None:
                         if time.monotonic() - last_frame > o.stall_timeout:
-                            raise SourceFailed(f"no frame from {o.source} for {o.stall_timeout:g} s")
+                            raise SourceFailed(f"no frame from {self.shown_source} for {o.stall_timeout:g} s")
                         continue
                     capture_ms = (time.perf_counter() - t_prev) * 1e3
                     result = pipe.process(frame, capture_ms, dropped=src.dropped)
@@ -355,7 +372,7 @@ class _Loop:
                 log.warning("%s; reconnecting in %.1f s (attempt %d of %d)", e, delay, failures, o.max_reconnects)
                 if self.preview is not None:
                     self.preview.state.set_status("reconnecting", self.reconnects)
-                self.notifier.status(f"reconnecting to {o.source} ({failures}/{o.max_reconnects})")
+                self.notifier.status(f"reconnecting to {self.shown_source} ({failures}/{o.max_reconnects})")
                 self._sleep(delay)
         return 0, f"stopped ({self.why[0]})" if self.why else "stopped"
 
@@ -373,7 +390,7 @@ class _Loop:
         if self.t_first is None:
             self.t_first = now
             self.first_result = now - self.t_start
-            self.notifier.status(f"classifying {self.opts.source} with {self.loaded.name}")
+            self.notifier.status(f"classifying {self.shown_source} with {self.loaded.name}")
         self.t_last = now
         if result.label is not None:
             self.label_counts[result.label] = self.label_counts.get(result.label, 0) + 1
@@ -396,7 +413,7 @@ class _Loop:
             stage_ms={k: stage[k] for k in (*STAGES, "total")},
             inference_p50_ms=pipe.stats.percentile("inference", 50),
             inference_p95_ms=pipe.stats.percentile("inference", 95),
-            model=self.loaded.name, model_path=str(m.path), runtime=m.runtime, source=self.opts.source,
+            model=self.loaded.name, model_path=str(m.path), runtime=m.runtime, source=self.shown_source,
             correct=self.correct if self.opts.truth is not None else None,
             checked=self.checked if self.opts.truth is not None else None,
             preview_url=self.preview.url if self.preview is not None else None,

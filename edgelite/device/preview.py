@@ -100,6 +100,7 @@ class PreviewState:
         self._jpeg_seq = -1
         self._jpeg = b""
         self._encode_lock = threading.Lock()
+        self.collectors: list = []  # callables -> extra Prometheus lines (e.g. the MQTT output's counters)
 
     def publish(self, frame: Frame, result: Result) -> None:
         with self.cond:
@@ -201,6 +202,8 @@ class PreviewState:
         lines.append(f"edgelite_inference_seconds_sum {hist_sum:.9f}")
         lines.append(f"edgelite_inference_seconds_count {frames}")
         metric("edgelite_viewers", "gauge", "Preview stream viewers connected.", [({}, h["viewers"])])
+        for collect in self.collectors:
+            lines.extend(collect())
         return "\n".join(lines) + "\n"
 
 

@@ -32,6 +32,7 @@ import cv2
 
 from edgelite.device.errors import SourceError, SourceFailed
 from edgelite.device.frames import Frame, Source
+from edgelite.device.rtsp import redact_url
 
 log = logging.getLogger("edgelite.device")
 
@@ -52,7 +53,7 @@ class VideoSource(Source):
         self.open_timeout, self.read_timeout = open_timeout, read_timeout
         self.loop, self.realtime = loop, realtime
         drop = live or realtime
-        super().__init__(str(spec), capacity=1 if drop else readahead, drop=drop)
+        super().__init__(redact_url(str(spec)), capacity=1 if drop else readahead, drop=drop)  # name: no password
         self.fps = 0.0
         self._cap = None
 

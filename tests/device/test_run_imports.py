@@ -18,7 +18,7 @@ from tests.device import devicekit
 DEVICE = devicekit.REPO / "edgelite" / "device"
 THIRD_PARTY = {"numpy", "cv2", "ai_edge_litert", "tflite_runtime", "onnxruntime"}
 # imports allowed only inside a function (optional or hardware-only), per file
-LAZY_ONLY = {"onnxruntime": None, "picamera2": {"picamera.py"}, "libcamera": {"picamera.py"},
+LAZY_ONLY = {"onnxruntime": None, "picamera2": {"picamera.py"}, "libcamera": {"picamera.py"}, "paho": {"mqtt.py"},
              "tensorflow": {"runtime.py"}}  # runtime.py: the documented last-resort tf.lite fallback
 HEAVY = {"tensorflow", "keras", "tf_keras", "tensorboard", "tensorflow_model_optimization", "tf2onnx", "onnx",
          "jax", "torch", "matplotlib", "scipy", "sklearn", "PIL", "yaml"}
