@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgelite.errors import EdgeliteError
+from edgelite.core import MANIFEST, sha256_file, write_json, write_text_atomic
+from edgelite.errors import EXIT_CHECKSUM, EdgeliteError
 
 SCHEMA = 1
-MANIFEST = "edgelite.json"
 LABELS = "labels.txt"
 HELDOUT = "heldout.npz"
 
@@ -55,7 +53,13 @@ INTERPOLATIONS = ("bilinear", "nearest", "area", "bicubic")
 
 
 class BundleError(EdgeliteError):
-    """A bundle is missing, malformed or a file in it does not match its manifest."""
+    """A bundle is missing or malformed (exit code 2)."""
+
+
+class ChecksumError(BundleError):
+    """A file of the bundle does not match its manifest's size or sha256 (exit code 4)."""
+
+    exit_code = EXIT_CHECKSUM
 
 
 @dataclasses.dataclass
@@ -184,13 +188,13 @@ class Bundle:
         if not p.exists():
             raise BundleError(f"{p} is missing from the bundle; copy the whole bundle directory")
         if entry.bytes is not None and p.stat().st_size != entry.bytes:
-            raise BundleError(f"{p} is {p.stat().st_size} bytes, manifest says {entry.bytes}: "
+            raise ChecksumError(f"{p} is {p.stat().st_size} bytes, manifest says {entry.bytes}: "
                               "the file is corrupt or truncated; copy the bundle again")
         if entry.sha256 is None:
             raise BundleError(f"manifest has no sha256 for {p}; refusing to load an unverified model")
         digest = sha256_file(p)
         if digest != entry.sha256:
-            raise BundleError(f"{p} fails its checksum (sha256 {digest[:12]}…, manifest {entry.sha256[:12]}…): "
+            raise ChecksumError(f"{p} fails its checksum (sha256 {digest[:12]}…, manifest {entry.sha256[:12]}…): "
                               "the file is corrupt; copy the bundle again")
         return p
 
@@ -204,8 +208,7 @@ class Bundle:
         p = self.root / h["path"]
         if not p.exists():
             return None
-        if h.get("sha256") and sha256_file(p) != h["sha256"]:
-            raise BundleError(f"{p} fails its checksum; copy the bundle again")
+        self._check_heldout(h)
         import zipfile
 
         try:
@@ -213,6 +216,23 @@ class Bundle:
                 return z["images"], z["labels"]
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
             raise BundleError(f"{p} is not a readable held-out file ({str(e)[:120]}); re-run `edgelite convert`") from None
+
+    def _check_heldout(self, h: dict[str, Any]) -> None:
+        p = self.root / h["path"]
+        if h.get("sha256") and p.is_file() and sha256_file(p) != h["sha256"]:
+            raise ChecksumError(f"{p} fails its checksum; copy the bundle again")
+
+    def verify(self) -> None:
+        """Check every usable model file and the held-out file against the manifest.
+
+        Raises ChecksumError (exit code 4) for a file that does not match, BundleError for one that is missing.
+        """
+        for e in self.models:
+            if e.status == "ok" and e.path:
+                self.verified_path(e)
+        held = self.info.get("heldout")
+        if isinstance(held, dict) and held.get("path"):
+            self._check_heldout(held)
 
     # ---------------------------------------------------------------- writing
     def to_dict(self) -> dict[str, Any]:
@@ -227,8 +247,8 @@ class Bundle:
     def save(self) -> Path:
         """Write labels.txt and the manifest atomically (temp file + rename)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.root / LABELS, "".join(f"{label}\n" for label in self.labels))
-        _atomic_write(self.root / MANIFEST, json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n")
+        write_text_atomic(self.root / LABELS, "".join(f"{label}\n" for label in self.labels))
+        write_json(self.root / MANIFEST, self.to_dict(), indent=2, sort_keys=False, default=_json_default)
         return self.root / MANIFEST
 
     def add_file(self, entry: ModelEntry) -> ModelEntry:
@@ -247,29 +267,9 @@ def read_labels(path: str | os.PathLike) -> list[str]:
     return [ln.strip() for ln in lines if ln.strip()]
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(chunk):
-            h.update(b)
-    return h.hexdigest()
-
-
 def gzip_size(path: str | os.PathLike) -> int:
     """Bytes of the file gzip-compressed at level 9: what pruning buys on disk and over the wire."""
     return len(gzip.compress(Path(path).read_bytes(), compresslevel=9, mtime=0))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the device service may run as another user
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_default(o: Any):

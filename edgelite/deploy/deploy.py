@@ -4,7 +4,7 @@ The seven steps (each printed as `[n/7]`), and why an interrupted deploy is harm
 
 1. preflight  – probe the device (arch, OS, Python, disk, cameras, systemd); refuse clearly
 2. package    – the edgelite wheel (+ with --offline the device's dependency wheels), all cached
-3. push       – agent, wheels, bundle (into bundles/.incoming/<id>), verified by sha256 ON the device
+3. push       – agent (agent.pyz), wheels, bundle (into bundles/.incoming/<id>), verified by sha256 ON the device
 4. install    – a venv keyed by its wheels (reused when unchanged), --system-site-packages
 5. smoke test – one inference with the new bundle through `edgelite run`; nothing is switched yet
 6. switch     – a detached device-side transaction: `current` symlink swapped atomically, restart
@@ -12,6 +12,8 @@ The seven steps (each printed as `[n/7]`), and why an interrupted deploy is harm
 
 Steps 1-5 only add files next to the live release; step 6-7 run on the device by themselves, so
 killing this process at any point leaves the previous release serving (or the new one, healthy).
+Every device step is a call of the device agent (`edgelite.deploy.client.Agent`): one JSON request,
+one JSON reply; a failure reply carries its exit code.
 
     >>> deploy(DeployOptions(bundle=Path("bundles/demo"), target=parse_target("pi@raspberrypi.local"),
     ...                      source="0"))                                      # doctest: +SKIP
@@ -23,12 +25,11 @@ import dataclasses
 import hashlib
 import json
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from edgelite.deploy import agent as agent_mod
+from edgelite.deploy.client import Agent, failure
 from edgelite.deploy.errors import (
     EXIT_CHECKSUM,
     EXIT_PREFLIGHT,
@@ -41,7 +42,7 @@ from edgelite.deploy.errors import (
 from edgelite.deploy.preflight import PROBE, Facts, assess, parse_probe, report
 from edgelite.remote.connection import Connection
 from edgelite.remote.layout import DEFAULT_DIR
-from edgelite.remote.ssh import Remote, Target, rq
+from edgelite.remote.ssh import Remote, Target
 
 STEPS = 7
 DEFAULT_HTTP = "127.0.0.1:8080"
@@ -108,41 +109,17 @@ def run_preflight(remote: Remote, directory: str) -> Facts:
 
 def check_bundle(path: Path) -> tuple[str, dict]:
     """(bundle id, manifest) after verifying every model file on the workstation; refuses a corrupt bundle."""
-    from edgelite.bundle import MANIFEST, Bundle, BundleError, sha256_file
+    from edgelite.bundle import MANIFEST, Bundle, BundleError
 
     try:
         b = Bundle.load(path)
-        for e in b.models:
-            if e.status == "ok" and e.path:
-                b.verified_path(e)
-        held = b.info.get("heldout")
-        if isinstance(held, dict) and held.get("sha256") and (path / held["path"]).is_file():
-            if sha256_file(path / held["path"]) != held["sha256"]:
-                raise BundleError(f"{path / held['path']} fails its checksum; copy the bundle again")
-    except BundleError as e:
-        code = EXIT_CHECKSUM if "checksum" in str(e) or "bytes, manifest says" in str(e) else EXIT_USAGE
-        raise DeployError(f"refusing to deploy {path}: {e}", code) from None
+        b.verify()
+    except BundleError as e:  # a ChecksumError keeps its exit code 4
+        raise DeployError(f"refusing to deploy {path}: {e}", e.exit_code) from None
     if not b.available():
         raise DeployError(f"refusing to deploy {path}: it has no usable model", EXIT_USAGE)
     manifest_bytes = (path / MANIFEST).read_bytes()
     return hashlib.sha256(manifest_bytes).hexdigest()[:16], json.loads(manifest_bytes)
-
-
-def _agent(root: str) -> str:
-    return f"python3 {rq(root)}/agent.py --dir {rq(root)}"
-
-
-def _json_line(text: str) -> dict:
-    for line in reversed(text.strip().splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    raise DeployError(f"unexpected answer from the device agent: {text.strip()[-300:]!r}", EXIT_REMOTE)
-
-
-def _remote_error(e: subprocess.CompletedProcess, what: str) -> DeployError:
-    lines = [ln for ln in ((e.stderr or "") + (e.stdout or "")).strip().splitlines() if ln.strip()]
-    return DeployError(f"{what} failed on the device (exit {e.returncode}): {' / '.join(lines[-3:]) or 'no output'}",
-                       EXIT_REMOTE)
 
 
 def deploy(opts: DeployOptions, out=None) -> dict:
@@ -161,6 +138,7 @@ class _Deployment:
     """One deploy's state, filled in step by step (each method is one `[n/7]`)."""
 
     remote: Remote
+    agent: Agent
 
     def __init__(self, opts: DeployOptions, steps: Steps):
         self.opts, self.steps = opts, steps
@@ -178,9 +156,6 @@ class _Deployment:
                 self.local_source = Path(src).expanduser()
         self.source = src
 
-    def agent(self, args: str) -> str:
-        return f"{_agent(self.root)} {args}"
-
     # 1 -------------------------------------------------------------------------------------------
     def preflight(self) -> None:
         opts = self.opts
@@ -191,6 +166,7 @@ class _Deployment:
         if assessment.problems:
             raise DeployError(f"{opts.target} cannot run edgelite: {'; '.join(assessment.problems)}", EXIT_PREFLIGHT)
         self.root = facts.get("dir")
+        self.agent = Agent(self.remote, self.root)
         self.transfer = opts.transfer
         if self.transfer == "auto":
             self.transfer = "rsync" if facts.yes("rsync") and self.remote.has_rsync_locally() else "scp"
@@ -223,26 +199,25 @@ class _Deployment:
 
     # 3 -------------------------------------------------------------------------------------------
     def push(self) -> None:
-        from edgelite.deploy.package import files_digest
+        from edgelite.deploy.package import build_agent, files_digest
 
         remote, root, transfer, bid = self.remote, self.root, self.transfer, self.bundle_id
         self.steps.step("push", f"bundle {bid}, wheels and agent to {root} ({transfer})")
         dirs = [root, f"{root}/bundles/.incoming", self.wheel_dir, f"{root}/media", f"{root}/releases", f"{root}/run"]
         remote.run("mkdir -p " + " ".join(shlex.quote(d) for d in dirs + ([self.deps_dir] if self.deps_dir else [])))
-        remote.push([Path(agent_mod.__file__)], root, transfer=transfer)  # agent.py, the device side
-        state = _json_line(remote.run(self.agent(f"prepare-bundle {bid}")).stdout)
+        remote.push([build_agent()], root, transfer=transfer)  # agent.pyz, the device side
+        state = self.agent.call("prepare-bundle", bundle=bid)
         if state.get("damaged"):
             self.steps.say(f"  the device's copy of bundle {bid} was damaged ({'; '.join(state['damaged'])}); re-sending")
         if not state.get("present"):
             remote.push([self.bundle], f"{root}/bundles/.incoming/{bid}", transfer=transfer, checksum=True,
                         delete=True, contents=True)
-            r = remote.run(self.agent(f"accept-bundle {bid}"), check=False)
-            if r.returncode == agent_mod.EXIT_CHECKSUM:
-                problems = _json_line(r.stdout).get("problems", [])
-                raise DeployError(f"the bundle failed its sha256 check on the device ({'; '.join(problems)}); "
+            r = self.agent.call("accept-bundle", check=False, bundle=bid)
+            if r.get("exit_code") == EXIT_CHECKSUM:
+                raise DeployError(f"the bundle failed its sha256 check on the device ({'; '.join(r.get('problems', []))}); "
                                   "nothing was switched", EXIT_CHECKSUM)
-            if r.returncode != 0:
-                raise _remote_error(r, "accepting the bundle")
+            if not r["ok"]:
+                raise failure(r, "accepting the bundle failed on the device")
         remote.push([self.wheel], self.wheel_dir, transfer=transfer)
         if self.deps_dir:
             remote.push([self.house], self.deps_dir, transfer=transfer, contents=True)
@@ -261,14 +236,11 @@ class _Deployment:
     def install(self) -> None:
         opts = self.opts
         self.steps.step("install", f"venv {self.env_id} (--system-site-packages)")
-        cmd = self.agent(f"venv {self.env_id} --wheel {shlex.quote(self.wheel_dir + '/' + self.wheel.name)}")
-        if self.deps_dir:
-            cmd += f" --offline --find-links {shlex.quote(self.deps_dir)}"
-        if self.cons_remote:
-            cmd += f" --constraints {shlex.quote(self.cons_remote)}"
-        code, lines = self.remote.stream(cmd + " 2>&1",
-                                         on_line=(lambda ln: self.steps.say("  " + ln)) if opts.verbose else None)
-        if code != 0:
+        venv, lines = self.agent.run_detached(
+            "venv", env=self.env_id, wheel=f"{self.wheel_dir}/{self.wheel.name}", offline=bool(self.deps_dir),
+            find_links=self.deps_dir, constraints=self.cons_remote, timeout=3600,
+            on_line=(lambda ln: self.steps.say("  " + ln)) if opts.verbose else None)
+        if not venv["ok"]:
             text = "\n".join(lines)
             hint = ""
             if not opts.offline and any(w in text for w in ("SSLError", "Could not fetch URL", "Failed to establish",
@@ -276,8 +248,9 @@ class _Deployment:
                                                               "No matching distribution")):
                 hint = ("; the device could not download from its package index: --offline brings every wheel "
                         "from this machine instead")
-            raise DeployError(f"installing edgelite on the device failed: {' / '.join(lines[-3:])}{hint}", EXIT_REMOTE)
-        venv = _json_line("\n".join(lines))
+            detail = " / ".join([*lines[-2:], str(venv.get("error"))])
+            raise DeployError(f"installing edgelite on the device failed: {detail}{hint}",
+                              int(venv.get("exit_code") or EXIT_REMOTE))
         how = "offline" if opts.offline else "from the index"
         detail = (f"venv {self.env_id} reused" if venv.get("reused")
                   else f"venv {self.env_id} created in {venv.get('seconds')} s ({how})")
@@ -290,12 +263,9 @@ class _Deployment:
             self.steps.step("smoke test", "skipped (--no-smoke-test)")
             return
         self.steps.step("smoke test", "one inference with the new bundle on the device")
-        cmd = self.agent(f"smoke --env {self.env_id} --bundle {self.bundle_id}")
-        if self.opts.format:
-            cmd += f" --format {shlex.quote(self.opts.format)}"
-        r = self.remote.run(cmd, check=False, timeout=900)
-        smoke = _json_line(r.stdout) if r.stdout.strip() else {"ok": False, "error": r.stderr.strip()[-300:]}
-        if not smoke.get("ok"):
+        smoke = self.agent.call("smoke", check=False, ssh_timeout=900, env=self.env_id, bundle=self.bundle_id,
+                                format=self.opts.format)
+        if not smoke["ok"]:
             raise DeployError(f"smoke test failed on the device: {smoke.get('error')}; nothing was switched, "
                               "the previous release keeps serving", EXIT_SMOKE)
         self.steps.say(f"  {smoke.get('label')} {smoke.get('score') or 0:.2f}, {smoke.get('inference_ms') or 0:.1f} ms "
@@ -308,20 +278,15 @@ class _Deployment:
         unit = "edgelite" if opts.dir.rstrip("/") in (DEFAULT_DIR, "edgelite") else \
             "edgelite-" + hashlib.sha256(root.encode()).hexdigest()[:8]
         if not opts.no_service:
-            self.remote.run(self.agent(f"configure --mode {mode} --unit {unit} --user {shlex.quote(user)}"))
+            self.agent.call("configure", mode=mode, unit=unit, user=user)
         meta = {"models": [e.get("name") for e in self.manifest.get("models", []) if e.get("status", "ok") == "ok"],
                 "deployed_by": _whoami(), "bundle_path": str(self.bundle.resolve()), "wheel": self.wheel.name}
-        cmd = self.agent(f"release --bundle {self.bundle_id} --env {self.env_id} --source {shlex.quote(self.source)} "
-                         f"--http {shlex.quote(opts.http)} --print-every {int(opts.print_every)} "
-                         f"--run-args {shlex.quote(opts.run_args)} --meta {shlex.quote(json.dumps(meta))}")
-        if self.local_source:
-            cmd += " --source-is-file"
-        if opts.format:
-            cmd += f" --format {shlex.quote(opts.format)}"
-        rid = self.remote.run(cmd).stdout.strip().splitlines()[-1]
+        rid = self.agent.call("release", bundle=self.bundle_id, env=self.env_id, source=self.source, http=opts.http,
+                              print_every=int(opts.print_every), run_args=opts.run_args, meta=meta,
+                              source_is_file=bool(self.local_source), format=opts.format)["release"]
         self.steps.step("switch", f"current -> releases/{rid}, " + ("service not managed (--no-service)" if opts.no_service
                                                                    else f"restarting the {mode} service ({unit})"))
-        result = commit(self.remote, root, rid, opts.health_timeout, self.steps, no_service=opts.no_service)
+        result = commit(self.agent, rid, opts.health_timeout, self.steps, no_service=opts.no_service)
         result["elapsed_s"] = round(self.steps.elapsed(), 1)
         port = opts.http.rsplit(":", 1)[-1]
         self.steps.say(f"deployed {rid} to {opts.target} in {self.steps.elapsed():.0f} s" +
@@ -330,17 +295,11 @@ class _Deployment:
         return result
 
 
-def commit(remote: Remote, root: str, rid: str, health_timeout: float, steps: Steps, *, no_service: bool = False,
+def commit(agent: Agent, rid: str, health_timeout: float, steps: Steps, *, no_service: bool = False,
            label: str = "health") -> dict:
-    """Start the device-side switch/restart/health/rollback transaction and follow it to its end."""
-    extra = " --no-service" if no_service else ""
-    remote.run(f"{_agent(root)} commit-bg {shlex.quote(rid)} --health-timeout {health_timeout}{extra}")
-    code, lines = remote.stream(f"{_agent(root)} wait {shlex.quote(rid)} --timeout {2 * health_timeout + 300}",
-                                on_line=lambda ln: None if ln.startswith("RESULT ") else steps.say("  " + ln))
-    res_lines = [ln for ln in lines if ln.startswith("RESULT ")]
-    if not res_lines:
-        raise DeployError(f"lost track of the device-side switch of {rid}: {' / '.join(lines[-3:])}", EXIT_REMOTE)
-    result = json.loads(res_lines[-1][len("RESULT "):])
+    """Start the device-side switch/restart/health/rollback transaction (detached) and follow it to its end."""
+    result, _ = agent.run_detached("commit", release=rid, health_timeout=health_timeout, no_service=no_service,
+                                   timeout=2 * health_timeout + 300, on_line=lambda ln: steps.say("  " + ln))
     unit = result.get("unit") or {}
     if unit.get("verified"):
         steps.say(f"  systemd-analyze verify: {unit.get('findings') or 'the unit is clean'}")
@@ -358,7 +317,7 @@ def commit(remote: Remote, root: str, rid: str, health_timeout: float, steps: St
     elif "rolled_back_to" in result:
         msg = f"release {rid} was not healthy ({result.get('why')}); nothing to go back to, the service is stopped"
     else:
-        msg = f"switching to {rid} failed: {result.get('why')}"
+        msg = f"switching to {rid} failed: {result.get('why') or result.get('error')}"
     raise DeployError(msg, EXIT_UNHEALTHY)
 
 
@@ -375,10 +334,7 @@ def _whoami() -> str:
 # --------------------------------------------------------------------------- status, logs, rollback
 def device_status(conn: Connection) -> dict:
     with conn.remote() as remote:
-        r = remote.run(f"test -f {rq(conn.dir)}/agent.py && {_agent(conn.dir)} status", check=False)
-        if r.returncode != 0:
-            raise DeployError(f"nothing deployed at {conn.dir} on {conn.target} (no agent.py there)", EXIT_USAGE)
-        return _json_line(r.stdout)
+        return Agent(remote, conn.dir).call("status")
 
 
 def format_status(st: dict, target: Target) -> str:
@@ -410,36 +366,34 @@ def format_status(st: dict, target: Target) -> str:
 def device_logs(conn: Connection, lines: int = 50, follow: bool = False, out=None) -> int:
     out = out or sys.stdout
     with conn.remote() as remote:
-        cmd = f"test -f {rq(conn.dir)}/agent.py && {_agent(conn.dir)} logs -n {int(lines)}" + (" -f" if follow else "")
-        code, _ = remote.stream(cmd + " 2>&1", on_line=lambda ln: print(ln, file=out, flush=True))
-        if code == 1:
-            raise DeployError(f"nothing deployed at {conn.dir} on {conn.target}", EXIT_USAGE)
-        return code
+        agent = Agent(remote, conn.dir)
+        if follow:
+            return agent.stream("logs", lambda ln: print(ln, file=out, flush=True), lines=int(lines), follow=True)
+        for line in agent.call("logs", lines=int(lines))["lines"]:
+            print(line, file=out)
+        out.flush()
+        return 0
 
 
 def rollback(conn: Connection, health_timeout: float = 90.0, out=None) -> dict:
     """Go back one release (the newest good release older than the current one), health-checked."""
     steps = Steps(out)
     with conn.remote() as remote:
-        r = remote.run(f"test -f {rq(conn.dir)}/agent.py && {_agent(conn.dir)} previous", check=False)
-        if r.returncode != 0:
-            raise DeployError(f"nothing deployed at {conn.dir} on {conn.target}", EXIT_USAGE)
-        info = _json_line(r.stdout)
+        agent = Agent(remote, conn.dir)
+        info = agent.call("previous")
         if not info.get("previous"):
             raise DeployError(f"nothing to roll back to on {conn.target}: {info.get('current') or 'no release'} "
                               "is the oldest release kept", EXIT_USAGE)
         steps.n = 5
         steps.step("switch", f"rollback: current -> releases/{info['previous']} (from {info.get('current')})")
-        result = commit(remote, conn.dir, info["previous"], health_timeout, steps)
+        result = commit(agent, info["previous"], health_timeout, steps)
         steps.say(f"rolled back {conn.target} to {info['previous']}")
         return result
 
 
 def uninstall(conn: Connection, out=None) -> None:
     with conn.remote() as remote:
-        r = remote.run(f"test -f {rq(conn.dir)}/agent.py && {_agent(conn.dir)} uninstall", check=False)
-        if r.returncode != 0:
-            msg = (r.stderr or "").strip().splitlines()[-1:] or [f"nothing deployed at {conn.dir}"]
-            raise DeployError(f"uninstall on {conn.target}: {msg[0]}", EXIT_USAGE)
-        print(f"removed {_json_line(r.stdout).get('removed')} and its service from {conn.target}",
-              file=out or sys.stdout, flush=True)
+        r = Agent(remote, conn.dir).call("uninstall", check=False)
+        if not r["ok"]:
+            raise failure(r, f"uninstall on {conn.target}")
+        print(f"removed {r.get('removed')} and its service from {conn.target}", file=out or sys.stdout, flush=True)

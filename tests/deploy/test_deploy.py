@@ -158,7 +158,7 @@ def test_checksum_mismatch_is_refused(dev, corrupt_bundle, http_port):
 
 def test_device_side_checksum(dev, tiny_bundle):
     """The device verifies what it received: a bit flipped on its copy (same size and mtime, so rsync's
-    quick check would not notice) is caught by `agent verify` and repaired by the next deploy."""
+    quick check would not notice) is caught by the agent's `verify` and repaired by the next deploy."""
     rel = dev.release(dev.current())
     copy = dev.root / "bundles" / rel["bundle"] / "model_int8.tflite"
     st = copy.stat()
@@ -166,9 +166,13 @@ def test_device_side_checksum(dev, tiny_bundle):
     data[100] ^= 0x01
     copy.write_bytes(bytes(data))
     os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
-    r = dev.device.ssh(f"python3 {DIR}/agent.py --dir {DIR} verify {copy.parent}", check=False)
+    r = dev.device.ssh(f"python3 {DIR}/agent.pyz", check=False,
+                       input=json.dumps({"command": "verify", "dir": DIR, "path": str(copy.parent)}))
     assert r.returncode == EXIT_CHECKSUM
+    reply = json.loads(r.stdout)  # the one JSON reply, nothing else on stdout
+    assert reply["ok"] is False and reply["exit_code"] == EXIT_CHECKSUM
     assert "model_int8.tflite fails its sha256 check" in r.stdout
+    assert any("model_int8.tflite fails its sha256 check" in p for p in reply["problems"])
     bundle = tiny_bundle if rel["meta"]["bundle_path"] == str(tiny_bundle.resolve()) else None
     if bundle is None:
         pytest.skip("the current release is not the tiny bundle")

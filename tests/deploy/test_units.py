@@ -1,6 +1,7 @@
 """The deploy pieces on their own: addresses, the systemd unit (checked by systemd-analyze), the device
 agent's bundle verification, and its supervisor run as a real process (Restart=on-failure, start
-limit, sd_notify READY/WATCHDOG, the watchdog killing a hung service)."""
+limit, sd_notify READY/WATCHDOG, the watchdog killing a hung service). The agent's protocol and its
+zipapp are in test_agent.py."""
 
 from __future__ import annotations
 
@@ -16,17 +17,24 @@ from pathlib import Path
 
 import pytest
 
-from edgelite.deploy import agent
+from edgelite.core import read_json
+from edgelite.deploy.agent import supervisor as sv
+from edgelite.deploy.agent.__main__ import handle
+from edgelite.deploy.agent.bundles import verify_bundle
+from edgelite.deploy.agent.health import health_url
+from edgelite.deploy.agent.layout import Layout, atomic_symlink
+from edgelite.deploy.agent.release import split_token
+from edgelite.deploy.agent.service import render_unit, verify_unit
 from edgelite.deploy.package import compatible_platforms
 
 from .rig import free_port, wait_healthz
 
 
 def test_health_url():
-    assert agent.health_url("127.0.0.1:8080") == "http://127.0.0.1:8080/healthz"
-    assert agent.health_url("8080") == "http://127.0.0.1:8080/healthz"
-    assert agent.health_url("0.0.0.0:9000") == "http://127.0.0.1:9000/healthz"
-    assert agent.health_url("[::]:9000") == "http://[::1]:9000/healthz"
+    assert health_url("127.0.0.1:8080") == "http://127.0.0.1:8080/healthz"
+    assert health_url("8080") == "http://127.0.0.1:8080/healthz"
+    assert health_url("0.0.0.0:9000") == "http://127.0.0.1:9000/healthz"
+    assert health_url("[::]:9000") == "http://[::1]:9000/healthz"
 
 
 def test_compatible_platforms():
@@ -44,47 +52,48 @@ def test_unit_passes_systemd_analyze(tmp_path, sshd):
     run.write_text("#!/bin/sh\nexit 0\n")
     run.chmod(0o755)
     unit = tmp_path / "edgelite.service"
-    unit.write_text(agent.render_unit(str(root), user))
-    assert agent.verify_unit(unit) is None, agent.verify_unit(unit)
+    unit.write_text(render_unit(str(root), user))
+    assert verify_unit(unit) is None, verify_unit(unit)
     text = unit.read_text()
-    for line in ("Type=notify", "Restart=on-failure", f"User={user}", f"WatchdogSec={agent.WATCHDOG_SEC}",
+    for line in ("Type=notify", "Restart=on-failure", f"User={user}", f"WatchdogSec={sv.WATCHDOG_SEC}",
                  "StandardOutput=journal", f"ExecStart={root}/current/run", "WantedBy=multi-user.target"):
         assert line in text
-    user_unit = agent.render_unit(str(root), None)  # systemctl --user: no User=, default.target
+    user_unit = render_unit(str(root), None)  # systemctl --user: no User=, default.target
     assert "User=" not in user_unit and "WantedBy=default.target" in user_unit
-    unit.write_text(agent.render_unit(str(root), "nobody"))
-    assert "nobody" in (agent.verify_unit(unit) or "")  # the check does catch a bad unit
+    unit.write_text(render_unit(str(root), "nobody"))
+    assert "nobody" in (verify_unit(unit) or "")  # the check does catch a bad unit
 
 
 def test_agent_verify_bundle(tiny_bundle, corrupt_bundle, tmp_path):
-    assert agent.verify_bundle(tiny_bundle) == []
-    assert agent.verify_bundle(corrupt_bundle) == ["model_int8.tflite fails its sha256 check (manifest "
+    assert verify_bundle(tiny_bundle) == []
+    assert verify_bundle(corrupt_bundle) == ["model_int8.tflite fails its sha256 check (manifest "
                                                    f"{json.loads((tiny_bundle / 'edgelite.json').read_text())['models'][0]['sha256'][:12]}…)"]
     short = tmp_path / "short"
     shutil.copytree(tiny_bundle, short)
     (short / "model_int8.tflite").write_bytes(b"x")
-    assert "bytes, the manifest says" in agent.verify_bundle(short)[0]
+    assert "bytes, the manifest says" in verify_bundle(short)[0]
     (short / "model_int8.tflite").unlink()
-    assert agent.verify_bundle(short) == ["model_int8.tflite is missing"]
-    assert agent.verify_bundle(tmp_path) == ["edgelite.json is missing"]
+    assert verify_bundle(short) == ["model_int8.tflite is missing"]
+    assert verify_bundle(tmp_path) == ["edgelite.json is missing"]
 
 
 # ------------------------------------------------------------------------------------------ supervisor
-def _layout(tmp_path: Path, run_script: str) -> agent.Layout:
-    lay = agent.Layout(tmp_path / "dev")
+def _layout(tmp_path: Path, run_script: str) -> Layout:
+    lay = Layout(tmp_path / "dev")
     lay.ensure()
     rel = lay.releases / "r1"
     rel.mkdir()
     (rel / "run").write_text(run_script)
     (rel / "run").chmod(0o755)
-    agent.atomic_symlink("releases/r1", lay.current)
+    atomic_symlink("releases/r1", lay.current)
     return lay
 
 
-def _supervise(lay: agent.Layout, **constants) -> subprocess.Popen:
+def _supervise(lay: Layout, **constants) -> subprocess.Popen:
     """The agent's supervisor as a real process, with some of its timings shortened for the test."""
-    sets = "".join(f"a.{k} = {v!r}\n" for k, v in constants.items())
-    code = f"import sys, edgelite.deploy.agent as a\n{sets}sys.exit(a.main(['--dir', {str(lay.root)!r}, 'supervise']))"
+    sets = "".join(f"sv.{k} = {v!r}\n" for k, v in constants.items())
+    code = (f"import sys\nimport edgelite.deploy.agent.supervisor as sv\nfrom edgelite.deploy.agent.__main__ import main\n"
+            f"{sets}sys.exit(main(['supervise', '--dir', {str(lay.root)!r}]))")
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
 
@@ -117,9 +126,9 @@ def test_supervisor_restarts_on_failure_until_the_start_limit(tmp_path):
         _stop(p)
     st = json.loads(lay.state.read_text())
     # like StartLimitBurst=5: five starts within the interval, the sixth is refused
-    assert st["state"] == "failed" and [e["code"] for e in st["exits"]] == [3] * agent.START_LIMIT_BURST
+    assert st["state"] == "failed" and [e["code"] for e in st["exits"]] == [3] * sv.START_LIMIT_BURST
     log = lay.log.read_text()
-    assert log.count("crashing") == agent.START_LIMIT_BURST and "start limit hit" in log
+    assert log.count("crashing") == sv.START_LIMIT_BURST and "start limit hit" in log
     assert not lay.supervisor_pid.exists()
 
 
@@ -146,21 +155,21 @@ def test_supervisor_watchdog_restarts_a_hung_service(tmp_path, tiny_bundle, vide
     lay = _layout(tmp_path, run)
     p = _supervise(lay, WATCHDOG_SEC=2, TIMEOUT_STOP_SEC=1, RESTART_SEC=0.2)
     try:
-        st = _wait(lambda: (s := agent.read_json(lay.state, {})) and s.get("ready") and s)
+        st = _wait(lambda: (s := read_json(lay.state, {})) and s.get("ready") and s)
         assert st["state"] == "running" and "classifying" in (st.get("status") or "")
         wait_healthz(port)
         first = st["pid"]
         time.sleep(3)  # longer than WatchdogSec: the running loop keeps pinging
-        assert agent.read_json(lay.state)["pid"] == first
+        assert read_json(lay.state)["pid"] == first
         os.kill(first, signal.SIGSTOP)  # hung: no more WATCHDOG=1
-        st = _wait(lambda: (s := agent.read_json(lay.state, {})) and s.get("pid") != first and s.get("ready") and s)
+        st = _wait(lambda: (s := read_json(lay.state, {})) and s.get("pid") != first and s.get("ready") and s)
         assert st["restarts"] == 1
         wait_healthz(port)
         log = lay.log.read_text()
         assert "watchdog timeout" in log and "did not end on SIGABRT; killing it" in log
     finally:
         _stop(p)
-    assert agent.read_json(lay.state)["state"] == "stopped"
+    assert read_json(lay.state)["state"] == "stopped"
     assert not lay.supervisor_pid.exists()
 
 
@@ -174,16 +183,17 @@ def test_public_preview_needs_a_token(tiny_bundle):
 def test_release_keeps_the_preview_token_out_of_argv_and_release_json(tmp_path):
     """`--run-args '--token S'`: the run script exports EDGELITE_TOKEN (owner-only file) instead of passing
     --token to `edgelite run`, so the token is not in `ps` output nor in release.json."""
-    lay = agent.Layout(tmp_path / "dev")
+    lay = Layout(tmp_path / "dev")
     lay.ensure()
     (lay.bundles / "b1").mkdir()
     (lay.venvs / "e1").mkdir()
     (lay.venvs / "e1" / ".ready").touch()
     for run_args in ("--token s3cret --num-threads 2", "--num-threads 2"):
-        rc = agent.main(["--dir", str(lay.root), "release", "--bundle", "b1", "--env", "e1", "--source", "0",
-                         "--http", "0.0.0.0:8080", "--run-args", run_args])
-        assert rc == 0
-        rid = sorted(p.name for p in lay.releases.iterdir())[-1]
+        reply = handle({"command": "release", "dir": str(lay.root), "bundle": "b1", "env": "e1", "source": "0",
+                        "http": "0.0.0.0:8080", "run_args": run_args})
+        assert reply["ok"], reply
+        rid = reply["release"]
+        assert rid == sorted(p.name for p in lay.releases.iterdir())[-1]
         run = lay.releases / rid / "run"
         rel = json.loads((lay.releases / rid / "release.json").read_text())
         exec_line = next(line for line in run.read_text().splitlines() if line.startswith("exec "))
@@ -202,6 +212,6 @@ def test_release_keeps_the_preview_token_out_of_argv_and_release_json(tmp_path):
 
 
 def test_split_token():
-    assert agent.split_token(["--token", "a b", "-k", "3"]) == (["-k", "3"], "a b")
-    assert agent.split_token(["--token=x"]) == ([], "x")
-    assert agent.split_token(["--top-k", "3"]) == (["--top-k", "3"], None)
+    assert split_token(["--token", "a b", "-k", "3"]) == (["-k", "3"], "a b")
+    assert split_token(["--token=x"]) == ([], "x")
+    assert split_token(["--top-k", "3"]) == (["--top-k", "3"], None)

@@ -181,10 +181,10 @@ def test_corrupt_model_in_bundle_is_refused_before_loading(tiny, tmp_path, heldo
     data[len(data) // 2] ^= 0xFF
     (bundle / "model_int8.tflite").write_bytes(bytes(data))
     p = devicekit.run_cmd(bundle, "--source", heldout_video, "--format", "int8")
-    assert p.returncode == 2 and "checksum" in p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 4 and "checksum" in p.stderr and "Traceback" not in p.stderr  # EXIT_CHECKSUM
     (bundle / "model_int8.tflite").write_bytes(bytes(data[:-100]))
     p = devicekit.run_cmd(bundle, "--source", heldout_video, "--format", "int8")
-    assert p.returncode == 2 and "truncated" in p.stderr
+    assert p.returncode == 4 and "truncated" in p.stderr
 
 
 def test_load_api(tiny):

@@ -1,0 +1,86 @@
+"""The device side of `edgelite deploy` (and of `edgelite fleet`): a stdlib-only agent with a JSON protocol.
+
+It runs on the device with the system `python3` (before any venv exists), shipped as ONE zipapp,
+`DIR/agent.pyz`, built from this package plus `edgelite/__init__.py`, `edgelite/errors.py` and
+`edgelite/core.py` (`edgelite.deploy.package.build_agent`). It owns everything that must stay true
+when the workstation goes away mid-deploy:
+
+* bundles are verified (sha256 of every file against the manifest) before they are accepted;
+* `current` is only ever switched atomically (symlink + rename(2));
+* the switch, the (re)start, the health check and the rollback run as ONE detached transaction
+  (`commit` with `"detach": true`), so killing the workstation's deploy at any step leaves either the
+  previous release serving or the new one verified healthy — never a half-switched device;
+* without systemd (containers, the Pi emulator) a small supervisor replaces it: Restart=on-failure with
+  a start limit, sd_notify (READY=1, WATCHDOG=1, STATUS=) over a NOTIFY_SOCKET it owns, WatchdogSec, a
+  pidfile and a size-rotated log.
+
+Protocol (version 1)
+====================
+
+One call = one process: ``python3 DIR/agent.pyz`` reads ONE JSON object on stdin and writes ONE JSON
+object (one line) on stdout; progress lines go to stderr; the exit status is 0 or the reply's
+`exit_code`. Every request has ``"command"``, and may have:
+
+* ``"dir"`` — the deploy directory (default ``~/edgelite``);
+* ``"detach": true`` — run the command in a new session, away from this SSH connection; the reply is
+  at once ``{"ok": true, "job": NAME, "pid": N}``; its progress goes to ``run/NAME.log`` and its reply to
+  ``run/NAME.json`` (follow both with `wait`). A `commit` job is named ``commit-<release>``, any other
+  ``<command>-<time>-<n>`` unless the request names it (``"job"``).
+
+Every reply has ``"ok"`` and ``"protocol": 1``. A failure is
+``{"ok": false, "error": "<one line that says what to do>", "exit_code": N, ...}`` with N from
+`edgelite.errors` (2 usage, 4 checksum, 5 smoke test, 6 unhealthy, 8 a device step failed, 1 other).
+
+=================  =====================================================  ===========================================
+command            request fields (besides "command", "dir")             reply fields (besides "ok")
+=================  =====================================================  ===========================================
+facts              —                                                      python, python_bits, machine, os, glibc,
+                                                                          disk_free_mb, systemd, root, rsync, cameras,
+                                                                          current, service, agent_version
+verify             path (a bundle folder)                                 problems: [] (exit 4 and the list if any)
+prepare-bundle     bundle (id)                                            present, damaged (problems of a bad copy)
+accept-bundle      bundle (id)                                            — (exit 4 with problems)
+venv               env, wheel, find_links?, constraints?, offline?       reused, versions, seconds, created
+smoke              env, bundle, format?, timeout? (300 s)                 seconds, label, score, inference_ms (exit 5)
+configure          mode (systemd|systemd-user|supervisor|none), user,    mode, unit, user, unit_file
+                   unit? ("edgelite")
+release            bundle, env, source, http, source_is_file?, format?,  release (the new id)
+                   print_every? (30), run_args? (str or list), meta?
+commit             release, health_timeout? (90), no_service?            release, previous, health, why, unit,
+                                                                          log_tail, rolled_back_to, previous_healthy
+                                                                          (exit 6 when unhealthy)
+rollback           health_timeout? (90)                                   as commit, for `previous` (exit 2: none)
+wait               job, offset? (0), timeout? (5 s)                       done, output: [lines], offset, reply (done)
+status             —                                                      dir, service, state, current, releases,
+                                                                          failed, health
+logs               lines? (50), follow?                                   lines: [...]; with follow: true the log
+                                                                          goes to stderr until the call is killed
+previous           —                                                      current, previous
+service            action (start|stop)                                    state
+gc                 keep? (3)                                              removed: [...]
+uninstall          —                                                      removed (the folder)
+=================  =====================================================  ===========================================
+
+The supervisor is started by the agent itself (or systemd/nohup) as a plain command line:
+``python3 DIR/agent.pyz supervise --dir DIR``.
+
+Layout under DIR (default ~/edgelite; `layout.Layout`)::
+
+    agent.pyz                this agent
+    bundles/<id>/            verified bundles; <id> = sha256 of the manifest (16 hex)
+    bundles/.incoming/<id>/  where the workstation pushes before `accept-bundle` verifies and renames
+    wheels/                  the edgelite wheel(s) and, with --offline, every dependency wheel
+    venvs/<env>/             `python3 -m venv --system-site-packages` + edgelite; `.ready` when complete
+    media/                   --source files pushed from the workstation
+    releases/<rid>/          release.json + run (the service's ExecStart); <rid>.failed when unhealthy
+    current -> releases/<rid>
+    edgelite.service         the systemd unit (written even where there is no systemd)
+    service.json             how the service is run here: systemd | systemd-user | supervisor | none
+    run/                     supervisor.pid, state.json, notify socket, <job>.{log,json,pid}
+    log/edgelite.log         service output under the supervisor (systemd: journald)
+    log/deploys.log          one line per switch
+
+This package's `__init__` imports nothing; `__main__` holds the dispatcher (`handle(request) -> reply`).
+"""
+
+PROTOCOL = 1

@@ -1,0 +1,98 @@
+"""Bundles on the device: verified against their manifest before they are accepted, then never changed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from edgelite.core import MANIFEST, sha256_file
+from edgelite.deploy.agent.layout import AgentError, Layout
+from edgelite.errors import EXIT_CHECKSUM, EXIT_USAGE
+
+
+def verify_bundle(root: Path) -> list[str]:
+    """Problems of the bundle at `root` (empty = every file matches the manifest's size and sha256)."""
+    mpath = root / MANIFEST
+    try:
+        manifest = json.loads(mpath.read_text())
+    except OSError:
+        return [f"{MANIFEST} is missing"]
+    except ValueError as e:
+        return [f"{MANIFEST} is not valid JSON ({e})"]
+    problems = []
+    files = [(m.get("path"), m.get("sha256"), m.get("bytes")) for m in manifest.get("models", [])
+             if m.get("status", "ok") == "ok" and m.get("path")]
+    held = (manifest.get("info") or {}).get("heldout")
+    if isinstance(held, dict) and held.get("path"):
+        files.append((held["path"], held.get("sha256"), None))
+    if not files:
+        problems.append("the manifest lists no model file")
+    for rel, digest, size in files:
+        p = root / rel
+        if not p.is_file():
+            problems.append(f"{rel} is missing")
+        elif size is not None and p.stat().st_size != size:
+            problems.append(f"{rel} is {p.stat().st_size} bytes, the manifest says {size}")
+        elif not digest:
+            problems.append(f"{rel} has no sha256 in the manifest")
+        elif sha256_file(p) != digest:
+            problems.append(f"{rel} fails its sha256 check (manifest {digest[:12]}…)")
+    return problems
+
+
+def _refuse(where: Path, problems: list[str]) -> AgentError:
+    return AgentError(f"the bundle at {where} does not match its manifest: {'; '.join(problems)}", EXIT_CHECKSUM,
+                      problems=problems)
+
+
+def cmd_verify(lay: Layout, req: dict) -> dict:
+    path = Path(req["path"]).expanduser()
+    problems = verify_bundle(path)
+    if problems:
+        raise _refuse(path, problems)
+    return {"problems": []}
+
+
+def cmd_prepare_bundle(lay: Layout, req: dict) -> dict:
+    """Is bundles/<id> already here and intact? A damaged copy is copied to .incoming for the push to repair."""
+    bid = _bundle_id(req)
+    lay.ensure()
+    final, inc = lay.bundles / bid, lay.incoming / bid
+    if final.is_dir():
+        problems = verify_bundle(final)
+        shutil.rmtree(inc, ignore_errors=True)
+        if not problems:
+            return {"present": True}
+        shutil.copytree(final, inc, symlinks=True)  # rsync then sends only what differs
+        return {"present": False, "damaged": problems}
+    inc.mkdir(parents=True, exist_ok=True)
+    return {"present": False}
+
+
+def cmd_accept_bundle(lay: Layout, req: dict) -> dict:
+    """Verify .incoming/<id> on the device and move it to bundles/<id> (renames: all or nothing)."""
+    bid = _bundle_id(req)
+    inc, final = lay.incoming / bid, lay.bundles / bid
+    problems = verify_bundle(inc)
+    if problems:
+        raise _refuse(inc, problems)
+    if final.exists():
+        if not verify_bundle(final):
+            shutil.rmtree(inc)
+            return {}
+        old = lay.incoming / f"{bid}.damaged"
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)  # a damaged copy in use: swap in the repaired one
+        inc.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        inc.rename(final)
+    return {}
+
+
+def _bundle_id(req: dict) -> str:
+    bid = str(req["bundle"])
+    if not bid or "/" in bid or bid.startswith("."):
+        raise AgentError(f"bad bundle id {bid!r}: expected the manifest's 16 hex digits", EXIT_USAGE)
+    return bid

@@ -1,0 +1,96 @@
+"""The switch as one device-side transaction: `current` -> the new release, restart, health, or roll back.
+
+Run detached (`"detach": true`) so that it finishes even when the workstation is killed mid-way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from edgelite.deploy.agent.health import wait_healthy
+from edgelite.deploy.agent.layout import AgentError, Layout, atomic_symlink, now_iso, say
+from edgelite.deploy.agent.service import check_unit, log_tail, service_start, service_stop
+from edgelite.deploy.agent.status import KEEP, gc, previous
+from edgelite.errors import EXIT_UNHEALTHY, EXIT_USAGE
+
+
+def _history(lay: Layout, line: str) -> None:
+    lay.logs.mkdir(parents=True, exist_ok=True)
+    with open(lay.deploys_log, "a") as f:
+        f.write(f"{now_iso()} {line}\n")
+
+
+def _switch(lay: Layout, rid: str | None) -> None:
+    if rid is None:
+        with contextlib.suppress(FileNotFoundError):
+            lay.current.unlink()
+    else:
+        atomic_symlink(f"releases/{rid}", lay.current)
+
+
+def commit(lay: Layout, rid: str, health_timeout: float, no_service: bool = False) -> dict:
+    """Make `rid` current and prove it healthy; otherwise go back to what was serving. Returns the result."""
+    with lay.locked():
+        svc = lay.service()
+        rel = lay.release(rid)
+        prev = lay.current_rid()
+        say(f"switch: current -> releases/{rid} (was {prev or 'nothing'})")
+        _switch(lay, rid)
+        _history(lay, f"switch {prev or '-'} -> {rid}")
+        unit = check_unit(lay, svc)
+        if unit["findings"]:
+            say(f"systemd-analyze verify {svc.get('unit', 'edgelite')}.service: {unit['findings']}")
+        if no_service or svc["mode"] == "none":
+            return {"ok": True, "release": rid, "previous": prev, "health": None, "unit": unit,
+                    "note": "--no-service: not started"}
+        say(f"restart: {svc['mode']} service {svc['unit']}")
+        try:
+            service_start(lay, svc)
+            ok, why, body = wait_healthy(lay, svc, rel, health_timeout)
+        except AgentError as e:  # e.g. sudo refused: the switch must still be undone
+            ok, why, body = False, str(e), None
+        if ok:
+            say(f"health: {why}")
+            _history(lay, f"healthy {rid}")
+            gc(lay, KEEP)
+            return {"ok": True, "release": rid, "previous": prev, "health": body, "why": why, "unit": unit}
+        say(f"health: {why}")
+        tail = log_tail(lay, svc, 25)
+        result = {"ok": False, "release": rid, "previous": prev, "why": why, "log_tail": tail, "unit": unit}
+        if prev and prev != rid and (lay.releases / prev).is_dir():
+            say(f"rollback: current -> releases/{prev}")
+            _switch(lay, prev)
+            _history(lay, f"unhealthy {rid}: {why}; back to {prev}")
+            try:
+                service_start(lay, svc)
+                ok2, why2, body2 = wait_healthy(lay, svc, lay.release(prev), health_timeout)
+            except AgentError as e:
+                ok2, why2, body2 = False, str(e), None
+            say(f"rollback health: {why2}")
+            result.update(rolled_back_to=prev, previous_healthy=ok2, previous_health=body2)
+        else:
+            say("rollback: nothing to go back to; stopping the service")
+            service_stop(lay, svc)
+            _switch(lay, None)
+            _history(lay, f"unhealthy {rid}: {why}; nothing to go back to")
+            result.update(rolled_back_to=None)
+        if lay.current_rid() != rid:
+            (lay.releases / rid).rename(lay.releases / f"{rid}.failed")
+        return result
+
+
+def cmd_commit(lay: Layout, req: dict) -> dict:
+    """`commit(release)`; an unhealthy release is a failure reply (exit 6) that still carries every field."""
+    result = commit(lay, str(req["release"]), float(req.get("health_timeout", 90)), bool(req.get("no_service")))
+    if not result["ok"]:
+        raise AgentError(result["why"], EXIT_UNHEALTHY, **result)
+    return result
+
+
+def cmd_rollback(lay: Layout, req: dict) -> dict:
+    """Commit the previous release (the newest good one older than `current`)."""
+    prev = previous(lay)
+    if not prev["previous"]:
+        raise AgentError(f"nothing to roll back to: {prev['current'] or 'no release'} is the oldest release kept",
+                         EXIT_USAGE, current=prev["current"])
+    return cmd_commit(lay, {**req, "release": prev["previous"]})

@@ -1,0 +1,127 @@
+"""The deploy directory on the device (its file names, in one place), and the agent's small helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+import time
+import zipimport
+from pathlib import Path
+
+from edgelite.core import read_json
+from edgelite.errors import EXIT_FAILED, EdgeliteError
+
+AGENT_FILE = "agent.pyz"
+
+
+class AgentError(EdgeliteError):
+    """A device-side step that failed; the reply carries `exit_code` and any `details`."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, exit_code: int | None = None, **details):
+        super().__init__(message, exit_code)
+        self.details = details
+
+
+class Layout:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(os.path.expanduser(str(root))).absolute()
+        self.agent = self.root / AGENT_FILE
+        self.bundles = self.root / "bundles"
+        self.incoming = self.bundles / ".incoming"
+        self.wheels = self.root / "wheels"
+        self.venvs = self.root / "venvs"
+        self.media = self.root / "media"
+        self.releases = self.root / "releases"
+        self.current = self.root / "current"
+        self.unit_file = self.root / "edgelite.service"
+        self.service_json = self.root / "service.json"
+        self.run = self.root / "run"
+        self.logs = self.root / "log"
+        self.log = self.logs / "edgelite.log"
+        self.deploys_log = self.logs / "deploys.log"
+        self.supervisor_pid = self.run / "supervisor.pid"
+        self.state = self.run / "state.json"
+        self.lock = self.root / ".lock"
+
+    def ensure(self) -> None:
+        for d in (self.root, self.bundles, self.incoming, self.wheels, self.venvs, self.media, self.releases,
+                  self.run, self.logs):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def current_rid(self) -> str | None:
+        try:
+            return Path(os.readlink(self.current)).name
+        except OSError:
+            return None
+
+    def release(self, rid: str) -> dict:
+        rel = read_json(self.releases / rid / "release.json")
+        if not isinstance(rel, dict):
+            raise AgentError(f"no release {rid} in {self.releases}")
+        return rel
+
+    def release_ids(self) -> list[str]:
+        """Good (not failed) releases, oldest first (ids start with a UTC timestamp)."""
+        if not self.releases.is_dir():
+            return []
+        return sorted(p.name for p in self.releases.iterdir()
+                      if p.is_dir() and not p.name.endswith(".failed") and (p / "release.json").exists())
+
+    def service(self) -> dict:
+        return read_json(self.service_json) or {"mode": "supervisor", "unit": "edgelite"}
+
+    @contextlib.contextmanager
+    def locked(self):
+        """One switch at a time on this device (released by the kernel if the holder dies)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.lock, "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                say("another deploy or rollback is switching this device; waiting for it")
+                fcntl.flock(f, fcntl.LOCK_EX)
+            yield
+
+
+def say(msg: str) -> None:
+    """A progress line: stderr (stdout carries only the JSON reply)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def atomic_symlink(target: str, link: Path) -> None:
+    """`ln -sfn target link.tmp && mv -T link.tmp link`: readers see the old or the new target, never none."""
+    tmp = link.with_name(f".{link.name}.tmp{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(target, tmp)
+    os.replace(tmp, link)  # rename(2) over the old symlink: atomic
+
+
+def pid_alive_with(pid: int, *needles: str) -> bool:
+    """True when `pid` runs and its command line contains every needle (guards against pid reuse)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return all(n in cmdline for n in needles)
+
+
+def agent_argv() -> list[str]:
+    """The command line that starts this agent again (the supervisor, a detached job).
+
+    From the zipapp: `python3 DIR/agent.pyz`; from a source tree (the tests), the same code from that tree.
+    """
+    loader = globals().get("__loader__")
+    if isinstance(loader, zipimport.zipimporter):
+        return [sys.executable, loader.archive]
+    tree = str(Path(__file__).resolve().parents[3])
+    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {tree!r}); "
+            "from edgelite.deploy.agent.__main__ import main; sys.exit(main())"]

@@ -1,0 +1,212 @@
+"""How the service runs on this device: a systemd unit (system or --user), the agent's supervisor, or none.
+
+`service.json` records the mode; every function here takes that record (`svc`) and does the same
+thing in each mode: start (install the unit, restart), stop, remove, state, log tail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from edgelite.core import read_json, write_json
+from edgelite.deploy.agent import supervisor as sv
+from edgelite.deploy.agent.layout import AgentError, Layout, agent_argv
+from edgelite.errors import EXIT_USAGE
+
+MODES = ("systemd", "systemd-user", "supervisor", "none")
+
+UNIT_TEMPLATE = """[Unit]
+Description=edgelite camera classifier ({root})
+Documentation=https://pypi.org/project/edgelite/
+After=network-online.target
+Wants=network-online.target
+StartLimitIntervalSec={limit_interval}
+StartLimitBurst={limit_burst}
+
+[Service]
+Type=notify
+NotifyAccess=main
+{user_lines}WorkingDirectory={root}
+ExecStart={root}/current/run
+Restart=on-failure
+RestartSec={restart_sec}
+WatchdogSec={watchdog}
+TimeoutStartSec={timeout_start}
+TimeoutStopSec={timeout_stop}
+StandardOutput=journal
+StandardError=journal
+SyslogIdentifier={unit}
+NoNewPrivileges=yes
+
+[Install]
+WantedBy={wanted_by}
+"""
+
+
+def render_unit(root: str, user: str | None, unit: str = "edgelite") -> str:
+    """The systemd unit: Type=notify + WatchdogSec (edgelite run speaks sd_notify), Restart=on-failure,
+    the deploy user (never root; `user=None` for a `systemctl --user` unit), journald logging."""
+    user_lines = f"User={user}\nSupplementaryGroups=video\n" if user else ""
+    return UNIT_TEMPLATE.format(root=root, user_lines=user_lines, unit=unit, restart_sec=int(sv.RESTART_SEC),
+                                watchdog=sv.WATCHDOG_SEC, timeout_start=sv.TIMEOUT_START_SEC,
+                                timeout_stop=sv.TIMEOUT_STOP_SEC, limit_interval=int(sv.START_LIMIT_INTERVAL),
+                                limit_burst=sv.START_LIMIT_BURST,
+                                wanted_by="multi-user.target" if user else "default.target")
+
+
+def verify_unit(path: Path) -> str | None:
+    """`systemd-analyze verify` findings, or None when it is clean or not installed."""
+    tool = shutil.which("systemd-analyze")
+    if not tool:
+        return None
+    r = subprocess.run([tool, "verify", str(path)], capture_output=True, text=True, timeout=60)
+    # it also complains about unrelated units on the system; keep the lines about this file
+    lines = [ln for ln in (r.stdout + r.stderr).splitlines() if path.name in ln or str(path) in ln]
+    return "\n".join(lines) or (None if r.returncode == 0 else (r.stderr.strip() or f"exit {r.returncode}"))
+
+
+def cmd_configure(lay: Layout, req: dict) -> dict:
+    """Record how the service runs on this device and write the unit file (checked when systemd-analyze exists)."""
+    mode, unit, user = req["mode"], str(req.get("unit") or "edgelite"), str(req["user"])
+    if mode not in MODES:
+        raise AgentError(f"mode {mode!r}: expected one of {', '.join(MODES)}", EXIT_USAGE)
+    lay.ensure()
+    old = read_json(lay.service_json)
+    if old and old.get("mode") != mode:
+        service_stop(lay, old)
+    svc = {"mode": mode, "unit": unit, "user": user}
+    write_json(lay.service_json, svc)
+    lay.unit_file.write_text(render_unit(str(lay.root), user if mode != "systemd-user" else None, unit))
+    return {"unit_file": str(lay.unit_file), **svc}
+
+
+def check_unit(lay: Layout, svc: dict) -> dict:
+    """`systemd-analyze verify` of the unit as it will be installed (needs `current/run` to exist)."""
+    if not shutil.which("systemd-analyze"):
+        return {"verified": False, "findings": None}
+    with tempfile.TemporaryDirectory() as tmp:
+        named = Path(tmp) / f"{svc.get('unit', 'edgelite')}.service"
+        shutil.copyfile(lay.unit_file, named)
+        return {"verified": True, "findings": verify_unit(named)}
+
+
+def _sudo() -> list[str]:
+    return [] if os.geteuid() == 0 else ["sudo", "-n"]
+
+
+def _systemctl(svc: dict) -> list[str]:
+    return ["systemctl", "--user"] if svc["mode"] == "systemd-user" else _sudo() + ["systemctl"]
+
+
+def service_start(lay: Layout, svc: dict) -> None:
+    mode, unit = svc["mode"], svc["unit"]
+    if mode == "none":
+        return
+    if mode == "supervisor":
+        sv.supervisor_stop(lay)
+        lay.state.unlink(missing_ok=True)
+        lay.logs.mkdir(parents=True, exist_ok=True)
+        logf = open(lay.log, "ab")
+        subprocess.Popen(agent_argv() + ["supervise", "--dir", str(lay.root)],
+                         stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True,
+                         close_fds=True, cwd=str(lay.root))
+        logf.close()
+        for _ in range(100):  # the pidfile is its first act
+            if sv.supervisor_pid(lay):
+                return
+            time.sleep(0.05)
+        raise AgentError("the supervisor did not start; see `edgelite deploy --logs`")
+    if mode == "systemd":
+        dest = f"/etc/systemd/system/{unit}.service"
+        _run(_sudo() + ["install", "-m", "644", str(lay.unit_file), dest])
+    else:
+        d = Path.home() / ".config" / "systemd" / "user"
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(lay.unit_file, d / f"{unit}.service")
+        subprocess.run(["loginctl", "enable-linger"], capture_output=True)  # start at boot, not at login
+    sc = _systemctl(svc)
+    _run(sc + ["daemon-reload"])
+    _run(sc + ["enable", "--quiet", f"{unit}.service"])
+    _run(sc + ["reset-failed", f"{unit}.service"], check=False)
+    _run(sc + ["restart", "--no-block", f"{unit}.service"])
+
+
+def service_stop(lay: Layout, svc: dict) -> None:
+    if svc.get("mode") == "supervisor":
+        sv.supervisor_stop(lay)
+    elif svc.get("mode") in ("systemd", "systemd-user"):
+        _run(_systemctl(svc) + ["stop", f"{svc['unit']}.service"], check=False)
+
+
+def service_remove(lay: Layout, svc: dict) -> None:
+    service_stop(lay, svc)
+    if svc.get("mode") in ("systemd", "systemd-user"):
+        sc = _systemctl(svc)
+        _run(sc + ["disable", "--quiet", f"{svc['unit']}.service"], check=False)
+        if svc["mode"] == "systemd":
+            _run(_sudo() + ["rm", "-f", f"/etc/systemd/system/{svc['unit']}.service"], check=False)
+        else:
+            (Path.home() / ".config" / "systemd" / "user" / f"{svc['unit']}.service").unlink(missing_ok=True)
+        _run(sc + ["daemon-reload"], check=False)
+
+
+def service_state(lay: Layout, svc: dict) -> dict:
+    """{active, pid, restarts, exits: [{code, at}], state, status} — the same shape for every mode."""
+    if svc.get("mode") == "supervisor":
+        st = read_json(lay.state) or {}
+        pid = sv.supervisor_pid(lay)
+        st["supervisor_alive"] = bool(pid)
+        st["active"] = bool(pid) and st.get("state") in ("starting", "running")
+        return st
+    if svc.get("mode") in ("systemd", "systemd-user"):
+        r = subprocess.run(_systemctl(svc) + ["show", f"{svc['unit']}.service", "-p",
+                                              "ActiveState,SubState,MainPID,NRestarts,ExecMainStatus,StatusText"],
+                           capture_output=True, text=True)
+        props = dict(ln.split("=", 1) for ln in r.stdout.splitlines() if "=" in ln)
+        exits = []
+        if props.get("NRestarts", "0") not in ("", "0") or props.get("ActiveState") == "failed":
+            exits.append({"code": int(props.get("ExecMainStatus") or 0), "at": time.time()})
+        return {"active": props.get("ActiveState") == "active", "pid": int(props.get("MainPID") or 0) or None,
+                "restarts": int(props.get("NRestarts") or 0), "exits": exits,
+                "state": f"{props.get('ActiveState')}/{props.get('SubState')}", "status": props.get("StatusText")}
+    return {"active": False, "state": "not managed (--no-service)", "exits": []}
+
+
+def _run(cmd: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise AgentError(f"{' '.join(cmd)} failed: {(r.stderr or r.stdout).strip()[:300]}")
+    return r
+
+
+def log_tail(lay: Layout, svc: dict, n: int = 20) -> list[str]:
+    if svc.get("mode") in ("systemd", "systemd-user"):
+        cmd = ["journalctl", "--user"] if svc["mode"] == "systemd-user" else ["journalctl"]
+        r = subprocess.run(cmd + ["-u", f"{svc['unit']}.service", "-n", str(n), "--no-pager", "-o", "short-iso"],
+                           capture_output=True, text=True)
+        return r.stdout.splitlines()[-n:]
+    try:
+        with open(lay.log, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 64 * 1024))
+            return f.read().decode("utf-8", "replace").splitlines()[-n:]
+    except OSError:
+        return []
+
+
+
+def cmd_service(lay: Layout, req: dict) -> dict:
+    """Start or stop the service as configured (`action`: start | stop); reply its state."""
+    svc = lay.service()
+    action = req.get("action")
+    if action == "start":
+        service_start(lay, svc)
+    elif action == "stop":
+        service_stop(lay, svc)
+    else:
+        raise AgentError(f"service action {action!r}: expected start or stop", EXIT_USAGE)
+    return {"state": service_state(lay, svc)}

@@ -1,0 +1,140 @@
+"""What is on the device and how it runs: status, logs, the previous release, gc, uninstall, facts."""
+
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+from edgelite import __version__
+from edgelite.core import read_json
+from edgelite.deploy.agent.health import health_url, probe_health
+from edgelite.deploy.agent.layout import AgentError, Layout
+from edgelite.deploy.agent.service import log_tail, service_remove, service_state
+from edgelite.errors import EXIT_USAGE
+
+KEEP = 3  # releases kept besides the current one
+
+
+def gc(lay: Layout, keep: int = KEEP) -> list[str]:
+    """Keep the current release and the `keep` newest others; drop what no kept release uses."""
+    cur = lay.current_rid()
+    good = lay.release_ids()
+    kept = set(good[-keep:]) | ({cur} if cur else set())
+    removed = []
+    for p in lay.releases.iterdir() if lay.releases.is_dir() else []:
+        if p.name.endswith(".failed"):
+            failed = sorted(q.name for q in lay.releases.iterdir() if q.name.endswith(".failed"))
+            if p.name in failed[-2:]:
+                continue  # keep the last failures for their logs
+        elif p.name in kept or not p.is_dir() or p.name.startswith("."):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p.name)
+    rels = [read_json(lay.releases / r / "release.json") or {} for r in kept]
+    used_b = {r.get("bundle") for r in rels}
+    used_v = {r.get("venv") for r in rels}
+    used_m = {r.get("source") for r in rels}
+    for d, used in ((lay.bundles, used_b), (lay.venvs, used_v)):
+        for p in d.iterdir() if d.is_dir() else []:
+            if not p.name.startswith(".") and p.name not in used:
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(f"{d.name}/{p.name}")
+    for p in lay.media.iterdir() if lay.media.is_dir() else []:
+        if str(p) not in used_m:
+            p.unlink()
+            removed.append(f"media/{p.name}")
+    return removed
+
+
+def status(lay: Layout) -> dict:
+    svc = lay.service()
+    cur = lay.current_rid()
+    out = {"dir": str(lay.root), "service": svc, "current": None, "releases": [], "health": None,
+           "state": service_state(lay, svc) if lay.root.exists() else None}
+    for rid in lay.release_ids():
+        rel = read_json(lay.releases / rid / "release.json") or {}
+        out["releases"].append({"id": rid, "bundle": rel.get("bundle"), "meta": rel.get("meta"),
+                                "current": rid == cur})
+    if lay.releases.is_dir():
+        out["failed"] = sorted(p.name[:-7] for p in lay.releases.iterdir() if p.name.endswith(".failed"))
+    if cur:
+        rel = read_json(lay.releases / cur / "release.json") or {}
+        out["current"] = rel
+        url = health_url(rel.get("http", "127.0.0.1:8080"))
+        code, body = probe_health(url)
+        out["health"] = {"http": code, "body": body, "url": url}
+    return out
+
+
+def previous(lay: Layout) -> dict:
+    """The release a rollback goes to: the newest good release older than the current one."""
+    cur = lay.current_rid()
+    older = [r for r in lay.release_ids() if cur is None or r < cur]
+    return {"current": cur, "previous": older[-1] if older else None}
+
+
+def cmd_status(lay: Layout, req: dict) -> dict:
+    return status(lay)
+
+
+def cmd_previous(lay: Layout, req: dict) -> dict:
+    return previous(lay)
+
+
+def cmd_gc(lay: Layout, req: dict) -> dict:
+    return {"removed": gc(lay, int(req.get("keep", KEEP)))}
+
+
+def cmd_logs(lay: Layout, req: dict) -> dict:
+    """The last `lines` lines of the service's log; with `follow`, the log goes on to stderr until killed."""
+    svc, n = lay.service(), int(req.get("lines", 50))
+    if not req.get("follow"):
+        return {"lines": log_tail(lay, svc, n)}
+    if svc.get("mode") in ("systemd", "systemd-user"):
+        cmd = ["journalctl", "--user"] if svc["mode"] == "systemd-user" else ["journalctl"]
+        subprocess.call(cmd + ["-u", f"{svc['unit']}.service", "-n", str(n), "--no-pager", "-f"], stdout=sys.stderr)
+        return {"lines": []}
+    for line in log_tail(lay, svc, n):
+        print(line, file=sys.stderr)
+    sys.stderr.flush()
+    with open(lay.log, "rb") as f:
+        f.seek(0, 2)
+        while True:
+            chunk = f.read()
+            if chunk:
+                sys.stderr.write(chunk.decode("utf-8", "replace"))
+                sys.stderr.flush()
+            else:
+                time.sleep(0.3)
+
+
+def cmd_uninstall(lay: Layout, req: dict) -> dict:
+    if not lay.agent.exists() or not lay.releases.is_dir():
+        raise AgentError(f"{lay.root} does not look like an edgelite deploy directory; not removing it", EXIT_USAGE)
+    service_remove(lay, lay.service())
+    shutil.rmtree(lay.root)
+    return {"removed": str(lay.root)}
+
+
+def cmd_facts(lay: Layout, req: dict) -> dict:
+    """What this device is, as the agent sees it (the workstation's preflight probe asks before any agent exists)."""
+    v = sys.version_info
+    os_release = {}
+    try:
+        os_release = platform.freedesktop_os_release()
+    except OSError:
+        pass
+    probe = lay.root if lay.root.exists() else lay.root.parent
+    while not probe.exists():
+        probe = probe.parent
+    return {"python": f"{v.major}.{v.minor}.{v.micro}", "python_bits": 64 if sys.maxsize > 2**32 else 32,
+            "machine": platform.machine(), "os": os_release.get("PRETTY_NAME"),
+            "glibc": platform.libc_ver()[1] or None, "disk_free_mb": shutil.disk_usage(probe).free // (1 << 20),
+            "systemd": os.path.isdir("/run/systemd/system"), "root": os.geteuid() == 0,
+            "rsync": shutil.which("rsync") is not None, "cameras": sorted(glob.glob("/dev/video*")),
+            "current": lay.current_rid(), "service": read_json(lay.service_json), "agent_version": __version__}
