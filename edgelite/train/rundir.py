@@ -30,8 +30,8 @@ from typing import Any
 
 from edgelite.bundle import INTERPOLATIONS, LABELS, read_labels
 from edgelite.errors import first_line
-from edgelite.train.data import Skipped, Split, load_images, read_skipped, write_skipped
 from edgelite.train.config import TrainConfig, save_yaml
+from edgelite.train.data import Skipped, Split, load_images, read_skipped, write_skipped
 from edgelite.train.errors import DataError, TrainError
 
 MODEL = "model.keras"
