@@ -13,8 +13,8 @@ Writes benchmarks/results/bench_<environment>.{md,json,csv,png}. All ratios come
 * Keras `predict` on one image / TFLite fp32 p50 (why users convert at all; here only — the
   device has no TensorFlow).
 
-A thin wrapper over `edgelite.bench.run`; the bare loop and Keras timing are deliberately
-independent of it.
+A thin wrapper over `edgelite.bench.run` and `edgelite.bench.report`; the bare loop and Keras
+timing are deliberately independent of it.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def compute_ratios(result: dict, bare: dict[str, dict[int, float]], keras: dict 
 
 
 def render_markdown(result: dict, ratios: list[dict], bundle: Path, png_name: str | None, argv: list[str]) -> str:
-    from edgelite.bench.run import format_table
+    from edgelite.bench.report import format_table
 
     env = result["environment"]
     rt = ", ".join(f"{k} {v}" for k, v in env.get("runtimes", {}).items())
@@ -226,8 +226,9 @@ def main(argv: list[str] | None = None) -> int:
                          "(one pair of processes on a shared 2-core VM varies by up to +-40 %% at 2 threads)")
     args = ap.parse_args(argv)
 
-    from edgelite.bench import run as B
+    from edgelite.bench import report
     from edgelite.bench.plot import plot_result
+    from edgelite.bench.run import bench
     from edgelite.bundle import Bundle
 
     bundle = Path(args.bundle)
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         result = bench_remote(args.host, [str(bundle)], threads=args.threads, runs=args.runs, warmup=args.warmup,
                               progress=sys.stderr.isatty(), ssh_options=args.ssh_option)
     else:
-        result = B.bench([str(bundle)], threads=args.threads, runs=args.runs, warmup=args.warmup)
+        result = bench([str(bundle)], threads=args.threads, runs=args.runs, warmup=args.warmup)
     threads = result["settings"]["threads"]
 
     bare: dict[str, dict[int, float]] = {}
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                 res = bench_remote(args.host, [str(bundle)], formats=",".join(names), threads=",".join(map(str, threads)),
                                    runs=args.runs, warmup=args.warmup, ssh_options=args.ssh_option)
             else:
-                res = B.bench([str(bundle)], formats=names, threads=threads, runs=args.runs, warmup=args.warmup)
+                res = bench([str(bundle)], formats=names, threads=threads, runs=args.runs, warmup=args.warmup)
             for name in names:
                 per = bare_invoke_p50(paths[name], threads, args.runs, args.warmup,
                                       b.input.height, b.input.width, args.host, args.ssh_option, images)
@@ -287,11 +288,11 @@ def main(argv: list[str] | None = None) -> int:
                             "keras": keras, "anchors": [{"setup": s, "figure": f, "int8_fp32": r} for s, f, r in ANCHORS]}
     out = Path(args.out)
     stem = "bench_" + result["stem"]
-    B.write_json(result, out / f"{stem}.json")
-    B.write_csv(result, out / f"{stem}.csv")
+    report.write_json(result, out / f"{stem}.json")
+    report.write_csv(result, out / f"{stem}.csv")
     plot_result(result, out / f"{stem}.png")
     (out / f"{stem}.md").write_text(render_markdown(result, ratios, bundle, f"{stem}.png", argv))
-    print(B.format_table(result))
+    print(report.format_table(result))
     for r in ratios:
         verdict = "" if r["pass"] is None else ("  ok" if r["pass"] else "  MISSED")
         print(f"{r['ratio']:<48} t{r['threads']}: {r['value']:.3f}  {r['goal']}{verdict}   ({r['detail']})")

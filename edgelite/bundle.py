@@ -28,6 +28,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from edgelite.errors import EdgeliteError
+
 SCHEMA = 1
 MANIFEST = "edgelite.json"
 LABELS = "labels.txt"
@@ -52,7 +54,7 @@ PREFERENCE = ["edgetpu", "qat_int8", "pqat_int8", "int8", "pruned_int8", "fp16",
 INTERPOLATIONS = ("bilinear", "nearest", "area", "bicubic")
 
 
-class BundleError(Exception):
+class BundleError(EdgeliteError):
     """A bundle is missing, malformed or a file in it does not match its manifest."""
 
 

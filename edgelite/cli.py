@@ -2,29 +2,42 @@
 
 Each subpackage owns a small `cli.py` with `register(subparsers)`; those modules import nothing
 heavy, and each command imports its library code only when it runs (so `edgelite --help` and
-`edgelite run` never import TensorFlow).
+`edgelite run` never import TensorFlow). All subpackages ship in one wheel, so every command module
+is imported unconditionally: one that fails to import is a bug and shows its traceback.
+
+Errors: a command raises an `edgelite.errors.EdgeliteError`; `main` prints it as one line,
+``edgelite COMMAND: error: <message>``, and returns its ``exit_code`` (the table is
+`edgelite.errors.EXIT_CODES`, also in the README). Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from edgelite import __version__
+from edgelite.bench import cli as bench_cli
+from edgelite.convert import cli as convert_cli
+from edgelite.deploy import cli as deploy_cli
+from edgelite.device import cli as device_cli
+from edgelite.errors import EXIT_INTERRUPTED, EdgeliteError, require_extra
+from edgelite.train import cli as train_cli
 
 # subpackage cli modules, in the order the commands appear in --help
 COMMAND_MODULES = [
-    "edgelite.train.cli",  # train, data
-    "edgelite.convert.cli",  # convert
-    "edgelite.device.cli",  # run
-    "edgelite.bench.cli",  # bench
-    "edgelite.deploy.cli",  # deploy
+    train_cli,  # train, data
+    convert_cli,  # convert
+    device_cli,  # run
+    bench_cli,  # bench
+    deploy_cli,  # deploy
 ]
 
-
-class UserError(Exception):
-    """An error the user can fix; printed as one line, exit code 2."""
+#: commands that need an optional extra: command -> (extra, the modules it installs that the command imports).
+#: Checked before the command runs, so a device install (`pip install edgelite`) gets one line, not a traceback.
+COMMAND_EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "train": ("train", ("tensorflow", "tf_keras")),
+    "convert": ("convert", ("tensorflow", "tf_keras")),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,33 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"edgelite {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ImportError:
-            continue  # a subpackage not present in this install
+    for mod in COMMAND_MODULES:
         mod.register(sub)
     return parser
-
-
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    """Exception classes whose message is meant for the user (one line, no traceback)."""
-    types: list[type[BaseException]] = [UserError]
-    from edgelite.bundle import BundleError
-
-    types.append(BundleError)
-    for mod, attr in [("edgelite.device.runtime", "ModelLoadError"), ("edgelite.train.errors", "DataError"),
-                      ("edgelite.train.errors", "TrainError"), ("edgelite.convert.errors", "ConvertError"),
-                      ("edgelite.deploy.errors", "DeployError")]:
-        m = sys.modules.get(mod)
-        if m is None:
-            try:
-                m = importlib.import_module(mod)
-            except ImportError:
-                continue
-        if hasattr(m, attr):
-            types.append(getattr(m, attr))
-    return tuple(types)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,15 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if args.command in COMMAND_EXTRAS:
+            extra, modules = COMMAND_EXTRAS[args.command]
+            require_extra(extra, modules)
         rc = args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:
-        if isinstance(e, _user_error_types()):
-            print(f"edgelite {args.command}: error: {e}", file=sys.stderr)
-            return getattr(e, "exit_code", 2)
-        raise
+        return EXIT_INTERRUPTED
+    except EdgeliteError as e:
+        print(f"edgelite {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
     return int(rc or 0)
 
 

@@ -27,7 +27,7 @@ EXIT_INTERRUPTED = 130  # Ctrl-C
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success",
     EXIT_FAILED: "partly failed: convert wrote the bundle without the formats that failed",
-    EXIT_USAGE: "usage: a bad option, path, image, model file or bundle (the message says what to do)",
+    EXIT_USAGE: "usage: a bad option, path, image, model file or bundle, or an optional extra not installed",
     EXIT_REFUSED: "refused by a check: convert --max-drop, deploy preflight",
     EXIT_CHECKSUM: "checksum: a bundle file does not match its manifest",
     EXIT_SMOKE: "deploy: the smoke test failed on the device; nothing was switched",
@@ -52,6 +52,37 @@ class EdgeliteError(Exception):
 
 class UsageError(EdgeliteError):
     """A bad option or argument (exit code 2)."""
+
+
+class MissingExtra(UsageError):
+    """A command needs an optional dependency that this install lacks (exit code 2).
+
+    The core install is the device runtime only; the message names the pip extra to install.
+
+        >>> str(MissingExtra("tensorflow", "train"))
+        "tensorflow is not installed: pip install 'edgelite[train]'"
+        >>> str(MissingExtra("tf2onnx", "onnx", what="--formats onnx"))
+        "--formats onnx needs tf2onnx, which is not installed: pip install 'edgelite[onnx]'"
+    """
+
+    def __init__(self, module: str, extra: str, what: str = ""):
+        hint = f"pip install 'edgelite[{extra}]'"
+        super().__init__(f"{what} needs {module}, which is not installed: {hint}" if what
+                         else f"{module} is not installed: {hint}")
+        self.module = module
+        self.extra = extra
+
+
+def require_extra(extra: str, modules: tuple[str, ...] | list[str], what: str = "") -> None:
+    """Raise MissingExtra for the first of the top-level `modules` that is not installed.
+
+    Looks the modules up without importing them, so a check costs nothing on a device install.
+    """
+    import importlib.util
+
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtra(module, extra, what)
 
 
 def first_line(error: BaseException | str, limit: int = 200) -> str:

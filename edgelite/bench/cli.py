@@ -1,6 +1,7 @@
 """`edgelite bench`: latency, size, memory and accuracy per format × threads — here or on the device.
 
-Wiring only; the work is in `edgelite.bench.run` (imported when the command runs).
+Wiring only; the work is in `edgelite.bench.run` and `edgelite.bench.report` (imported when the
+command runs).
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from edgelite.remote.connection import Connection, add_connection_arguments, used_without_host
 
 EXAMPLES = """\
 examples:
@@ -49,14 +52,12 @@ def register(subparsers) -> None:
     p.add_argument("--plot", metavar="FILE.png", help="write the latency / accuracy figure (a directory = <env>.png)")
     p.add_argument("--out", metavar="DIR", help="write <env>.json, <env>.csv and <env>.png into DIR, named after "
                                                 "the board, CPU architecture, runtime and threads")
-    p.add_argument("--host", metavar="USER@HOST[:PORT]",
-                   help="run the bench on this device over SSH and fetch the result (as for make deploy DEVICE=)")
-    p.add_argument("--ssh-option", action="append", default=[], metavar="OPT",
-                   help="extra `ssh -o OPT` for --host, repeatable (IdentityFile=~/.ssh/pi)")
     p.add_argument("--no-isolate", dest="isolate", action="store_false",
                    help="run every row in this process (faster start; no per-model memory, no crash isolation)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
+    add_connection_arguments(p, host_required=False,
+                             title="on a device (--host: run the bench there over SSH and fetch the result)")
     p.set_defaults(func=_run)
 
 
@@ -71,27 +72,29 @@ def _output_path(value: str | None, stem: str, suffix: str) -> Path | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edgelite.cli import UserError
-    from edgelite.bench import run as B
+    # a bad option or input raises BenchUsageError (an edgelite.errors.UsageError): edgelite.cli prints
+    # it as one line with its exit code
+    from edgelite.bench import report
+    from edgelite.bench.stats import OK
 
-    try:
-        if args.host:
-            from edgelite.bench.remote import RemoteBenchError, bench_remote
+    if args.host:
+        from edgelite.bench.remote import bench_remote
 
-            try:
-                result = bench_remote(args.host, args.targets, formats=args.formats, threads=args.threads,
-                                      runs=args.runs, warmup=args.warmup, min_seconds=args.min_seconds,
-                                      data=args.data, pipeline=args.pipeline, isolate=args.isolate,
-                                      progress=args.progress if args.progress is not None else sys.stderr.isatty(),
-                                      ssh_options=args.ssh_option)
-            except RemoteBenchError as e:
-                raise UserError(str(e)) from None
-        else:
-            result = B.bench(args.targets, formats=args.formats, threads=args.threads, runs=args.runs,
-                             warmup=args.warmup, min_seconds=args.min_seconds, data=args.data,
-                             pipeline=args.pipeline, isolate=args.isolate, progress=args.progress)
-    except B.BenchUsageError as e:
-        raise UserError(str(e)) from None
+        result = bench_remote(Connection.from_args(args), args.targets, formats=args.formats,
+                              threads=args.threads, runs=args.runs, warmup=args.warmup,
+                              min_seconds=args.min_seconds, data=args.data, pipeline=args.pipeline,
+                              isolate=args.isolate,
+                              progress=args.progress if args.progress is not None else sys.stderr.isatty())
+    elif used_without_host(args):
+        from edgelite.bench.errors import BenchUsageError
+
+        raise BenchUsageError(f"{', '.join(used_without_host(args))} only apply with --host USER@HOST")
+    else:
+        from edgelite.bench.run import bench
+
+        result = bench(args.targets, formats=args.formats, threads=args.threads, runs=args.runs,
+                       warmup=args.warmup, min_seconds=args.min_seconds, data=args.data,
+                       pipeline=args.pipeline, isolate=args.isolate, progress=args.progress)
 
     stem = result.get("stem") or "bench"
     written: list[Path] = []
@@ -104,14 +107,14 @@ def _run(args: argparse.Namespace) -> int:
         csv_path = csv_path or out / f"{stem}.csv"
         plot_path = plot_path or out / f"{stem}.png"
     if args.json == "-":
-        B.write_json(result, sys.stdout)
+        report.write_json(result, sys.stdout)
     else:
-        print(B.format_table(result))
+        print(report.format_table(result))
     if json_path:
-        B.write_json(result, json_path)
+        report.write_json(result, json_path)
         written.append(json_path)
     if csv_path:
-        B.write_csv(result, csv_path)
+        report.write_csv(result, csv_path)
         written.append(csv_path)
     if plot_path:
         from edgelite.bench.plot import plot_result
@@ -119,4 +122,4 @@ def _run(args: argparse.Namespace) -> int:
         written.append(plot_result(result, plot_path))
     if written and args.json != "-":
         print("wrote " + ", ".join(str(p) for p in written))
-    return 0 if any(r["status"] == B.OK for r in result["rows"]) else 1
+    return 0 if any(r["status"] == OK for r in result["rows"]) else 1

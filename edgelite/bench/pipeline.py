@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from edgelite.bench.stats import summarize
+
 STAGES = ("capture", "preprocess", "inference", "postprocess", "total")
 
 
@@ -24,7 +26,6 @@ def time_pipeline(model, cfg: dict[str, Any], tick: Callable[[], None] | None = 
     Files and folders loop at their end so any frame count can be timed.
     """
     from edgelite.bundle import InputSpec
-    from edgelite.bench.run import summarize
     from edgelite.device.errors import EndOfSource
     from edgelite.device.pipeline import Pipeline
     from edgelite.device.sources import open_source

@@ -1,93 +1,58 @@
 """`edgelite bench --host user@host`: the same bench, run on the device over SSH, result pulled back.
 
-Three ssh calls, all with BatchMode (keys only, never a password prompt):
+One SSH session (`edgelite.remote`: the same host-key policy, identity, known_hosts and connection
+reuse as `edgelite deploy`), all with BatchMode (keys only, never a password prompt):
 
-1. probe: make a temporary directory on the device and find edgelite there — the deployed install
-   (the venv of `~/edgelite/current`'s release, as `edgelite deploy` lays it out, or
-   `~/edgelite/venv/bin/edgelite`), else `edgelite` on the PATH, else
+1. probe: the device's python3 runs `edgelite/remote/layout.py` (sent as source) to make a temporary
+   directory and find edgelite there — the deployed install (the venv of DIR/current's release, as
+   `edgelite deploy` lays it out under --dir, default ~/edgelite), else `edgelite` on the PATH, else
    none ("temporary": this edgelite's pure-Python package is copied over and run with the device's
-   python3, in a throwaway venv with the core wheels when python3 lacks numpy/OpenCV/LiteRT);
+   python3, in a throwaway venv with the core wheels when python3 lacks numpy/OpenCV/LiteRT); it
+   answers one JSON line;
 2. upload + run: local bundles/models (and --data, --pipeline files) go over as one tar stream, then
    `edgelite bench ... --json -` runs there; its progress bar streams to this terminal, its JSON comes
    back on stdout;
 3. clean-up: the temporary directory is removed, whatever happened.
 
 A path prefixed `device:` is already on the device and is used where it is (`device:~/edgelite/bundle`);
-`device:deployed` is the bundle of the release `edgelite deploy` made current (~/edgelite/current).
+`device:deployed` is the bundle of the release `edgelite deploy` made current (DIR/current).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shlex
-import subprocess
 import sys
-import tarfile
 from pathlib import Path
 from typing import Any
 
-from edgelite.bench.run import BenchUsageError, check_result
+from edgelite.bench.errors import BenchUsageError
+from edgelite.bench.report import check_result
+from edgelite.remote import layout
+from edgelite.remote.connection import Connection
+from edgelite.remote.errors import EXIT_REMOTE, RemoteError
+from edgelite.remote.ssh import Remote, rq
 from edgelite.remote.target import parse_target
 
-DEPLOYED = "$HOME/edgelite/venv/bin/edgelite"
 CORE_WHEELS = ("numpy", "opencv-python-headless", "ai-edge-litert")
 DEVICE_PREFIX = "device:"
 
-
-class RemoteBenchError(Exception):
-    """SSH to the device failed or the bench there failed (printed as one line by the CLI)."""
-
-    exit_code = 2
-
-
-def ssh_command(host: str, ssh_options: list[str] | tuple[str, ...] = (), remote: str | None = None) -> list[str]:
-    """`ssh -o BatchMode=yes [-o OPT ...] [-p PORT] USER@HOST [REMOTE]` — keys only, so a missing key fails
-    at once. `host` is written as for `make deploy`: user@host, user@host:port, ssh://..., user@[::1]:2222."""
-    try:
-        target = parse_target(host or "")
-    except ValueError as e:
-        raise BenchUsageError(f"--host {host!r}: {e}") from None
-    cmd = ["ssh", "-o", "BatchMode=yes"]
-    for opt in ssh_options:  # before our defaults: ssh keeps the first value it is given for an option
-        cmd += ["-o", opt]
-    cmd += ["-o", "ConnectTimeout=15"]
-    if target.port:
-        cmd += ["-p", str(target.port)]
-    cmd.append(target.destination)
-    if remote is not None:
-        cmd.append(remote)
-    return cmd
-
-
-def remote_path(path: str, tmp_var: str = "$tmp") -> str:
-    """A shell word for a device path: `~/x` expands to the remote $HOME, the rest is quoted."""
-    if path == "~":
-        return '"$HOME"'
-    if path.startswith("~/"):
-        return '"$HOME"/' + shlex.quote(path[2:])
-    return shlex.quote(path)
-
-
-PROBE = r"""set -e
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/edgelite-bench.XXXXXX")
-echo "tmp=$tmp"
-rel="$HOME/edgelite/current/release.json"
-venv=""; bundle=""
-if [ -f "$rel" ]; then
-  venv=$(sed -n 's/.*"venv": *"\([^"]*\)".*/\1/p' "$rel" | head -n 1)
-  bundle=$(sed -n 's/.*"bundle": *"\([^"]*\)".*/\1/p' "$rel" | head -n 1)
-fi
-[ -n "$bundle" ] && [ -d "$HOME/edgelite/bundles/$bundle" ] && echo "bundle=$HOME/edgelite/bundles/$bundle"
-if [ -n "$venv" ] && [ -x "$HOME/edgelite/venvs/$venv/bin/edgelite" ]; then
-  echo "install=deployed"; echo "edgelite=$HOME/edgelite/venvs/$venv/bin/edgelite"
-elif [ -x "$HOME/edgelite/venv/bin/edgelite" ]; then
-  echo "install=deployed"; echo "edgelite=$HOME/edgelite/venv/bin/edgelite"
-elif command -v edgelite >/dev/null 2>&1; then
-  echo "install=path"; echo "edgelite=$(command -v edgelite)"
-else
-  echo "install=temporary"
-fi
-echo "python=$(command -v python3 || true)"
+# appended to layout.py's source and run by the device's python3 with DIR as its argument
+PROBE_MAIN = """
+import json, os, shutil, sys, tempfile
+_found = Layout(sys.argv[1]).deployed()
+_tmp = tempfile.mkdtemp(prefix="edgelite-bench.", dir=os.environ.get("TMPDIR") or "/tmp")
+_path = shutil.which("edgelite")
+_install = "deployed" if _found["edgelite"] else "path" if _path else "temporary"
+print(json.dumps({"tmp": _tmp, "install": _install, "edgelite": _found["edgelite"] or _path,
+                  "bundle": _found["bundle"], "python": shutil.which("python3")}))
 """
+
+
+def probe_script() -> str:
+    """The Python program the probe runs on the device: the layout module and a few lines that use it."""
+    return Path(layout.__file__).read_text(encoding="utf-8") + PROBE_MAIN
 
 
 def run_script(install: str, edgelite: str | None, tmp: str, bench_argv: list[str]) -> str:
@@ -116,59 +81,8 @@ PYTHONPATH="$tmp/src${{PYTHONPATH:+:$PYTHONPATH}}" exec "$PY" -m edgelite bench 
 """
 
 
-def _probe(host: str, ssh_options) -> dict[str, str]:
-    cmd = ssh_command(host, ssh_options, "sh -c " + shlex.quote(PROBE))
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    except FileNotFoundError:
-        raise RemoteBenchError("`ssh` is not installed on this machine (apt install openssh-client)") from None
-    except subprocess.TimeoutExpired:
-        raise RemoteBenchError(f"ssh {host} did not answer within 120 s") from None
-    if p.returncode != 0:
-        msg = (p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1]
-        raise RemoteBenchError(f"cannot reach {host} over ssh ({msg}); check `ssh {host} true` works without a "
-                               "password (ssh-copy-id), or pass --ssh-option Port=... / IdentityFile=...")
-    info = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
-    if not info.get("tmp"):
-        raise RemoteBenchError(f"{host}: cannot make a temporary directory: {p.stdout.strip()[:200]}")
-    return info
-
-
-def _cleanup(host: str, ssh_options, tmp: str) -> None:
-    cmd = ssh_command(host, ssh_options, "rm -rf -- " + shlex.quote(tmp))
-    try:
-        subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    except (subprocess.TimeoutExpired, OSError):
-        print(f"edgelite bench: could not remove {tmp} on {host}", file=sys.stderr)
-
-
-def _upload(host: str, ssh_options, tmp: str, items: list[tuple[Path, str]]) -> None:
-    """Stream local files/directories to tmp/<arcname> on the device as one uncompressed tar."""
-    if not items:
-        return
-    cmd = ssh_command(host, ssh_options, f"tar -xf - -C {shlex.quote(tmp)}")
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stdin is not None
-
-    def skip(ti: tarfile.TarInfo):
-        name = Path(ti.name).name
-        return None if name == "__pycache__" or name.endswith(".pyc") else ti
-
-    try:
-        with tarfile.open(fileobj=proc.stdin, mode="w|") as tar:
-            for local, arc in items:
-                tar.add(str(local), arcname=arc, filter=skip)
-    except BrokenPipeError:
-        pass
-    finally:
-        proc.stdin.close()
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.wait() != 0:
-        raise RemoteBenchError(f"copying to {host}:{tmp} failed: {(err.strip().splitlines() or ['?'])[-1]}")
-
-
-def plan_paths(paths: list[str], data: str | None, pipeline: str | None, deployed_bundle: str | None = None
-               ) -> tuple[list[str], str | None, str | None, list[tuple[Path, str]]]:
+def plan_paths(paths: list[str], data: str | None, pipeline: str | None, deployed_bundle: str | None = None,
+               directory: str = layout.DEFAULT_DIR) -> tuple[list[str], str | None, str | None, list[tuple[Path, str]]]:
     """Device-side names for the targets, --data and --pipeline, and the (local, archive name) uploads.
 
     Device names are relative to the temporary directory (the bench runs there); `device:` paths are kept.
@@ -178,12 +92,13 @@ def plan_paths(paths: list[str], data: str | None, pipeline: str | None, deploye
     for i, raw in enumerate(paths):
         if raw == DEVICE_PREFIX + "deployed":
             if not deployed_bundle:
-                raise RemoteBenchError("device:deployed: the device has no current release (~/edgelite/current); "
-                                       "deploy one with `edgelite deploy` or give a bundle path")
+                raise BenchUsageError(f"device:deployed: the device has no current release ({directory}/"
+                                      f"{layout.CURRENT}); deploy one with `edgelite deploy` (--dir {directory}) "
+                                      "or give a bundle path")
             remote_targets.append(shlex.quote(deployed_bundle))
             continue
         if raw.startswith(DEVICE_PREFIX):
-            remote_targets.append(remote_path(raw[len(DEVICE_PREFIX):]))
+            remote_targets.append(rq(raw[len(DEVICE_PREFIX):]))
             continue
         p = Path(raw)
         if not p.exists():
@@ -196,7 +111,7 @@ def plan_paths(paths: list[str], data: str | None, pipeline: str | None, deploye
         if value is None:
             return None
         if value.startswith(DEVICE_PREFIX):
-            return remote_path(value[len(DEVICE_PREFIX):])
+            return rq(value[len(DEVICE_PREFIX):])
         p = Path(value)
         if p.exists():
             arc = f"{kind}/{p.resolve().name}"
@@ -209,55 +124,76 @@ def plan_paths(paths: list[str], data: str | None, pipeline: str | None, deploye
     return remote_targets, one(data, "data"), one(pipeline, "pipeline"), uploads
 
 
-def bench_remote(host: str, paths: list[str], *, formats: str | None = None, threads: str | None = None,
-                 runs: int = 200, warmup: int = 20, min_seconds: float = 0.0, data: str | None = None,
-                 pipeline: str | None = None, isolate: bool = True, progress: bool = False,
+def _probe(remote: Remote, directory: str) -> dict[str, str | None]:
+    """Make the temporary directory on the device and find its edgelite (see the module docstring)."""
+    r = remote.run(f"python3 - {rq(directory)}", input=probe_script(), timeout=120, check=False)
+    if r.returncode == 127:
+        raise RemoteError(f"{remote.target} has no python3; install it (sudo apt install python3-venv) or deploy "
+                          "edgelite there with `edgelite deploy`", EXIT_REMOTE)
+    try:
+        info = json.loads(r.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        info = {}
+    if r.returncode != 0 or not info.get("tmp"):
+        msg = (r.stderr.strip().splitlines() or [r.stdout.strip()[:200] or f"exit code {r.returncode}"])[-1]
+        raise RemoteError(f"{remote.target}: cannot make a temporary directory for the bench: {msg}", EXIT_REMOTE)
+    return info
+
+
+def _cleanup(remote: Remote, tmp: str) -> None:
+    try:
+        remote.run(f"rm -rf -- {shlex.quote(tmp)}", timeout=120, check=False)
+    except RemoteError:
+        print(f"edgelite bench: could not remove {tmp} on {remote.target}", file=sys.stderr)
+
+
+def bench_remote(host: str | Connection, paths: list[str], *, formats: str | None = None,
+                 threads: str | None = None, runs: int = 200, warmup: int = 20, min_seconds: float = 0.0,
+                 data: str | None = None, pipeline: str | None = None, isolate: bool = True, progress: bool = False,
                  ssh_options: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """Run `edgelite bench` on `host` over SSH and return its result dict (with a `remote` section)."""
+    """Run `edgelite bench` on a device over SSH and return its result dict (with a `remote` section).
+
+    `host` is a Connection (`--host`, `--identity`, ..., `--dir`) or a destination as for `make deploy`
+    (user@host[:port], ssh://..., user@[::1]:2222) reached with `ssh_options`.
+    """
     import edgelite
 
+    if isinstance(host, Connection):
+        conn = dataclasses.replace(host, ssh_options=(*host.ssh_options, *ssh_options))
+    else:
+        conn = Connection(parse_target(host or ""), ssh_options=tuple(ssh_options))
+    where = str(conn.target)
     plan_paths(list(paths), data, pipeline, "?")  # refuse bad paths before connecting
-    info = _probe(host, ssh_options)
-    tmp = info["tmp"]
-    try:
-        targets, rdata, rpipe, uploads = plan_paths(list(paths), data, pipeline, info.get("bundle"))
-    except Exception:
-        _cleanup(host, ssh_options, tmp)
-        raise
-    argv = list(targets)
-    if formats:
-        argv += ["--formats", shlex.quote(str(formats))]
-    if threads:
-        argv += ["--threads", shlex.quote(str(threads))]
-    argv += ["--runs", str(int(runs)), "--warmup", str(int(warmup)), "--min-seconds", repr(float(min_seconds))]
-    if rdata:
-        argv += ["--data", rdata]
-    if rpipe:
-        argv += ["--pipeline", rpipe]
-    if not isolate:
-        argv.append("--no-isolate")
-    argv += ["--progress" if progress else "--no-progress", "--json", "-"]
-
-    try:
-        install = info.get("install", "temporary")
-        if install == "temporary":
-            uploads.append((Path(edgelite.__file__).resolve().parent, "src/edgelite"))
-        _upload(host, ssh_options, tmp, uploads)
-        script = run_script(install, info.get("edgelite"), tmp, argv)
-        print(f"edgelite bench: running on {host} with the {install} install"
-              + (f" ({info.get('edgelite')})" if info.get("edgelite") else ""), file=sys.stderr)
-        p = subprocess.run(ssh_command(host, ssh_options, "sh -c " + shlex.quote(script)),
-                           stdout=subprocess.PIPE, text=True)
-        import json
-
+    with conn.remote() as remote:
+        info = _probe(remote, conn.dir)
+        tmp, install = str(info["tmp"]), str(info.get("install") or "temporary")
         try:
-            result = json.loads(p.stdout)
-            check_result(result, f"the output of edgelite bench on {host}")
-        except (json.JSONDecodeError, BenchUsageError):
-            raise RemoteBenchError(f"edgelite bench on {host} failed (exit code {p.returncode}); its messages are "
-                                   "above") from None
-    finally:
-        _cleanup(host, ssh_options, tmp)
+            targets, rdata, rpipe, uploads = plan_paths(list(paths), data, pipeline, info.get("bundle"), conn.dir)
+            argv = list(targets)
+            for flag, value in (("--formats", formats), ("--threads", threads)):
+                if value:
+                    argv += [flag, shlex.quote(str(value))]
+            argv += ["--runs", str(int(runs)), "--warmup", str(int(warmup)), "--min-seconds", repr(float(min_seconds))]
+            for flag, value in (("--data", rdata), ("--pipeline", rpipe)):
+                if value:
+                    argv += [flag, value]
+            argv += (["--no-isolate"] if not isolate else []) + ["--progress" if progress else "--no-progress",
+                                                                 "--json", "-"]
+            if install == "temporary":
+                uploads.append((Path(edgelite.__file__).resolve().parent, "src/edgelite"))
+            remote.upload_tar(uploads, tmp)
+            script = run_script(install, info.get("edgelite"), tmp, argv)
+            print(f"edgelite bench: running on {where} with the {install} install"
+                  + (f" ({info.get('edgelite')})" if info.get("edgelite") else ""), file=sys.stderr)
+            p = remote.run("sh -c " + shlex.quote(script), timeout=None, check=False, capture_stderr=False)
+            try:
+                result = json.loads(p.stdout)
+                check_result(result, f"the output of edgelite bench on {where}")
+            except (json.JSONDecodeError, BenchUsageError):
+                raise RemoteError(f"edgelite bench on {where} failed (exit code {p.returncode}); its messages are "
+                                  "above", EXIT_REMOTE) from None
+        finally:
+            _cleanup(remote, tmp)
 
     # device-side temporary paths -> the local names the user typed
     back = {f"{tmp}/{arc}": str(local) for local, arc in uploads}
@@ -279,6 +215,6 @@ def bench_remote(host: str, paths: list[str], *, formats: str | None = None, thr
             r["pipeline"]["source"] = local(r["pipeline"].get("source"))
     s = result.get("settings", {})
     s["data"], s["pipeline"] = data, pipeline
-    result["remote"] = {"host": host, "install": install, "edgelite": info.get("edgelite"),
+    result["remote"] = {"host": where, "install": install, "edgelite": info.get("edgelite"),
                         "python": info.get("python"), "tmp": tmp}
     return result

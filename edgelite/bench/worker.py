@@ -5,15 +5,20 @@ peak resident memory belongs to that model alone and a model that crashes its ru
 flatbuffer can segfault an interpreter) takes down only its own row. The job arrives as JSON on
 stdin; events go out as JSON lines on stdout ({"phase": ...}, {"progress": n}, finally {"row": {...}}).
 
-`run_job(job, emit)` is the same code in-process (`bench(..., isolate=False)`, and the tests).
+`run_job(job, emit)` is the same code in-process (`bench(..., isolate=False)`, and the tests);
+`run_isolated(job, on_event)` is the parent's side: it starts the worker and reads its events.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import resource
+import signal
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,15 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from edgelite.bench.stats import LOAD_FAILED, OK, VALIDATION_FAILED, summarize, top1_shortfall
+
 Emit = Callable[[dict[str, Any]], None]
 
-LOAD_FAILED = "load failed"
-VALIDATION_FAILED = "validation failed"
-OK = "ok"
-
-#: a row fails validation when its top-1 on the bundle's held-out split is this far below the top-1
-#: `convert` recorded for the same file (a runtime or delegate computing something else).
-TOP1_TOLERANCE = 0.05
+#: the keys a row copies from its job (what was measured, before any measurement)
+JOB_KEYS = ("target", "name", "format", "precision", "threads", "file", "bytes")
 
 
 def peak_rss_mb() -> float:
@@ -53,8 +55,6 @@ def current_rss_mb() -> float | None:
         pages = int(Path("/proc/self/statm").read_text().split()[1])
     except (OSError, ValueError, IndexError):
         return None
-    import os
-
     return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
 
 
@@ -67,17 +67,23 @@ def _one_line(e: BaseException) -> str:
     return text[0][:300] if text else type(e).__name__
 
 
+def job_row(job: dict[str, Any], status: str = OK, error: str | None = None) -> dict[str, Any]:
+    """A row for `job` with a status and no measurement yet (top-1 unknown, no images scored)."""
+    row: dict[str, Any] = {k: job.get(k) for k in JOB_KEYS}
+    row.update(status=status, error=error, top1=None, images=0)
+    return row
+
+
 def run_job(job: dict[str, Any], emit: Emit | None = None) -> dict[str, Any]:
     """Load the model, time load / first inference / warm-up / timed runs, score top-1, time the pipeline.
 
     Never raises for a bad model: the returned row carries the status and the error.
     """
-    from edgelite.bench.run import summarize
     from edgelite.device.runtime import load_model
 
     emit = emit or (lambda _event: None)
-    row: dict[str, Any] = {k: job.get(k) for k in ("target", "name", "format", "precision", "threads", "file", "bytes")}
-    row.update(status=OK, error=None, top1=None, images=0, top1_manifest=job.get("top1_manifest"))
+    row = job_row(job)
+    row["top1_manifest"] = job.get("top1_manifest")
     rss_before = current_rss_mb()
 
     t0 = time.perf_counter_ns()
@@ -102,8 +108,8 @@ def run_job(job: dict[str, Any], emit: Emit | None = None) -> dict[str, Any]:
     images = np.load(job["images"]) if job.get("images") else None
     labels = np.load(job["labels"]) if job.get("labels") else None
     if job.get("data") and images is None and job.get("accuracy"):
+        from edgelite.bench.data import load_data
         from edgelite.bundle import InputSpec
-        from edgelite.bench.run import load_data
 
         try:
             images, labels, _, _ = load_data(job["data"], InputSpec(height=h, width=w), job.get("data_labels"))
@@ -170,10 +176,9 @@ def run_job(job: dict[str, Any], emit: Emit | None = None) -> dict[str, Any]:
             row["images"] = n_img
             if not finite:
                 problems.append("non-finite scores on the data")
-            m = job.get("top1_manifest")
-            if m is not None and row["top1"] < m - TOP1_TOLERANCE:
-                problems.append(f"top-1 {row['top1']:.3f} on the held-out split is below the {m:.3f} "
-                                f"measured at convert time (tolerance {TOP1_TOLERANCE})")
+            shortfall = top1_shortfall(row["top1"], job.get("top1_manifest"))
+            if shortfall:
+                problems.append(shortfall)
 
         if job.get("pipeline"):
             from edgelite.bench.pipeline import time_pipeline
@@ -190,6 +195,48 @@ def run_job(job: dict[str, Any], emit: Emit | None = None) -> dict[str, Any]:
         row["model_rss_mb"] = round(max(0.0, row["peak_rss_mb"] - rss_before), 1)
     emit({"progress": done})
     return row
+
+
+def run_isolated(job: dict[str, Any], on_event) -> dict[str, Any]:
+    """Run one job in `python -m edgelite.bench.worker`; a crash becomes the row's error."""
+    import edgelite
+
+    env = dict(os.environ)
+    pkg_root = str(Path(edgelite.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    proc = subprocess.Popen([sys.executable, "-m", "edgelite.bench.worker"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    err_chunks: list[str] = []
+    reader = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps(job))
+    proc.stdin.close()
+    row = None
+    loaded = False
+    for line in proc.stdout:
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a runtime printing to stdout; not ours
+        if "row" in event:
+            row = event["row"]
+        else:
+            loaded |= event.get("phase") == "loaded"
+            on_event(event)
+    rc = proc.wait()
+    reader.join(5)
+    if row is not None:
+        return row
+    stderr = "".join(err_chunks).strip().splitlines()
+    why = f"signal {-rc}" if rc < 0 else f"exit code {rc}"
+    try:
+        why = f"{signal.Signals(-rc).name}" if rc < 0 else why
+    except ValueError:
+        pass
+    tail = f": {stderr[-1][:200]}" if stderr else ""
+    return job_row(job, VALIDATION_FAILED if loaded else LOAD_FAILED,
+                   f"the runtime crashed ({why}) while {'running' if loaded else 'loading'} the model{tail}")
 
 
 def main() -> int:

@@ -29,17 +29,21 @@ import numpy as np
 
 from edgelite.bundle import HELDOUT, MANIFEST, Bundle, ModelEntry, sha256_file
 from edgelite.convert.errors import ConvertError, GateFailed
-from edgelite.convert.formats import EDGETPU_SOURCE_PREFERENCE, EXPORTS, INT8_NAMES, IO_TYPES, parse_formats
+from edgelite.convert.formats import (
+    EDGETPU_SOURCE_PREFERENCE,
+    EXPORTS,
+    EXTRAS,
+    INT8_NAMES,
+    IO_TYPES,
+    parse_formats,
+    require_one_installed,
+)
 from edgelite.errors import first_line
 from edgelite.train.tfenv import import_tensorflow
 
 EDGETPU_COMPAT_JSON = "edgetpu_compat.json"
 EDGETPU_COMPAT_MD = "edgetpu_compat.md"
 LOG_FILE = "convert.log"
-
-PIP_HINTS = {"tensorflow": "edgelite[convert]", "tensorflow_model_optimization": "edgelite[convert]",
-             "tf2onnx": "edgelite[onnx]", "onnx": "edgelite[onnx]", "onnxruntime": "edgelite[onnx]"}
-
 
 @dataclasses.dataclass
 class Settings:
@@ -125,6 +129,8 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, *, formats: str |
                         opset=opset, batch_size=batch_size, prune_lr=prune_lr, qat_lr=qat_lr, seed=seed).check()
     names = parse_formats(formats, prune=prune, qat=qat)
     explicit = set(names) if formats is not None else {n for n in names if n in INT8_NAMES[1:]}
+    if formats is not None:
+        require_one_installed(names)
     if "edgetpu" in names and not any(n in names for n in INT8_NAMES):
         names.insert(names.index("edgetpu"), "int8")
         log("edgetpu is compiled from an int8 model: adding int8")
@@ -285,7 +291,7 @@ class _Job:
             try:
                 importlib.import_module(need)
             except ImportError:
-                return f"{need} is not installed (pip install '{PIP_HINTS.get(need, need)}')"
+                return f"{need} is not installed (pip install 'edgelite[{EXTRAS[need]}]')"
         return None
 
     def export(self, name: str) -> ModelEntry:

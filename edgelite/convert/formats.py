@@ -7,9 +7,11 @@ keys of :data:`edgelite.bundle.FORMATS`, the manifest's model names.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 
 from edgelite.bundle import FORMATS
 from edgelite.convert.errors import ConvertError
+from edgelite.errors import MissingExtra
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +54,10 @@ EXPORTS: dict[str, Export] = {
                "ONNX (tf2onnx), run by onnxruntime"),
     ]
 }
+
+#: the pip extra (``pip install 'edgelite[EXTRA]'``) that installs each module an export needs
+EXTRAS = {"tensorflow": "convert", "tensorflow_model_optimization": "convert",
+          "tf2onnx": "onnx", "onnx": "onnx", "onnxruntime": "onnx"}
 
 #: what `--formats` means when not given
 DEFAULT_FORMATS = ("fp32", "fp16", "dynamic", "int8", "onnx", "edgetpu")
@@ -108,3 +114,22 @@ def parse_formats(spec: str | list[str] | tuple[str, ...] | None, *, prune: floa
         names.add("pqat_int8" if prune is not None else "qat_int8")
     order = list(EXPORTS)  # the table's order: float exports, int8s, edgetpu, onnx
     return sorted(names, key=order.index)
+
+
+def missing_module(name: str) -> str | None:
+    """The first Python module the export `name` needs that is not installed (looked up, not imported)."""
+    for need in EXPORTS[name].needs:
+        if not need.startswith("bin:") and importlib.util.find_spec(need) is None:
+            return need
+    return None
+
+
+def require_one_installed(names: list[str]) -> None:
+    """Stop before any work when not one of the formats the user named can be exported for want of an
+    optional module: ``--formats onnx`` without tf2onnx raises MissingExtra (exit 2), naming the extra.
+
+    When some can, convert goes on and marks the others ``export failed`` (exit 1).
+    """
+    missing = [missing_module(n) for n in names]
+    if names and all(missing):
+        raise MissingExtra(missing[0], EXTRAS[missing[0]], what=f"--formats {','.join(names)}")

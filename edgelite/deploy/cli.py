@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgelite.remote.connection import add_connection_arguments
+
 EXAMPLES = """\
 examples:
   edgelite deploy bundles/demo --host pi@raspberrypi.local                  # camera 0, preview on the Pi's 127.0.0.1:8080
@@ -24,14 +26,7 @@ def register(sub) -> None:
                     "health-check it; an unhealthy release is rolled back.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", metavar="BUNDLE", nargs="?", help="bundle directory (edgelite.json) to deploy")
-    c = p.add_argument_group("connection")
-    c.add_argument("--host", required=True, metavar="USER@HOST[:PORT]", help="the device, as for ssh")
-    c.add_argument("--identity", "-i", metavar="KEY", help="SSH private key (default: ssh's own choice)")
-    c.add_argument("--strict-host-key", action="store_true",
-                   help="require the device's host key to be in known_hosts already (default: accept a new "
-                        "device's key on first contact, refuse a changed one)")
-    c.add_argument("--known-hosts", metavar="FILE", help="known_hosts file to use (default: ssh's)")
-    c.add_argument("--dir", default="~/edgelite", metavar="DIR", help="install directory on the device (default ~/edgelite)")
+    add_connection_arguments(p, host_required=True)
     r = p.add_argument_group("what runs on the device")
     r.add_argument("--source", default="0", metavar="SRC",
                    help="camera index (0), /dev/videoN, picamera2, a URL, a device path, or a local video file "
@@ -71,10 +66,10 @@ def deploy_command(args) -> int:
 
     from edgelite.deploy import deploy as d
     from edgelite.deploy.errors import EXIT_USAGE, DeployError
-    from edgelite.remote.ssh import parse_target
+    from edgelite.remote.connection import Connection
 
-    target = parse_target(args.host)
-    conn = d.Connection(target, args.identity, args.strict_host_key, args.known_hosts, args.dir, args.verbose)
+    conn = Connection.from_args(args)
+    target = conn.target
     if args.status:
         st = d.device_status(conn)
         print(json.dumps(st, indent=1) if args.json else d.format_status(st, target))
@@ -91,8 +86,8 @@ def deploy_command(args) -> int:
         raise DeployError("which bundle? `edgelite deploy BUNDLE --host USER@HOST` "
                           "(or --status / --logs / --rollback / --uninstall)", EXIT_USAGE)
     opts = d.DeployOptions(
-        bundle=Path(args.bundle), target=target, identity=args.identity, strict_host_key=args.strict_host_key,
-        known_hosts=args.known_hosts, dir=args.dir, source=args.source, http=args.http, format=args.format,
+        bundle=Path(args.bundle), target=target, identity=conn.identity, strict_host_key=conn.strict_host_key,
+        known_hosts=conn.known_hosts, dir=conn.dir, ssh_options=conn.ssh_options, source=args.source, http=args.http, format=args.format,
         print_every=args.print_every, run_args=args.run_args, offline=args.offline, no_service=args.no_service,
         smoke_test=args.smoke_test, health_timeout=args.health_timeout, transfer=args.transfer, wheel=args.wheel,
         verbose=args.verbose)

@@ -39,25 +39,12 @@ from edgelite.deploy.errors import (
     DeployError,
 )
 from edgelite.deploy.preflight import PROBE, Facts, assess, parse_probe, report
+from edgelite.remote.connection import Connection
+from edgelite.remote.layout import DEFAULT_DIR
 from edgelite.remote.ssh import Remote, Target, rq
 
 STEPS = 7
-DEFAULT_DIR = "~/edgelite"
 DEFAULT_HTTP = "127.0.0.1:8080"
-
-
-@dataclasses.dataclass
-class Connection:
-    target: Target
-    identity: str | None = None
-    strict_host_key: bool = False
-    known_hosts: str | None = None
-    dir: str = DEFAULT_DIR
-    verbose: bool = False
-
-    def remote(self) -> Remote:
-        return Remote(self.target, identity=self.identity, strict_host_key=self.strict_host_key,
-                      known_hosts=self.known_hosts, verbose=self.verbose)
 
 
 @dataclasses.dataclass
@@ -82,10 +69,12 @@ class DeployOptions:
     transfer: str = "auto"  # auto | rsync | scp
     wheel: str | None = None
     verbose: bool = False
+    ssh_options: tuple[str, ...] = ()
 
     @property
     def connection(self) -> Connection:
-        return Connection(self.target, self.identity, self.strict_host_key, self.known_hosts, self.dir, self.verbose)
+        return Connection(self.target, self.identity, self.strict_host_key, self.known_hosts, self.dir, self.verbose,
+                          self.ssh_options)
 
 
 class Steps:

@@ -5,6 +5,8 @@ Each kind of refusal has its own exit code, so scripts (and `make deploy`) can t
 
 from __future__ import annotations
 
+from edgelite.errors import EdgeliteError
+
 EXIT_USAGE = 2  # bad option, missing bundle
 EXIT_PREFLIGHT = 3  # the device cannot run edgelite (32-bit OS, Python too old, no disk, ...)
 EXIT_CHECKSUM = 4  # a bundle file does not match its manifest (on the workstation or the device)
@@ -14,7 +16,7 @@ EXIT_CONNECT = 7  # SSH could not connect or authenticate
 EXIT_REMOTE = 8  # a step on the device failed (pip install, ...)
 
 
-class DeployError(Exception):
+class DeployError(EdgeliteError):
     """A deploy that stopped for a reason the user can act on; `exit_code` says which kind."""
 
     def __init__(self, message: str, exit_code: int = EXIT_USAGE):

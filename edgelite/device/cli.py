@@ -85,8 +85,6 @@ def options_from_args(args):
 
 
 def run_command(args) -> int:
-    from edgelite.cli import UserError
-    from edgelite.device.errors import RunError
     from edgelite.device.loop import run_options
 
     logger = logging.getLogger("edgelite.device")
@@ -97,10 +95,7 @@ def run_command(args) -> int:
     logger.propagate = False
     try:
         opts = options_from_args(args)
-        try:
-            summary = run_options(args.model, opts)
-        except RunError as e:
-            raise UserError(str(e)) from None
+        summary = run_options(args.model, opts)
         out = sys.stderr if opts.json == "-" else sys.stdout
         if summary.checked is not None:
             acc = summary.accuracy or 0.0

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from edgelite.device.errors import ModelLoadError
 from edgelite.errors import first_line
 
 if TYPE_CHECKING:
@@ -32,10 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("edgelite.device")
 
 EDGETPU_LIBRARY = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
-
-
-class ModelLoadError(Exception):
-    """A model cannot be loaded or run: missing runtime, corrupt file, missing delegate."""
 
 
 class Prediction(NamedTuple):

@@ -10,9 +10,10 @@ One `open_source(spec)` for every kind the CLI's `--source` accepts:
 ``picamera2``                          the Raspberry Pi camera (`edgelite.device.picamera`)
 =====================================  =========================================================
 
-Every source decodes in its own capture thread. Live sources keep only the latest frame (the loop
-never lags behind the camera; overwritten frames are counted as drops); files and folders are read
-ahead through a small bounded queue, so decoding overlaps inference and no frame is dropped.
+Every source decodes in its own capture thread (`edgelite.device.frames.Source`, with `Frame`). Live
+sources keep only the latest frame (the loop never lags behind the camera; overwritten frames are
+counted as drops); files and folders are read ahead through a small bounded queue, so decoding
+overlaps inference and no frame is dropped.
 
     >>> with open_source("clip.avi") as src:            # doctest: +SKIP
     ...     frame = src.read(timeout=1.0)                # Frame(image=BGR ndarray, index=0, ...)
@@ -20,8 +21,6 @@ ahead through a small bounded queue, so decoding overlaps inference and no frame
 
 from __future__ import annotations
 
-import collections
-import dataclasses
 import logging
 import os
 import re
@@ -30,169 +29,14 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
-from edgelite.device.errors import EndOfSource, SourceError, SourceFailed
+from edgelite.device.errors import SourceError, SourceFailed
+from edgelite.device.frames import Frame, Source
 
 log = logging.getLogger("edgelite.device")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 PICAMERA_NAMES = {"picamera2", "picamera"}
-
-
-@dataclasses.dataclass
-class Frame:
-    image: np.ndarray  # BGR uint8: what the preview and the display show
-    index: int  # position in the source since it was opened (drops leave gaps)
-    timestamp: float  # wall-clock time of capture (time.time())
-    model_image: np.ndarray | None = None  # BGR already sized for the model (picamera2's lores stream)
-    file: str | None = None  # the image file, for folder sources
-    model_input: np.ndarray | None = None  # RGB model input, made by `Source.prepare` in the capture thread
-    prep_ms: float = 0.0  # time `prepare` took
-
-
-class Source:
-    """Base class: a capture thread feeding a `_FrameBuffer`. Subclasses implement `_run`."""
-
-    live = True
-    kind = "source"
-
-    def __init__(self, name: str, *, capacity: int = 1, drop: bool = True):
-        self.name = name
-        #: optional BGR image -> RGB model input, run in the capture thread on every frame, so resizing
-        #: overlaps inference on another core (the loop sets it to `Pipeline.prepare`)
-        self.prepare = None
-        self._capacity, self._drop = capacity, drop
-        self._buf: _FrameBuffer | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._dropped_before = 0  # drops of earlier openings (a reconnect starts a new buffer)
-
-    # -- lifecycle
-    def open(self) -> Source:
-        """Start capturing. Raises SourceError when the source can never work; live sources report
-        open failures later, through `read()` raising SourceFailed, so opening never blocks."""
-        self.close()
-        if self._buf is not None:
-            self._dropped_before += self._buf.dropped
-        self._stop = threading.Event()
-        self._buf = _FrameBuffer(self._capacity, self._drop)
-        self._prepare()
-        self._thread = threading.Thread(target=self._thread_main, args=(self._buf, self._stop),
-                                        name=f"capture:{self.name}", daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self, timeout: float = 1.0) -> None:
-        """Stop the capture thread. A thread blocked inside a driver call is left to finish on its own
-        (it owns its capture handle and releases it), so closing never hangs the loop."""
-        self._stop.set()
-        if self._buf is not None:
-            self._buf.wake()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.debug("capture thread for %s still blocked in a read; leaving it", self.name)
-            self._thread = None
-
-    def __enter__(self) -> Source:
-        return self.open()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    # -- reading
-    def read(self, timeout: float) -> Frame | None:
-        """The next frame, or None after `timeout` s. Raises EndOfSource at the end of a file or folder
-        and SourceFailed when a live source failed."""
-        if self._buf is None:
-            raise RuntimeError("source is not open")
-        return self._buf.get(timeout)
-
-    @property
-    def dropped(self) -> int:
-        """Frames overwritten before the loop took them, since the first opening."""
-        return self._dropped_before + (self._buf.dropped if self._buf is not None else 0)
-
-    # -- for subclasses
-    def _prepare(self) -> None:
-        """Synchronous checks at open time (raise SourceError)."""
-
-    def _run(self, put, stop: threading.Event) -> None:
-        """Capture until `stop` is set; call put(Frame) per frame (returns False when stopping).
-        Return at the end of the stream; raise SourceFailed (or anything) when the source fails."""
-        raise NotImplementedError
-
-    def _thread_main(self, buf: _FrameBuffer, stop: threading.Event) -> None:
-        # buf and stop belong to this opening: a thread left blocked by close() never touches the next one
-        prepare = self.prepare
-
-        def put(frame: Frame) -> bool:
-            if prepare is not None:
-                t0 = time.perf_counter()
-                frame.model_input = prepare(frame.model_image if frame.model_image is not None else frame.image)
-                frame.prep_ms = (time.perf_counter() - t0) * 1e3
-            return buf.put(frame, stop)
-
-        try:
-            self._run(put, stop)
-            buf.finish(None)
-        except SourceFailed as e:
-            buf.finish(e)
-        except Exception as e:  # a driver exception: report it to the loop, which reconnects
-            buf.finish(SourceFailed(f"{self.name}: {type(e).__name__}: {e}"))
-
-
-class _FrameBuffer:
-    """Hand-over between the capture thread and the loop: latest-frame slot (drop) or bounded queue."""
-
-    def __init__(self, capacity: int, drop: bool):
-        self._q: collections.deque[Frame] = collections.deque()
-        self._capacity, self._drop = max(1, capacity), drop
-        self._cond = threading.Condition()
-        self._done = False
-        self._error: SourceFailed | None = None
-        self.dropped = 0
-
-    def put(self, frame: Frame, stop: threading.Event) -> bool:
-        with self._cond:
-            if self._drop:
-                while len(self._q) >= self._capacity:
-                    self._q.popleft()
-                    self.dropped += 1
-            else:
-                while len(self._q) >= self._capacity and not stop.is_set():
-                    self._cond.wait(0.1)
-            if stop.is_set():
-                return False
-            self._q.append(frame)
-            self._cond.notify_all()
-            return True
-
-    def finish(self, error: SourceFailed | None) -> None:
-        with self._cond:
-            self._done, self._error = True, error
-            self._cond.notify_all()
-
-    def wake(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
-
-    def get(self, timeout: float) -> Frame | None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not self._q:
-                if self._done:
-                    if self._error is not None:
-                        raise self._error
-                    raise EndOfSource()
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._cond.wait(left)
-            frame = self._q.popleft()
-            self._cond.notify_all()  # room for a blocked reader
-            return frame
 
 
 # ---------------------------------------------------------------------------------------- OpenCV

@@ -1,1 +1,11 @@
-"""The one way to reach a device: SSH target parsing, the ssh/rsync/scp calls, host-key policy."""
+"""The one way to reach a device: every `edgelite` command that talks to a Pi goes through here.
+
+    target.py      `user@host[:port]`, `ssh://...`, `user@[IPv6]:port` -> Target
+    ssh.py         Remote: the only module that starts ssh / rsync / scp (one host-key policy,
+                   identity, known_hosts, extra -o options, one shared ControlMaster connection)
+    connection.py  Connection (what to reach and how) and the one argparse group of SSH flags
+    layout.py      the device folder under DIR (default ~/edgelite); stdlib only, the agent ships it
+    errors.py      RemoteError (exit codes EXIT_CONNECT / EXIT_REMOTE / EXIT_USAGE)
+
+Nothing is imported here, so the device agent can ship `layout.py` without the rest.
+"""

@@ -1,12 +1,14 @@
-"""SSH and file transfer to the device: OpenSSH's `ssh`, `rsync` (or `scp` when the device has no rsync).
+"""SSH and file transfer to a device: OpenSSH's `ssh`, `rsync` (or `scp` when the device has no rsync).
 
-Key authentication only (BatchMode=yes: never a password prompt), StrictHostKeyChecking=accept-new
-by default (remember a new device, refuse a changed key) or `yes` with --strict-host-key (the key must
-already be in known_hosts); never `no`. One control connection is shared by every command of a deploy.
+The only module in edgelite that starts ssh, rsync or scp. Key authentication only (BatchMode=yes:
+never a password prompt). One host-key policy: StrictHostKeyChecking=accept-new by default (remember
+a new device, refuse a changed key) or `yes` with --strict-host-key (the key must already be in
+known_hosts); never `no`. One control connection (ControlMaster) is shared by every command of a
+session.
 
-    >>> t = parse_target("pi@raspberrypi.local:2222")
-    >>> (t.user, t.host, t.port)
-    ('pi', 'raspberrypi.local', 2222)
+    >>> with Remote(parse_target("pi@raspberrypi.local:2222")) as r:       # doctest: +SKIP
+    ...     print(r.run("uname -m").stdout)
+    aarch64
 """
 
 from __future__ import annotations
@@ -15,26 +17,24 @@ import os
 import shlex
 import shutil
 import subprocess
+import tarfile
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from edgelite.deploy.errors import EXIT_CONNECT, EXIT_REMOTE, EXIT_USAGE, DeployError
-from edgelite.remote.target import Target
-from edgelite.remote.target import parse_target as _parse_target
+from edgelite.remote.errors import EXIT_CONNECT, EXIT_REMOTE, EXIT_USAGE, RemoteError
+from edgelite.remote.target import Target, parse_target
 
-
-def parse_target(value: str) -> Target:
-    """`user@host`, `user@host:port`, `host`, `ssh://user@host:port`, `user@[::1]:2222` (shared with
-    `edgelite bench --host`, which lives on the device side)."""
-    try:
-        return _parse_target(value)
-    except ValueError as e:
-        raise DeployError(f"--host {value!r}: {e}", EXIT_USAGE) from None
+__all__ = ["Remote", "RemoteError", "Target", "parse_target", "rq", "host_key_policy"]
 
 
 def rq(path: str) -> str:
-    """Quote a device path for the remote shell, keeping a leading `~/` expandable."""
+    """Quote a device path for the remote shell, keeping a leading `~/` expandable.
+
+    >>> rq("~/edgelite"), rq("~/my dir"), rq("/srv/my bundle")
+    ('~/edgelite', "~/'my dir'", "'/srv/my bundle'")
+    """
     if path == "~":
         return "~"
     if path.startswith("~/"):
@@ -42,10 +42,31 @@ def rq(path: str) -> str:
     return shlex.quote(path)
 
 
-def _remove_stale_control_dirs(age: float = 120.0) -> None:
-    """Empty control dirs left by killed deploys (their master exits after ControlPersist)."""
-    import time
+def host_key_policy(strict_host_key: bool, ssh_options: Iterable[str]) -> tuple[str, list[str]]:
+    """(StrictHostKeyChecking value, the other -o options). A StrictHostKeyChecking among `ssh_options`
+    may make the policy stricter (yes / ask) but never turn checking off (no / off: a usage error).
 
+    >>> host_key_policy(False, ["Port=2222", "StrictHostKeyChecking=yes"])
+    ('yes', ['Port=2222'])
+    """
+    strict, rest = strict_host_key, []
+    for opt in ssh_options:
+        key, _, value = opt.replace("=", " ", 1).partition(" ")
+        if key.strip().lower() != "stricthostkeychecking":
+            rest.append(opt)
+            continue
+        value = value.strip().lower()
+        if value in ("yes", "ask"):
+            strict = True
+        elif value != "accept-new":
+            raise RemoteError(f"--ssh-option {opt}: edgelite never turns host-key checking off; add the device's "
+                              "key to a file with ssh-keyscan and pass --known-hosts FILE (or keep the default, "
+                              "accept-new)", EXIT_USAGE)
+    return ("yes" if strict else "accept-new"), rest
+
+
+def _remove_stale_control_dirs(age: float = 120.0) -> None:
+    """Empty control dirs left by killed sessions (their master exits after ControlPersist)."""
     for d in Path(tempfile.gettempdir()).glob("edgelite-ssh-*"):
         try:
             if time.time() - d.stat().st_mtime > age and not any(d.iterdir()):
@@ -54,63 +75,79 @@ def _remove_stale_control_dirs(age: float = 120.0) -> None:
             pass
 
 
+def _skip_caches(ti: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    name = Path(ti.name).name
+    return None if name == "__pycache__" or name.endswith(".pyc") else ti
+
+
 class Remote:
     """Commands and file copies to one device over a shared OpenSSH connection.
 
-    Use as a context manager: the control connection is closed at the end (and a killed deploy's
-    master exits by itself after ControlPersist).
+    `ssh_options` are extra `ssh -o` options (`Port=2222`, `IdentityFile=...`); they come after the
+    host-key policy and BatchMode, which they cannot override, and before the other defaults, which they
+    can (ssh keeps the first value it is given). Use as a context manager: the control connection is
+    closed at the end (and a killed session's master exits by itself after ControlPersist).
     """
 
     def __init__(self, target: Target, *, identity: str | None = None, strict_host_key: bool = False,
-                 known_hosts: str | None = None, connect_timeout: int = 20, verbose: bool = False):
+                 known_hosts: str | None = None, ssh_options: Sequence[str] = (), connect_timeout: int = 20,
+                 verbose: bool = False):
         self.target = target
         self.verbose = verbose
+        policy, extra = host_key_policy(strict_host_key, ssh_options)
         if identity and not Path(identity).expanduser().is_file():
-            raise DeployError(f"--identity {identity}: no such key file", EXIT_USAGE)
+            raise RemoteError(f"--identity {identity}: no such key file", EXIT_USAGE)
         if shutil.which("ssh") is None:
-            raise DeployError("no `ssh` on this machine; install OpenSSH's client (apt install openssh-client)",
+            raise RemoteError("no `ssh` on this machine; install OpenSSH's client (apt install openssh-client)",
                               EXIT_USAGE)
         _remove_stale_control_dirs()
         # one control connection per Remote, never shared between runs: a reused master would skip
         # authentication with another --identity
         self._ctl_dir = tempfile.mkdtemp(prefix="edgelite-ssh-")
-        opts = [
-            "-o", "BatchMode=yes",  # keys only: fail instead of asking for a password
-            "-o", f"StrictHostKeyChecking={'yes' if strict_host_key else 'accept-new'}",
+        opts = ["-o", "BatchMode=yes",  # keys only: fail instead of asking for a password
+                "-o", f"StrictHostKeyChecking={policy}"]
+        if identity:
+            opts += ["-i", str(Path(identity).expanduser()), "-o", "IdentitiesOnly=yes"]
+        if known_hosts:
+            opts += ["-o", f"UserKnownHostsFile={Path(known_hosts).expanduser()}"]
+        for opt in extra:
+            opts += ["-o", opt]
+        opts += [
             "-o", f"ConnectTimeout={connect_timeout}",
             "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
             "-o", "ControlMaster=auto", "-o", f"ControlPath={self._ctl_dir}/%C", "-o", "ControlPersist=30",
             "-o", "LogLevel=ERROR",
         ]
-        if identity:
-            opts += ["-i", str(Path(identity).expanduser()), "-o", "IdentitiesOnly=yes"]
-        if known_hosts:
-            opts += ["-o", f"UserKnownHostsFile={Path(known_hosts).expanduser()}"]
         self._common_opts = opts
         self.ssh_opts = opts + (["-p", str(target.port)] if target.port else [])
 
     # ------------------------------------------------------------------ commands
     def ssh_argv(self, command: str) -> list[str]:
+        """The argv that runs `command` (one shell string) on the device."""
         return ["ssh", *self.ssh_opts, self.target.destination, command]
 
     def run(self, command: str, *, input: str | None = None, timeout: float | None = 600, check: bool = True,
-            capture: bool = True) -> subprocess.CompletedProcess:
-        """Run a shell command on the device. Connection failures become a DeployError that says what to do."""
+            capture: bool = True, capture_stderr: bool | None = None) -> subprocess.CompletedProcess:
+        """Run a shell command on the device. A connection failure is a RemoteError (EXIT_CONNECT) that says
+        what to do; with `check`, so is a non-zero exit (EXIT_REMOTE). `capture_stderr=False` lets the
+        command's messages reach this terminal while stdout is captured."""
+        if capture_stderr is None:
+            capture_stderr = capture
         if self.verbose:
             print(f"  $ ssh {self.target} {command}", flush=True)
         try:
             r = subprocess.run(self.ssh_argv(command), input=input, text=True, timeout=timeout,
                                stdout=subprocess.PIPE if capture else None,
-                               stderr=subprocess.PIPE if capture else None,
+                               stderr=subprocess.PIPE if capture_stderr else None,
                                stdin=None if input is not None else subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
-            raise DeployError(f"{self.target}: `{command[:60]}` did not finish within {timeout:.0f} s",
+            raise RemoteError(f"{self.target}: `{command[:60]}` did not finish within {timeout:.0f} s",
                               EXIT_CONNECT) from None
         if r.returncode == 255:
-            raise DeployError(self._explain_ssh_failure(r.stderr or ""), EXIT_CONNECT)
+            raise RemoteError(self._explain_ssh_failure(r.stderr or ""), EXIT_CONNECT)
         if check and r.returncode != 0:
             lines = [ln for ln in ((r.stderr or "") + "\n" + (r.stdout or "")).splitlines() if ln.strip()]
-            raise DeployError(f"`{command[:90]}` failed on {self.target} (exit {r.returncode}): "
+            raise RemoteError(f"`{command[:90]}` failed on {self.target} (exit {r.returncode}): "
                               f"{' / '.join(lines[-3:]) or 'no output'}", EXIT_REMOTE)
         return r
 
@@ -119,15 +156,14 @@ class Remote:
         p = subprocess.Popen(self.ssh_argv(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, bufsize=1)
         lines = []
-        assert p.stdout is not None
-        for line in p.stdout:
+        for line in p.stdout or ():
             line = line.rstrip("\n")
             lines.append(line)
             if on_line:
                 on_line(line)
         code = p.wait(timeout=timeout)
         if code == 255:
-            raise DeployError(self._explain_ssh_failure("\n".join(lines[-5:])), EXIT_CONNECT)
+            raise RemoteError(self._explain_ssh_failure("\n".join(lines[-5:])), EXIT_CONNECT)
         return code, lines
 
     def _explain_ssh_failure(self, stderr: str) -> str:
@@ -147,6 +183,10 @@ class Remote:
     def has_rsync_locally(self) -> bool:
         return shutil.which("rsync") is not None
 
+    def _scp_destination(self, remote_dir: str) -> str:
+        host = f"[{self.target.host}]" if ":" in self.target.host else self.target.host
+        return f"{self.target.user + '@' if self.target.user else ''}{host}:{remote_dir.rstrip('/')}/"
+
     def push(self, local: Sequence[str | os.PathLike], remote_dir: str, *, transfer: str = "rsync",
              checksum: bool = False, delete: bool = False, contents: bool = False) -> None:
         """Copy files/dirs into `remote_dir` (an absolute device path). `contents`: copy a dir's contents.
@@ -163,25 +203,47 @@ class Remote:
                 cmd.append("--checksum")
             if delete:
                 cmd.append("--delete")
-            host = f"[{self.target.host}]" if ":" in self.target.host else self.target.host
-            dest = f"{self.target.user + '@' if self.target.user else ''}{host}:{remote_dir.rstrip('/')}/"
-            cmd += [*srcs, dest]
+            cmd += [*srcs, self._scp_destination(remote_dir)]
         else:
             self.run(f"mkdir -p {rq(remote_dir)}")
             if contents:
                 srcs = [str(p) for s in srcs for p in sorted(Path(s).iterdir())]
             port = ["-P", str(self.target.port)] if self.target.port else []
-            host = f"[{self.target.host}]" if ":" in self.target.host else self.target.host
-            dest = f"{self.target.user + '@' if self.target.user else ''}{host}:{remote_dir.rstrip('/')}/"
-            cmd = ["scp", "-q", "-r", "-p", *port, *self._common_opts, *srcs, dest]
+            cmd = ["scp", "-q", "-r", "-p", *port, *self._common_opts, *srcs, self._scp_destination(remote_dir)]
         if self.verbose:
             print("  $ " + shlex.join(cmd), flush=True)
         r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if r.returncode != 0:
             text = " ".join((r.stderr or r.stdout).strip().splitlines()[-3:])
             if r.returncode == 255 or "connection" in text.lower():
-                raise DeployError(self._explain_ssh_failure(text), EXIT_CONNECT)
-            raise DeployError(f"copying to {self.target}:{remote_dir} with {transfer} failed: {text}", EXIT_CONNECT)
+                raise RemoteError(self._explain_ssh_failure(text), EXIT_CONNECT)
+            raise RemoteError(f"copying to {self.target}:{remote_dir} with {transfer} failed: {text}", EXIT_CONNECT)
+
+    def upload_tar(self, items: Sequence[tuple[str | os.PathLike, str]], remote_dir: str) -> None:
+        """Stream local files/dirs to `remote_dir`/<arcname> as one uncompressed tar over this connection
+        (needs only `tar` on the device; Python caches are left out). `remote_dir` must exist."""
+        if not items:
+            return
+        cmd = self.ssh_argv(f"tar -xf - -C {rq(remote_dir)}")
+        if self.verbose:
+            print(f"  $ tar -cf - ... | ssh {self.target} tar -xf - -C {rq(remote_dir)}", flush=True)
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            with tarfile.open(fileobj=proc.stdin, mode="w|") as tar:
+                for local, arcname in items:
+                    tar.add(str(local), arcname=arcname, filter=_skip_caches)
+        except BrokenPipeError:
+            pass  # the far end stopped reading: its exit code and message say why
+        finally:
+            if proc.stdin:
+                proc.stdin.close()
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        code = proc.wait()
+        if code == 255:
+            raise RemoteError(self._explain_ssh_failure(err), EXIT_CONNECT)
+        if code != 0:
+            last = (err.strip().splitlines() or [f"tar exited with {code}"])[-1]
+            raise RemoteError(f"copying to {self.target}:{remote_dir} failed: {last}", EXIT_REMOTE)
 
     def close(self) -> None:
         subprocess.run(["ssh", *self.ssh_opts, "-O", "exit", self.target.destination],

@@ -1,6 +1,6 @@
 """An SSH destination as users write it: `user@host`, `user@host:port`, `host`, `ssh://user@host:port`,
-`user@[::1]:2222`. Shared by `make deploy` / `edgelite deploy` and `edgelite bench --host` (standard
-library only: the device side may use it).
+`user@[::1]:2222`. Used by every command that reaches a device (`deploy`, `bench --host`); standard
+library only.
 
     >>> t = parse_target("pi@raspberrypi.local:2222")
     >>> (t.user, t.host, t.port, t.destination, str(t))
@@ -10,6 +10,8 @@ library only: the device side may use it).
 from __future__ import annotations
 
 import dataclasses
+
+from edgelite.remote.errors import EXIT_USAGE, RemoteError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +31,17 @@ class Target:
 
 
 def parse_target(value: str) -> Target:
-    """Parse an SSH destination; ValueError (a short reason) when it is not one."""
+    """Parse an SSH destination; a RemoteError (exit code 2) that names --host when it is not one.
+
+    A destination starting with `-` is refused: ssh would read it as an option (`-oProxyCommand=...`).
+    """
+    try:
+        return _parse(value)
+    except ValueError as e:
+        raise RemoteError(f"--host {value!r}: {e}", EXIT_USAGE) from None
+
+
+def _parse(value: str) -> Target:
     v = value.strip()
     if v.startswith("ssh://"):
         v = v[len("ssh://"):].rstrip("/")
@@ -46,8 +58,9 @@ def parse_target(value: str) -> Target:
             port = rest[1:]
     elif hostport.count(":") == 1:
         host, port = hostport.split(":")
-    if (not host or v.startswith("-") or any(c in host for c in " /\\'\"")  # "-o..." would be an ssh option
-            or (user and any(c in user for c in " :/'\""))):
+    if v.startswith("-"):
+        raise ValueError("a destination starting with '-' would reach ssh as an option")
+    if not host or any(c in host for c in " /\\'\"") or (user and any(c in user for c in " :/'\"")):
         raise ValueError("expected user@host or user@host:port")
     if port is not None:
         if not port.isdigit() or not 0 < int(port) < 65536:

@@ -90,9 +90,9 @@ def _train(args) -> int:
             "label_smoothing", "dropout", "augment", "class_weights", "val_split", "test_split", "weights", "seed",
             "patience", "interpolation", "strategy"]
     if not args.resume and not args.data_dir:
-        from edgelite.cli import UserError
+        from edgelite.errors import UsageError
 
-        raise UserError("DATA_DIR is required unless you --resume a run")
+        raise UsageError("DATA_DIR is required unless you --resume a run")
     train(args.data_dir, args.out, config=args.config, resume=args.resume, overwrite=args.overwrite,
           **{k: getattr(args, k) for k in keys})
     return 0

@@ -27,6 +27,8 @@ import zipfile
 
 import numpy as np
 
+from edgelite.train.errors import TrainError
+
 __all__ = ["TorchFileError", "load_legacy_torch_state_dict"]
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -48,8 +50,11 @@ _STORAGE_DTYPES = {
 }
 
 
-class TorchFileError(pickle.UnpicklingError):
-    """The file is not a torch state_dict this reader accepts (forbidden global, truncated, ...)."""
+class TorchFileError(TrainError, pickle.UnpicklingError):
+    """The file is not a torch state_dict this reader accepts (forbidden global, truncated, ...).
+
+    A TrainError (one line from the CLI, exit code 2) and still a pickle.UnpicklingError for callers
+    that read pickles generically."""
 
 
 class _StorageType:

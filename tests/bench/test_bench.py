@@ -8,7 +8,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,9 +17,14 @@ import cv2
 import numpy as np
 import pytest
 
+from edgelite.bench import report as R
 from edgelite.bench import run as B
+from edgelite.bench import stats, worker
 from edgelite.bench.env import environment_stem, governor_warning, read_environment
+from edgelite.bench.errors import BenchUsageError
+from edgelite.errors import EXIT_CONNECT
 from tests.bench import bench_fixtures as bf
+from tests.sshkit import free_port
 
 RUNS, WARMUP = 30, 3
 
@@ -56,18 +60,18 @@ def _edit_manifest(bundle: Path, fn) -> None:
 
 # ---------------------------------------------------------------------------------------- statistics
 def test_summarize_known_samples():
-    s = B.summarize(np.arange(1, 101, dtype=float))
+    s = stats.summarize(np.arange(1, 101, dtype=float))
     assert s["n"] == 100
     assert s["min"] == 1 and s["max"] == 100
     assert s["p50"] == pytest.approx(50.5) and s["p90"] == pytest.approx(90.1) and s["p99"] == pytest.approx(99.01)
     assert s["mean"] == pytest.approx(50.5)
     assert s["std"] == pytest.approx(np.std(np.arange(1, 101), ddof=1), abs=1e-4)  # 29.0115
-    one = B.summarize([3.25])
+    one = stats.summarize([3.25])
     assert one["std"] == 0.0 and one["p50"] == one["p99"] == 3.25
-    skew = B.summarize([1.0] * 98 + [10.0, 1000.0])
+    skew = stats.summarize([1.0] * 98 + [10.0, 1000.0])
     assert skew["p50"] == 1.0 and skew["p99"] == pytest.approx(10.0 + 0.01 * 990) and skew["max"] == 1000.0
     with pytest.raises(ValueError):
-        B.summarize([])
+        stats.summarize([])
 
 
 def test_parse_options():
@@ -75,10 +79,10 @@ def test_parse_options():
     assert B.parse_threads(None) == B.default_threads()
     assert B.default_threads(4) == [1, 2, 4] and B.default_threads(2) == [1, 2] and B.default_threads(1) == [1]
     for bad in ("0", "two", "1,-2"):
-        with pytest.raises(B.BenchUsageError):
+        with pytest.raises(BenchUsageError):
             B.parse_threads(bad)
     assert B.parse_formats("all") is None and B.parse_formats("int8,fp32") == ["int8", "fp32"]
-    with pytest.raises(B.BenchUsageError, match="unknown format"):
+    with pytest.raises(BenchUsageError, match="unknown format"):
         B.parse_formats("int4")
 
 
@@ -168,7 +172,7 @@ def test_board_governor_warning_and_file_naming(tmp_path, bench_bundle):
     res = B.bench([str(bench_bundle)], formats="int8", threads="1", runs=5, warmup=0, isolate=False,
                   env_root=str(tmp_path / "ondemand"))
     assert res["warnings"] == env["warnings"]
-    table = B.format_table(res)
+    table = R.format_table(res)
     assert "Raspberry Pi 4 Model B" in table and "warning: CPU governor is ondemand" in table
 
 
@@ -190,7 +194,7 @@ def test_corrupt_file_is_load_failed_and_others_still_run(tmp_path, bench_bundle
         assert r["status"] == "load failed" and "checksum" in r["error"] and r["latency_ms"] is None
         g = by[("garbage_fp32.tflite", "garbage_fp32", t)]
         assert g["status"] == "load failed" and g["error"]
-    table = B.format_table(res)
+    table = R.format_table(res)
     assert "int8: load failed:" in table and "Model" in table.splitlines()[1]
 
 
@@ -226,7 +230,7 @@ def test_worker_crash_becomes_the_rows_error(bench_bundle):
     job = {"target": str(bench_bundle), "name": "int8", "format": "tflite", "precision": "int8", "threads": 1,
            "file": str(bench_bundle / "model_int8.tflite"), "bytes": 1, "runs": 3, "warmup": 0,
            "images": str(bench_bundle / "no-such-images.npy"), "labels": None}
-    row = B._run_isolated(job, lambda ev: None)
+    row = worker.run_isolated(job, lambda ev: None)
     assert row["status"] == "validation failed"  # it loaded, then the process died
     assert "crashed (exit code 1) while running" in row["error"] and "no-such-images" in row["error"]
 
@@ -244,17 +248,17 @@ def test_cli_writes_json_csv_png_named_after_the_environment(tmp_path, bench_bun
     stem = environment_stem(read_environment(), [1])
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{stem}{s}" for s in (".json", ".csv", ".png"))
 
-    res = B.load_result(out / f"{stem}.json")
-    assert res["schema"] == B.SCHEMA and res["stem"] == stem
+    res = R.load_result(out / f"{stem}.json")
+    assert res["schema"] == R.SCHEMA and res["stem"] == stem
     for key in ("created", "edgelite", "environment", "settings", "targets", "rows", "warnings"):
         assert key in res
     for r in res["rows"]:
-        assert list(r)[: len(B.ROW_KEYS)] == list(B.ROW_KEYS)
+        assert list(r)[: len(R.ROW_KEYS)] == list(R.ROW_KEYS)
         assert set(r["latency_ms"]) == {"n", "mean", "std", "min", "p50", "p90", "p99", "max"}
 
     with open(out / f"{stem}.csv", newline="") as f:
         table = list(csv.DictReader(f))
-    assert list(table[0]) == B.CSV_COLUMNS and len(table) == 2
+    assert list(table[0]) == R.CSV_COLUMNS and len(table) == 2
     assert [row["name"] for row in table] == ["fp32", "int8"]
     assert float(table[1]["p50"]) == pytest.approx(res["rows"][1]["latency_ms"]["p50"])
     assert float(table[0]["top1"]) == pytest.approx(bf.ACCURACY)
@@ -314,7 +318,7 @@ def test_data_folder_and_bare_model_accuracy(tmp_path, bench_bundle):
     res = B.bench([str(bench_bundle)], formats="int8", threads="1", runs=3, warmup=0, data=str(folder), isolate=False)
     assert res["rows"][0]["images"] == bf.N_HELDOUT and res["rows"][0]["top1"] == pytest.approx(bf.ACCURACY)
     assert f"1 unreadable skipped: {cls.name}/zz_truncated.png" in res["targets"][0]["data"]["source"]
-    assert any("zz_truncated.png" in w for w in res["warnings"]) and "zz_truncated.png" in B.format_table(res)
+    assert any("zz_truncated.png" in w for w in res["warnings"]) and "zz_truncated.png" in R.format_table(res)
     npz = tmp_path / "val.npz"
     np.savez(npz, images=x[:12], labels=y[:12])
     res = B.bench([str(bench_bundle)], formats="fp32", threads="1", runs=3, warmup=0, data=str(npz), isolate=False)
@@ -335,17 +339,17 @@ def test_pipeline_stages(tmp_path, bench_bundle):
             assert s["n"] == 25 and 0 <= s["min"] <= s["p50"] <= s["p90"] <= s["p99"] <= s["max"]
         assert p["stages"]["total"]["mean"] >= p["stages"]["inference"]["mean"]
         assert p["fps"] == pytest.approx(1000 / p["stages"]["total"]["mean"], rel=1e-2)
-    table = B.format_table(res)
+    table = R.format_table(res)
     assert "pipeline on" in table and "inference p50" in table
-    cols = B.csv_columns(res)
+    cols = R.csv_columns(res)
     assert "pipeline_total_p90" in cols and "pipeline_capture_p50" in cols
-    assert next(csv.DictReader(io.StringIO(B.to_csv(res))))["pipeline_inference_p50"]
+    assert next(csv.DictReader(io.StringIO(R.to_csv(res))))["pipeline_inference_p50"]
     from edgelite.bench.plot import plot_result
 
     png = plot_result(res, tmp_path / "pipe.png")
     assert cv2.imread(str(png)).shape[0] > 600  # the stage panel adds a row of plots
 
-    with pytest.raises(B.BenchUsageError, match="--pipeline"):
+    with pytest.raises(BenchUsageError, match="--pipeline"):
         B.bench([str(bench_bundle)], pipeline=str(tmp_path / "missing.avi"))
 
 
@@ -363,87 +367,45 @@ def test_progress_bar_renders():
 
 # ------------------------------------------------------------------------------------------ --host
 def test_remote_command_construction():
-    from edgelite.bench.remote import plan_paths, remote_path, run_script, ssh_command
+    from edgelite.bench.remote import plan_paths, run_script
+    from edgelite.remote.errors import RemoteError
+    from edgelite.remote.ssh import Remote, parse_target, rq
 
-    assert ssh_command("pi@pi4", ["Port=2222"], "true") == [
-        "ssh", "-o", "BatchMode=yes", "-o", "Port=2222", "-o", "ConnectTimeout=15", "pi@pi4", "true"]
+    def argv(host: str, options: list[str], command: str) -> list[str]:
+        with Remote(parse_target(host), ssh_options=options) as r:
+            return r.ssh_argv(command)
+
+    # the same ssh as edgelite deploy: keys only, one host-key policy, the user's -o before the other defaults
+    cmd = argv("pi@pi4", ["Port=2222"], "true")
+    assert cmd[:5] == ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"]
+    assert cmd.index("Port=2222") < cmd.index("ConnectTimeout=20") and cmd[-2:] == ["pi@pi4", "true"]
     # written as for make deploy DEVICE=...: the port goes to ssh -p
-    assert ssh_command("pi@pi4:2222", [], "true")[-4:] == ["-p", "2222", "pi@pi4", "true"]
-    assert ssh_command("ssh://pi@[::1]:2200", [])[-3:] == ["-p", "2200", "pi@::1"]
+    assert argv("pi@pi4:2222", [], "true")[-4:] == ["-p", "2222", "pi@pi4", "true"]
+    assert argv("ssh://pi@[::1]:2200", [], "x")[-4:-1] == ["-p", "2200", "pi@::1"]
     for bad in ("-oProxyCommand=evil", "pi@host:99999", "pi@[::1"):
-        with pytest.raises(B.BenchUsageError, match="--host"):
-            ssh_command(bad, [])
-    assert remote_path("~/edgelite/bundle") == '"$HOME"/edgelite/bundle'
-    assert remote_path("/srv/my bundle") == "'/srv/my bundle'"
+        with pytest.raises(RemoteError, match="--host") as e:
+            parse_target(bad)
+        assert e.value.exit_code == 2
+    # one quoting of device paths: `~/` stays expandable (by the device's shell), the rest is quoted
+    assert rq("~/edgelite/bundle") == "~/edgelite/bundle"
+    assert rq("/srv/my bundle") == "'/srv/my bundle'"
     targets, data, pipe, uploads = plan_paths(["device:~/edgelite/bundle"], None, "0")
-    assert targets == ['"$HOME"/edgelite/bundle'] and pipe == "0" and uploads == []
-    with pytest.raises(B.BenchUsageError, match="device:"):
+    assert targets == ["~/edgelite/bundle"] and pipe == "0" and uploads == []
+    with pytest.raises(BenchUsageError, match="device:"):
         plan_paths(["/no/such/bundle"], None, None)
-    s = run_script("deployed", "/home/pi/edgelite/venv/bin/edgelite", "/tmp/x", ["t0/b", "--json", "-"])
-    assert "exec /home/pi/edgelite/venv/bin/edgelite bench t0/b --json -" in s
+    with pytest.raises(BenchUsageError, match="/srv/el/current"):  # device:deployed names the --dir it looked in
+        plan_paths(["device:deployed"], None, None, None, "/srv/el")
+    s = run_script("deployed", "/home/pi/edgelite/venvs/env1/bin/edgelite", "/tmp/x", ["t0/b", "--json", "-"])
+    assert "exec /home/pi/edgelite/venvs/env1/bin/edgelite bench t0/b --json -" in s
     s = run_script("temporary", None, "/tmp/x", ["t0/b"])
     assert "python3 -m venv --system-site-packages" in s and "ai-edge-litert" in s and 'PYTHONPATH="$tmp/src' in s
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def sshd(tmp_path):
-    """Start a real sshd on 127.0.0.1 (root login by a throwaway key only; HOME and PATH chosen by the test).
-
-    Yields start(home, path) -> ssh options for `--ssh-option`.
-    """
-    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
-    if not Path(sshd_bin).exists() or not shutil.which("ssh"):
-        pytest.skip("openssh-server / openssh-client not installed")
-    if os.geteuid() != 0:
-        pytest.skip("the test sshd logs in as root (a non-root sshd can only serve its own user)")
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
-    procs: list[subprocess.Popen] = []
-
-    def start(home: Path, path: str) -> list[str]:
-        d = tmp_path / f"sshd{len(procs)}"
-        d.mkdir()
-        for name in ("host", "user"):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)
-        (d / "authorized_keys").write_text((d / "user.pub").read_text())
-        port = _free_port()
-        (d / "sshd_config").write_text(
-            f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nPidFile {d / 'sshd.pid'}\n"
-            f"AuthorizedKeysFile {d / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
-            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-            f"SetEnv HOME={home} PATH={path}\n")
-        (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {(d / 'host.pub').read_text()}")
-        log = open(d / "sshd.log", "w")
-        procs.append(subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(d / "sshd_config")], stderr=log))
-        log.close()  # the child has its own copy
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        return [f"Port={port}", f"IdentityFile={d / 'user'}", "IdentitiesOnly=yes", f"UserKnownHostsFile={d / 'known_hosts'}",
-                "StrictHostKeyChecking=yes", "LogLevel=ERROR"]
-
-    yield start
-    for p in procs:
-        p.terminate()
-        p.wait(10)
-        if p.stderr:
-            p.stderr.close()
 
 
 def _ssh_args(opts: list[str]) -> list[str]:
     return [a for o in opts for a in ("--ssh-option", o)]
 
 
-def test_host_runs_on_the_device_with_the_deployed_install(tmp_path, sshd, bench_bundle, capsys):
+def test_host_runs_on_the_device_with_the_deployed_install(tmp_path, root_sshd, bench_bundle, capsys):
     """A real sshd; the 'device' has a release laid out as `edgelite deploy` does: ~/edgelite/current ->
     releases/<rid> whose release.json names the venv (venvs/<env>/bin/edgelite) and the bundle."""
     import edgelite
@@ -461,7 +423,7 @@ def test_host_runs_on_the_device_with_the_deployed_install(tmp_path, sshd, bench
     (venv_bin / "edgelite").write_text(
         f'#!/bin/sh\necho "$PWD $*" >> "$HOME/calls.log"\nPYTHONPATH={repo} exec {sys.executable} -m edgelite "$@"\n')
     (venv_bin / "edgelite").chmod(0o755)
-    opts = sshd(home, "/usr/bin:/bin")
+    opts = root_sshd(home, "/usr/bin:/bin").options
     x, _, _ = bf.heldout_split()
     video = bf.write_video(tmp_path / "clip.avi", x[:8])
     out = tmp_path / "fetched"
@@ -476,7 +438,7 @@ def test_host_runs_on_the_device_with_the_deployed_install(tmp_path, sshd, bench
     calls = (home / "calls.log").read_text()
     assert f"bench t0/bundle {root}/bundles/b0 --formats fp32,int8 --threads 1,2 --runs 8" in calls
     assert "--json -" in calls
-    res = B.load_result(next(out.glob("*.json")))
+    res = R.load_result(next(out.glob("*.json")))
     assert res["remote"]["host"] == "root@127.0.0.1" and res["remote"]["install"] == "deployed"
     assert res["remote"]["edgelite"] == str(venv_bin / "edgelite")
     assert [(Path(r["target"]).name, r["name"], r["threads"], r["status"]) for r in res["rows"]] == [
@@ -491,7 +453,7 @@ def test_host_runs_on_the_device_with_the_deployed_install(tmp_path, sshd, bench
     assert len(list(out.glob("*.png"))) == 1 and len(list(out.glob("*.csv"))) == 1
 
 
-def test_host_with_no_install_uses_a_temporary_copy(tmp_path, sshd, bench_bundle):
+def test_host_with_no_install_uses_a_temporary_copy(tmp_path, root_sshd, bench_bundle):
     """No edgelite on the device: this package is copied over and run with the device's python3."""
     from edgelite.bench.remote import bench_remote
 
@@ -501,7 +463,7 @@ def test_host_with_no_install_uses_a_temporary_copy(tmp_path, sshd, bench_bundle
     bindir.mkdir()
     (bindir / "python3").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     (bindir / "python3").chmod(0o755)
-    opts = sshd(home, f"{bindir}:/usr/bin:/bin")
+    opts = root_sshd(home, f"{bindir}:/usr/bin:/bin").options
     port = next(o for o in opts if o.startswith("Port=")).split("=", 1)[1]  # given as user@host:port this time
     res = bench_remote(f"root@127.0.0.1:{port}", [str(bench_bundle)], formats="int8", threads="1", runs=5, warmup=0,
                        ssh_options=[o for o in opts if not o.startswith("Port=")])
@@ -513,11 +475,11 @@ def test_host_with_no_install_uses_a_temporary_copy(tmp_path, sshd, bench_bundle
 def test_host_unreachable_is_a_user_error(capsys, bench_bundle):
     from edgelite.cli import main
 
-    rc = main(["bench", str(bench_bundle), "--host", "root@127.0.0.1", "--ssh-option", f"Port={_free_port()}",
+    rc = main(["bench", str(bench_bundle), "--host", "root@127.0.0.1", "--ssh-option", f"Port={free_port()}",
                "--ssh-option", "ConnectTimeout=5"])
-    assert rc == 2
+    assert rc == EXIT_CONNECT  # the one exit-code table: SSH could not connect (7), as for edgelite deploy
     err = capsys.readouterr().err
-    assert "cannot reach root@127.0.0.1 over ssh" in err and err.count("\n") == 1
+    assert "cannot reach root@127.0.0.1 over SSH" in err and err.count("\n") == 1
 
 
 def test_benchmark_script_writes_results_named_after_the_environment(tmp_path, bench_bundle):
@@ -532,7 +494,7 @@ def test_benchmark_script_writes_results_named_after_the_environment(tmp_path, b
                      "--out", str(tmp_path), "--no-keras", "--rounds", "2"]) == 0
     stem = "bench_" + environment_stem(read_environment(), [1])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{stem}{s}" for s in (".csv", ".json", ".md", ".png"))
-    res = B.load_result(tmp_path / f"{stem}.json")
+    res = R.load_result(tmp_path / f"{stem}.json")
     ratios = {r["ratio"]: r for r in res["bench_demo"]["ratios"]}
     assert {"int8 / fp32 TFLite p50", "LiteRT fp32 / ONNX Runtime p50", "edgelite / bare invoke() p50 (fp32)",
             "edgelite / bare invoke() p50 (int8)"} <= set(ratios)
@@ -570,7 +532,7 @@ def test_bench_modules_import_only_the_device_runtime():
 
     stdlib = set(sys.stdlib_module_names)
     files = sorted(Path(edgelite.bench.__file__).parent.glob("*.py"))
-    assert len(files) >= 7
+    assert {"run.py", "worker.py", "stats.py", "data.py", "report.py", "targets.py", "pipeline.py"} <= {f.name for f in files}
     for f in files:
         for node in ast.walk(ast.parse(f.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
@@ -579,10 +541,81 @@ def test_bench_modules_import_only_the_device_runtime():
                 top = name.split(".")[0]
                 assert top in stdlib or top in ALLOWED_TOP, f"{f.name} imports {name}"
                 if top == "edgelite":
-                    assert name in ("edgelite", "edgelite.bundle", "edgelite.cli") or name.startswith(("edgelite.device", "edgelite.bench", "edgelite.remote")), \
+                    assert name in ("edgelite", "edgelite.bundle", "edgelite.errors", "edgelite.cli") or name.startswith(("edgelite.device", "edgelite.bench", "edgelite.remote")), \
                         f"{f.name} imports {name}"
-    code = ("import sys, edgelite.bench.run, edgelite.bench.cli, edgelite.bench.plot, "
-            "edgelite.bench.remote, edgelite.bench.env, edgelite.bench.pipeline; "
+    modules = ", ".join(f"edgelite.bench.{f.stem}" for f in files if f.stem != "__init__")
+    code = (f"import sys, {modules}; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras', 'matplotlib')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def _edgelite_imports(path: Path, module: str, known: set[str]) -> set[str]:
+    """The edgelite modules `module` imports, at module level or inside a function."""
+    import ast
+
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(module.split(".")[: -node.level] + ([base] if base else []))
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in names:
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                out.add(name)
+    return out
+
+
+def test_bench_and_device_have_no_import_cycle():
+    """The shared pieces (stats, data, errors, frames) import nothing that imports them back, so bench's
+    runner, worker and pipeline timer, and device's sources and picamera, form no cycle."""
+    import edgelite
+
+    root = Path(edgelite.__file__).parent
+    files = {f"edgelite.{f.parent.name}.{f.stem}": f for pkg in ("bench", "device") for f in (root / pkg).glob("*.py")
+             if f.stem != "__init__"}
+    graph = {m: _edgelite_imports(f, m, set(files)) & set(files) for m, f in files.items()}
+
+    def reachable(start: str) -> set[str]:
+        seen, todo = set(), list(graph[start])
+        while todo:
+            m = todo.pop()
+            if m not in seen:
+                seen.add(m)
+                todo.extend(graph[m])
+        return seen
+
+    cycles = sorted(m for m in graph if m in reachable(m))
+    assert not cycles, f"modules on an import cycle: {cycles}"
+    assert "edgelite.device.frames" in graph["edgelite.device.picamera"]
+    assert "edgelite.device.sources" not in reachable("edgelite.device.picamera")
+    for shared in ("stats", "data", "errors"):
+        from_bench = {m for m in reachable(f"edgelite.bench.{shared}") if m.startswith("edgelite.bench.")}
+        assert from_bench <= {"edgelite.bench.errors"}, f"bench.{shared} imports {from_bench}"
+
+
+def test_bench_errors_are_usage_errors_of_the_one_error_tree():
+    from edgelite.errors import EXIT_USAGE, EdgeliteError, UsageError
+
+    assert issubclass(BenchUsageError, UsageError) and issubclass(BenchUsageError, EdgeliteError)
+    with pytest.raises(UsageError) as e:
+        B.parse_threads("0")
+    assert e.value.exit_code == EXIT_USAGE == 2 and "--threads" in str(e.value)
+
+
+def test_top1_below_the_manifest_fails_validation_once_per_format():
+    """The worker and the runner (a row whose top-1 is reused from another thread count) give one verdict."""
+    assert stats.top1_shortfall(0.90, 0.93) is None  # within the tolerance
+    assert stats.top1_shortfall(None, 0.9) is None and stats.top1_shortfall(0.1, None) is None
+    why = stats.top1_shortfall(0.80, 0.90)
+    assert why and "0.800" in why and "0.900" in why and f"tolerance {stats.TOP1_TOLERANCE}" in why
+    row = {"status": stats.OK, "top1": 0.80, "top1_manifest": 0.90, "error": None}
+    B._check_top1(row)
+    assert row["status"] == stats.VALIDATION_FAILED and row["error"] == why

@@ -99,6 +99,17 @@ def test_missing_runtime_marks_that_format_and_keeps_the_others(tiny, tmp_path, 
     assert bundle.entry("onnx").status == "skipped" and "tf2onnx is not installed" in bundle.entry("onnx").error
 
 
+def test_only_formats_whose_runtime_is_missing_is_a_usage_error_naming_the_extra(tiny, tmp_path, monkeypatch,
+                                                                                 capsys):
+    """`--formats onnx` without tf2onnx: nothing could be exported, so stop before any work (exit 2)."""
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)
+    rc, err = _cli(capsys, tiny["model"], "--data", tiny["data"], "--out", tmp_path / "b", "--formats", "onnx")
+    assert rc == 2
+    assert err == ("edgelite convert: error: --formats onnx needs tf2onnx, which is not installed: "
+                   "pip install 'edgelite[onnx]'")
+    assert not (tmp_path / "b").exists()
+
+
 def test_layer_tfmot_cannot_handle_fails_only_qat(tmp_path, tiny, capsys):
     import tf_keras as keras
 

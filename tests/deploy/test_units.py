@@ -17,36 +17,9 @@ from pathlib import Path
 import pytest
 
 from edgelite.deploy import agent
-from edgelite.deploy.errors import DeployError
 from edgelite.deploy.package import compatible_platforms
-from edgelite.remote.ssh import Target, parse_target, rq
 
 from .rig import free_port, wait_healthz
-
-
-@pytest.mark.parametrize("value,expected", [
-    ("pi@raspberrypi.local", Target("pi", "raspberrypi.local", None)),
-    ("pi@127.0.0.1:2222", Target("pi", "127.0.0.1", 2222)),
-    ("ssh://pi@10.0.0.7:22", Target("pi", "10.0.0.7", 22)),
-    ("raspberrypi", Target(None, "raspberrypi", None)),
-    ("pi@[::1]:2200", Target("pi", "::1", 2200)),
-    ("pi@::1", Target("pi", "::1", None)),
-])
-def test_parse_target(value, expected):
-    assert parse_target(value) == expected
-
-
-@pytest.mark.parametrize("bad", ["pi@host:99999", "pi@host:x", "pi@", "pi@[::1", "pi@ho st", "-oProxyCommand=x",
-                                 "-oProxyCommand=x@host"])
-def test_parse_target_refuses(bad):
-    with pytest.raises(DeployError):
-        parse_target(bad)
-
-
-def test_remote_quoting_keeps_tilde():
-    assert rq("~/edgelite") == "~/edgelite" and rq("~/my dir") == "~/'my dir'" and rq("/a b") == "'/a b'"
-    out = subprocess.run(["sh", "-c", f"echo {rq('~/my dir')}"], capture_output=True, text=True).stdout.strip()
-    assert out == os.path.expanduser("~") + "/my dir"
 
 
 def test_health_url():

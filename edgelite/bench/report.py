@@ -1,0 +1,186 @@
+"""The bench result as a terminal table, JSON and CSV, and reading a result JSON back.
+
+Result dict (also the JSON file), keys:
+  schema, created, edgelite, stem, environment{board, cpu, cores, machine, governor, governors,
+  frequency_mhz, temperature_c, memory_mb, os, kernel, python, runtimes, edgelite, hostname, loadavg,
+  time, warnings}, settings{formats, threads, runs, warmup, min_seconds, data, pipeline, isolated},
+  targets[{path, kind, labels, input, data{source, images}}], rows[ROW], warnings[], remote (with --host)
+ROW (keys in ROW_KEYS order): target, name, format, precision, threads, status, error, file, bytes,
+  size_mb, load_ms, first_ms, latency_ms{n, mean, std, min, p50, p90, p99, max}, fps, peak_rss_mb,
+  model_rss_mb, top1, images, top1_threads, top1_manifest, runtime, delegate,
+  pipeline{source, frames, fps, stages{STAGE: summary}, samples_ms{total}} (with --pipeline), samples_ms[]
+
+    >>> print(format_table(result))                                      # doctest: +SKIP
+    >>> write_json(result, "out.json"); write_csv(result, "out.csv")     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from edgelite.bench.errors import BenchUsageError
+from edgelite.bench.pipeline import STAGES as PIPELINE_STAGES
+
+SCHEMA = "edgelite.bench/1"
+CSV_COLUMNS = ["target", "name", "format", "precision", "threads", "status", "size_mb", "bytes", "top1", "images",
+               "load_ms", "first_ms", "p50", "p90", "p99", "mean", "std", "min", "max", "n", "fps", "peak_rss_mb",
+               "model_rss_mb", "runtime", "delegate", "error"]
+
+ROW_KEYS = ("target", "name", "format", "precision", "threads", "status", "error", "file", "bytes", "size_mb",
+            "load_ms", "first_ms", "latency_ms", "fps", "peak_rss_mb", "model_rss_mb", "top1", "images",
+            "top1_threads", "top1_manifest", "runtime", "delegate", "pipeline", "samples_ms")
+
+
+def ordered_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with the ROW_KEYS first, in that order (the JSON and the tests rely on it)."""
+    out = {k: row.get(k) for k in ROW_KEYS}
+    out.update({k: v for k, v in row.items() if k not in out})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- table
+def _fmt(v, spec: str, none: str = "-") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return none
+    return format(v, spec)
+
+
+def _ms(v) -> str:
+    """Milliseconds with three significant digits below 100 ms (0.0482, 4.82, 48.2, 482)."""
+    if v is None:
+        return "-"
+    return f"{v:.3g}" if v < 100 else f"{v:.0f}"
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The terminal table (Ultralytics style) plus the pipeline table, errors and warnings."""
+    env = result.get("environment", {})
+    rows = result.get("rows", [])
+    multi = len({r["target"] for r in rows}) > 1
+    where = env.get("board") or env.get("cpu") or "?"
+    rts = env.get("runtimes", {})
+    rt = ", ".join(f"{k} {v}" for k, v in rts.items() if k in ("ai_edge_litert", "tflite_runtime", "onnxruntime"))
+    head = (f"edgelite bench on {where} ({env.get('machine', '?')}, {env.get('cores', '?')} cores, governor "
+            f"{env.get('governor') or 'n/a'}; {rt or 'no runtime'})")
+    if result.get("remote"):
+        head += f"  via ssh {result['remote'].get('host')}"
+    cols = (["Model"] if multi else []) + ["Format", "Threads", "Status", "Size (MB)", "Top-1", "p50 (ms)",
+                                           "p90 (ms)", "FPS", "Load (ms)", "Peak RSS (MB)"]
+    body = []
+    for r in rows:
+        lat = r.get("latency_ms") or {}
+        cells = ([Path(r["target"]).name] if multi else []) + [
+            r["name"], _fmt(r.get("threads"), "d"), r["status"], _fmt(r.get("size_mb"), ".2f"),
+            _fmt(r.get("top1"), ".4f"), _ms(lat.get("p50")), _ms(lat.get("p90")),
+            _fmt(r.get("fps"), ".1f"), _fmt(r.get("load_ms"), ".1f"), _fmt(r.get("peak_rss_mb"), ".0f")]
+        body.append(cells)
+    lines = [head, _grid(cols, body, left={cols.index(c) for c in ("Model", "Format", "Status") if c in cols})]
+    prow = [r for r in rows if r.get("pipeline")]
+    if prow:
+        pcols = ["Format", "Threads"] + [f"{s} p50" for s in PIPELINE_STAGES] + ["total p90", "FPS"]
+        pbody = []
+        for r in prow:
+            st = r["pipeline"]["stages"]
+            pbody.append([r["name"], _fmt(r.get("threads"), "d")] + [_ms(st[s]["p50"]) for s in PIPELINE_STAGES]
+                         + [_ms(st["total"]["p90"]), _fmt(r["pipeline"].get("fps"), ".1f")])
+        lines.append(f"\npipeline on {prow[0]['pipeline']['source']} (ms per frame, "
+                     f"{prow[0]['pipeline']['frames']} frames):")
+        lines.append(_grid(pcols, pbody, left={0}))
+    errs = [r for r in rows if r.get("error")]
+    seen = set()
+    for r in errs:
+        key = (r["target"], r["name"], r["error"].split(" (as with")[0])
+        if key in seen:
+            continue
+        seen.add(key)
+        lines.append(f"  {r['name']}: {r['status']}: {r['error']}")
+    for w in result.get("warnings", []):
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)
+
+
+def _grid(cols: list[str], body: list[list[str]], left: set[int]) -> str:
+    widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(cols)]
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
+    return "\n".join([line(cols)] + [line(b) for b in body])
+
+
+# ----------------------------------------------------------------------------------------- JSON, CSV
+def to_json(result: dict[str, Any]) -> str:
+    return json.dumps(result, indent=1, default=_json_default) + "\n"
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o).__name__)
+
+
+def write_json(result: dict[str, Any], path: str | os.PathLike | IO[str]) -> None:
+    if hasattr(path, "write"):
+        path.write(to_json(result))
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(to_json(result))
+
+
+def csv_columns(result: dict[str, Any]) -> list[str]:
+    cols = list(CSV_COLUMNS)
+    if any(r.get("pipeline") for r in result["rows"]):
+        cols += [f"pipeline_{s}_{q}" for s in PIPELINE_STAGES for q in ("p50", "p90", "p99", "mean")]
+        cols.append("pipeline_fps")
+    return cols
+
+
+def to_csv(result: dict[str, Any]) -> str:
+    """One line per (format, threads) row; latency columns in ms."""
+    buf = io.StringIO()
+    cols = csv_columns(result)
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for r in result["rows"]:
+        flat = {k: r.get(k) for k in CSV_COLUMNS}
+        lat = r.get("latency_ms") or {}
+        for k in ("p50", "p90", "p99", "mean", "std", "min", "max", "n"):
+            flat[k] = lat.get(k)
+        p = r.get("pipeline")
+        if p:
+            for s in PIPELINE_STAGES:
+                for q in ("p50", "p90", "p99", "mean"):
+                    flat[f"pipeline_{s}_{q}"] = p["stages"][s][q]
+            flat["pipeline_fps"] = p.get("fps")
+        w.writerow({k: ("" if flat.get(k) is None else flat.get(k)) for k in cols})
+    return buf.getvalue()
+
+
+def write_csv(result: dict[str, Any], path: str | os.PathLike) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(to_csv(result))
+
+
+def load_result(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a result JSON written by `write_json` (or fetched from a device)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise BenchUsageError(f"cannot read bench result {path}: {e}") from None
+    check_result(data, str(path))
+    return data
+
+
+def check_result(data: Any, where: str = "result") -> None:
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("rows"), list):
+        raise BenchUsageError(f"{where} is not an edgelite bench result (schema {SCHEMA})")

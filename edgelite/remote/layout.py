@@ -1,0 +1,94 @@
+"""The device folder `edgelite deploy` lays out under DIR (default ~/edgelite), written once.
+
+Standard library only and free of other edgelite imports: the device agent ships this file, and
+`edgelite bench --host` sends its source to the device's python3 to find the deployed install.
+
+    >>> lay = Layout("/home/pi/edgelite")
+    >>> str(lay.current), str(lay.venv_bin("env1", "edgelite"))
+    ('/home/pi/edgelite/current', '/home/pi/edgelite/venvs/env1/bin/edgelite')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+DEFAULT_DIR = "~/edgelite"
+
+# names under DIR (the workstation joins them to a DIR it has not expanded: f"{rq(dir)}/{AGENT}")
+AGENT = "agent.py"  # the device agent
+BUNDLES = "bundles"  # bundles/<id>/: verified bundles; <id> = sha256 of the manifest (16 hex)
+INCOMING = ".incoming"  # bundles/.incoming/<id>/: pushed here first; the agent verifies, then renames
+WHEELS = "wheels"  # the edgelite wheel(s) and, with --offline, every dependency wheel
+VENVS = "venvs"  # venvs/<env>/: a venv (--system-site-packages) with edgelite; VENV_READY when complete
+MEDIA = "media"  # --source files pushed from the workstation
+RELEASES = "releases"  # releases/<rid>/: RELEASE_JSON + RUN (the service's ExecStart)
+CURRENT = "current"  # -> releases/<rid>, switched atomically
+UNIT_FILE = "edgelite.service"  # the systemd unit (written even where there is no systemd)
+SERVICE_JSON = "service.json"  # how the service runs here: systemd | systemd-user | supervisor | none
+RUN = "run"  # DIR/run/: supervisor.pid, state.json, notify socket, commit logs; releases/<rid>/run: a script
+LOGS = "log"  # log/edgelite.log (service output under the supervisor), log/deploys.log (one line a switch)
+LOG = "edgelite.log"
+DEPLOYS_LOG = "deploys.log"
+SUPERVISOR_PID = "supervisor.pid"
+STATE = "state.json"
+LOCK = ".lock"  # one switch at a time
+RELEASE_JSON = "release.json"  # {"id", "bundle": <bundle id>, "venv": <env>, ...}
+FAILED_SUFFIX = ".failed"  # releases/<rid>.failed: a release that was not healthy
+VENV_READY = ".ready"
+
+
+class Layout:
+    """Paths of the device folder rooted at `root` (`~` expanded: this runs on the device)."""
+
+    def __init__(self, root: str | os.PathLike = DEFAULT_DIR):
+        self.root = Path(os.path.expanduser(str(root))).absolute()
+        self.agent = self.root / AGENT
+        self.bundles = self.root / BUNDLES
+        self.incoming = self.bundles / INCOMING
+        self.wheels = self.root / WHEELS
+        self.venvs = self.root / VENVS
+        self.media = self.root / MEDIA
+        self.releases = self.root / RELEASES
+        self.current = self.root / CURRENT
+        self.unit_file = self.root / UNIT_FILE
+        self.service_json = self.root / SERVICE_JSON
+        self.run = self.root / RUN
+        self.logs = self.root / LOGS
+        self.log = self.logs / LOG
+        self.deploys_log = self.logs / DEPLOYS_LOG
+        self.supervisor_pid = self.run / SUPERVISOR_PID
+        self.state = self.run / STATE
+        self.lock = self.root / LOCK
+
+    def venv_bin(self, env: str, program: str) -> Path:
+        return self.venvs / env / "bin" / program
+
+    def current_rid(self) -> str | None:
+        """The release `current` points at, or None when nothing was switched to yet."""
+        try:
+            return Path(os.readlink(self.current)).name
+        except OSError:
+            return None
+
+    def read_release(self, rid: str) -> dict | None:
+        """releases/<rid>/release.json, or None when it is missing or unreadable."""
+        try:
+            return json.loads((self.releases / rid / RELEASE_JSON).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def deployed(self) -> dict:
+        """The current release's edgelite command and bundle folder, each None when absent.
+
+        >>> Layout("/nonexistent/edgelite").deployed()
+        {'release': None, 'edgelite': None, 'bundle': None}
+        """
+        rid = self.current_rid()
+        rel = (self.read_release(rid) if rid else None) or {}
+        exe = self.venv_bin(rel["venv"], "edgelite") if rel.get("venv") else None
+        bundle = self.bundles / rel["bundle"] if rel.get("bundle") else None
+        return {"release": rid if rel else None,
+                "edgelite": str(exe) if exe and os.access(exe, os.X_OK) else None,
+                "bundle": str(bundle) if bundle and bundle.is_dir() else None}
