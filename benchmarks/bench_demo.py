@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -111,15 +110,13 @@ def bare_invoke_p50(model: Path, threads: list[int], runs: int, warmup: int, h: 
 
 def keras_predict_ms(run_dir: Path, h: int, w: int, runs: int = 30) -> dict[str, float] | None:
     """p50 ms of Keras `predict` and of a direct `model(x)` call on one image, or None without TF/model."""
-    p = run_dir / "model.keras"
-    if not p.exists():
-        return None
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        from edgelite.train.finetune import load_run_model
+    from edgelite.train.rundir import RunDir
 
-        model = load_run_model(run_dir)
+    run = RunDir(run_dir)
+    if not run.model_path.exists():
+        return None
+    try:
+        model = run.load_model()  # sets TensorFlow's environment before importing it
     except Exception as e:  # no TensorFlow here, or a run from another version
         print(f"bench_demo: Keras comparison skipped: {type(e).__name__}: {e}", file=sys.stderr)
         return None

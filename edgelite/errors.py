@@ -83,3 +83,18 @@ def require_extra(extra: str, modules: tuple[str, ...] | list[str], what: str = 
     for module in modules:
         if importlib.util.find_spec(module) is None:
             raise MissingExtra(module, extra, what)
+
+
+def first_line(error: BaseException | str, limit: int = 200) -> str:
+    """The first line of an error's message (at most `limit` characters), for one-line user messages.
+
+    An exception without a message gives its type name: a runtime's bare ``RuntimeError()`` still says
+    something.
+
+    >>> first_line(ValueError("truncated file\\n  at offset 12")), first_line(OSError())
+    ('truncated file', 'OSError')
+    """
+    text = str(error).strip()
+    if text:
+        return text.splitlines()[0].strip()[:limit]
+    return type(error).__name__ if isinstance(error, BaseException) else ""

@@ -6,7 +6,9 @@ Importing this package imports nothing heavy; TensorFlow loads when `convert` ru
     >>> bundle = convert("runs/demo", "bundles/demo", formats="fp32,int8,onnx")   # doctest: +SKIP
     >>> bundle.entry("int8").metrics["top1"]                                        # doctest: +SKIP
 
-See DESIGN.md for the bundle contract and `edgelite convert --help` for the options.
+The bundle it writes is the one contract between the workstation and the device: see the README's
+Architecture section and `edgelite/bundle.py` (which reads and writes it); `edgelite convert --help` lists
+the options. What it reads, a run directory, is described in `edgelite/train/rundir.py`.
 """
 
 from __future__ import annotations

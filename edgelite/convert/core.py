@@ -38,9 +38,8 @@ from edgelite.convert.formats import (
     parse_formats,
     require_one_installed,
 )
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from edgelite.errors import first_line
+from edgelite.train.tfenv import import_tensorflow
 
 EDGETPU_COMPAT_JSON = "edgetpu_compat.json"
 EDGETPU_COMPAT_MD = "edgetpu_compat.md"
@@ -456,7 +455,7 @@ class _Job:
 
     # ---- manifest info
     def finish_info(self, test_skipped: int) -> None:
-        import tensorflow as tf
+        tf = import_tensorflow()
 
         root = self.bundle.root
         x, y = self.test
@@ -519,6 +518,4 @@ def _swap_in(stage: Path, out: Path) -> None:
 
 
 def _one_line(e: BaseException) -> str:
-    text = str(e).strip()
-    first = text.splitlines()[0][:240] if text else ""
-    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+    return f"{type(e).__name__}: {first_line(e, 240)}" if str(e).strip() else type(e).__name__

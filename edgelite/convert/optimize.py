@@ -18,15 +18,14 @@ statistics.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable
 
 import numpy as np
 
 from edgelite.convert.errors import ConvertError
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from edgelite.errors import first_line
+from edgelite.train.tfenv import import_keras, import_tensorflow
 
 INPUT_RANGE = (0.0, 255.0)  # raw RGB pixels: the model input's quantization range by contract
 
@@ -35,6 +34,7 @@ Log = Callable[[str], None]
 
 def _tfmot():
     try:
+        import_tensorflow()  # tfmot picks Keras 2 only when TensorFlow's environment says so
         import tensorflow_model_optimization as tfmot
     except ImportError:
         raise ConvertError("pruning and QAT need tensorflow-model-optimization: pip install 'edgelite[convert]'") from None
@@ -42,7 +42,7 @@ def _tfmot():
 
 
 def _check_flat(model, what: str) -> None:
-    import tf_keras as keras
+    keras = import_keras()
 
     nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
     if nested:
@@ -52,7 +52,7 @@ def _check_flat(model, what: str) -> None:
 
 # ------------------------------------------------------------------------------------------ training data
 def _dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, shuffle: bool = True):
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:
@@ -61,14 +61,14 @@ def _dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, shuffle: 
 
 
 def _compile(model, lr: float) -> None:
-    import tf_keras as keras
+    keras = import_keras()
 
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=keras.losses.SparseCategoricalCrossentropy(),
                   metrics=["accuracy"])
 
 
 def _epoch_logger(log: Log, what: str, epochs: int, extra: Callable[[], str] | None = None):
-    import tf_keras as keras
+    keras = import_keras()
 
     class EpochLog(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -84,7 +84,7 @@ def _epoch_logger(log: Log, what: str, epochs: int, extra: Callable[[], str] | N
 
 
 def _freeze_batchnorm(layer):
-    import tf_keras as keras
+    keras = import_keras()
 
     if isinstance(layer, keras.layers.BatchNormalization):
         layer.trainable = False
@@ -98,7 +98,7 @@ def prunable(layer) -> bool:
     Depthwise kernels are tiny and every weight in them matters; pruning them costs accuracy for
     no size.
     """
-    import tf_keras as keras
+    keras = import_keras()
 
     return isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and not isinstance(
         layer, keras.layers.DepthwiseConv2D) and not isinstance(layer, keras.layers.Conv2DTranspose)
@@ -113,7 +113,7 @@ def prune(model, x: np.ndarray, y: np.ndarray, *, sparsity: float, epochs: int, 
     channels: the order the weights are stored in a .tflite file, so the zeros lie in runs that
     gzip encodes almost for free (see :class:`_block_pruning`)."""
     tfmot = _tfmot()
-    import tf_keras as keras
+    keras = import_keras()
 
     _check_flat(model, "--prune")
     steps_per_epoch = int(np.ceil(len(y) / batch_size))
@@ -137,7 +137,7 @@ def prune(model, x: np.ndarray, y: np.ndarray, *, sparsity: float, epochs: int, 
         with _block_pruning(block > 1):
             pruned = keras.models.clone_model(model, clone_function=wrap)
     except ValueError as e:
-        raise ConvertError(f"--prune: tfmot cannot prune this model ({str(e).splitlines()[0]})") from None
+        raise ConvertError(f"--prune: tfmot cannot prune this model ({first_line(e)})") from None
     _compile(pruned, lr)
     log(f"pruning to {sparsity:.0%} sparsity{f' in blocks of {block}' if block > 1 else ''}: {epochs} epoch(s) x "
         f"{steps_per_epoch} steps, target reached at step {end_step}, lr {lr:g}")
@@ -165,7 +165,7 @@ def _block_pruning(enabled: bool):
     if not enabled:
         yield
         return
-    import tensorflow as tf
+    tf = import_tensorflow()
     from tensorflow_model_optimization.python.core.sparsity.keras import pruning_impl
 
     base = pruning_impl.Pruning
@@ -346,7 +346,7 @@ def _unquantized_kernels(qat_model) -> list[str]:
 
 
 def _preprocessing_layer(layer) -> bool:
-    import tf_keras as keras
+    keras = import_keras()
 
     return isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization))
 
@@ -359,7 +359,7 @@ def quantize_aware(model, x: np.ndarray, y: np.ndarray, calibration: np.ndarray,
     weight tensor trains with one scale (tfmot's ``disable_per_axis``), as ``--per-tensor`` exports it.
     Returns (qat model, info)."""
     tfmot = _tfmot()
-    import tf_keras as keras
+    keras = import_keras()
 
     what = "--qat" + (" with --prune" if preserve_sparsity else "")
     _check_flat(model, what)
@@ -438,7 +438,7 @@ def fold_batchnorm(model):
     with one scale breaks that scale, so the file would differ from what QAT trained (-3 points on
     the demo). Returns a new model; `model` is untouched.
     """
-    import tf_keras as keras
+    keras = import_keras()
 
     config = model.get_config()
     layers = {lc["name"]: lc for lc in config["layers"]}
@@ -562,8 +562,7 @@ def _tfmot_error(what: str, e: Exception) -> str:
         kind = f" ({m.group(2)})" if m.group(2) else ""
         return (f"{what}: tfmot cannot quantize layer {m.group(1)!r}{kind}; drop --qat (post-training int8 "
                 "still works) or replace the layer with a supported one")
-    first = text.splitlines()[0][:200] if text else type(e).__name__
-    return f"{what}: tfmot cannot quantize this model ({first})"
+    return f"{what}: tfmot cannot quantize this model ({first_line(e)})"
 
 
 def _quant_vars(qat_model):
@@ -596,8 +595,8 @@ def _quant_vars(qat_model):
 def init_quant_ranges(qat_model, float_model, images: np.ndarray, batch_size: int = 16) -> int:
     """Set every activation range of `qat_model` to the min/max (always spanning 0) that the same tensor
     takes in `float_model` over `images` — the ranges post-training calibration would pick."""
-    import tensorflow as tf
-    import tf_keras as keras
+    tf = import_tensorflow()
+    keras = import_keras()
 
     qvars = _quant_vars(qat_model)
     wanted: dict[tuple[str, str], None] = {}

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from edgelite.bundle import INTERPOLATIONS, InputSpec, read_labels
+from edgelite.bundle import LABELS, InputSpec
 from edgelite.convert.errors import ConvertError
+from edgelite.errors import first_line
 
-RUN_FILES = ("model.keras", "labels.txt", "config.yaml", "split.json")
 MODEL_SUFFIXES = (".keras", ".h5")
 
 
@@ -68,50 +68,21 @@ def open_source(path: str | os.PathLike, data: str | os.PathLike | None = None) 
 
 
 def _open_run(run: Path, data: Path | None) -> Source:
-    missing = [f for f in RUN_FILES if not (run / f).is_file()]
-    if missing:
-        raise ConvertError(f"{run} is not a complete run directory: missing {', '.join(missing)}; "
-                           "train one with `edgelite train DATA_DIR --out RUN_DIR`")
-    import yaml
+    from edgelite.train.errors import DataError, TrainError
+    from edgelite.train.rundir import RunDir
 
     try:
-        cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
-        size = int(cfg["image_size"])
-    except (yaml.YAMLError, KeyError, TypeError, ValueError, UnicodeDecodeError) as e:
-        raise ConvertError(f"{run}/config.yaml is corrupt ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                           "re-run `edgelite train`") from None
-    if not isinstance(cfg, dict):
-        raise ConvertError(f"{run}/config.yaml is corrupt (not a mapping); re-run `edgelite train`")
-    interpolation = cfg.get("interpolation", "bilinear")
-    if interpolation not in INTERPOLATIONS:
-        raise ConvertError(f"{run}/config.yaml: unknown interpolation {interpolation!r}")
-    labels = _labels(run / "labels.txt")
-    from edgelite.train.data import Split
-    from edgelite.train.errors import DataError
-
-    try:
-        split = Split.load(run / "split.json")
-    except DataError as e:
+        rd = RunDir.load(run)
+    except (TrainError, DataError) as e:
         raise ConvertError(str(e)) from None
-    if list(split.classes) != labels:
-        raise ConvertError(f"{run}/labels.txt ({len(labels)} labels) disagrees with split.json's classes "
-                           f"({len(split.classes)}); the run was edited by hand — re-run `edgelite train`")
-    data_dir = data if data is not None else Path(split.data_dir)
-    _check_data_dir(data_dir, split, given=data is not None, run=run)
-    model = _load_keras(run / "model.keras")
-    spec = InputSpec(height=size, width=size, resize=interpolation)
-    _check_model(model, labels, spec, run / "model.keras", labels_from=f"{run}/labels.txt")
-    metrics = {}
-    if (run / "metrics.json").is_file():
-        import json
-
-        try:
-            metrics = json.loads((run / "metrics.json").read_text())
-        except ValueError:
-            metrics = {}
-    return Source(kind="run", path=run, model_path=run / "model.keras", labels=labels, spec=spec, data_dir=data_dir,
-                  split=split, backbone=cfg.get("backbone"), batch_size=int(cfg.get("batch_size") or 32),
-                  run_metrics=metrics)
+    data_dir = data if data is not None else Path(rd.split.data_dir)
+    _check_data_dir(data_dir, rd.split, given=data is not None, run=run)
+    model = _load_keras(rd.model_path)
+    spec = InputSpec(height=rd.config.image_size, width=rd.config.image_size, resize=rd.config.interpolation)
+    _check_model(model, rd.labels, spec, rd.model_path, labels_from=f"{rd.file(LABELS)}")
+    return Source(kind="run", path=run, model_path=rd.model_path, labels=rd.labels, spec=spec, data_dir=data_dir,
+                  split=rd.split, backbone=rd.config.backbone, batch_size=int(rd.config.batch_size or 32),
+                  run_metrics=rd.metrics)
 
 
 def _open_model_file(model_path: Path, data: Path) -> Source:
@@ -137,18 +108,6 @@ def _open_model_file(model_path: Path, data: Path) -> Source:
                          "these photos it may have seen them"])
 
 
-def _labels(path: Path) -> list[str]:
-    try:
-        labels = read_labels(path)
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConvertError(f"cannot read {path} ({e}); re-run `edgelite train`") from None
-    if len(labels) < 2:
-        raise ConvertError(f"{path} has {len(labels)} label(s); a classifier needs at least two")
-    if len(set(labels)) != len(labels):
-        raise ConvertError(f"{path} has duplicate labels; each class must be named once")
-    return labels
-
-
 def _check_data_dir(data_dir: Path, split, *, given: bool, run: Path) -> None:
     if not data_dir.is_dir():
         if given:
@@ -161,14 +120,13 @@ def _check_data_dir(data_dir: Path, split, *, given: bool, run: Path) -> None:
 
 
 def _load_keras(path: Path):
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    import tf_keras as keras
+    from edgelite.train.tfenv import import_keras
 
+    keras = import_keras()
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # Keras raises anything from OSError to ValueError for a bad file
-        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise ConvertError(f"cannot load {path}: {msg} — the file is corrupt or not a Keras model; "
+        raise ConvertError(f"cannot load {path}: {first_line(e, 160)} — the file is corrupt or not a Keras model; "
                            "re-run `edgelite train`") from None
 
 

@@ -7,17 +7,14 @@ device writes raw RGB pixels into the input tensor; preprocessing is inside the 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from edgelite.convert.errors import ConvertError
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from edgelite.errors import first_line
+from edgelite.train.tfenv import captured_stderr, import_tensorflow
 
 OUTPUT_NAME = "scores"
 
@@ -28,7 +25,7 @@ def serving_function(model, input_dtype: str = "uint8"):
     The module tracks only the model's variables: handing the Keras model itself to the converter
     makes it save every Keras-internal tf.function first (~30 s for EfficientNet-Lite0 here; ~3 s this way).
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     h, w = (int(d) for d in model.inputs[0].shape[1:3])
     module = tf.Module()
@@ -66,7 +63,7 @@ def to_tflite(model, quantization: str, *, calibration: np.ndarray | None = None
 
     quantization: "none" (fp32), "float16", "dynamic" or "full_int8" (needs `calibration`).
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     full_int8 = quantization == "full_int8"
     module, fn = serving_function(model, "float32" if full_int8 else "uint8")
@@ -136,32 +133,6 @@ def weight_sparsity(model_bytes: bytes) -> dict[str, float]:
     return {"weight_sparsity": zeros / total if total else 0.0, "weights": total}
 
 
-@contextlib.contextmanager
-def captured_stderr():
-    """Send fd 2 (TensorFlow's C++ logging) to a temp file while converting; yields a reader of it.
-
-    Keeps the progress output readable, and lets a failure's one-line message quote the converter.
-    """
-    import sys
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    tmp = tempfile.TemporaryFile(mode="w+b")
-    os.dup2(tmp.fileno(), 2)
-
-    def read() -> str:
-        tmp.seek(0)
-        return tmp.read().decode("utf-8", "replace")
-
-    try:
-        yield read
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        tmp.close()
-
-
 def _first_error_line(e: Exception, err) -> str:
     text = str(e) or type(e).__name__
     for line in text.splitlines():
@@ -173,4 +144,4 @@ def _first_error_line(e: Exception, err) -> str:
                 return line.split("error:", 1)[1].strip()[:240]
     except ValueError:
         pass
-    return text.strip().splitlines()[0][:240]
+    return first_line(e, 240)

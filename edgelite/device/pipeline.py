@@ -13,22 +13,20 @@ from __future__ import annotations
 import collections
 import dataclasses
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgelite.device.preprocess import prepare_bgr
-from edgelite.device.runtime import ModelLoadError, top_k
+from edgelite.device.runtime import Model, ModelLoadError, Prediction, top_k
 from edgelite.device.sources import Frame
 
+if TYPE_CHECKING:
+    from edgelite.bundle import InputSpec
+
+__all__ = ["STAGES", "Pipeline", "Prediction", "Result", "StageStats"]
+
 STAGES = ("capture", "preprocess", "inference", "postprocess")
-
-
-@dataclasses.dataclass
-class Prediction:
-    id: int
-    label: str
-    score: float
 
 
 @dataclasses.dataclass
@@ -99,7 +97,7 @@ class Pipeline:
     `threshold` hides classes scoring below it (the label becomes None).
     """
 
-    def __init__(self, model, spec, labels: list[str], *, top_k: int = 3, threshold: float = 0.0,
+    def __init__(self, model: Model, spec: InputSpec, labels: list[str], *, top_k: int = 3, threshold: float = 0.0,
                  smooth: int = 1, fps_window: int = 30):
         if top_k < 1:
             raise ValueError("top_k must be >= 1")
@@ -161,8 +159,7 @@ class Pipeline:
             self._hist[slot] = scores
             self._hist_n += 1
             scores = (self._hist_sum / min(self._hist_n, self.smooth)).astype(np.float32)
-        classes = top_k(scores, self.k, self.threshold)
-        return [Prediction(c.id, self.labels[c.id], c.score) for c in classes], scores
+        return top_k(scores, self.k, self.threshold, self.labels), scores
 
     # -- the whole frame
     def process(self, frame: Frame, capture_ms: float = 0.0, dropped: int = 0) -> Result:

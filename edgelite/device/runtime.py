@@ -5,7 +5,12 @@ Adapters follow pycoral: load once, write the uint8 RGB image straight into the 
 invoke, dequantize the output with the tensor's (scale, zero_point).
 
     >>> m = load_model("bundle/model_int8.tflite", num_threads=2)   # doctest: +SKIP
-    >>> scores = m.classify(rgb_uint8_image)                        # float32 probabilities
+    >>> scores = m.classify(rgb_uint8_image)                        # doctest: +SKIP
+    >>> top_k(scores, 3, labels=["cat", "dog", "fox"])              # doctest: +SKIP
+    [Prediction(id=1, label='dog', score=0.91), ...]
+
+Both adapters (`TFLiteModel`, `ONNXModel`) implement the `Model` protocol; code that runs a model
+(the pipeline, `bench`, `convert`'s validator) relies on that protocol only, never on one adapter.
 """
 
 from __future__ import annotations
@@ -13,21 +18,74 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
 from edgelite.device.errors import ModelLoadError
+from edgelite.errors import first_line
+
+if TYPE_CHECKING:
+    from edgelite.bundle import Bundle, ModelEntry
 
 log = logging.getLogger("edgelite.device")
 
 EDGETPU_LIBRARY = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
 
 
-class Class(NamedTuple):
+class Prediction(NamedTuple):
+    """One class of a model's output: its index, its label (None when no labels are given) and its score.
+
+    The record `top_k` returns and `run` reports; its field names are the keys of the JSON output's
+    ``top_k`` entries (pycoral calls it ``Class(id, score)``).
+    """
+
     id: int
+    label: str | None
     score: float
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What every loaded model offers, whatever its runtime (`TFLiteModel`, `ONNXModel`).
+
+    One frame: `set_input` (or write into `input_view()`), `invoke`, `scores`; `classify` does all three.
+    """
+
+    path: Path
+    runtime: str  # e.g. "ai_edge_litert.interpreter", "onnxruntime 1.20.1"
+    delegate: str | None  # "edgetpu" or None
+    input_height: int
+    input_width: int
+    input_dtype: np.dtype
+    num_classes: int
+
+    @property
+    def takes_raw_pixels(self) -> bool:
+        """True when uint8 RGB pixels go into the input tensor as they are."""
+        ...
+
+    def input_view(self) -> np.ndarray | None:
+        """A writable HxWx3 view of the input tensor when it takes raw pixels, else None."""
+        ...
+
+    def set_input(self, rgb: np.ndarray) -> None:
+        """Write an HxWx3 uint8 RGB image into the input tensor."""
+        ...
+
+    def invoke(self) -> None:
+        """Run the model on the current input."""
+        ...
+
+    def scores(self) -> np.ndarray:
+        """The output of the last `invoke` as float32 (num_classes,), dequantized."""
+        ...
+
+    def classify(self, rgb: np.ndarray) -> np.ndarray:
+        """`set_input`, `invoke`, `scores` in one call."""
+        ...
 
 
 def _tflite_interpreter_module():
@@ -97,7 +155,7 @@ class TFLiteModel:
             inp = self.interpreter.get_input_details()
             out = self.interpreter.get_output_details()
         except Exception as e:  # a corrupt flatbuffer surfaces as ValueError, RuntimeError, UnicodeError, ...
-            raise ModelLoadError(f"cannot load {path}: {_first_line(e)}") from None
+            raise ModelLoadError(f"cannot load {path}: {first_line(e)}") from None
         self.path = Path(path)
         self.delegate = "edgetpu" if edgetpu else None
         if len(inp) != 1 or len(out) != 1:
@@ -177,7 +235,7 @@ class ONNXModel:
         try:
             self.session = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for corrupt files
-            raise ModelLoadError(f"cannot load {path}: {_first_line(e)}") from None
+            raise ModelLoadError(f"cannot load {path}: {first_line(e)}") from None
         self.runtime = f"onnxruntime {ort.__version__}"
         self.path = Path(path)
         self.delegate = None
@@ -246,7 +304,7 @@ def load_edgetpu_delegate(mod=None):
         return mod.load_delegate(lib)
     except (ValueError, OSError, RuntimeError) as e:
         raise ModelLoadError(
-            f"cannot load the Edge TPU delegate {lib} ({str(e).splitlines()[0] if str(e) else 'not found'}): "
+            f"cannot load the Edge TPU delegate {lib} ({first_line(e) if str(e).strip() else 'not found'}): "
             "install libedgetpu1-std from Coral's apt repository and plug in the Edge TPU"
         ) from None
 
@@ -263,7 +321,7 @@ def model_format(path: str | os.PathLike) -> str | None:
 
 
 def load_model(path: str | os.PathLike, *, fmt: str | None = None, num_threads: int | None = None,
-               edgetpu: bool = False):
+               edgetpu: bool = False) -> Model:
     """Load a .tflite / _edgetpu.tflite / .onnx file with its real runtime."""
     p = Path(path)
     fmt = fmt or model_format(p) or "tflite"  # an odd suffix still gets the TFLite header check
@@ -272,7 +330,8 @@ def load_model(path: str | os.PathLike, *, fmt: str | None = None, num_threads: 
     return TFLiteModel(p, num_threads=num_threads, edgetpu=edgetpu or fmt == "edgetpu")
 
 
-def load_from_bundle(bundle, name: str | None = None, *, num_threads: int | None = None):
+def load_from_bundle(bundle: Bundle, name: str | None = None, *,
+                     num_threads: int | None = None) -> tuple[Model, ModelEntry]:
     """(model, entry) for `name` (or the best format for this device) after verifying its sha256.
 
     With `name` None/"auto" the Edge TPU file is tried first when the bundle has one; when its delegate
@@ -287,7 +346,7 @@ def load_from_bundle(bundle, name: str | None = None, *, num_threads: int | None
     return _load_entry(bundle, entry, num_threads)
 
 
-def _load_entry(bundle, entry, num_threads):
+def _load_entry(bundle: Bundle, entry: ModelEntry, num_threads: int | None) -> tuple[Model, ModelEntry]:
     from edgelite.bundle import BundleError
 
     path = bundle.verified_path(entry)
@@ -310,14 +369,15 @@ def _input_size(path, shape) -> tuple[int, int]:
     return h, w
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return (text.splitlines()[0][:200] if text else type(e).__name__)
+def top_k(scores: np.ndarray, k: int = 3, threshold: float = 0.0,
+          labels: Sequence[str] | None = None) -> list[Prediction]:
+    """Best k classes above threshold, best first (pycoral's get_classes), named from `labels` if given.
 
-
-def top_k(scores: np.ndarray, k: int = 3, threshold: float = 0.0) -> list[Class]:
-    """Best k classes above threshold, best first (pycoral's get_classes)."""
+    >>> top_k(np.array([0.125, 0.625, 0.25], np.float32), 2, labels=["cat", "dog", "fox"])
+    [Prediction(id=1, label='dog', score=0.625), Prediction(id=2, label='fox', score=0.25)]
+    """
     k = min(k, scores.shape[-1])
     idx = np.argpartition(-scores, k - 1)[:k]
     idx = idx[np.argsort(-scores[idx], kind="stable")]
-    return [Class(int(i), float(scores[i])) for i in idx if scores[i] >= threshold]
+    return [Prediction(int(i), labels[i] if labels is not None else None, float(scores[i]))
+            for i in idx if scores[i] >= threshold]

@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from edgelite.train.tfenv import import_keras
+
 
 @dataclasses.dataclass(frozen=True)
 class BackboneSpec:
@@ -37,7 +39,7 @@ def _build_efficientnet_lite0(inp, weights):
 
 def _keras_app(fn_name: str, preprocess: str, **kw):
     def build(inp, weights):
-        import tf_keras as keras
+        keras = import_keras()
 
         x = inp
         if preprocess == "minus1_1":

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from edgelite.errors import first_line
 from edgelite.train.errors import TrainError
 
 
@@ -88,7 +89,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
-        raise TrainError(f"--config {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise TrainError(f"--config {p} is not valid YAML: {first_line(e)}") from None
     if not isinstance(data, dict):
         raise TrainError(f"--config {p} must be a mapping of setting: value")
     return {str(k).replace("-", "_"): v for k, v in data.items()}

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgelite.errors import first_line
 from edgelite.train.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -35,7 +36,7 @@ class Skipped:
 
 @dataclasses.dataclass
 class Split:
-    """A deterministic stratified split; paths are relative to data_dir. Saved as split.json."""
+    """A deterministic stratified split; paths are relative to data_dir. A run saves it (`rundir.SPLIT`)."""
 
     data_dir: str
     classes: list[str]
@@ -106,8 +107,7 @@ def decode_rgb(path: str | os.PathLike) -> np.ndarray:
                 im.load()  # forces the full decode: truncated files raise here
                 return _to_rgb(im)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-            msg = str(e) or type(e).__name__
-            raise ValueError(msg.splitlines()[0][:200]) from None
+            raise ValueError(first_line(e)) from None
 
 
 def _to_rgb(im) -> np.ndarray:
@@ -235,8 +235,15 @@ def stratified_split(
 
 
 def write_skipped(path: str | os.PathLike, skipped: Sequence[Skipped]) -> None:
+    """One ``path<TAB>reason`` line per unreadable file."""
     lines = [f"{s.path}\t{s.reason}" for s in skipped]
     Path(path).write_text("".join(line + "\n" for line in lines))
+
+
+def read_skipped(path: str | os.PathLike) -> list[Skipped]:
+    """The list `write_skipped` wrote."""
+    rows = (line.partition("\t") for line in Path(path).read_text().splitlines() if line.strip())
+    return [Skipped(rel, reason) for rel, _, reason in rows]
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
@@ -244,19 +251,3 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     n = counts.sum()
     return {i: float(n / (num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
-
-
-def load_split_images(run_dir: str | os.PathLike, subset: str = "test", size: tuple[int, int] | None = None,
-                      interpolation: str | None = None, progress: bool = False):
-    """Images of a training run's split: (uint8 NHWC, labels, skipped). Used by `convert` and `bench`."""
-    run_dir = Path(run_dir)
-    split = Split.load(run_dir / "split.json")
-    if size is None or interpolation is None:
-        import yaml
-
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-        size = size or (int(cfg["image_size"]), int(cfg["image_size"]))
-        interpolation = interpolation or cfg.get("interpolation", "bilinear")
-    if not Path(split.data_dir).exists():
-        raise DataError(f"the run's data folder {split.data_dir} is gone; pass --data DIR pointing at the same photos")
-    return load_images(split.data_dir, split.subset(subset), size, interpolation, progress=progress, desc=subset)

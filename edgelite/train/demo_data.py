@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelite.train.errors import DataError
+from edgelite.train.tfenv import import_keras
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat",
@@ -50,8 +51,7 @@ def load_fashion_mnist(source_dir: str | os.PathLike | None = None):
     if source_dir:
         raise DataError(f"{d} lacks the Fashion-MNIST IDX files ({', '.join(FILES['train'] + FILES['test'])})")
     try:  # online users: keras' own download
-        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-        import tf_keras as keras
+        keras = import_keras()
 
         return keras.datasets.fashion_mnist.load_data()
     except Exception as e:  # no network, or no TensorFlow

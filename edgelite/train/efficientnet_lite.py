@@ -26,16 +26,16 @@ Layer names, so fine-tuning can pick blocks by name::
 
 from __future__ import annotations
 
+import importlib.resources
 import os
+import re
+from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
 
-import importlib.resources  # noqa: E402
-import re  # noqa: E402
-from pathlib import Path  # noqa: E402
+from edgelite.train.tfenv import import_keras
 
-import numpy as np  # noqa: E402
-import tf_keras as keras  # noqa: E402
+keras = import_keras()  # this module builds layers at import: TensorFlow's environment first
 
 __all__ = [
     "BLOCKS",

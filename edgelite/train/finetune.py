@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -17,44 +16,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import numpy as np
 
 from edgelite.train import data as D
-from edgelite.train.config import TrainConfig, load_yaml, save_yaml
+from edgelite.train.config import TrainConfig, load_yaml
 from edgelite.train.errors import TrainError
-
-CKPT_DIR = "checkpoints"
-
-
-@dataclasses.dataclass
-class Run:
-    """What `train` returns: where the run went and what it measured."""
-
-    path: Path
-    config: TrainConfig
-    labels: list[str]
-    metrics: dict[str, Any]
-    skipped: list[D.Skipped]
-
-    @property
-    def model_path(self) -> Path:
-        return self.path / "model.keras"
-
-    def load_model(self):
-        return load_run_model(self.path)
-
-
-def load_run_model(run_dir: str | os.PathLike):
-    """Load the model.keras of a run this toolkit wrote (safe_mode on: no arbitrary code)."""
-    import tf_keras as keras
-
-    p = Path(run_dir) / "model.keras"
-    if not p.exists():
-        raise TrainError(f"{run_dir} has no model.keras; is it a run directory written by `edgelite train`?")
-    return keras.models.load_model(p, compile=False, safe_mode=True)
+from edgelite.train.rundir import (
+    BEST_WEIGHTS,
+    CONFIG,
+    CONFUSION,
+    CURVES,
+    LABELS,
+    LAST_WEIGHTS,
+    METRICS,
+    MODEL,
+    SKIPPED,
+    SPLIT,
+    RunDir,
+)
+from edgelite.train.tfenv import import_keras, import_tensorflow
 
 
 def resolve_config(data_dir: str | None = None, out: str | None = None, config: str | None = None,
@@ -82,8 +62,8 @@ def resolve_config(data_dir: str | None = None, out: str | None = None, config: 
 
 def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | None = None, *,
           config: str | None = None, resume: bool = False, overwrite: bool = False, verbose: int | None = None,
-          **settings: Any) -> Run:
-    """Fine-tune a pretrained CNN on an image folder; returns the Run (model, metrics, reports on disk).
+          **settings: Any) -> RunDir:
+    """Fine-tune a pretrained CNN on an image folder; returns the RunDir (model, metrics, reports on disk).
 
     `settings` are TrainConfig fields (backbone, image_size, epochs, fine_tune_epochs, unfreeze,
     batch_size, lr, label_smoothing, augment, class_weights, val_split, test_split, weights, seed,
@@ -92,9 +72,9 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
     """
     out_dir = Path(out) if out else None
     if resume:
-        if out_dir is None or not (out_dir / "config.yaml").exists():
-            raise TrainError(f"--resume: {out_dir} is not a run directory with config.yaml; start a new run instead")
-        saved = load_yaml(out_dir / "config.yaml")
+        if out_dir is None or not (out_dir / CONFIG).exists():
+            raise TrainError(f"--resume: {out_dir} is not a run directory with {CONFIG}; start a new run instead")
+        saved = load_yaml(out_dir / CONFIG)
         # the same command again with --resume is fine; a changed setting would be silently ignored: refuse it
         changed = sorted(k.replace("_", "-") for k, v in settings.items() if v is not None
                          and k not in ("epochs", "fine_tune_epochs") and saved.get(k) != v
@@ -103,12 +83,12 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
             changed.append("DATA_DIR")
         if changed or config:
             what = ", ".join([*(f"--{k}" if k != "DATA_DIR" else k for k in changed), *(["--config"] if config else [])])
-            raise TrainError(f"--resume continues {out_dir} with its saved config.yaml; only --epochs and "
+            raise TrainError(f"--resume continues {out_dir} with its saved {CONFIG}; only --epochs and "
                              f"--fine-tune-epochs can change (drop {what}, or start a new run)")
-        cfg = TrainConfig().update(saved, f"{out_dir}/config.yaml")
+        cfg = TrainConfig().update(saved, f"{out_dir}/{CONFIG}")
         cfg = cfg.update({k: v for k, v in settings.items() if v is not None and k in ("epochs", "fine_tune_epochs")},
                          "arguments")
-        state = _read_state(out_dir)
+        state = RunDir(out_dir).read_state()
         if state is None:
             raise TrainError(f"--resume: {out_dir} has no checkpoint yet; start again without --resume")
     else:
@@ -119,10 +99,11 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
     strategy, is_chief = _strategy(cfg.strategy)
     if is_chief and not resume:
         _check_out_dir(out_dir, overwrite)  # refuse early; an old run is replaced only once data + model are good
-    work_dir = out_dir if is_chief else Path(tempfile.mkdtemp(prefix="edgelite-worker-"))
+    # a non-chief worker checkpoints into a throwaway folder of the same layout
+    work = RunDir(out_dir if is_chief else Path(tempfile.mkdtemp(prefix="edgelite-worker-")))
     verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
 
-    import tf_keras as keras
+    keras = import_keras()
 
     keras.utils.set_random_seed(cfg.seed)
 
@@ -130,7 +111,7 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
     size = (cfg.image_size, cfg.image_size)
     pixels = None
     if resume:
-        split = D.Split.load(out_dir / "split.json")
+        split = RunDir(out_dir).read_split()
         classes, skipped_scan = split.classes, []
     else:
         _say(f"decoding {cfg.data_dir}")
@@ -151,7 +132,7 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
             skipped += sk
     del pixels
     if skipped:
-        _say(f"skipped {len(skipped)} unreadable file(s), listed in {out_dir / 'skipped.txt'}")
+        _say(f"skipped {len(skipped)} unreadable file(s), listed in {out_dir / SKIPPED}")
     n_cls = len(classes)
     _say(f"{n_cls} classes; {len(ys['train'])} train / {len(ys['val'])} val / {len(ys['test'])} test images "
          f"at {cfg.image_size}x{cfg.image_size}")
@@ -179,19 +160,17 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
 
     with strategy.scope():
         model = _build(cfg, n_cls, weights=None if resume else cfg.weights)
+    run = RunDir(out_dir, config=cfg, labels=list(classes), split=split, skipped=skipped)
     if is_chief and not resume:  # data and model are good: now (and only now) replace an old run
         _reset_out_dir(out_dir)
-        split.save(out_dir / "split.json")
-        save_yaml(cfg, out_dir / "config.yaml")
-        (out_dir / "labels.txt").write_text("".join(f"{c}\n" for c in classes))
-        D.write_skipped(out_dir / "skipped.txt", skipped)
-    ckpt_dir = work_dir / CKPT_DIR
+        run.save()
+    ckpt_dir = work.checkpoints
     ckpt_dir.mkdir(exist_ok=True)
     history_rows: list[dict[str, Any]] = state["history"] if state else []
     start_phase, start_epoch = (state["phase"], state["epoch"]) if state else (1, 0)
     if state:
-        model.load_weights(str(ckpt_dir / "last.h5"))
-        _say(f"resuming phase {start_phase} after epoch {start_epoch} from {ckpt_dir / 'last.h5'}")
+        model.load_weights(str(ckpt_dir / LAST_WEIGHTS))
+        _say(f"resuming phase {start_phase} after epoch {start_epoch} from {ckpt_dir / LAST_WEIGHTS}")
 
     from edgelite.train.model import set_phase
 
@@ -215,8 +194,8 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
         _say(f"phase {phase}: {what} ({info['trainable_layers']} trainable layers), lr {lr:g}, "
              f"epochs {initial + 1}..{epochs}")
         callbacks = [
-            _epoch_callback(keras, model, ckpt_dir, phase, history_rows),
-            keras.callbacks.ModelCheckpoint(str(ckpt_dir / "best.h5"), monitor="val_loss" if val_ds else "loss",
+            _epoch_callback(keras, model, work, phase, history_rows),
+            keras.callbacks.ModelCheckpoint(str(ckpt_dir / BEST_WEIGHTS), monitor="val_loss" if val_ds else "loss",
                                             save_best_only=True, save_weights_only=True, verbose=0),
             keras.callbacks.EarlyStopping(monitor="val_loss" if val_ds else "loss", patience=cfg.patience,
                                           restore_best_weights=True, verbose=1),
@@ -245,19 +224,15 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
                           if history_rows else None}
     metrics["images"] = {k: int(len(v)) for k, v in ys.items()}
     metrics["skipped"] = len(skipped)
+    run.metrics = metrics
     if is_chief:
         for layer in model.layers:  # the saved model is a plain float model; convert decides what trains
             layer.trainable = True
-        model.save(out_dir / "model.keras")
-        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        report.write_history(history_rows, out_dir / "history.csv")
-        report.plot_curves(history_rows, out_dir / "curves.png")
-        report.plot_confusion(np.asarray(metrics["test"]["confusion_matrix"]), classes, out_dir / "confusion_matrix.png")
+        run.save_results(model, history_rows)
     else:
-        shutil.rmtree(work_dir, ignore_errors=True)
-    run = Run(path=out_dir, config=cfg, labels=classes, metrics=metrics, skipped=skipped)
+        shutil.rmtree(work.path, ignore_errors=True)
     if is_chief:
-        _say(report.summary(run))
+        _say(_summary(run))
     return run
 
 
@@ -266,13 +241,37 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
+def _summary(run: RunDir) -> str:
+    """The lines `train` prints at the end of a run."""
+    m = run.metrics
+    t = m["test"]
+    worst = sorted(t["per_class"].items(), key=lambda kv: kv[1]["f1"])[:3]
+    lines = [
+        "",
+        f"run         {run.path}",
+        f"backbone    {run.config.backbone} @ {run.config.image_size}px, weights: {run.config.weights or 'random init'}",
+        f"images      {m['images']['train']} train / {m['images']['val']} val / {m['images']['test']} test"
+        + (f", {m['skipped']} skipped (see {SKIPPED})" if m["skipped"] else ""),
+        f"accuracy    test {t['accuracy']:.3f}  (val {_f(m['val'])}, train {_f(m['train'])}), macro F1 {t['macro_f1']:.3f}",
+        "weakest     " + ", ".join(f"{n} F1 {v['f1']:.2f}" for n, v in worst),
+        f"time        {m['seconds']['training']:.0f} s training, {_f(m['seconds']['per_epoch'], '.1f')} s/epoch",
+        "files       " + " ".join((MODEL, LABELS, METRICS, CURVES, CONFUSION, SPLIT)),
+        f"next        edgelite convert {run.path} --out bundles/{run.path.name}",
+    ]
+    return "\n".join(lines)
+
+
+def _f(v, fmt=".3f"):
+    return "n/a" if v is None else format(v, fmt)
+
+
 def _last(rows, key):
     vals = [r[key] for r in rows if r.get(key) is not None]
     return float(vals[-1]) if vals else None
 
 
 def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+    if RunDir(out_dir).holds_files() and not overwrite:
         raise TrainError(f"{out_dir} already holds a run; pass --resume to continue it, --overwrite to replace "
                          "it, or choose another --out")
 
@@ -283,16 +282,9 @@ def _reset_out_dir(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _read_state(out_dir: Path) -> dict[str, Any] | None:
-    p = out_dir / CKPT_DIR / "state.json"
-    if not p.exists() or not (out_dir / CKPT_DIR / "last.h5").exists():
-        return None
-    return json.loads(p.read_text())
-
-
 def _strategy(name: str):
     """(tf.distribute strategy, is_chief)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(), True
@@ -319,7 +311,7 @@ def _build(cfg: TrainConfig, n_cls: int, weights):
 def _dataset(x: np.ndarray, y: np.ndarray, n_cls: int, batch: int, *, shuffle: bool = False, augment: bool = False,
              seed: int = 0):
     """tf.data over decoded uint8 images; augmentation happens here, never inside the model."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     ds = tf.data.Dataset.from_tensor_slices((x, tf.one_hot(y, n_cls)))
     if shuffle:
@@ -348,10 +340,10 @@ def _dataset(x: np.ndarray, y: np.ndarray, n_cls: int, batch: int, *, shuffle: b
     return ds.batch(batch).prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def _epoch_callback(keras, model, ckpt_dir: Path, phase: int, rows: list[dict[str, Any]]):
+def _epoch_callback(keras, model, work: RunDir, phase: int, rows: list[dict[str, Any]]):
     """After every epoch: a history row (phase, epoch, metrics, seconds), then the weights + state that
     --resume continues from. Every worker saves (reading synchronised variables is itself a collective
-    op); a non-chief worker's ckpt_dir is a throwaway temp dir. Built here, not as a module-level
+    op); a non-chief worker's `work` is a throwaway temp dir. Built here, not as a module-level
     class, so importing this module does not import TensorFlow."""
     started = {}
 
@@ -362,10 +354,6 @@ def _epoch_callback(keras, model, ckpt_dir: Path, phase: int, rows: list[dict[st
         row = {"phase": phase, "epoch": epoch + 1, "seconds": round(time.perf_counter() - started["t"], 2)}
         row.update({k: float(v) for k, v in (logs or {}).items()})
         rows.append(row)
-        tmp = ckpt_dir / "last.tmp.h5"
-        model.save_weights(str(tmp))
-        os.replace(tmp, ckpt_dir / "last.h5")
-        (ckpt_dir / "state.tmp.json").write_text(json.dumps({"phase": phase, "epoch": epoch + 1, "history": rows}))
-        os.replace(ckpt_dir / "state.tmp.json", ckpt_dir / "state.json")
+        work.save_checkpoint(model, {"phase": phase, "epoch": epoch + 1, "history": rows})
 
     return keras.callbacks.LambdaCallback(on_epoch_begin=begin, on_epoch_end=end)

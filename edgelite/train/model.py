@@ -10,17 +10,16 @@ end up in the saved model.
 
 from __future__ import annotations
 
-import os
 import re
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from edgelite.train.tfenv import import_keras
 
 HEAD_LAYERS = ("head_pool", "head_dropout", "head_dense")
 
 
 def build_classifier(backbone: str, num_classes: int, image_size: int, *, weights: str | None = "imagenet",
                      dropout: float = 0.2):
-    import tf_keras as keras
+    keras = import_keras()
 
     from edgelite.train.backbones import get_backbone
 
@@ -33,9 +32,10 @@ def build_classifier(backbone: str, num_classes: int, image_size: int, *, weight
     try:
         base = spec.builder(inp, weights)
     except (OSError, ValueError) as e:  # a missing package, a corrupt or mismatched weights file
+        from edgelite.errors import first_line
         from edgelite.train.errors import TrainError
 
-        raise TrainError(f"--weights {weights}: cannot load ({str(e).splitlines()[0][:200]}); "
+        raise TrainError(f"--weights {weights}: cannot load ({first_line(e)}); "
                          "use imagenet, none, or a weights file for this backbone") from None
     x = keras.layers.GlobalAveragePooling2D(name="head_pool")(base.output)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
@@ -46,7 +46,7 @@ def build_classifier(backbone: str, num_classes: int, image_size: int, *, weight
 
 
 def assert_flat(model) -> None:
-    import tf_keras as keras
+    keras = import_keras()
 
     nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
     if nested:  # a programming error, not a user error
@@ -62,7 +62,7 @@ def set_phase(model, backbone: str, phase: int, unfreeze: int | None = None, *,
     initial weights (`from_scratch`) has nothing to preserve: every layer trains, BatchNorm included.
     Returns counts of trainable layers, for the log.
     """
-    import tf_keras as keras
+    keras = import_keras()
 
     from edgelite.train.backbones import blocks_in_order, get_backbone
 

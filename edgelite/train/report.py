@@ -1,4 +1,7 @@
-"""Run reports: metrics (accuracy, per-class precision/recall/F1, confusion), history.csv, PNG plots."""
+"""Run reports: metrics (accuracy, per-class precision/recall/F1, confusion), the history CSV, PNG plots.
+
+Where each report goes in the run directory is `edgelite.train.rundir`'s business; these functions take paths.
+"""
 
 from __future__ import annotations
 
@@ -99,26 +102,3 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: str | Path) -> 
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def summary(run) -> str:
-    m = run.metrics
-    t = m["test"]
-    worst = sorted(t["per_class"].items(), key=lambda kv: kv[1]["f1"])[:3]
-    lines = [
-        "",
-        f"run         {run.path}",
-        f"backbone    {run.config.backbone} @ {run.config.image_size}px, weights: {run.config.weights or 'random init'}",
-        f"images      {m['images']['train']} train / {m['images']['val']} val / {m['images']['test']} test"
-        + (f", {m['skipped']} skipped (see skipped.txt)" if m["skipped"] else ""),
-        f"accuracy    test {t['accuracy']:.3f}  (val {_f(m['val'])}, train {_f(m['train'])}), macro F1 {t['macro_f1']:.3f}",
-        "weakest     " + ", ".join(f"{n} F1 {v['f1']:.2f}" for n, v in worst),
-        f"time        {m['seconds']['training']:.0f} s training, {_f(m['seconds']['per_epoch'], '.1f')} s/epoch",
-        "files       model.keras labels.txt metrics.json curves.png confusion_matrix.png split.json",
-        f"next        edgelite convert {run.path} --out bundles/{run.path.name}",
-    ]
-    return "\n".join(lines)
-
-
-def _f(v, fmt=".3f"):
-    return "n/a" if v is None else format(v, fmt)

@@ -41,8 +41,8 @@ def test_run_directory_contents(trained_run):
 def test_saved_model_is_flat_takes_raw_pixels_and_has_no_augmentation(trained_run):
     import tf_keras as keras
 
-    from edgelite.train.finetune import load_run_model
     from edgelite.train.model import assert_flat
+    from edgelite.train.rundir import load_run_model
 
     model = load_run_model(trained_run.path)
     assert_flat(model)
@@ -53,7 +53,7 @@ def test_saved_model_is_flat_takes_raw_pixels_and_has_no_augmentation(trained_ru
     assert [layer.name for layer in model.layers[-3:]] == ["head_pool", "head_dropout", "head_dense"]
     assert not any(isinstance(layer, keras.Model) for layer in model.layers)
     # raw 0..255 pixels in, probabilities out; predictions are deterministic (no augmentation at inference)
-    from edgelite.train.data import load_split_images
+    from edgelite.train.rundir import load_split_images
 
     x, y, _ = load_split_images(trained_run.path, "test")
     p1 = model.predict(x.astype(np.float32), verbose=0)

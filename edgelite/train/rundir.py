@@ -1,0 +1,228 @@
+"""The run directory: what `edgelite train` writes and `convert` reads, owned here as `edgelite.bundle`
+owns the bundle. Every file name of a run is a constant of this module; nothing else spells them::
+
+    runs/NAME/
+      model.keras            the float Keras model, preprocessing inside (MODEL)
+      labels.txt             one label per line, in the model's output order (LABELS)
+      config.yaml            the resolved training settings (CONFIG)
+      split.json             the deterministic train/val/test split, paths relative to its data_dir (SPLIT)
+      metrics.json           accuracy, per-class precision/recall/F1, confusion matrix, timings (METRICS)
+      history.csv            one row per epoch (HISTORY)
+      curves.png             loss and accuracy per epoch (CURVES)
+      confusion_matrix.png   the test confusion matrix (CONFUSION)
+      skipped.txt            unreadable photos and why, one per line (SKIPPED)
+      checkpoints/           last.h5, best.h5, state.json: what --resume continues from (CHECKPOINTS)
+
+Importing this module imports neither TensorFlow nor yaml; `load_model` loads Keras when called.
+
+    >>> run = RunDir.load("runs/flowers")                     # doctest: +SKIP
+    >>> run.labels, run.config.image_size, run.metrics["test"]["accuracy"]   # doctest: +SKIP
+    >>> x, y, skipped = run.images("test")                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from edgelite.bundle import INTERPOLATIONS, LABELS, read_labels
+from edgelite.errors import first_line
+from edgelite.train.config import TrainConfig, save_yaml
+from edgelite.train.data import Skipped, Split, load_images, read_skipped, write_skipped
+from edgelite.train.errors import DataError, TrainError
+
+MODEL = "model.keras"
+CONFIG = "config.yaml"
+SPLIT = "split.json"
+METRICS = "metrics.json"
+HISTORY = "history.csv"
+CURVES = "curves.png"
+CONFUSION = "confusion_matrix.png"
+SKIPPED = "skipped.txt"
+CHECKPOINTS = "checkpoints"
+LAST_WEIGHTS = "last.h5"  # in CHECKPOINTS: the weights after the last finished epoch
+BEST_WEIGHTS = "best.h5"  # in CHECKPOINTS: the weights with the best validation loss
+STATE = "state.json"  # in CHECKPOINTS: {"phase", "epoch", "history"} of LAST_WEIGHTS
+
+#: what `convert` needs of a run, in the order a message names the missing ones
+REQUIRED = (MODEL, LABELS, CONFIG, SPLIT)
+#: every file a finished run holds (CHECKPOINTS aside), in the order the summary lists them
+FILES = (MODEL, LABELS, CONFIG, SPLIT, METRICS, HISTORY, CURVES, CONFUSION, SKIPPED)
+
+__all__ = ["RunDir", "load_run_model", "load_split_images", "MODEL", "LABELS", "CONFIG", "SPLIT", "METRICS",
+           "HISTORY", "CURVES", "CONFUSION", "SKIPPED", "CHECKPOINTS", "REQUIRED", "FILES"]
+
+
+@dataclasses.dataclass
+class RunDir:
+    """A training run: where it lives and what it holds (`train` returns one; `convert` loads one)."""
+
+    path: Path
+    config: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    labels: list[str] = dataclasses.field(default_factory=list)
+    split: Split | None = None
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    skipped: list[Skipped] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self):
+        self.path = Path(self.path)
+
+    # ---------------------------------------------------------------- where each file is
+    def file(self, name: str) -> Path:
+        """The path of one of the run's files, by its constant: ``run.file(METRICS)``."""
+        return self.path / name
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    def missing(self) -> list[str]:
+        """The REQUIRED files this folder lacks (all of them when it is not a run)."""
+        return [f for f in REQUIRED if not (self.path / f).is_file()]
+
+    def holds_files(self) -> bool:
+        """True when the folder exists and is not empty (a run, or something `train` must not overwrite)."""
+        return self.path.is_dir() and any(self.path.iterdir())
+
+    # ---------------------------------------------------------------- reading
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> RunDir:
+        """Read and cross-check a run; a missing, incomplete or hand-edited run is a one-line TrainError."""
+        run = cls(Path(path))
+        if not run.path.is_dir():
+            raise TrainError(f"{run.path} is not a run directory; train one with `edgelite train DATA_DIR --out "
+                             f"{run.path}`")
+        missing = run.missing()
+        if missing:
+            raise TrainError(f"{run.path} is not a complete run directory: missing {', '.join(missing)}; "
+                             "train one with `edgelite train DATA_DIR --out RUN_DIR`")
+        run.config = run.read_config()
+        run.labels = _labels(run.file(LABELS))
+        run.split = run.read_split()
+        if list(run.split.classes) != run.labels:
+            raise TrainError(f"{run.file(LABELS)} ({len(run.labels)} labels) disagrees with {SPLIT}'s classes "
+                             f"({len(run.split.classes)}); the run was edited by hand — re-run `edgelite train`")
+        run.metrics = _json_or_empty(run.file(METRICS))
+        run.skipped = read_skipped(run.file(SKIPPED)) if run.file(SKIPPED).is_file() else []
+        return run
+
+    def read_config(self) -> TrainConfig:
+        """The saved settings, checked: a run always records its image size and interpolation."""
+        import yaml
+
+        p = self.file(CONFIG)
+        try:
+            saved = yaml.safe_load(p.read_text()) or {}
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
+            raise TrainError(f"{p} is corrupt ({type(e).__name__}: {first_line(e)}); re-run `edgelite train`") from None
+        if not isinstance(saved, dict):
+            raise TrainError(f"{p} is corrupt (not a mapping); re-run `edgelite train`")
+        cfg = TrainConfig().update({str(k).replace("-", "_"): v for k, v in saved.items()}, str(p))
+        if not isinstance(cfg.image_size, int) or cfg.image_size < 1:
+            raise TrainError(f"{p} is corrupt (image_size {cfg.image_size!r}); re-run `edgelite train`")
+        if cfg.interpolation not in INTERPOLATIONS:
+            raise TrainError(f"{p}: unknown interpolation {cfg.interpolation!r}")
+        return cfg
+
+    def read_split(self) -> Split:
+        try:
+            return Split.load(self.file(SPLIT))
+        except DataError as e:
+            raise TrainError(str(e)) from None
+
+    def read_state(self) -> dict[str, Any] | None:
+        """The checkpoint `--resume` continues from ({"phase", "epoch", "history"}), or None before one."""
+        state = self.checkpoints / STATE
+        if not state.exists() or not (self.checkpoints / LAST_WEIGHTS).exists():
+            return None
+        return json.loads(state.read_text())
+
+    def load_model(self):
+        """The float Keras model (safe_mode on: no arbitrary code); a fresh copy each call."""
+        if not self.model_path.exists():
+            raise TrainError(f"{self.path} has no {MODEL}; is it a run directory written by `edgelite train`?")
+        from edgelite.train.tfenv import import_keras
+
+        keras = import_keras()
+        return keras.models.load_model(self.model_path, compile=False, safe_mode=True)
+
+    def images(self, subset: str = "test", data_dir: str | os.PathLike | None = None, progress: bool = False):
+        """(uint8 N x H x W x 3 RGB, int32 labels, skipped) of a split, decoded and resized as in training."""
+        if self.split is None:
+            raise TrainError(f"{self.path}: load the run first (RunDir.load)")
+        root = Path(data_dir) if data_dir is not None else Path(self.split.data_dir)
+        if not root.exists():
+            raise DataError(f"the run's data folder {root} is gone; pass --data DIR pointing at the same photos")
+        size = (self.config.image_size, self.config.image_size)
+        return load_images(root, self.split.subset(subset), size, self.config.interpolation, progress=progress,
+                             desc=subset)
+
+    # ---------------------------------------------------------------- writing
+    def save(self) -> None:
+        """Write what is known before training: config, labels, split and the skipped list."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        save_yaml(self.config, self.file(CONFIG))
+        self.file(LABELS).write_text("".join(f"{c}\n" for c in self.labels))
+        if self.split is not None:
+            self.split.save(self.file(SPLIT))
+        write_skipped(self.file(SKIPPED), self.skipped)
+
+    def save_results(self, model, history: list[dict[str, Any]]) -> None:
+        """Write what training produced: the model, metrics, history and the two plots."""
+        import numpy as np
+
+        from edgelite.train.report import plot_confusion, plot_curves, write_history
+
+        model.save(self.model_path)
+        self.file(METRICS).write_text(json.dumps(self.metrics, indent=2) + "\n")
+        write_history(history, self.file(HISTORY))
+        plot_curves(history, self.file(CURVES))
+        plot_confusion(np.asarray(self.metrics["test"]["confusion_matrix"]), self.labels,
+                              self.file(CONFUSION))
+
+    def save_checkpoint(self, model, state: dict[str, Any]) -> None:
+        """The weights and state after an epoch, each replaced atomically (a kill leaves the previous pair)."""
+        ckpt = self.checkpoints
+        tmp = ckpt / f"{Path(LAST_WEIGHTS).stem}.tmp.h5"
+        model.save_weights(str(tmp))
+        os.replace(tmp, ckpt / LAST_WEIGHTS)
+        tmp_state = ckpt / f"{Path(STATE).stem}.tmp.json"
+        tmp_state.write_text(json.dumps(state))
+        os.replace(tmp_state, ckpt / STATE)
+
+
+def load_run_model(run_dir: str | os.PathLike):
+    """Load the model.keras of a run this toolkit wrote (safe_mode on: no arbitrary code)."""
+    return RunDir(Path(run_dir)).load_model()
+
+
+def load_split_images(run_dir: str | os.PathLike, subset: str = "test", progress: bool = False):
+    """Images of a training run's split: (uint8 NHWC, labels, skipped). Used by `convert` and the tests."""
+    return RunDir.load(run_dir).images(subset, progress=progress)
+
+
+def _labels(path: Path) -> list[str]:
+    try:
+        labels = read_labels(path)
+    except (OSError, UnicodeDecodeError) as e:
+        raise TrainError(f"cannot read {path} ({e}); re-run `edgelite train`") from None
+    if len(labels) < 2:
+        raise TrainError(f"{path} has {len(labels)} label(s); a classifier needs at least two")
+    if len(set(labels)) != len(labels):
+        raise TrainError(f"{path} has duplicate labels; each class must be named once")
+    return labels
+
+
+def _json_or_empty(path: Path) -> dict[str, Any]:
+    """An optional JSON file: {} when it is absent or unreadable (a report, never needed to go on)."""
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
