@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "edgelite.device.cli",  # run
     "edgelite.bench.cli",  # bench
     "edgelite.deploy.cli",  # deploy
+    "edgelite.adapt.cli",  # adapt
 ]
 
 
@@ -46,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
     """Exception classes whose message is meant for the user (one line, no traceback)."""
-    types: list[type[BaseException]] = [UserError]
+    from edgelite.errors import EdgeliteError
+
+    types: list[type[BaseException]] = [UserError, EdgeliteError]
     from edgelite.bundle import BundleError
 
     types.append(BundleError)
