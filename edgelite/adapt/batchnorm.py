@@ -113,25 +113,67 @@ def matched_statistics(mu, var, eps, m_s, v_s, m_t, v_t) -> tuple[np.ndarray, np
 
 def adapt_batchnorm(model, layers: list, source_images: np.ndarray, target_images: np.ndarray, *,
                     batch_size: int = 32, progress: Callable | None = None) -> dict:
-    """Match every BatchNorm layer's statistics in order (in place). Returns a summary for the run's record."""
-    probe = Probe(model, layers, batch_size)
-    source = probe(source_images)  # once, with the original model
-    shifts = []
-    it = range(len(layers))
-    if progress is not None:
-        it = progress(it, desc="bn: matching statistics", unit="layer")
-    for i in it:
-        layer = layers[i]
-        # target statistics of this layer's input with every earlier layer already adapted
-        m_t, v_t = probe(target_images)[i]
-        m_s, v_s = source[i]
-        mu = layer.moving_mean.numpy().astype(np.float64)
-        var = layer.moving_variance.numpy().astype(np.float64)
-        new_mu, new_var = matched_statistics(mu, var, float(layer.epsilon), m_s, v_s, m_t, v_t)
-        layer.moving_mean.assign(new_mu.astype(np.float32))
-        layer.moving_variance.assign(new_var.astype(np.float32))
-        # how far the target's inputs sat from the training ones, in training standard deviations
-        shifts.append(float(np.mean(np.abs(m_t - m_s) / np.sqrt(v_s + float(layer.epsilon)))))
+    """Match every BatchNorm layer's statistics in order (in place). Returns a summary for the run's record.
+
+    The training statistics come from one batched pass of the original model. The target side is ONE
+    eager forward pass of all target images as a single batch: each BatchNorm layer, when reached,
+    measures its input (every earlier layer is already adapted, by construction of the pass), sets
+    its new statistics and normalises with them. That is the layer-by-layer algorithm at the cost of
+    one forward pass instead of one per layer.
+    """
+    import tensorflow as tf
+
+    source = Probe(model, layers, batch_size)(source_images)  # once, with the original model
+    shifts: list[float] = []
+    bar = progress(total=len(layers), desc="bn: matching statistics", unit="layer") if progress else None
+
+    def matching_call(layer, i):
+        original = type(layer).call
+
+        def call(inputs, training=None, **kw):
+            x = tf.cast(inputs, tf.float32)
+            m_t, v_t = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
+            m_s, v_s = source[i]
+            eps = float(layer.epsilon)
+            new_mu, new_var = matched_statistics(layer.moving_mean.numpy().astype(np.float64),
+                                                 layer.moving_variance.numpy().astype(np.float64), eps, m_s, v_s,
+                                                 m_t.numpy().astype(np.float64), v_t.numpy().astype(np.float64))
+            layer.moving_mean.assign(new_mu.astype(np.float32))
+            layer.moving_variance.assign(new_var.astype(np.float32))
+            # how far the target's inputs sat from the training ones, in training standard deviations
+            shifts.append(float(np.mean(np.abs(m_t.numpy() - m_s) / np.sqrt(v_s + eps))))
+            if bar is not None:
+                bar.update(1)
+            return original(layer, inputs, training=False)
+
+        return call
+
+    for i, layer in enumerate(layers):
+        layer.call = matching_call(layer, i)  # an instance attribute: the eager pass calls it
+    try:
+        model(tf.constant(target_images, tf.float32), training=False)
+    finally:
+        for layer in layers:
+            del layer.call  # back to the class's own call
+        if bar is not None:
+            bar.close()
+    if len(shifts) != len(layers):  # a layer the forward pass never reached: a graph this code does not know
+        raise RuntimeError(f"bn: {len(shifts)} of {len(layers)} BatchNorm layers were reached by the forward pass")
     return {"layers": len(layers), "source_images": int(len(source_images)), "target_images": int(len(target_images)),
             "mean_input_shift_sd": {"first": round(shifts[0], 3), "max": round(max(shifts), 3),
                                     "mean": round(float(np.mean(shifts)), 3)}}
+
+
+def adapt_batchnorm_sequential(model, layers: list, source_images: np.ndarray, target_images: np.ndarray, *,
+                               batch_size: int = 32) -> None:
+    """The reference: one batched pass over the target images per layer (slow; the tests compare against it)."""
+    probe = Probe(model, layers, batch_size)
+    source = probe(source_images)
+    for i, layer in enumerate(layers):
+        m_t, v_t = probe(target_images)[i]
+        m_s, v_s = source[i]
+        new_mu, new_var = matched_statistics(layer.moving_mean.numpy().astype(np.float64),
+                                             layer.moving_variance.numpy().astype(np.float64),
+                                             float(layer.epsilon), m_s, v_s, m_t, v_t)
+        layer.moving_mean.assign(new_mu.astype(np.float32))
+        layer.moving_variance.assign(new_var.astype(np.float32))

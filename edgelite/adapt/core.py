@@ -90,19 +90,20 @@ def adapt(run: str | os.PathLike, unlabeled: str | os.PathLike, out: str | os.Pa
     s = Settings(method=method, steps=steps, lr=lr, diversity=diversity, threshold=threshold, epochs=epochs,
                  batch_size=batch_size, max_images=max_images, seed=seed).check()
     say = _Say(verbose)
+    show = verbose and sys.stderr.isatty()  # progress bars only on a terminal
     src = rundir.read_run(run, data)
     out = rundir.check_out(out, src, overwrite)
     size, interp = src.image_size, src.interpolation
     bs = s.batch_size or src.batch_size
 
-    x_t, rels, skipped = _images_or_error(unlabeled, size, interp, s, verbose)
+    x_t, rels, skipped = _images_or_error(unlabeled, size, interp, s, show)
     if skipped:
         say(f"skipped {len(skipped)} unreadable file(s) in {unlabeled}, e.g. {skipped[0][0]} ({skipped[0][1]})")
     x_eval = y_eval = None
     if eval_dir is not None:
         from edgelite.adapt.images import load_labelled
 
-        x_eval, y_eval, _ = load_labelled(eval_dir, src.labels, size, interp, progress=verbose)
+        x_eval, y_eval, _ = load_labelled(eval_dir, src.labels, size, interp, progress=show)
         overlap = _overlap(x_t, x_eval)
         if overlap:
             say(f"warning: {overlap} --eval image(s) are also in --unlabeled; the before/after figures are "
@@ -133,7 +134,7 @@ def adapt(run: str | os.PathLike, unlabeled: str | os.PathLike, out: str | os.Pa
     if bn_layers:
         from edgelite.adapt.batchnorm import adapt_batchnorm
 
-        x_s, _ = rundir.split_images(src, "train", limit=SOURCE_IMAGES, seed=s.seed, progress=verbose)
+        x_s, _ = rundir.split_images(src, "train", limit=SOURCE_IMAGES, seed=s.seed, progress=show)
         record["bn"] = adapt_batchnorm(model, bn_layers, x_s, x_t, batch_size=bs, progress=progress)
     else:
         say("the model has no BatchNorm layers: pseudo-labelling without the bn step")
@@ -168,7 +169,7 @@ def adapt(run: str | os.PathLike, unlabeled: str | os.PathLike, out: str | os.Pa
     # the adapted model on the run's own (clean) held-out split: what the new domain cost the old one
     from edgelite.train import report
 
-    x_test, y_test = rundir.split_images(src, "test", progress=verbose)
+    x_test, y_test = rundir.split_images(src, "test", progress=show)
     metrics = report.classification_metrics(y_test, _predict(model, x_test, bs), src.labels)
     src_test = (src.metrics.get("test") or {}).get("accuracy")
     record["clean_test"] = {"before": src_test, "after": metrics["test"]["accuracy"], "n": int(len(y_test))}
@@ -199,7 +200,7 @@ class _Say:
             print(msg, flush=True)
 
 
-def _progress(it, **kw):
+def _progress(it=None, **kw):
     from tqdm import tqdm
 
     return tqdm(it, leave=False, disable=not sys.stderr.isatty(), **kw)
@@ -209,7 +210,7 @@ def _images_or_error(folder, size, interp, s: Settings, verbose: bool):
     from edgelite.adapt.images import load_unlabeled
 
     return load_unlabeled(folder, size, interp, minimum=MIN_IMAGES, limit=s.max_images, seed=s.seed,
-                          progress=verbose)
+                          progress=show)
 
 
 def _predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
