@@ -31,6 +31,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 METHODS = ("bn", "tent", "pseudo")
 MIN_IMAGES = 16  # per-channel statistics of the last layers (a few pixels each) need at least this many
 SOURCE_IMAGES = 512  # training images sampled for the training statistics
+# bn's target pass holds all its images' activations at once: 384 images at 96 px (~1 GB peak for Lite0),
+# fewer at larger sizes (70 at 224 px); a seeded sample when the folder has more
+BN_PIXELS = 384 * 96 * 96
 PSEUDO_FILE = "pseudo_labels.csv"
 
 
@@ -135,7 +138,12 @@ def adapt(run: str | os.PathLike, unlabeled: str | os.PathLike, out: str | os.Pa
         from edgelite.adapt.batchnorm import adapt_batchnorm
 
         x_s, _ = rundir.split_images(src, "train", limit=SOURCE_IMAGES, seed=s.seed, progress=show)
-        record["bn"] = adapt_batchnorm(model, bn_layers, x_s, x_t, batch_size=bs, progress=progress)
+        x_bn = x_t
+        n_bn = max(MIN_IMAGES, BN_PIXELS // (size * size))
+        if len(x_t) > n_bn:
+            x_bn = x_t[np.sort(np.random.default_rng(s.seed).permutation(len(x_t))[:n_bn])]
+            say(f"bn: statistics from a sample of {n_bn} of the {len(x_t)} images (memory budget at {size} px)")
+        record["bn"] = adapt_batchnorm(model, bn_layers, x_s, x_bn, batch_size=bs, progress=progress)
     else:
         say("the model has no BatchNorm layers: pseudo-labelling without the bn step")
     if s.method == "tent":
@@ -206,7 +214,7 @@ def _progress(it=None, **kw):
     return tqdm(it, leave=False, disable=not sys.stderr.isatty(), **kw)
 
 
-def _images_or_error(folder, size, interp, s: Settings, verbose: bool):
+def _images_or_error(folder, size, interp, s: Settings, show: bool):
     from edgelite.adapt.images import load_unlabeled
 
     return load_unlabeled(folder, size, interp, minimum=MIN_IMAGES, limit=s.max_images, seed=s.seed,
