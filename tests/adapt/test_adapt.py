@@ -79,3 +79,20 @@ def test_source_run_is_never_modified(domain, adapted):
     for m in ("bn", "tent", "pseudo"):
         adapted(m)
     assert tree_hashes(domain.run) == domain.hashes
+
+
+def test_one_pass_equals_one_pass_per_layer(domain):
+    """The single eager pass gives the statistics of the layer-by-layer definition (one pass per layer)."""
+    from edgelite.adapt import batchnorm as B
+    from edgelite.adapt import rundir
+    from edgelite.adapt.images import load_unlabeled
+
+    src = rundir.read_run(domain.run)
+    xt, _, _ = load_unlabeled(domain.unlabeled, 48, "bilinear", minimum=16, limit=48)
+    xs, _ = rundir.split_images(src, "train", limit=64)
+    fast, ref = rundir.load_model(src), rundir.load_model(src)
+    B.adapt_batchnorm(fast, B.batchnorm_layers(fast), xs, xt)
+    B.adapt_batchnorm_sequential(ref, B.batchnorm_layers(ref), xs, xt)
+    pf = fast.predict(xt.astype(np.float32), verbose=0)
+    pr = ref.predict(xt.astype(np.float32), verbose=0)
+    assert np.abs(pf - pr).max() < 1e-3
