@@ -16,6 +16,7 @@ import argparse
 import sys
 
 from edgelite import __version__
+from edgelite.adapt import cli as adapt_cli
 from edgelite.bench import cli as bench_cli
 from edgelite.convert import cli as convert_cli
 from edgelite.deploy import cli as deploy_cli
@@ -26,6 +27,7 @@ from edgelite.train import cli as train_cli
 # subpackage cli modules, in the order the commands appear in --help
 COMMAND_MODULES = [
     train_cli,  # train, data
+    adapt_cli,  # adapt
     convert_cli,  # convert
     device_cli,  # run
     bench_cli,  # bench
@@ -37,6 +39,7 @@ COMMAND_MODULES = [
 COMMAND_EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "train": ("train", ("tensorflow", "tf_keras")),
     "convert": ("convert", ("tensorflow", "tf_keras")),
+    "adapt": ("train", ("tensorflow", "tf_keras")),
 }
 
 

@@ -53,6 +53,9 @@ def register(sub) -> None:
     p.add_argument("--qat-epochs", type=int, default=2, metavar="N", help="QAT epochs (default 2)")
     p.add_argument("--calibration", type=int, default=300, metavar="N",
                    help="training images for int8 calibration (default 300)")
+    p.add_argument("--calibration-data", metavar="DIR",
+                   help="calibrate int8 on images from the target camera (DIR searched recursively) instead of "
+                        "the training split")
     p.add_argument("--per-tensor", action="store_true",
                    help="one int8 scale per weight tensor (default per-channel); with --qat the training uses it too")
     p.add_argument("--io-type", choices=["uint8", "int8", "float32"], default="uint8",
@@ -75,6 +78,7 @@ def _convert(args) -> int:
     bundle = convert(args.source, args.out, formats=args.formats, prune=args.prune, prune_epochs=args.prune_epochs,
                      prune_block=args.prune_block, qat=args.qat, qat_epochs=args.qat_epochs, calibration=args.calibration,
                      per_tensor=args.per_tensor, io_type=args.io_type, max_drop=args.max_drop, data=args.data,
+                     calibration_data=args.calibration_data,
                      opset=args.opset, batch_size=args.batch_size, seed=args.seed, verbose=not args.quiet)
     if args.quiet:
         print(table(bundle))

@@ -56,6 +56,7 @@ class Settings:
     qat: bool = False
     qat_epochs: int = 2
     calibration: int = 300
+    calibration_data: str | None = None  # a folder of target-domain images instead of the training split
     per_tensor: bool = False
     io_type: str = "uint8"
     max_drop: float | None = None
@@ -110,7 +111,7 @@ class _Log:
 def convert(source: str | os.PathLike, out: str | os.PathLike, *, formats: str | list[str] | None = None,
             prune: float | None = None, prune_epochs: int = 3, prune_block: int = 1, qat: bool = False,
             qat_epochs: int = 2, calibration: int = 300, per_tensor: bool = False, io_type: str = "uint8",
-            max_drop: float | None = None,
+            max_drop: float | None = None, calibration_data: str | os.PathLike | None = None,
             data: str | os.PathLike | None = None, opset: int = 17, batch_size: int | None = None,
             prune_lr: float = 1e-4, qat_lr: float = 1e-5, seed: int = 0, verbose: bool = True) -> Bundle:
     """Convert a run directory (or a .keras file with `data`) into a validated bundle at `out`.
@@ -118,7 +119,8 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, *, formats: str |
     formats: comma list or sequence of fp32, fp16, dynamic, int8, onnx, edgetpu (default: all six);
     prune: target sparsity (adds ``pruned_int8``), in runs of `prune_block` weights; qat: quantization-aware
     training (adds ``qat_int8``, or ``pqat_int8`` together with prune); per_tensor: one scale per weight
-    tensor, for post-training int8 and QAT alike. Returns the saved Bundle. Raises ConvertError for a
+    tensor, for post-training int8 and QAT alike; calibration_data: a folder of target-domain images to
+    calibrate int8 on instead of the training split. Returns the saved Bundle. Raises ConvertError for a
     user error, GateFailed when `max_drop` is exceeded (the bundle is still written; ``.bundle``).
     Formats that fail are marked in the bundle; check ``bundle.models[i].status``.
     """
@@ -126,6 +128,7 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, *, formats: str |
     settings = Settings(formats=[], prune=prune, prune_epochs=prune_epochs, prune_block=prune_block, qat=qat,
                         qat_epochs=qat_epochs,
                         calibration=calibration, per_tensor=per_tensor, io_type=io_type, max_drop=max_drop,
+                        calibration_data=None if calibration_data is None else str(calibration_data),
                         opset=opset, batch_size=batch_size, prune_lr=prune_lr, qat_lr=qat_lr, seed=seed).check()
     names = parse_formats(formats, prune=prune, qat=qat)
     explicit = set(names) if formats is not None else {n for n in names if n in INT8_NAMES[1:]}
@@ -159,9 +162,16 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, *, formats: str |
     if needs_training:
         train_x, train_y, _ = src.images("train")
         calib = train_x[rng.permutation(len(train_y))[:calibration]]
-    elif needs_calibration:
+    elif needs_calibration and calibration_data is None:
         idx = rng.permutation(len(src.split.train))[:calibration]
         calib, _, _ = src.images("train", np.sort(idx))
+    if calibration_data is not None:
+        if not needs_calibration:
+            raise ConvertError("--calibration-data is for int8 formats (int8, pruned_int8, qat_int8, edgetpu); "
+                               "add one to --formats or drop it")
+        from edgelite.convert.calibration import calibration_images
+
+        calib, _ = calibration_images(calibration_data, src.spec, calibration, seed)
     if needs_calibration and (calib is None or not len(calib)):
         raise ConvertError(f"no readable training images in {src.data_dir} to calibrate int8 quantization")
     log(f"{len(test_y)} held-out images" + (f" ({test_skipped} unreadable skipped)" if test_skipped else "")
