@@ -87,12 +87,13 @@ def top1(scores: np.ndarray, y: np.ndarray) -> dict:
 
 
 def bench_dataset(name: str, work: Path, log) -> dict:
-    from edgelite.adapt import adapt, rundir
+    from edgelite.adapt import adapt
     from edgelite.adapt.images import load_labelled
     from edgelite.adapt.shift import CameraShift, shifted_domain
     from edgelite.convert import convert
     from edgelite.convert.validate import run_file
     from edgelite.train import train
+    from edgelite.train.rundir import RunDir
 
     per, held, size, epochs, ft = DATASETS[name]
     work.mkdir(parents=True, exist_ok=True)
@@ -107,9 +108,8 @@ def bench_dataset(name: str, work: Path, log) -> dict:
     run = train(data, out=work / "run", backbone="efficientnet_lite0", image_size=size, epochs=epochs,
                 fine_tune_epochs=ft, seed=0, verbose=0, overwrite=True)
     train_s = time.perf_counter() - t
-    src = rundir.read_run(run.path)
-    labels = src.labels
-    x_ev, y_ev, _ = load_labelled(ev, labels, size, src.interpolation)
+    labels = run.labels
+    x_ev, y_ev, _ = load_labelled(ev, labels, size, run.config.interpolation)
     # the same evaluation images before the camera: held-out/<class>/<stem>.*
     clean_dir = work / "eval_clean"
     shutil.rmtree(clean_dir, ignore_errors=True)
@@ -117,8 +117,8 @@ def bench_dataset(name: str, work: Path, log) -> dict:
         (orig,) = [p for p in (heldout / f.parent.name).iterdir() if p.stem == f.stem]
         (clean_dir / f.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copy(orig, clean_dir / f.parent.name / orig.name)
-    x_cl, y_cl, _ = load_labelled(clean_dir, labels, size, src.interpolation)
-    model = rundir.load_model(src)
+    x_cl, y_cl, _ = load_labelled(clean_dir, labels, size, run.config.interpolation)
+    model = run.load_model()
     res = {"dataset": name, "train_images_per_class": per, "image_size": size, "classes": len(labels),
            "unlabeled": counts["unlabeled"], "eval": counts["labelled"], "train_seconds": round(train_s, 1),
            "source_test_top1": run.metrics["test"]["accuracy"],
@@ -131,7 +131,7 @@ def bench_dataset(name: str, work: Path, log) -> dict:
         t = time.perf_counter()
         a = adapt(run.path, unl, work / f"run-{method}", method=method, overwrite=True, verbose=False)
         wall = time.perf_counter() - t
-        m = rundir.load_model(rundir.read_run(a.path))
+        m = RunDir.load(a.path).load_model()
         fs = m.predict(x_ev.astype(np.float32), verbose=0)
         row = {"shifted": top1(fs, y_ev), "clean": top1(m.predict(x_cl.astype(np.float32), verbose=0), y_cl),
                "method_seconds": a.report["seconds"], "wall_seconds": round(wall, 1),

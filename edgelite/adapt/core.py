@@ -4,10 +4,11 @@
     >>> r = adapt("runs/demo", unlabeled="frames/", out="runs/demo-cam", eval_dir="labelled/")  # doctest: +SKIP
     >>> r.report["eval"]["before"]["top1"], r.report["eval"]["after"]["top1"]              # doctest: +SKIP
 
-The source run is only read. The new run has the source run's shape (model.keras, labels.txt,
-config.yaml, split.json, metrics.json, ...), so `convert`, `bench` and `deploy` take it unchanged;
-its config.yaml and metrics.json carry an ``adaptation`` section (method, settings, images, time,
-before/after signals, --eval results).
+The source run is only read, through `edgelite.train.rundir.RunDir` (which owns the run folder's
+names). The new run has the source run's shape, so `convert`, `bench`, `deploy` and a further `adapt`
+take it unchanged; it is built in a hidden folder and renamed into place (`RunDir.staged`), so a crash
+never leaves half a run. Its config.yaml and metrics.json carry an ``adaptation`` section (method,
+settings, images, time, before/after signals, --eval results).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from edgelite.adapt import rundir
 from edgelite.adapt.errors import AdaptError
+from edgelite.train.errors import DataError, TrainError
+from edgelite.train.rundir import ADAPT_HISTORY, ADAPTATION, CONFIG, CURVES, HISTORY, PSEUDO_LABELS, RunDir
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -34,7 +36,7 @@ SOURCE_IMAGES = 512  # training images sampled for the training statistics
 # bn's target pass holds all its images' activations at once: 384 images at 96 px (~1 GB peak for Lite0),
 # fewer at larger sizes (70 at 224 px); a seeded sample when the folder has more
 BN_PIXELS = 384 * 96 * 96
-PSEUDO_FILE = "pseudo_labels.csv"
+CARRIED = (HISTORY, CURVES)  # carried over from the source run unchanged: its training history
 
 
 @dataclasses.dataclass
@@ -94,10 +96,10 @@ def adapt(run: str | os.PathLike, unlabeled: str | os.PathLike, out: str | os.Pa
                  batch_size=batch_size, max_images=max_images, seed=seed).check()
     say = _Say(verbose)
     show = verbose and sys.stderr.isatty()  # progress bars only on a terminal
-    src = rundir.read_run(run, data)
-    out = rundir.check_out(out, src, overwrite)
-    size, interp = src.image_size, src.interpolation
-    bs = s.batch_size or src.batch_size
+    src = _open_source(run)
+    out = _check_out(out, src, overwrite)
+    size, interp = src.config.image_size, src.config.interpolation
+    bs = s.batch_size or src.config.batch_size
 
     x_t, rels, skipped = _images_or_error(unlabeled, size, interp, s, show)
     if skipped:
@@ -112,14 +114,14 @@ def adapt(run: str | os.PathLike, unlabeled: str | os.PathLike, out: str | os.Pa
             say(f"warning: {overlap} --eval image(s) are also in --unlabeled; the before/after figures are "
                 "optimistic — keep the two folders disjoint")
 
-    model = rundir.load_model(src)
+    model = _run_step(src.load_model)
     from edgelite.adapt.batchnorm import batchnorm_layers, require_batchnorm
 
     bn_layers = require_batchnorm(model, s.method, src.path) if s.method in ("bn", "tent") else batchnorm_layers(model)
     if int(model.outputs[0].shape[-1]) != len(src.labels):
         raise AdaptError(f"{src.path}: the model outputs {model.outputs[0].shape[-1]} classes but labels.txt names "
                          f"{len(src.labels)}; re-run `edgelite train`")
-    say(f"adapting {src.path} ({src.backbone or 'model'}, {size}x{size}, {len(src.labels)} classes) to "
+    say(f"adapting {src.path} ({src.config.backbone or 'model'}, {size}x{size}, {len(src.labels)} classes) to "
         f"{len(x_t)} unlabeled images from {unlabeled} with --method {s.method} -> {out}")
 
     train_hist = np.bincount([y for _, y in src.split.train], minlength=len(src.labels)).astype(np.float64)
@@ -137,7 +139,7 @@ def adapt(run: str | os.PathLike, unlabeled: str | os.PathLike, out: str | os.Pa
     if bn_layers:
         from edgelite.adapt.batchnorm import adapt_batchnorm
 
-        x_s, _ = rundir.split_images(src, "train", limit=SOURCE_IMAGES, seed=s.seed, progress=show)
+        x_s, _ = _split_images(src, "train", data, limit=SOURCE_IMAGES, seed=s.seed, progress=show)
         x_bn = x_t
         n_bn = max(MIN_IMAGES, BN_PIXELS // (size * size))
         if len(x_t) > n_bn:
@@ -154,11 +156,11 @@ def adapt(run: str | os.PathLike, unlabeled: str | os.PathLike, out: str | os.Pa
     elif s.method == "pseudo":
         from edgelite.adapt.pseudo import adapt_pseudo, pseudo_labels_csv
 
-        record["pseudo"], history, probs_p, used = adapt_pseudo(model, x_t, src.backbone, threshold=s.threshold,
+        record["pseudo"], history, probs_p, used = adapt_pseudo(model, x_t, src.config.backbone, threshold=s.threshold,
                                                                epochs=s.epochs, lr=s.lr or 1e-4, batch_size=bs,
                                                                seed=s.seed)
-        record["pseudo"]["list"] = PSEUDO_FILE
-        extra[PSEUDO_FILE] = pseudo_labels_csv(rels, probs_p, used, src.labels)
+        record["pseudo"]["list"] = PSEUDO_LABELS
+        extra[PSEUDO_LABELS] = pseudo_labels_csv(rels, probs_p, used, src.labels)
     record["seconds"] = round(time.perf_counter() - t_method, 1)
 
     after = _signals(model, _predict(model, x_t, bs), train_hist, x_eval, y_eval, src.labels, bs)
@@ -177,7 +179,7 @@ def adapt(run: str | os.PathLike, unlabeled: str | os.PathLike, out: str | os.Pa
     # the adapted model on the run's own (clean) held-out split: what the new domain cost the old one
     from edgelite.train import report
 
-    x_test, y_test = rundir.split_images(src, "test", progress=show)
+    x_test, y_test = _split_images(src, "test", data, progress=show)
     metrics = report.classification_metrics(y_test, _predict(model, x_test, bs), src.labels)
     src_test = (src.metrics.get("test") or {}).get("accuracy")
     record["clean_test"] = {"before": src_test, "after": metrics["test"]["accuracy"], "n": int(len(y_test))}
@@ -189,13 +191,81 @@ def adapt(run: str | os.PathLike, unlabeled: str | os.PathLike, out: str | os.Pa
     record["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     record["settings"] = _settings_record(s, bs)
     record["warnings"] = warnings
-    metrics["adaptation"] = record
+    metrics[ADAPTATION] = record
     config_record = {"method": s.method, "source_run": record["source_run"], "unlabeled": record["unlabeled"],
                      **record["settings"]}
-    rundir.write_run(src, out, model, adaptation=config_record, metrics=metrics, history=history, extra=extra)
+    _write_run(src, out, model, data=data, adaptation=config_record, metrics=metrics, history=history, extra=extra)
     say(f"adapted run written to {out} in {record['wall_seconds']:.0f} s (method {record['seconds']:.0f} s); "
         f"next: edgelite convert {out} --out bundles/{out.name} --calibration-data {unlabeled}")
     return Adapted(path=out, report=record, warnings=warnings)
+
+
+# ------------------------------------------------------------------------------------------ the runs
+def _run_step(step, *args, **kwargs):
+    """A RunDir call whose one-line TrainError/DataError becomes adapt's (same exit code, same message)."""
+    try:
+        return step(*args, **kwargs)
+    except (TrainError, DataError) as e:
+        raise AdaptError(str(e)) from None
+
+
+def _open_source(path: str | os.PathLike) -> RunDir:
+    """The run to adapt, written by `edgelite train` or `edgelite adapt`; read only."""
+    return _run_step(RunDir.load, path)
+
+
+def _split_images(src: RunDir, subset: str, data, **kw) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 N x H x W x 3 RGB, int64 labels) of a split of the run's own photos (at `data` when they moved)."""
+    x, y, _ = _run_step(src.images, subset, data_dir=data, **kw)
+    if not len(y):
+        where = data if data is not None else src.split.data_dir
+        raise AdaptError(f"no readable {subset} images of {src.path} under {where}; pass --data DIR "
+                         "pointing at the photos the run was trained on")
+    return x, y.astype(np.int64)
+
+
+def _check_out(out: str | os.PathLike, source: RunDir, overwrite: bool) -> Path:
+    """The destination folder, refused when it is the source run or holds something without --overwrite."""
+    out = Path(out)
+    try:
+        same = out.resolve() == source.path.resolve() or source.path.resolve() in out.resolve().parents
+    except OSError:
+        same = False
+    if same:
+        raise AdaptError("--out must be a new folder, not the source run (the source run is never modified); "
+                         "e.g. --out runs/NAME-adapted")
+    if out.exists() and not out.is_dir():
+        raise AdaptError(f"--out {out} is a file; give a folder for the adapted run")
+    if RunDir(out).holds_files():
+        if not overwrite:
+            raise AdaptError(f"--out {out} already holds files; pass --overwrite to replace it or choose another folder")
+        if not RunDir(out).file(CONFIG).is_file():
+            raise AdaptError(f"--out {out} is not a run directory; --overwrite replaces only a run, choose another folder")
+    return out
+
+
+def _write_run(src: RunDir, out: Path, model, *, data, adaptation: dict[str, Any], metrics: dict[str, Any],
+               history: list[dict[str, Any]], extra: dict[str, str]) -> None:
+    """The adapted run at `out`: the source run's shape with `adaptation` in config.yaml (and, by the caller,
+    metrics.json); `extra` = {RunDir file name: text}. --data: the new run points at the moved photos."""
+    from edgelite.train.report import write_history
+
+    split, config = src.split, dataclasses.replace(src.config, out=str(out))
+    if data is not None and Path(data).resolve() != Path(split.data_dir).resolve():
+        split = dataclasses.replace(split, data_dir=str(Path(data).resolve()))
+        config = dataclasses.replace(config, data_dir=split.data_dir)
+    for layer in model.layers:
+        layer.trainable = True
+    with RunDir.staged(out) as new:
+        new.config, new.labels, new.split, new.skipped = config, list(src.labels), split, list(src.skipped)
+        new.adaptation, new.metrics = adaptation, metrics
+        new.save()
+        new.copy_from(src, CARRIED)
+        if history:
+            write_history(history, new.file(ADAPT_HISTORY))
+        for name, text in extra.items():
+            new.file(name).write_text(text)
+        new.save_model(model)
 
 
 # ------------------------------------------------------------------------------------------ helpers

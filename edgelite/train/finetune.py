@@ -74,7 +74,7 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
     if resume:
         if out_dir is None or not (out_dir / CONFIG).exists():
             raise TrainError(f"--resume: {out_dir} is not a run directory with {CONFIG}; start a new run instead")
-        saved = load_yaml(out_dir / CONFIG)
+        saved = RunDir(out_dir).settings_to_resume()  # refuses an adapted run
         # the same command again with --resume is fine; a changed setting would be silently ignored: refuse it
         changed = sorted(k.replace("_", "-") for k, v in settings.items() if v is not None
                          and k not in ("epochs", "fine_tune_epochs") and saved.get(k) != v

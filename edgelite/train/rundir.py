@@ -13,6 +13,10 @@ owns the bundle. Every file name of a run is a constant of this module; nothing 
       skipped.txt            unreadable photos and why, one per line (SKIPPED)
       checkpoints/           last.h5, best.h5, state.json: what --resume continues from (CHECKPOINTS)
 
+A run written by `edgelite adapt` has the same shape, without checkpoints/ (it cannot be resumed), plus
+an ``adaptation:`` section in config.yaml and metrics.json (ADAPTATION: method, source run, settings),
+adapt_history.csv (ADAPT_HISTORY, tent/pseudo steps) and pseudo_labels.csv (PSEUDO_LABELS, pseudo).
+
 Importing this module imports neither TensorFlow nor yaml; `load_model` loads Keras when called.
 
     >>> run = RunDir.load("runs/flowers")                     # doctest: +SKIP
@@ -22,9 +26,12 @@ Importing this module imports neither TensorFlow nor yaml; `load_model` loads Ke
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import shutil
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +53,9 @@ CHECKPOINTS = "checkpoints"
 LAST_WEIGHTS = "last.h5"  # in CHECKPOINTS: the weights after the last finished epoch
 BEST_WEIGHTS = "best.h5"  # in CHECKPOINTS: the weights with the best validation loss
 STATE = "state.json"  # in CHECKPOINTS: {"phase", "epoch", "history"} of LAST_WEIGHTS
+ADAPT_HISTORY = "adapt_history.csv"  # an adapted run: one row per tent step / pseudo epoch
+PSEUDO_LABELS = "pseudo_labels.csv"  # an adapted run (--method pseudo): every image's prediction and use
+ADAPTATION = "adaptation"  # the key of config.yaml / metrics.json that marks and describes an adapted run
 
 #: what `convert` needs of a run, in the order a message names the missing ones
 REQUIRED = (MODEL, LABELS, CONFIG, SPLIT)
@@ -53,7 +63,8 @@ REQUIRED = (MODEL, LABELS, CONFIG, SPLIT)
 FILES = (MODEL, LABELS, CONFIG, SPLIT, METRICS, HISTORY, CURVES, CONFUSION, SKIPPED)
 
 __all__ = ["RunDir", "load_run_model", "load_split_images", "MODEL", "LABELS", "CONFIG", "SPLIT", "METRICS",
-           "HISTORY", "CURVES", "CONFUSION", "SKIPPED", "CHECKPOINTS", "REQUIRED", "FILES"]
+           "HISTORY", "CURVES", "CONFUSION", "SKIPPED", "CHECKPOINTS", "ADAPT_HISTORY", "PSEUDO_LABELS",
+           "ADAPTATION", "REQUIRED", "FILES"]
 
 
 @dataclasses.dataclass
@@ -66,6 +77,8 @@ class RunDir:
     split: Split | None = None
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     skipped: list[Skipped] = dataclasses.field(default_factory=list)
+    #: what `edgelite adapt` recorded in config.yaml (method, source_run, settings); None for a trained run
+    adaptation: dict[str, Any] | None = None
 
     def __post_init__(self):
         self.path = Path(self.path)
@@ -103,7 +116,8 @@ class RunDir:
         if missing:
             raise TrainError(f"{run.path} is not a complete run directory: missing {', '.join(missing)}; "
                              "train one with `edgelite train DATA_DIR --out RUN_DIR`")
-        run.config = run.read_config()
+        saved = run._read_saved()
+        run.config, run.adaptation = run._config(saved), run._adaptation(saved)
         run.labels = _labels(run.file(LABELS))
         run.split = run.read_split()
         if list(run.split.classes) != run.labels:
@@ -115,6 +129,20 @@ class RunDir:
 
     def read_config(self) -> TrainConfig:
         """The saved settings, checked: a run always records its image size and interpolation."""
+        return self._config(self._read_saved())
+
+    def settings_to_resume(self) -> dict[str, Any]:
+        """config.yaml as `train --resume` continues with it; an adapted run cannot be resumed (one-line error)."""
+        saved = self._read_saved()
+        adaptation = self._adaptation(saved)
+        if adaptation is not None:
+            source = adaptation.get("source_run") or "its source run"
+            raise TrainError(f"--resume: {self.path} was written by `edgelite adapt` from {source} and has no "
+                             f"training to continue; resume {source} (then adapt it again) or train a new run")
+        return saved
+
+    def _read_saved(self) -> dict[str, Any]:
+        """config.yaml as a mapping, keys with underscores; a corrupt file is a one-line TrainError."""
         import yaml
 
         p = self.file(CONFIG)
@@ -124,7 +152,17 @@ class RunDir:
             raise TrainError(f"{p} is corrupt ({type(e).__name__}: {first_line(e)}); re-run `edgelite train`") from None
         if not isinstance(saved, dict):
             raise TrainError(f"{p} is corrupt (not a mapping); re-run `edgelite train`")
-        cfg = TrainConfig().update({str(k).replace("-", "_"): v for k, v in saved.items()}, str(p))
+        return {str(k).replace("-", "_"): v for k, v in saved.items()}
+
+    def _adaptation(self, saved: dict[str, Any]) -> dict[str, Any] | None:
+        adaptation = saved.get(ADAPTATION)
+        if adaptation is not None and not isinstance(adaptation, dict):
+            raise TrainError(f"{self.file(CONFIG)} is corrupt ({ADAPTATION} is not a mapping); re-run `edgelite adapt`")
+        return adaptation
+
+    def _config(self, saved: dict[str, Any]) -> TrainConfig:
+        p = self.file(CONFIG)
+        cfg = TrainConfig().update({k: v for k, v in saved.items() if k != ADAPTATION}, str(p))
         if not isinstance(cfg.image_size, int) or cfg.image_size < 1:
             raise TrainError(f"{p} is corrupt (image_size {cfg.image_size!r}); re-run `edgelite train`")
         if cfg.interpolation not in INTERPOLATIONS:
@@ -151,24 +189,76 @@ class RunDir:
         from edgelite.train.tfenv import import_keras
 
         keras = import_keras()
-        return keras.models.load_model(self.model_path, compile=False, safe_mode=True)
+        try:
+            return keras.models.load_model(self.model_path, compile=False, safe_mode=True)
+        except Exception as e:  # Keras raises anything from OSError to ValueError for a bad file
+            raise TrainError(f"cannot load {self.model_path}: {first_line(e, 160)} — the file is corrupt or not a "
+                             "Keras model; re-run `edgelite train`") from None
 
-    def images(self, subset: str = "test", data_dir: str | os.PathLike | None = None, progress: bool = False):
-        """(uint8 N x H x W x 3 RGB, int32 labels, skipped) of a split, decoded and resized as in training."""
+    def images(self, subset: str = "test", data_dir: str | os.PathLike | None = None, progress: bool = False,
+               limit: int | None = None, seed: int = 0):
+        """(uint8 N x H x W x 3 RGB, int32 labels, skipped) of a split, decoded and resized as in training;
+        `limit`: a seeded sample of at most that many images, in split order."""
         if self.split is None:
             raise TrainError(f"{self.path}: load the run first (RunDir.load)")
         root = Path(data_dir) if data_dir is not None else Path(self.split.data_dir)
         if not root.exists():
             raise DataError(f"the run's data folder {root} is gone; pass --data DIR pointing at the same photos")
+        items = self.split.subset(subset)
+        if limit is not None and len(items) > limit:
+            import numpy as np
+
+            keep = np.sort(np.random.default_rng(seed).permutation(len(items))[:limit])
+            items = [items[int(i)] for i in keep]
         size = (self.config.image_size, self.config.image_size)
-        return load_images(root, self.split.subset(subset), size, self.config.interpolation, progress=progress,
-                             desc=subset)
+        return load_images(root, items, size, self.config.interpolation, progress=progress, desc=subset)
 
     # ---------------------------------------------------------------- writing
+    @classmethod
+    @contextlib.contextmanager
+    def staged(cls, path: str | os.PathLike) -> Iterator[RunDir]:
+        """A new run written into a hidden folder next to `path` and renamed into place when the block ends
+        (replacing what is there); an error removes the half-written folder and leaves `path` untouched.
+
+            >>> with RunDir.staged("runs/new") as run:            # doctest: +SKIP
+            ...     run.config, run.labels, run.split = cfg, labels, split
+            ...     run.save()
+        """
+        final = Path(path)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        run = cls(final.parent / f".{final.name}.partial-{os.getpid()}")
+        if run.path.exists():
+            shutil.rmtree(run.path)
+        run.path.mkdir()
+        try:
+            yield run
+            if final.exists():
+                old = final.parent / f".{final.name}.old-{os.getpid()}"
+                os.replace(final, old)
+                os.replace(run.path, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(run.path, final)
+        except BaseException:
+            shutil.rmtree(run.path, ignore_errors=True)
+            raise
+        run.path = final
+
+    def copy_from(self, other: RunDir, names: Iterable[str]) -> None:
+        """Copy the named files of `other` that exist (a derived run carries them over unchanged)."""
+        for name in names:
+            if other.file(name).is_file():
+                shutil.copy2(other.file(name), self.file(name))
+
     def save(self) -> None:
-        """Write what is known before training: config, labels, split and the skipped list."""
+        """Write what is known before training: config (+ adaptation), labels, split and the skipped list."""
         self.path.mkdir(parents=True, exist_ok=True)
         save_yaml(self.config, self.file(CONFIG))
+        if self.adaptation is not None:  # a section after the settings, in the same YAML mapping
+            import yaml
+
+            with open(self.file(CONFIG), "a") as f:
+                f.write(yaml.safe_dump({ADAPTATION: self.adaptation}, sort_keys=False))
         self.file(LABELS).write_text("".join(f"{c}\n" for c in self.labels))
         if self.split is not None:
             self.split.save(self.file(SPLIT))
@@ -176,16 +266,23 @@ class RunDir:
 
     def save_results(self, model, history: list[dict[str, Any]]) -> None:
         """Write what training produced: the model, metrics, history and the two plots."""
-        import numpy as np
+        from edgelite.train.report import plot_curves, write_history
 
-        from edgelite.train.report import plot_confusion, plot_curves, write_history
-
-        model.save(self.model_path)
-        self.file(METRICS).write_text(json.dumps(self.metrics, indent=2) + "\n")
+        self.save_model(model)
         write_history(history, self.file(HISTORY))
         plot_curves(history, self.file(CURVES))
-        plot_confusion(np.asarray(self.metrics["test"]["confusion_matrix"]), self.labels,
-                              self.file(CONFUSION))
+
+    def save_model(self, model) -> None:
+        """Write the model, its metrics and, when they hold a test confusion matrix, its plot."""
+        model.save(self.model_path)
+        self.file(METRICS).write_text(json.dumps(self.metrics, indent=2) + "\n")
+        cm = (self.metrics.get("test") or {}).get("confusion_matrix")
+        if cm:
+            import numpy as np
+
+            from edgelite.train.report import plot_confusion
+
+            plot_confusion(np.asarray(cm), self.labels, self.file(CONFUSION))
 
     def save_checkpoint(self, model, state: dict[str, Any]) -> None:
         """The weights and state after an epoch, each replaced atomically (a kill leaves the previous pair)."""

@@ -78,11 +78,11 @@ def adapted(domain, tmp_path_factory):
 
 def top1(model_or_run, folder: Path, labels: list[str]) -> float:
     """Top-1 of a Keras model (or a run directory's model) on a labelled folder."""
-    from edgelite.adapt import rundir
     from edgelite.adapt.images import load_labelled
+    from edgelite.train.rundir import RunDir
 
     model = model_or_run
     if isinstance(model_or_run, Path):
-        model = rundir.load_model(rundir.read_run(model_or_run))
+        model = RunDir.load(model_or_run).load_model()
     x, y, _ = load_labelled(folder, labels, SIZE, "bilinear")
     return float((model.predict(x.astype(np.float32), verbose=0).argmax(1) == y).mean())

@@ -21,10 +21,10 @@ def test_bn_recovers_at_least_half_of_what_the_shift_lost(domain, adapted):
     assert clean - before >= 0.1, "the synthetic camera must cost accuracy, or the test means nothing"
     assert after - before >= 0.5 * (clean - before)
     # bn changes BatchNorm statistics only: every weight, scale and offset is as trained
-    from edgelite.adapt import rundir
+    from edgelite.train.rundir import RunDir
 
-    src = rundir.load_model(rundir.read_run(domain.run))
-    new = rundir.load_model(rundir.read_run(a.path))
+    src = RunDir.load(domain.run).load_model()
+    new = RunDir.load(a.path).load_model()
     for ls, ln in zip(src.layers, new.layers, strict=True):
         names = [w.name for w in ls.weights]
         for w, vs, vn in zip(names, ls.get_weights(), ln.get_weights(), strict=True):
@@ -84,13 +84,13 @@ def test_source_run_is_never_modified(domain, adapted):
 def test_one_pass_equals_one_pass_per_layer(domain):
     """The single eager pass gives the statistics of the layer-by-layer definition (one pass per layer)."""
     from edgelite.adapt import batchnorm as B
-    from edgelite.adapt import rundir
     from edgelite.adapt.images import load_unlabeled
+    from edgelite.train.rundir import RunDir
 
-    src = rundir.read_run(domain.run)
+    src = RunDir.load(domain.run)
     xt, _, _ = load_unlabeled(domain.unlabeled, 48, "bilinear", minimum=16, limit=48)
-    xs, _ = rundir.split_images(src, "train", limit=64)
-    fast, ref = rundir.load_model(src), rundir.load_model(src)
+    xs, _, _ = src.images("train", limit=64)
+    fast, ref = src.load_model(), src.load_model()
     B.adapt_batchnorm(fast, B.batchnorm_layers(fast), xs, xt)
     B.adapt_batchnorm_sequential(ref, B.batchnorm_layers(ref), xs, xt)
     pf = fast.predict(xt.astype(np.float32), verbose=0)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +111,87 @@ def test_load_model_of_a_folder_without_one_says_so(tmp_path):
         R.load_run_model(tmp_path)
 
 
+ADAPTED = {"method": "bn", "source_run": "/runs/flowers", "unlabeled": "/frames", "batch_size": 32}
+
+
+def test_an_adapted_run_loads_with_its_adaptation_record(run, tmp_path):
+    """convert, bench and a further adapt read an adapted run through RunDir.load: the `adaptation:`
+    section of its config.yaml is not a training setting, and it survives a save/load round trip."""
+    import yaml
+
+    run.adaptation = ADAPTED
+    run.save()
+    saved = yaml.safe_load(run.file(R.CONFIG).read_text())
+    assert saved[R.ADAPTATION] == ADAPTED and saved["image_size"] == 24  # one mapping: settings + the section
+    loaded = RunDir.load(run.path)
+    assert loaded.adaptation == ADAPTED and loaded.config == run.config and loaded.read_config() == run.config
+    assert RunDir.load(run.path).images("test")[0].shape[1:] == (24, 24, 3)
+    settings = run.file(R.CONFIG).read_text().split(f"{R.ADAPTATION}:")[0]
+    run.file(R.CONFIG).write_text(settings + f"{R.ADAPTATION}: 3\n")
+    with pytest.raises(TrainError, match="adaptation is not a mapping"):
+        RunDir.load(run.path)
+
+
+def test_a_trained_run_has_no_adaptation(run):
+    assert RunDir.load(run.path).adaptation is None
+    assert R.ADAPTATION not in run.file(R.CONFIG).read_text()
+
+
+def test_resume_of_an_adapted_run_is_a_one_line_error(run):
+    """`edgelite train --resume` on an adapted run says what to resume instead (it has no training to continue)."""
+    run.adaptation = ADAPTED
+    run.save()
+    before = run.file(R.CONFIG).read_bytes()
+    env = dict(os.environ, PYTHONPATH=str(EDGELITE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.run([sys.executable, "-m", "edgelite", "train", "--out", str(run.path), "--resume"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines() == [
+        f"edgelite train: error: --resume: {run.path} was written by `edgelite adapt` from /runs/flowers and has "
+        "no training to continue; resume /runs/flowers (then adapt it again) or train a new run"]
+    assert run.file(R.CONFIG).read_bytes() == before
+    run.adaptation = None
+    run.save()
+    assert R.ADAPTATION not in RunDir(run.path).settings_to_resume()
+
+
+def test_images_limit_is_a_seeded_sample_in_split_order(run):
+    loaded = RunDir.load(run.path)
+    x, y, _ = loaded.images("train")
+    a = loaded.images("train", limit=4, seed=1)
+    assert len(a[1]) == 4 and np.array_equal(a[0], loaded.images("train", limit=4, seed=1)[0])
+    rows = [next(i for i in range(len(x)) if np.array_equal(x[i], img)) for img in a[0]]
+    assert rows == sorted(rows) and list(y[rows]) == list(a[1])  # a subset of the split, in its order
+    assert len(loaded.images("train", limit=100)[1]) == len(y)
+
+
+def test_staged_run_appears_whole_or_not_at_all(run, tmp_path):
+    dest = tmp_path / "new"
+    with pytest.raises(RuntimeError, match="half-way"), RunDir.staged(dest) as new:
+        new.config, new.labels, new.split = run.config, run.labels, run.split
+        new.save()
+        raise RuntimeError("a crash half-way")  # no folder at dest, no hidden stage left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"]
+    with RunDir.staged(dest) as new:
+        new.config, new.labels, new.split = run.config, run.labels, run.split
+        new.save()
+        new.copy_from(RunDir.load(run.path), [R.MODEL, R.HISTORY])  # HISTORY: the source has none
+        assert not dest.exists()
+    assert new.path == dest and sorted(p.name for p in tmp_path.iterdir()) == ["data", "new", "run"]
+    assert RunDir.load(dest).labels == run.labels and not RunDir(dest).file(R.HISTORY).exists()
+    assert RunDir(dest).file(R.MODEL).read_bytes() == b"placeholder"
+    with RunDir.staged(dest) as again:  # replaces the run there
+        again.config, again.labels, again.split = run.config, ["a", "b", "c"], run.split
+        again.save()
+    assert RunDir(dest).missing() == [R.MODEL]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "new", "run"]
+
+
+def test_a_corrupt_model_file_is_a_one_line_error(run):
+    with pytest.raises(TrainError, match=r"cannot load .*model.keras: .* re-run `edgelite train`"):
+        RunDir.load(run.path).load_model()
+
+
 def _string_constants(tree: ast.AST):
     docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
     for n in ast.walk(tree):
@@ -117,11 +201,11 @@ def _string_constants(tree: ast.AST):
 
 def test_no_other_module_spells_a_run_file_name():
     names = {R.MODEL, R.CONFIG, R.SPLIT, R.METRICS, R.HISTORY, R.CURVES, R.CONFUSION, R.SKIPPED, R.CHECKPOINTS,
-             R.LAST_WEIGHTS, R.BEST_WEIGHTS}
+             R.LAST_WEIGHTS, R.BEST_WEIGHTS, R.ADAPT_HISTORY, R.PSEUDO_LABELS}
     found = []
     for f in sorted(EDGELITE.rglob("*.py")):
         # the device agent's own state.json is not a run's; a cli.py's help and examples name user files
-        if f.name in ("rundir.py", "cli.py") or "deploy" in f.parts:
+        if f == EDGELITE / "train" / "rundir.py" or f.name == "cli.py" or "deploy" in f.parts:
             continue
         for n in _string_constants(ast.parse(f.read_text(), str(f))):
             found += [f"{f.relative_to(EDGELITE.parent)}:{n.lineno} {name}" for name in names if name in n.value]
