@@ -96,3 +96,23 @@ def test_one_pass_equals_one_pass_per_layer(domain):
     pf = fast.predict(xt.astype(np.float32), verbose=0)
     pr = ref.predict(xt.astype(np.float32), verbose=0)
     assert np.abs(pf - pr).max() < 1e-3
+
+
+def test_an_adapted_run_is_a_run(domain, adapted, tmp_path):
+    """RunDir reads an adapted run (convert takes it: test_convert_run), adapt takes it again, --resume refuses it."""
+    import re
+
+    from edgelite.adapt import adapt
+    from edgelite.train import train
+    from edgelite.train.errors import TrainError
+    from edgelite.train.rundir import RunDir
+
+    a = adapted("bn")
+    run = RunDir.load(a.path)
+    assert run.adaptation["method"] == "bn" and run.adaptation["source_run"] == str(domain.run.resolve())
+    assert run.config.image_size == 48 and run.labels == domain.labels and run.config.out == str(a.path)
+    again = adapt(a.path, domain.unlabeled, tmp_path / "again", max_images=64, verbose=False)
+    assert RunDir.load(again.path).adaptation["source_run"] == str(a.path.resolve())
+    with pytest.raises(TrainError, match=re.escape(f"--resume: {a.path} was written by `edgelite adapt` from "
+                                                   f"{domain.run.resolve()}")):
+        train(out=a.path, resume=True)
