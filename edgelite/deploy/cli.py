@@ -35,7 +35,7 @@ def register(sub) -> None:
                    help="the preview/health address on the device (default 127.0.0.1:8080: loopback only)")
     r.add_argument("--format", metavar="NAME", help="bundle model to run (int8, fp16, edgetpu, ...; default: the best)")
     r.add_argument("--print-every", type=int, default=30, metavar="N", help="a console/log line every N results (default 30)")
-    r.add_argument("--run-args", default="", metavar="'ARGS'", help="more `edgelite run` options, e.g. '--num-threads 4'")
+    r.add_argument("--run-args", default="", metavar="'ARGS'", help="more `edgelite run` options, e.g. '--threads 4'")
     d = p.add_argument_group("how")
     d.add_argument("--offline", action="store_true",
                    help="download the device's wheels here (for its architecture and Python) and push them: "
