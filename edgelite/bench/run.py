@@ -3,9 +3,9 @@
     >>> result = bench(["bundles/demo"], threads=[1, 4], runs=200)      # doctest: +SKIP
     >>> print(format_table(result))                                      # doctest: +SKIP  (edgelite.bench.report)
 
-This module is the orchestration: options, one job per (model, threads), a progress bar. Each row runs
-in its own worker process (`edgelite.bench.worker`): memory is per model, and a file that crashes its
-runtime fails only its own row. Only `invoke()` is timed; `--pipeline` times the whole loop.
+This module is the orchestration: one job per (model, threads), a progress bar (the options are
+`edgelite.bench.options`). Each row runs in its own worker process (`edgelite.bench.worker`): memory
+is per model, and a file that crashes its runtime fails only its own row. Only `invoke()` is timed; `--pipeline` times the whole loop.
 
 The pieces: `targets` (what to bench), `data` (--data and the held-out split), `worker` (one row),
 `pipeline` (the camera loop's stages), `stats` (statuses, percentiles), `report` (table, JSON, CSV and
