@@ -28,23 +28,11 @@ from typing import Any
 
 from edgelite.core import MANIFEST, sha256_file, write_json, write_text_atomic
 from edgelite.errors import EXIT_CHECKSUM, EdgeliteError
+from edgelite.formats import FORMATS  # noqa: F401  (the manifest's model names; re-exported)
 
 SCHEMA = 1
 LABELS = "labels.txt"
 HELDOUT = "heldout.npz"
-
-#: model entry name -> (file format, precision). Names follow Ultralytics where one exists.
-FORMATS: dict[str, tuple[str, str]] = {
-    "fp32": ("tflite", "fp32"),
-    "fp16": ("tflite", "fp16"),
-    "dynamic": ("tflite", "dynamic"),
-    "int8": ("tflite", "int8"),
-    "pruned_int8": ("tflite", "int8"),
-    "qat_int8": ("tflite", "int8"),
-    "pqat_int8": ("tflite", "int8"),
-    "edgetpu": ("edgetpu", "int8"),
-    "onnx": ("onnx", "fp32"),
-}
 
 #: what `run` picks when the user does not say, best first (the Edge TPU only when its delegate loads).
 PREFERENCE = ["edgetpu", "qat_int8", "pqat_int8", "int8", "pruned_int8", "fp16", "dynamic", "fp32", "onnx"]

@@ -57,10 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
+    # TensorFlow's environment (tf-keras, quiet C++ start-up) from its one place, before any command could
+    # import TensorFlow; tfenv itself imports nothing heavy
+    from edgelite.train.tfenv import set_environment
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    set_environment()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

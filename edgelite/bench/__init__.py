@@ -4,7 +4,8 @@ Imports only numpy, cv2, the TFLite runtime (or onnxruntime) and the standard li
 `edgelite.device` (a test enforces it). Importing this package imports nothing.
 
     cli       the `edgelite bench` command (wiring only)
-    run       bench(): options, one job per (model, threads), the progress bar
+    options   BenchOptions (every flag, declared once), the --formats / --threads parsers
+    run       bench(): one job per (model, threads), the progress bar
     targets   what to bench: bundles and bare .tflite/.onnx files
     data      the images top-1 is scored on: --data or the bundle's held-out split
     worker    one row, in its own `python -m edgelite.bench.worker` process (JSON in, JSON lines out)

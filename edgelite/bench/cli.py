@@ -36,8 +36,10 @@ def register(subparsers) -> None:
                    help="bundle directories and/or .tflite/.onnx files (with --host: local paths are copied "
                         "over; prefix device: for a path already on the device)")
     p.add_argument("--formats", default="all",
-                   help="comma-separated bundle formats (fp32,fp16,dynamic,int8,...,edgetpu,onnx) or all (default)")
-    p.add_argument("--threads", default=None, help="comma-separated thread counts (default: 1,2,4 up to the cores)")
+                   help="comma-separated bundle formats (fp32,fp16,dynamic,int8,...,edgetpu,onnx; aliases as in convert: "
+                        "tflite, half, ...) or all (default)")
+    p.add_argument("--threads", "--num-threads", dest="threads", default=None, metavar="N[,N...]",
+                   help="comma-separated thread counts (default: 1,2,4 up to the cores; --num-threads is the old name)")
     p.add_argument("--runs", type=int, default=200, help="timed invokes per row, at least (default 200)")
     p.add_argument("--warmup", type=int, default=20, help="untimed invokes before timing (default 20)")
     p.add_argument("--min-seconds", type=float, default=0.0, metavar="S",
@@ -47,7 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--pipeline", metavar="SOURCE",
                    help="also time the whole camera loop (capture, preprocess, inference, postprocess, total) "
                         "on a video file, image folder, camera index or picamera2")
-    p.add_argument("--json", metavar="FILE", help="write the result JSON (- = stdout; a directory = <env>.json in it)")
+    p.add_argument("--json", metavar="-|FILE", help="write the result JSON to FILE or - (stdout; a directory = <env>.json in it)")
     p.add_argument("--csv", metavar="FILE", help="write one CSV line per row (a directory = <env>.csv in it)")
     p.add_argument("--plot", metavar="FILE.png", help="write the latency / accuracy figure (a directory = <env>.png)")
     p.add_argument("--out", metavar="DIR", help="write <env>.json, <env>.csv and <env>.png into DIR, named after "
@@ -71,42 +73,46 @@ def _output_path(value: str | None, stem: str, suffix: str) -> Path | None:
     return p
 
 
+def options_from_args(args: argparse.Namespace):
+    """argparse namespace -> BenchOptions, by field name; the SSH flags make its `connection`."""
+    from edgelite.bench.options import BenchOptions
+    from edgelite.options import from_namespace
+
+    if not args.host and used_without_host(args):
+        from edgelite.bench.errors import BenchUsageError
+
+        raise BenchUsageError(f"{', '.join(used_without_host(args))} only apply with --host USER@HOST")
+    return from_namespace(BenchOptions, args, connection=Connection.from_args(args) if args.host else None)
+
+
 def _run(args: argparse.Namespace) -> int:
     # a bad option or input raises BenchUsageError (an edgelite.errors.UsageError): edgelite.cli prints
     # it as one line with its exit code
     from edgelite.bench import report
     from edgelite.bench.stats import OK
 
-    if args.host:
+    opts = options_from_args(args)
+    if opts.connection is not None:
         from edgelite.bench.remote import bench_remote
 
-        result = bench_remote(Connection.from_args(args), args.targets, formats=args.formats,
-                              threads=args.threads, runs=args.runs, warmup=args.warmup,
-                              min_seconds=args.min_seconds, data=args.data, pipeline=args.pipeline,
-                              isolate=args.isolate,
-                              progress=args.progress if args.progress is not None else sys.stderr.isatty())
-    elif used_without_host(args):
-        from edgelite.bench.errors import BenchUsageError
-
-        raise BenchUsageError(f"{', '.join(used_without_host(args))} only apply with --host USER@HOST")
+        progress = opts.progress if opts.progress is not None else sys.stderr.isatty()
+        result = bench_remote(None, args.targets, opts, progress=progress)
     else:
         from edgelite.bench.run import bench
 
-        result = bench(args.targets, formats=args.formats, threads=args.threads, runs=args.runs,
-                       warmup=args.warmup, min_seconds=args.min_seconds, data=args.data,
-                       pipeline=args.pipeline, isolate=args.isolate, progress=args.progress)
+        result = bench(args.targets, opts)
 
     stem = result.get("stem") or "bench"
     written: list[Path] = []
-    json_path = _output_path(args.json, stem, ".json")
-    csv_path = _output_path(args.csv, stem, ".csv")
-    plot_path = _output_path(args.plot, stem, ".png")
-    if args.out:
-        out = Path(args.out)
+    json_path = _output_path(opts.json, stem, ".json")
+    csv_path = _output_path(opts.csv, stem, ".csv")
+    plot_path = _output_path(opts.plot, stem, ".png")
+    if opts.out:
+        out = Path(opts.out)
         json_path = json_path or out / f"{stem}.json"
         csv_path = csv_path or out / f"{stem}.csv"
         plot_path = plot_path or out / f"{stem}.png"
-    if args.json == "-":
+    if opts.json == "-":
         report.write_json(result, sys.stdout)
     else:
         print(report.format_table(result))
@@ -120,6 +126,6 @@ def _run(args: argparse.Namespace) -> int:
         from edgelite.bench.plot import plot_result
 
         written.append(plot_result(result, plot_path))
-    if written and args.json != "-":
+    if written and opts.json != "-":
         print("wrote " + ", ".join(str(p) for p in written))
     return 0 if any(r["status"] == OK for r in result["rows"]) else 1

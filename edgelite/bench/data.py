@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelite.bench.errors import BenchUsageError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
+from edgelite.core import IMAGE_SUFFIXES
 
 
 def read_image_folder(root: str | os.PathLike, labels: list[str] | None

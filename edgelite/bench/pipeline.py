@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgelite.bench.stats import summarize
-
-STAGES = ("capture", "preprocess", "inference", "postprocess", "total")
+from edgelite.device.pipeline import TIMINGS, Pipeline
 
 
 def time_pipeline(model, cfg: dict[str, Any], tick: Callable[[], None] | None = None) -> dict[str, Any]:
@@ -27,7 +26,6 @@ def time_pipeline(model, cfg: dict[str, Any], tick: Callable[[], None] | None = 
     """
     from edgelite.bundle import InputSpec
     from edgelite.device.errors import EndOfSource
-    from edgelite.device.pipeline import Pipeline
     from edgelite.device.sources import open_source
 
     tick = tick or (lambda: None)
@@ -57,7 +55,7 @@ def time_pipeline(model, cfg: dict[str, Any], tick: Callable[[], None] | None = 
             tick()
     if not rows:
         raise RuntimeError(f"{cfg['source']} gave no frames")
-    stages = {s: summarize(np.array([r[s] for r in rows], dtype=np.float64)) for s in STAGES}
+    stages = {s: summarize(np.array([r[s] for r in rows], dtype=np.float64)) for s in TIMINGS}
     total = stages["total"]["mean"]
     return {
         "source": str(cfg["source"]),

@@ -18,13 +18,14 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edgelite.device.pipeline import STAGES
+
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 # matplotlib's tab10, as BGR
 PALETTE = [(180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148), (75, 86, 140),
            (194, 119, 227), (127, 127, 127), (34, 189, 188), (207, 190, 23)]
 INK, GRID, MUTED = (30, 30, 30), (225, 225, 225), (110, 110, 110)
-STAGE_COLOURS = {"capture": (180, 119, 31), "preprocess": (14, 127, 255), "inference": (44, 160, 44),
-                 "postprocess": (40, 39, 214)}
+STAGE_COLOURS = dict(zip(STAGES, PALETTE, strict=False))  # the loop's stages, in order
 
 
 def _text(img, s, org, scale=0.45, color=INK, thick=1, anchor="left"):

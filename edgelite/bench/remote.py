@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgelite.bench.errors import BenchUsageError
+from edgelite.bench.options import BenchOptions, device_argv
 from edgelite.bench.report import check_result
 from edgelite.remote import layout
 from edgelite.remote.connection import Connection
@@ -147,21 +148,27 @@ def _cleanup(remote: Remote, tmp: str) -> None:
         print(f"edgelite bench: could not remove {tmp} on {remote.target}", file=sys.stderr)
 
 
-def bench_remote(host: str | Connection, paths: list[str], *, formats: str | None = None,
-                 threads: str | None = None, runs: int = 200, warmup: int = 20, min_seconds: float = 0.0,
-                 data: str | None = None, pipeline: str | None = None, isolate: bool = True, progress: bool = False,
-                 ssh_options: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+def bench_remote(host: str | Connection | None, paths: list[str], opts: BenchOptions | None = None, *,
+                 ssh_options: list[str] | tuple[str, ...] = (), **options: Any) -> dict[str, Any]:
     """Run `edgelite bench` on a device over SSH and return its result dict (with a `remote` section).
 
-    `host` is a Connection (`--host`, `--identity`, ..., `--dir`) or a destination as for `make deploy`
-    (user@host[:port], ssh://..., user@[::1]:2222) reached with `ssh_options`.
+    Options as `BenchOptions` (or keywords of the same names; `progress` defaults to off here). The
+    device is `host` — a Connection (`--host`, `--identity`, ..., `--dir`) or a destination as for
+    `make deploy` (user@host[:port], ssh://..., user@[::1]:2222) reached with `ssh_options` — or, when
+    `host` is None, `opts.connection`.
     """
     import edgelite
 
+    if opts is None:
+        options.setdefault("progress", False)  # a bar over SSH only when asked for
+    opts = dataclasses.replace(opts, **options) if opts is not None else BenchOptions(**options)
+    opts.validate()
+    host = host if host is not None else opts.connection
     if isinstance(host, Connection):
         conn = dataclasses.replace(host, ssh_options=(*host.ssh_options, *ssh_options))
     else:
         conn = Connection(parse_target(host or ""), ssh_options=tuple(ssh_options))
+    data, pipeline = opts.data, opts.pipeline
     where = str(conn.target)
     plan_paths(list(paths), data, pipeline, "?")  # refuse bad paths before connecting
     with conn.remote() as remote:
@@ -169,16 +176,11 @@ def bench_remote(host: str | Connection, paths: list[str], *, formats: str | Non
         tmp, install = str(info["tmp"]), str(info.get("install") or "temporary")
         try:
             targets, rdata, rpipe, uploads = plan_paths(list(paths), data, pipeline, info.get("bundle"), conn.dir)
-            argv = list(targets)
-            for flag, value in (("--formats", formats), ("--threads", threads)):
-                if value:
-                    argv += [flag, shlex.quote(str(value))]
-            argv += ["--runs", str(int(runs)), "--warmup", str(int(warmup)), "--min-seconds", repr(float(min_seconds))]
+            argv = [*targets, *device_argv(opts)]
             for flag, value in (("--data", rdata), ("--pipeline", rpipe)):
                 if value:
                     argv += [flag, value]
-            argv += (["--no-isolate"] if not isolate else []) + ["--progress" if progress else "--no-progress",
-                                                                 "--json", "-"]
+            argv += ["--json", "-"]
             if install == "temporary":
                 uploads.append((Path(edgelite.__file__).resolve().parent, "src/edgelite"))
             remote.upload_tar(uploads, tmp)

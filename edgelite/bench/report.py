@@ -27,7 +27,7 @@ from typing import IO, Any
 import numpy as np
 
 from edgelite.bench.errors import BenchUsageError
-from edgelite.bench.pipeline import STAGES as PIPELINE_STAGES
+from edgelite.device.pipeline import TIMINGS as PIPELINE_STAGES  # the loop's stages + total
 
 SCHEMA = "edgelite.bench/1"
 CSV_COLUMNS = ["target", "name", "format", "precision", "threads", "status", "size_mb", "bytes", "top1", "images",

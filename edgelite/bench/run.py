@@ -3,9 +3,9 @@
     >>> result = bench(["bundles/demo"], threads=[1, 4], runs=200)      # doctest: +SKIP
     >>> print(format_table(result))                                      # doctest: +SKIP  (edgelite.bench.report)
 
-This module is the orchestration: options, one job per (model, threads), a progress bar. Each row runs
-in its own worker process (`edgelite.bench.worker`): memory is per model, and a file that crashes its
-runtime fails only its own row. Only `invoke()` is timed; `--pipeline` times the whole loop.
+This module is the orchestration: one job per (model, threads), a progress bar (the options are
+`edgelite.bench.options`). Each row runs in its own worker process (`edgelite.bench.worker`): memory
+is per model, and a file that crashes its runtime fails only its own row. Only `invoke()` is timed; `--pipeline` times the whole loop.
 
 The pieces: `targets` (what to bench), `data` (--data and the held-out split), `worker` (one row),
 `pipeline` (the camera loop's stages), `stats` (statuses, percentiles), `report` (table, JSON, CSV and
@@ -14,6 +14,7 @@ the result's keys), `env` (where it ran), `plot` (the figure), `remote` (--host)
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 import time
@@ -24,52 +25,18 @@ import numpy as np
 
 from edgelite.bench.data import load_data
 from edgelite.bench.errors import BenchUsageError
+from edgelite.bench.options import (  # noqa: F401  (parse_*, default_threads: this module's API before options.py)
+    DEFAULT_RUNS,
+    DEFAULT_WARMUP,
+    BenchOptions,
+    default_threads,
+    parse_formats,
+    parse_threads,
+)
 from edgelite.bench.report import SCHEMA, ordered_row
 from edgelite.bench.stats import LOAD_FAILED, OK, VALIDATION_FAILED, top1_shortfall
 from edgelite.bench.targets import ModelSpec, Target, resolve_targets
 from edgelite.bench.worker import job_row, run_isolated, run_job
-
-DEFAULT_RUNS = 200
-DEFAULT_WARMUP = 20
-
-
-# ------------------------------------------------------------------------------------------ options
-def default_threads(cores: int | None = None) -> list[int]:
-    """1, 2, 4 up to the cores this process may use (a 4-core Pi: 1,2,4; a 2-core VM: 1,2)."""
-    from edgelite.bench.env import cpu_cores
-
-    cores = cores or cpu_cores()
-    return [t for t in (1, 2, 4) if t <= cores] or [1]
-
-
-def parse_threads(text: str | list[int] | None) -> list[int]:
-    """'1,2,4' -> [1, 2, 4] (order kept, duplicates dropped)."""
-    if text is None or text == "" or text == "auto":
-        return default_threads()
-    if isinstance(text, list | tuple):
-        items = [str(t) for t in text]
-    else:
-        items = [t.strip() for t in str(text).split(",") if t.strip()]
-    out: list[int] = []
-    for t in items:
-        if not t.isdigit() or int(t) < 1:
-            raise BenchUsageError(f"--threads takes positive integers like 1,2,4; got {t!r}")
-        if int(t) not in out:
-            out.append(int(t))
-    return out
-
-
-def parse_formats(text: str | list[str] | None) -> list[str] | None:
-    """'all' -> None (every model in the bundle); 'fp32,int8' -> ['fp32', 'int8'] checked against FORMATS."""
-    from edgelite.bundle import FORMATS
-
-    if text is None or text == "all" or text == ["all"]:
-        return None
-    items = text if isinstance(text, list | tuple) else [t.strip() for t in str(text).split(",") if t.strip()]
-    unknown = [t for t in items if t not in FORMATS]
-    if unknown:
-        raise BenchUsageError(f"unknown format(s) {unknown} in --formats; choose from all, {', '.join(FORMATS)}")
-    return list(dict.fromkeys(items))
 
 
 # ------------------------------------------------------------------------------------------ progress
@@ -177,26 +144,25 @@ def _units(job: dict[str, Any], first: bool) -> int:
     return n
 
 
-def bench(paths: list[str], *, formats: str | list[str] | None = None, threads: str | list[int] | None = None,
-          runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP, min_seconds: float = 0.0, data: str | None = None,
-          pipeline: str | None = None, isolate: bool = True, progress: bool | None = None,
-          env_root: str = "/") -> dict[str, Any]:
+def bench(paths: list[str], opts: BenchOptions | None = None, *, env_root: str = "/",
+          **options: Any) -> dict[str, Any]:
     """Bench every (format, threads) of the given bundles / model files; returns the result dict.
 
-    formats: 'all' / None or names from bundle.FORMATS; threads: '1,2,4' or a list (default: 1,2,4 up to
-    the cores); runs: timed invokes (at least), min_seconds: keep timing until this much time passed;
-    data: None = the bundle's held-out split, or a class-folder directory / .npz; pipeline: a source
-    (video, folder, camera index, picamera2) to time the whole camera loop on; isolate: one process per
-    row (per-model memory, crash isolation); progress: None = a bar when stderr is a terminal.
+    Options as `BenchOptions` (or as keywords of the same names): formats: 'all' or names/aliases
+    (`edgelite.formats`); threads: '1,2,4' or a list (default: 1,2,4 up to the cores); runs: timed
+    invokes (at least), min_seconds: keep timing until this much time passed; data: None = the
+    bundle's held-out split, or a class-folder directory / .npz; pipeline: a source (video, folder,
+    camera index, picamera2) to time the whole camera loop on; isolate: one process per row (per-model
+    memory, crash isolation); progress: None = a bar when stderr is a terminal. Where the result is
+    written (json, csv, plot, out) is the CLI's business.
     """
     from edgelite.bench.env import environment_stem, read_environment
 
-    if runs < 1:
-        raise BenchUsageError("--runs must be at least 1")
-    if warmup < 0 or min_seconds < 0:
-        raise BenchUsageError("--warmup and --min-seconds cannot be negative")
-    fmt_list = parse_formats(formats)
-    thread_list = parse_threads(threads)
+    opts = dataclasses.replace(opts, **options) if opts is not None else BenchOptions(**options)
+    opts.validate()
+    fmt_list, thread_list = opts.format_list(), opts.thread_list()
+    runs, warmup, min_seconds, data, pipeline, isolate = (opts.runs, opts.warmup, opts.min_seconds, opts.data,
+                                                          opts.pipeline, opts.isolate)
     targets = resolve_targets(list(paths), fmt_list)
     if pipeline is not None:
         from edgelite.device.sources import describe_source
@@ -223,7 +189,7 @@ def bench(paths: list[str], *, formats: str | list[str] | None = None, threads: 
         jobs = _plan(targets, Path(tmp), result, data=data, thread_list=thread_list, runs=runs, warmup=warmup,
                      min_seconds=min_seconds, pipeline=pipeline)
         total = sum(_units(j, i == 0) for _, ms, g in jobs if ms.status == OK for i, j in enumerate(g))
-        bar = Progress(total, progress)
+        bar = Progress(total, opts.progress)
         done_before = 0
         n_rows = sum(len(g) for _, _, g in jobs)
         row_i = 0

@@ -12,7 +12,7 @@ from typing import Any
 
 from edgelite.bench.errors import BenchUsageError
 from edgelite.bench.stats import LOAD_FAILED, OK
-from edgelite.device.runtime import model_format
+from edgelite.formats import model_format
 
 
 @dataclasses.dataclass

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgelite.convert.errors import ConvertError
+from edgelite.formats import edgetpu_filename
 
 COMPILER = "edgetpu_compiler"
 
@@ -199,7 +200,7 @@ def compile_model(src: Path, dst: Path, *, timeout: float = 600) -> dict[str, An
         except subprocess.TimeoutExpired:
             raise ConvertError(f"{COMPILER} did not finish within {timeout:.0f} s") from None
         out = (proc.stdout or "") + (proc.stderr or "")
-        compiled = Path(tmp) / f"{src.stem}_edgetpu.tflite"
+        compiled = Path(tmp) / edgetpu_filename(src)
         if proc.returncode != 0 or not compiled.is_file():
             tail = next((ln for ln in reversed(out.strip().splitlines()) if ln.strip()), "no output")
             raise ConvertError(f"{COMPILER} failed (exit {proc.returncode}): {tail[:240]}")

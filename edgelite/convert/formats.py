@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 
-from edgelite.bundle import FORMATS
 from edgelite.convert.errors import ConvertError
 from edgelite.errors import MissingExtra
+from edgelite.formats import FORMATS
+from edgelite.formats import parse_formats as parse_format_names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,13 +63,6 @@ EXTRAS = {"tensorflow": "convert", "tensorflow_model_optimization": "convert",
 #: what `--formats` means when not given
 DEFAULT_FORMATS = ("fp32", "fp16", "dynamic", "int8", "onnx", "edgetpu")
 
-#: other spellings users bring from Ultralytics / TFLite docs
-ALIASES = {
-    "tflite": "fp32", "float32": "fp32", "float16": "fp16", "half": "fp16", "dynamic_range": "dynamic",
-    "full_integer": "int8", "uint8": "int8", "edge_tpu": "edgetpu", "edgetpu_tflite": "edgetpu",
-    "pruned": "pruned_int8", "qat": "qat_int8", "pqat": "pqat_int8",
-}
-
 IO_TYPES = ("uint8", "int8", "float32")
 
 INT8_NAMES = ("int8", "pruned_int8", "qat_int8", "pqat_int8")
@@ -78,7 +72,8 @@ EDGETPU_SOURCE_PREFERENCE = ("pqat_int8", "qat_int8", "pruned_int8", "int8")
 
 def parse_formats(spec: str | list[str] | tuple[str, ...] | None, *, prune: float | None = None,
                   qat: bool = False) -> list[str]:
-    """Resolve `--formats` (comma list or sequence, aliases allowed) plus what --prune/--qat add.
+    """Resolve `--formats` (comma list or sequence, aliases allowed: `edgelite.formats.parse_formats`) plus
+    what --prune/--qat add.
 
     --prune adds ``pruned_int8``; --qat adds ``qat_int8``, or ``pqat_int8`` together with --prune.
 
@@ -87,20 +82,7 @@ def parse_formats(spec: str | list[str] | tuple[str, ...] | None, *, prune: floa
     >>> parse_formats("tflite,half", qat=True)
     ['fp32', 'fp16', 'qat_int8']
     """
-    if spec is None:
-        requested = list(DEFAULT_FORMATS)
-    else:
-        requested = []
-        for raw in spec.split(",") if isinstance(spec, str) else spec:
-            key = raw.strip().lower().replace("-", "_")
-            if not key:
-                continue
-            key = ALIASES.get(key, key)
-            if key not in EXPORTS:
-                raise ConvertError(f"unknown format {raw.strip()!r} in --formats; choose from {', '.join(EXPORTS)}")
-            requested.append(key)
-        if not requested:
-            raise ConvertError("--formats is empty; e.g. --formats fp32,int8,onnx")
+    requested = list(DEFAULT_FORMATS) if spec is None else parse_format_names(spec, error=ConvertError)
     if "pruned_int8" in requested and prune is None:
         raise ConvertError("format pruned_int8 needs --prune SPARSITY (e.g. --prune 0.5)")
     if "qat_int8" in requested and not qat:

@@ -35,7 +35,7 @@ def register(sub) -> None:
                    help="the preview/health address on the device (default 127.0.0.1:8080: loopback only)")
     r.add_argument("--format", metavar="NAME", help="bundle model to run (int8, fp16, edgetpu, ...; default: the best)")
     r.add_argument("--print-every", type=int, default=30, metavar="N", help="a console/log line every N results (default 30)")
-    r.add_argument("--run-args", default="", metavar="'ARGS'", help="more `edgelite run` options, e.g. '--num-threads 4'")
+    r.add_argument("--run-args", default="", metavar="'ARGS'", help="more `edgelite run` options, e.g. '--threads 4'")
     d = p.add_argument_group("how")
     d.add_argument("--offline", action="store_true",
                    help="download the device's wheels here (for its architecture and Python) and push them: "
@@ -56,23 +56,50 @@ def register(sub) -> None:
     a.add_argument("--uninstall", action="store_true", help="stop the service and remove DIR from the device")
     p.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="with --logs: how many lines (default 50)")
     p.add_argument("-f", "--follow", action="store_true", help="with --logs: keep printing new lines")
-    p.add_argument("--json", action="store_true", help="with --status (or a deploy): print the result as JSON")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="-|FILE",
+                   help="with --status (or a deploy): write the result as JSON to FILE or - (stdout; "
+                        "the default when no FILE follows)")
     p.set_defaults(func=deploy_command)
 
 
-def deploy_command(args) -> int:
-    import json
+#: flags that do something else than deploy (or shape what they print); not DeployOptions fields
+ACTION_FLAGS = ("status", "logs", "rollback", "uninstall", "lines", "follow", "json")
+
+
+def options_from_args(args, conn):
+    """argparse namespace -> DeployOptions, by field name; `conn` is the Connection the SSH flags make."""
     from pathlib import Path
 
+    from edgelite.deploy.deploy import DeployOptions
+    from edgelite.options import from_namespace
+
+    return from_namespace(DeployOptions, args, bundle=Path(args.bundle), connection=conn)
+
+
+def _write_json(obj, where: str, indent: int | None = None) -> None:
+    """`--json -|FILE`: JSON on stdout, or into FILE (atomically)."""
+    import json
+
+    if where == "-":
+        print(json.dumps(obj, indent=indent))
+    else:
+        from edgelite.core import write_json
+
+        write_json(where, obj)
+
+
+def deploy_command(args) -> int:
     from edgelite.deploy import deploy as d
     from edgelite.deploy.errors import EXIT_USAGE, DeployError
     from edgelite.remote.connection import Connection
 
     conn = Connection.from_args(args)
-    target = conn.target
     if args.status:
         st = d.device_status(conn)
-        print(json.dumps(st, indent=1) if args.json else d.format_status(st, target))
+        if args.json:
+            _write_json(st, args.json, indent=1)
+        if args.json != "-":
+            print(d.format_status(st, conn.target))
         return 0
     if args.logs:
         return d.device_logs(conn, args.lines, args.follow)
@@ -85,13 +112,7 @@ def deploy_command(args) -> int:
     if not args.bundle:
         raise DeployError("which bundle? `edgelite deploy BUNDLE --host USER@HOST` "
                           "(or --status / --logs / --rollback / --uninstall)", EXIT_USAGE)
-    opts = d.DeployOptions(
-        bundle=Path(args.bundle), target=target, identity=conn.identity, strict_host_key=conn.strict_host_key,
-        known_hosts=conn.known_hosts, dir=conn.dir, ssh_options=conn.ssh_options, source=args.source, http=args.http, format=args.format,
-        print_every=args.print_every, run_args=args.run_args, offline=args.offline, no_service=args.no_service,
-        smoke_test=args.smoke_test, health_timeout=args.health_timeout, transfer=args.transfer, wheel=args.wheel,
-        verbose=args.verbose)
-    result = d.deploy(opts)
+    result = d.deploy(options_from_args(args, conn))
     if args.json:
-        print(json.dumps(result))
+        _write_json(result, args.json)
     return 0

@@ -15,8 +15,8 @@ killing this process at any point leaves the previous release serving (or the ne
 Every device step is a call of the device agent (`edgelite.deploy.client.Agent`): one JSON request,
 one JSON reply; a failure reply carries its exit code.
 
-    >>> deploy(DeployOptions(bundle=Path("bundles/demo"), target=parse_target("pi@raspberrypi.local"),
-    ...                      source="0"))                                      # doctest: +SKIP
+    >>> conn = Connection(parse_target("pi@raspberrypi.local"))
+    >>> deploy(DeployOptions(bundle=Path("bundles/demo"), connection=conn, source="0"))   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+from edgelite.core import is_loopback, parse_http_address
 from edgelite.deploy.client import Agent, failure
 from edgelite.deploy.errors import (
     EXIT_CHECKSUM,
@@ -48,16 +49,15 @@ STEPS = 7
 DEFAULT_HTTP = "127.0.0.1:8080"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class DeployOptions:
-    """Every option of `edgelite deploy BUNDLE`; field names are the CLI flags with '-' -> '_'."""
+    """Every option of `edgelite deploy BUNDLE`; field names are the CLI flags with '-' -> '_'.
+
+    `connection` holds the device and how to reach it (the SSH flags and --dir, and -v/--verbose).
+    """
 
     bundle: Path
-    target: Target
-    identity: str | None = None
-    strict_host_key: bool = False
-    known_hosts: str | None = None
-    dir: str = DEFAULT_DIR
+    connection: Connection
     source: str = "0"
     http: str = DEFAULT_HTTP
     format: str | None = None
@@ -69,13 +69,6 @@ class DeployOptions:
     health_timeout: float = 90.0
     transfer: str = "auto"  # auto | rsync | scp
     wheel: str | None = None
-    verbose: bool = False
-    ssh_options: tuple[str, ...] = ()
-
-    @property
-    def connection(self) -> Connection:
-        return Connection(self.target, self.identity, self.strict_host_key, self.known_hosts, self.dir, self.verbose,
-                          self.ssh_options)
 
 
 class Steps:
@@ -144,8 +137,8 @@ class _Deployment:
         self.opts, self.steps = opts, steps
         self.bundle = Path(opts.bundle)
         self.bundle_id, self.manifest = check_bundle(self.bundle)  # before touching the device
-        host = opts.http.rsplit(":", 1)[0].strip("[]") if ":" in opts.http else "127.0.0.1"
-        if host not in ("127.0.0.1", "localhost", "::1") and "--token" not in opts.run_args:
+        host, _ = parse_http_address(opts.http, error=DeployError)
+        if not is_loopback(host) and "--token" not in opts.run_args:
             raise DeployError(f"--http {opts.http} serves the preview beyond the device itself; `edgelite run` "
                               "requires a token there: add --run-args '--token SECRET' (or keep the default "
                               "127.0.0.1 and watch it through ssh -L)", EXIT_USAGE)
@@ -159,12 +152,12 @@ class _Deployment:
     # 1 -------------------------------------------------------------------------------------------
     def preflight(self) -> None:
         opts = self.opts
-        self.steps.step("preflight", str(opts.target))
-        self.facts = facts = run_preflight(self.remote, opts.dir)
+        self.steps.step("preflight", str(opts.connection.target))
+        self.facts = facts = run_preflight(self.remote, opts.connection.dir)
         assessment = assess(facts, source="file" if self.local_source else opts.source, offline=opts.offline)
-        self.steps.say(report(facts, str(opts.target), assessment))
+        self.steps.say(report(facts, str(opts.connection.target), assessment))
         if assessment.problems:
-            raise DeployError(f"{opts.target} cannot run edgelite: {'; '.join(assessment.problems)}", EXIT_PREFLIGHT)
+            raise DeployError(f"{opts.connection.target} cannot run edgelite: {'; '.join(assessment.problems)}", EXIT_PREFLIGHT)
         self.root = facts.get("dir")
         self.agent = Agent(self.remote, self.root)
         self.transfer = opts.transfer
@@ -239,7 +232,7 @@ class _Deployment:
         venv, lines = self.agent.run_detached(
             "venv", env=self.env_id, wheel=f"{self.wheel_dir}/{self.wheel.name}", offline=bool(self.deps_dir),
             find_links=self.deps_dir, constraints=self.cons_remote, timeout=3600,
-            on_line=(lambda ln: self.steps.say("  " + ln)) if opts.verbose else None)
+            on_line=(lambda ln: self.steps.say("  " + ln)) if opts.connection.verbose else None)
         if not venv["ok"]:
             text = "\n".join(lines)
             hint = ""
@@ -275,7 +268,7 @@ class _Deployment:
     def switch(self) -> dict:
         opts, root = self.opts, self.root
         mode, user = self.facts.service_mode, self.facts.get("user")
-        unit = "edgelite" if opts.dir.rstrip("/") in (DEFAULT_DIR, "edgelite") else \
+        unit = "edgelite" if opts.connection.dir.rstrip("/") in (DEFAULT_DIR, "edgelite") else \
             "edgelite-" + hashlib.sha256(root.encode()).hexdigest()[:8]
         if not opts.no_service:
             self.agent.call("configure", mode=mode, unit=unit, user=user)
@@ -289,9 +282,9 @@ class _Deployment:
         result = commit(self.agent, rid, opts.health_timeout, self.steps, no_service=opts.no_service)
         result["elapsed_s"] = round(self.steps.elapsed(), 1)
         port = opts.http.rsplit(":", 1)[-1]
-        self.steps.say(f"deployed {rid} to {opts.target} in {self.steps.elapsed():.0f} s" +
+        self.steps.say(f"deployed {rid} to {opts.connection.target} in {self.steps.elapsed():.0f} s" +
                        ("" if opts.no_service else f"; preview on the device at http://{opts.http}/ "
-                        f"(ssh -L {port}:{opts.http} {opts.target.destination})"))
+                        f"(ssh -L {port}:{opts.http} {opts.connection.target.destination})"))
         return result
 
 

@@ -37,7 +37,8 @@ def register(sub) -> None:
     m.add_argument("--labels", metavar="FILE", help="labels, one per line (bare model file only; default labels.txt beside it)")
     m.add_argument("--edgetpu", action="store_true",
                    help="run on the Coral Edge TPU (loads libedgetpu.so.1); fails clearly when it is missing")
-    m.add_argument("--num-threads", type=int, default=None, metavar="N", help="CPU threads for the interpreter")
+    m.add_argument("--threads", "--num-threads", dest="threads", type=int, default=None, metavar="N",
+                   help="CPU threads for the interpreter (--num-threads is the old name)")
     m.add_argument("--top-k", type=int, default=3, metavar="K", help="classes to report per frame (default 3)")
     m.add_argument("--threshold", type=float, default=0.0, metavar="P", help="hide classes scoring below P (0..1)")
     m.add_argument("--smooth", type=int, default=1, metavar="N", help="average scores over the last N frames")
@@ -82,17 +83,11 @@ def register(sub) -> None:
 
 
 def options_from_args(args):
-    """argparse namespace -> RunOptions (one name per concept: flag --top-k == RunOptions.top_k)."""
-    from edgelite.device.loop import RunOptions
+    """argparse namespace -> RunOptions, by field name (flag --top-k == RunOptions.top_k)."""
+    from edgelite.device.options import RunOptions
+    from edgelite.options import from_namespace
 
-    return RunOptions(
-        source=args.source, format=args.format, labels=args.labels, top_k=args.top_k, threshold=args.threshold,
-        num_threads=args.num_threads, edgetpu=args.edgetpu, smooth=args.smooth, crop=args.crop, json=args.json,
-        print_every=0 if args.quiet else args.print_every, display=args.display, http=args.http,
-        token=args.token, max_viewers=args.max_viewers, max_frames=args.max_frames, loop=args.loop,
-        realtime=args.realtime, stall_timeout=args.stall_timeout, open_timeout=args.open_timeout,
-        max_reconnects=args.max_reconnects, backoff=args.backoff, rtsp_transport=args.rtsp_transport, mqtt=args.mqtt, mqtt_every=args.mqtt_every,
-        mqtt_ca=args.mqtt_ca, mqtt_discovery=args.mqtt_discovery)
+    return from_namespace(RunOptions, args)
 
 
 def run_command(args) -> int:

@@ -24,79 +24,24 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from edgelite.bundle import Bundle, BundleError, InputSpec, read_labels
 from edgelite.device.errors import EXIT_SOURCE_LOST, EndOfSource, RunError, SourceFailed
 from edgelite.device.notify import Notifier
-from edgelite.device.pipeline import STAGES, Pipeline, Result
+from edgelite.device.options import RunOptions
+from edgelite.device.pipeline import TIMINGS, Pipeline, Result
 from edgelite.device.rtsp import redact_url, set_rtsp_transport
-from edgelite.device.runtime import load_from_bundle, load_model, model_format
+from edgelite.device.runtime import Model, load_from_bundle, load_model
 from edgelite.device.sources import Frame, Source, describe_source, open_source
+from edgelite.formats import canonical, model_format
 
 log = logging.getLogger("edgelite.device")
 
 HELDOUT_SOURCE = "heldout"
 READ_SLICE = 0.2  # s: the longest the loop waits for a frame before it looks at stop/stall/watchdog
-
-
-@dataclasses.dataclass
-class RunOptions:
-    """Every option of `edgelite run`; field names are the CLI flags with '-' -> '_'."""
-
-    source: str = "0"
-    format: str | None = None  # bundle entry (int8, fp16, fp32, edgetpu, onnx, ...); None = best for this device
-    labels: str | None = None  # with a bare model file
-    top_k: int = 3
-    threshold: float = 0.0
-    num_threads: int | None = None
-    edgetpu: bool = False
-    smooth: int = 1
-    crop: float | None = None  # None = the bundle's
-    json: str | None = None  # "-" for stdout, or a file
-    print_every: int = 1  # console line every N results; 0 = none
-    display: bool = False
-    http: str | None = None  # PORT or HOST:PORT
-    token: str | None = None
-    max_viewers: int = 4
-    rtsp_transport: str | None = None  # tcp | udp (None = OpenCV's default, tcp)
-    mqtt: str | None = None  # mqtt[s]://[user@]host[:port]/topic/prefix (edgelite.device.mqtt)
-    mqtt_every: int = 0  # also publish every Nth result; 0 = label changes only
-    mqtt_ca: str | None = None
-    mqtt_discovery: str = "homeassistant"  # Home Assistant discovery prefix; "" = no discovery
-    max_frames: int | None = None
-    loop: bool = False
-    realtime: bool = False
-    stall_timeout: float = 5.0
-    open_timeout: float = 10.0
-    max_reconnects: int = 5
-    backoff: float = 0.5  # first reconnect delay, doubled per consecutive failure
-    max_backoff: float = 30.0
-    truth: Sequence[int] | None = None  # label index per source frame: count correct results
-
-    def validate(self) -> None:
-        if self.top_k < 1:
-            raise RunError("--top-k must be at least 1")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise RunError("--threshold must be within 0..1")
-        if self.smooth < 1:
-            raise RunError("--smooth must be at least 1 (1 = no smoothing)")
-        if self.num_threads is not None and self.num_threads < 1:
-            raise RunError("--num-threads must be at least 1")
-        if self.crop is not None and not 0.0 < self.crop <= 1.0:
-            raise RunError("--crop must be within (0, 1]")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise RunError("--max-frames must be at least 1")
-        if self.print_every < 0:
-            raise RunError("--print-every must be >= 0")
-        if self.stall_timeout <= 0 or self.open_timeout <= 0:
-            raise RunError("--stall-timeout and --open-timeout must be positive")
-        if self.max_reconnects < 0:
-            raise RunError("--max-reconnects must be >= 0")
-        if self.backoff < 0 or self.max_backoff < 0:
-            raise RunError("--backoff must be >= 0")
 
 
 @dataclasses.dataclass
@@ -139,7 +84,7 @@ class RunSummary:
 
 @dataclasses.dataclass
 class LoadedModel:
-    model: Any  # runtime.TFLiteModel | runtime.ONNXModel
+    model: Model  # runtime.TFLiteModel | runtime.ONNXModel, used only through the protocol
     spec: InputSpec
     labels: list[str]
     name: str  # bundle entry name (int8, fp32, ...) or the file name
@@ -152,7 +97,7 @@ def load(model_path: str | os.PathLike, opts: RunOptions | None = None) -> Loade
     """The model (a bundle directory, or a bare .tflite/.onnx file plus labels), loaded once, verified."""
     opts = opts or RunOptions()
     p = Path(model_path)
-    if p.is_file() and p.suffix.lower() in (".tflite", ".onnx"):
+    if p.is_file() and model_format(p) is not None:
         if opts.format not in (None, "auto"):
             raise RunError("--format picks a model inside a bundle; with a model file, drop --format")
         if opts.edgetpu and model_format(p) == "onnx":
@@ -162,7 +107,7 @@ def load(model_path: str | os.PathLike, opts: RunOptions | None = None) -> Loade
         if not labels_path.is_file():
             raise RunError(f"labels file {labels_path} not found; pass --labels FILE (one label per line, "
                            "in the model's output order) or run a bundle directory")
-        model = load_model(p, num_threads=opts.num_threads, edgetpu=opts.edgetpu)
+        model = load_model(p, num_threads=opts.threads, edgetpu=opts.edgetpu)
         spec = InputSpec(height=model.input_height, width=model.input_width, crop=opts.crop or 1.0)
         fmt = "edgetpu" if model.delegate == "edgetpu" else model_format(p)
         return LoadedModel(model, spec, read_labels(labels_path), p.name, fmt)
@@ -170,12 +115,12 @@ def load(model_path: str | os.PathLike, opts: RunOptions | None = None) -> Loade
         raise RunError("--labels is for a bare model file; a bundle carries its own labels (its labels.txt and "
                        "manifest) — drop --labels")
     bundle = Bundle.load(p)
-    fmt = opts.format
+    fmt = canonical(opts.format) if opts.format else None  # --format takes the aliases --formats takes
     if opts.edgetpu:
         if fmt not in (None, "auto", "edgetpu"):
             raise RunError(f"--edgetpu runs the bundle's edgetpu model; drop --format {fmt} or --edgetpu")
         fmt = "edgetpu"
-    model, entry = load_from_bundle(bundle, fmt, num_threads=opts.num_threads)
+    model, entry = load_from_bundle(bundle, fmt, num_threads=opts.threads)
     spec = bundle.input if opts.crop is None else dataclasses.replace(bundle.input, crop=opts.crop)
     return LoadedModel(model, spec, bundle.labels, entry.name, entry.format, bundle, dict(entry.metrics or {}))
 
@@ -204,13 +149,16 @@ def _signals(stop: threading.Event, why: list[str], enabled: bool):
 def run(model: str | os.PathLike, source: str | int = "0", *, stop: threading.Event | None = None,
         on_result: Callable[[Result, Frame], None] | None = None, handle_signals: bool = True,
         **options) -> RunSummary:
-    """Run the camera loop on `model` (bundle dir or model file) and `source`; options as `RunOptions`.
+    """Run the camera loop on `model` (bundle dir or model file) and `source`; options as `RunOptions`
+    (`num_threads=` is still taken for `threads=`).
 
     `stop` ends it from another thread; `on_result(result, frame)` sees every result; signals are
     handled only when called from the main thread. Returns a RunSummary (see `exit_code`).
 
         >>> s = run("bundle/", source="frames/", max_frames=10, print_every=0)   # doctest: +SKIP
     """
+    if "num_threads" in options:  # the name before --threads was one flag in `run` and `bench`
+        options.setdefault("threads", options.pop("num_threads"))
     opts = RunOptions(source=str(source), **options)
     return run_options(model, opts, stop=stop, on_result=on_result, handle_signals=handle_signals)
 
@@ -269,7 +217,7 @@ class _Loop:
     @property
     def info(self) -> dict:
         m = self.loaded.model
-        threads = f", {self.opts.num_threads} threads" if self.opts.num_threads else ""
+        threads = f", {self.opts.threads} threads" if self.opts.threads else ""
         return {"model": self.loaded.name, "format": self.loaded.format,
                 "runtime": f"{m.runtime}{threads}", "source": self.shown_source, "labels": len(self.loaded.labels)}
 
@@ -279,8 +227,8 @@ class _Loop:
         o = self.opts
         if o.json:
             self.outputs.append(JsonLinesOutput(o.json))
-        if o.print_every:
-            self.outputs.append(ConsoleOutput(sys.stderr if o.json == "-" else sys.stdout, every=o.print_every))
+        if o.console_every:
+            self.outputs.append(ConsoleOutput(sys.stderr if o.json == "-" else sys.stdout, every=o.console_every))
         if o.display:
             self.outputs.append(DisplayOutput(on_quit=self.stop.set))
         if o.http:
@@ -410,7 +358,7 @@ class _Loop:
             dropped=self.source.dropped if self.source is not None else 0,
             reconnects=self.reconnects, duration_s=time.perf_counter() - self.t_start,
             first_result_s=self.first_result, fps=(n - 1) / span if span > 0 else 0.0,
-            stage_ms={k: stage[k] for k in (*STAGES, "total")},
+            stage_ms={k: stage[k] for k in TIMINGS},
             inference_p50_ms=pipe.stats.percentile("inference", 50),
             inference_p95_ms=pipe.stats.percentile("inference", 95),
             model=self.loaded.name, model_path=str(m.path), runtime=m.runtime, source=self.shown_source,

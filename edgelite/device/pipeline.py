@@ -24,9 +24,12 @@ from edgelite.device.sources import Frame
 if TYPE_CHECKING:
     from edgelite.bundle import InputSpec
 
-__all__ = ["STAGES", "Pipeline", "Prediction", "Result", "StageStats"]
+__all__ = ["STAGES", "TIMINGS", "Pipeline", "Prediction", "Result", "StageStats"]
 
+#: the camera loop's stages, in order: the keys of `Result.timings_ms` (with "total"), of `run`'s summary,
+#: the preview's /metrics and `bench --pipeline`'s columns
 STAGES = ("capture", "preprocess", "inference", "postprocess")
+TIMINGS = (*STAGES, "total")
 
 
 @dataclasses.dataclass
@@ -71,7 +74,7 @@ class StageStats:
 
     def __init__(self, window: int = 2048):
         self.count = 0
-        self.sums = dict.fromkeys((*STAGES, "total"), 0.0)
+        self.sums = dict.fromkeys(TIMINGS, 0.0)
         self._recent: collections.deque[tuple[float, ...]] = collections.deque(maxlen=window)
 
     def add(self, timings: dict[str, float]) -> None:

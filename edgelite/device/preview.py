@@ -21,7 +21,6 @@ from __future__ import annotations
 import hmac
 import html
 import http.server
-import ipaddress
 import json
 import logging
 import socket
@@ -31,6 +30,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import cv2
 
+from edgelite.core import is_loopback, parse_http_address
 from edgelite.device.errors import RunError
 from edgelite.device.outputs import draw_overlay
 from edgelite.device.pipeline import STAGES, Result
@@ -38,39 +38,13 @@ from edgelite.device.sources import Frame
 
 log = logging.getLogger("edgelite.device")
 
-DEFAULT_HOST = "127.0.0.1"
 MIN_PREVIEW_HEIGHT = 360
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 def parse_address(value: str) -> tuple[str, int]:
-    """'8080' | 'HOST:8080' | '[::1]:8080' -> (host, port); a bare port binds 127.0.0.1."""
-    v = value.strip()
-    host, port_s = DEFAULT_HOST, v
-    if v.startswith("["):
-        end = v.find("]")
-        if end < 0 or not v[end + 1:].startswith(":"):
-            raise RunError(f"--http {value!r}: expected [IPv6]:PORT")
-        host, port_s = v[1:end], v[end + 2:]
-    elif ":" in v:
-        host, port_s = v.rsplit(":", 1)
-        host = host or DEFAULT_HOST
-    try:
-        port = int(port_s)
-    except ValueError:
-        raise RunError(f"--http {value!r}: expected PORT or HOST:PORT (e.g. 127.0.0.1:8080)") from None
-    if not 0 <= port <= 65535:
-        raise RunError(f"--http {value!r}: port must be 0..65535")
-    return host, port
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a hostname: it may resolve to anything, treat it as exposed
+    """'8080' | 'HOST:8080' | '[::1]:8080' -> (host, port); a bare port binds 127.0.0.1 (`edgelite.core`'s rule)."""
+    return parse_http_address(value, error=RunError)
 
 
 def _prom_label(v: object) -> str:

@@ -26,6 +26,7 @@ import numpy as np
 
 from edgelite.device.errors import ModelLoadError
 from edgelite.errors import first_line
+from edgelite.formats import model_format  # noqa: F401  (the suffix rule; imported from here by callers)
 
 if TYPE_CHECKING:
     from edgelite.bundle import Bundle, ModelEntry
@@ -307,17 +308,6 @@ def load_edgetpu_delegate(mod=None):
             f"cannot load the Edge TPU delegate {lib} ({first_line(e) if str(e).strip() else 'not found'}): "
             "install libedgetpu1-std from Coral's apt repository and plug in the Edge TPU"
         ) from None
-
-
-def model_format(path: str | os.PathLike) -> str | None:
-    """"onnx" / "edgetpu" / "tflite" from a model file's name (any case), or None for anything else."""
-    p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix == ".onnx":
-        return "onnx"
-    if suffix == ".tflite":
-        return "edgetpu" if p.stem.lower().endswith("_edgetpu") else "tflite"
-    return None
 
 
 def load_model(path: str | os.PathLike, *, fmt: str | None = None, num_threads: int | None = None,

@@ -30,13 +30,13 @@ from pathlib import Path
 
 import cv2
 
+from edgelite.core import IMAGE_SUFFIXES
 from edgelite.device.errors import SourceError, SourceFailed
 from edgelite.device.frames import Frame, Source
 from edgelite.device.rtsp import redact_url
 
 log = logging.getLogger("edgelite.device")
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 PICAMERA_NAMES = {"picamera2", "picamera"}
 
 
@@ -141,7 +141,7 @@ class FolderSource(Source):
         self.files = sorted((p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
                             key=lambda p: _natural_key(p.name))
         if not self.files:
-            raise SourceError(f"{self.path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise SourceError(f"{self.path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
 
     def _run(self, put, stop: threading.Event) -> None:
         period = 1.0 / self.fps if self.realtime and self.fps > 0 else 0.0

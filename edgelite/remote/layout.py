@@ -17,7 +17,7 @@ from pathlib import Path
 DEFAULT_DIR = "~/edgelite"
 
 # names under DIR (the workstation joins them to a DIR it has not expanded: f"{rq(dir)}/{AGENT}")
-AGENT = "agent.py"  # the device agent
+AGENT = "agent.pyz"  # the device agent (a zipapp: edgelite.deploy.package.build_agent)
 BUNDLES = "bundles"  # bundles/<id>/: verified bundles; <id> = sha256 of the manifest (16 hex)
 INCOMING = ".incoming"  # bundles/.incoming/<id>/: pushed here first; the agent verifies, then renames
 WHEELS = "wheels"  # the edgelite wheel(s) and, with --offline, every dependency wheel

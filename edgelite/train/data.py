@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgelite.core import IMAGE_SUFFIXES
 from edgelite.errors import first_line
 from edgelite.train.errors import DataError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MIN_IMAGES_PER_CLASS = 3  # one each for train, val and test
 
 
@@ -84,12 +84,12 @@ def find_classes(data_dir: str | os.PathLike) -> tuple[list[str], dict[str, list
         found = sorted(
             str(p.relative_to(root))
             for p in d.rglob("*")
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
         )
         if found:
             files[d.name] = found
     if not files:
-        raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}'s class folders")
+        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}'s class folders")
     if len(files) < 2:
         raise DataError(f"only one class ({next(iter(files))!r}) in {root}; a classifier needs at least two class folders")
     return sorted(files), files

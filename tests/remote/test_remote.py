@@ -172,7 +172,7 @@ def test_layout_finds_the_deployed_install(tmp_path):
     assert Layout(root).deployed() == {"release": "r1", "edgelite": str(exe), "bundle": str(root / "bundles/b0")}
     lay = Layout(root)
     assert (lay.agent.name, lay.log.relative_to(root).as_posix(), lay.incoming.relative_to(root).as_posix()) == (
-        "agent.py", "log/edgelite.log", "bundles/.incoming")
+        "agent.pyz", "log/edgelite.log", "bundles/.incoming")
 
 
 # ------------------------------------------------------------------------------------------ a real sshd

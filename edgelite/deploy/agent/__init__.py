@@ -1,8 +1,9 @@
 """The device side of `edgelite deploy` (and of `edgelite fleet`): a stdlib-only agent with a JSON protocol.
 
 It runs on the device with the system `python3` (before any venv exists), shipped as ONE zipapp,
-`DIR/agent.pyz`, built from this package plus `edgelite/__init__.py`, `edgelite/errors.py` and
-`edgelite/core.py` (`edgelite.deploy.package.build_agent`). It owns everything that must stay true
+`DIR/agent.pyz`, built from this package plus `edgelite/__init__.py`, `edgelite/errors.py`,
+`edgelite/core.py` and `edgelite/remote/layout.py` (the device folder's names, shared with
+`bench --host`) (`edgelite.deploy.package.build_agent`). It owns everything that must stay true
 when the workstation goes away mid-deploy:
 
 * bundles are verified (sha256 of every file against the manifest) before they are accepted;
@@ -64,7 +65,7 @@ uninstall          —                                                      remo
 The supervisor is started by the agent itself (or systemd/nohup) as a plain command line:
 ``python3 DIR/agent.pyz supervise --dir DIR``.
 
-Layout under DIR (default ~/edgelite; `layout.Layout`)::
+Layout under DIR (default ~/edgelite; `edgelite.remote.layout`, extended by `layout.Layout`)::
 
     agent.pyz                this agent
     bundles/<id>/            verified bundles; <id> = sha256 of the manifest (16 hex)

@@ -12,6 +12,7 @@ from edgelite.deploy.agent.layout import AgentError, Layout, atomic_symlink, now
 from edgelite.deploy.agent.service import check_unit, log_tail, service_start, service_stop
 from edgelite.deploy.agent.status import KEEP, gc, previous
 from edgelite.errors import EXIT_UNHEALTHY, EXIT_USAGE
+from edgelite.remote.layout import FAILED_SUFFIX
 
 
 def _history(lay: Layout, line: str) -> None:
@@ -75,7 +76,7 @@ def commit(lay: Layout, rid: str, health_timeout: float, no_service: bool = Fals
             _history(lay, f"unhealthy {rid}: {why}; nothing to go back to")
             result.update(rolled_back_to=None)
         if lay.current_rid() != rid:
-            (lay.releases / rid).rename(lay.releases / f"{rid}.failed")
+            (lay.releases / rid).rename(lay.releases / f"{rid}{FAILED_SUFFIX}")
         return result
 
 

@@ -7,20 +7,14 @@ import time
 import urllib.error
 import urllib.request
 
+from edgelite.core import local_url
 from edgelite.deploy.agent.layout import Layout
 from edgelite.deploy.agent.service import log_tail, service_state
 
 
 def health_url(http: str) -> str:
     """http://HOST:PORT/healthz for an `--http` value; a wildcard bind is probed on the loopback."""
-    v = http.strip()
-    host, port = "127.0.0.1", v
-    if v.startswith("["):
-        host, port = v[1:v.index("]")], v[v.index("]") + 2:]
-    elif ":" in v:
-        host, port = v.rsplit(":", 1)
-    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "localhost": "127.0.0.1"}.get(host, host)
-    return f"http://[{host}]:{port}/healthz" if ":" in host else f"http://{host}:{port}/healthz"
+    return local_url(http, "/healthz")
 
 
 def probe_health(url: str, timeout: float = 3.0) -> tuple[int | None, dict | str]:

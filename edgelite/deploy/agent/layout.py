@@ -1,4 +1,5 @@
-"""The deploy directory on the device (its file names, in one place), and the agent's small helpers."""
+"""The deploy directory on the device as the agent uses it (its names: `edgelite.remote.layout`), and the
+agent's small helpers."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pathlib import Path
 
 from edgelite.core import read_json
 from edgelite.errors import EXIT_FAILED, EdgeliteError
+from edgelite.remote.layout import AGENT, FAILED_SUFFIX, RELEASE_JSON
+from edgelite.remote.layout import Layout as DeviceLayout
 
-AGENT_FILE = "agent.pyz"
+AGENT_FILE = AGENT  # DIR/agent.pyz, this agent
 
 
 class AgentError(EdgeliteError):
@@ -26,40 +29,17 @@ class AgentError(EdgeliteError):
         self.details = details
 
 
-class Layout:
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(os.path.expanduser(str(root))).absolute()
-        self.agent = self.root / AGENT_FILE
-        self.bundles = self.root / "bundles"
-        self.incoming = self.bundles / ".incoming"
-        self.wheels = self.root / "wheels"
-        self.venvs = self.root / "venvs"
-        self.media = self.root / "media"
-        self.releases = self.root / "releases"
-        self.current = self.root / "current"
-        self.unit_file = self.root / "edgelite.service"
-        self.service_json = self.root / "service.json"
-        self.run = self.root / "run"
-        self.logs = self.root / "log"
-        self.log = self.logs / "edgelite.log"
-        self.deploys_log = self.logs / "deploys.log"
-        self.supervisor_pid = self.run / "supervisor.pid"
-        self.state = self.run / "state.json"
-        self.lock = self.root / ".lock"
+class Layout(DeviceLayout):
+    """The device folder: its names are `edgelite.remote.layout`'s (written once, shared with `bench --host`);
+    this adds what only the agent does there (create it, read releases, lock a switch)."""
 
     def ensure(self) -> None:
         for d in (self.root, self.bundles, self.incoming, self.wheels, self.venvs, self.media, self.releases,
                   self.run, self.logs):
             d.mkdir(parents=True, exist_ok=True)
 
-    def current_rid(self) -> str | None:
-        try:
-            return Path(os.readlink(self.current)).name
-        except OSError:
-            return None
-
     def release(self, rid: str) -> dict:
-        rel = read_json(self.releases / rid / "release.json")
+        rel = self.read_release(rid)
         if not isinstance(rel, dict):
             raise AgentError(f"no release {rid} in {self.releases}")
         return rel
@@ -69,7 +49,7 @@ class Layout:
         if not self.releases.is_dir():
             return []
         return sorted(p.name for p in self.releases.iterdir()
-                      if p.is_dir() and not p.name.endswith(".failed") and (p / "release.json").exists())
+                      if p.is_dir() and not p.name.endswith(FAILED_SUFFIX) and (p / RELEASE_JSON).exists())
 
     def service(self) -> dict:
         return read_json(self.service_json) or {"mode": "supervisor", "unit": "edgelite"}

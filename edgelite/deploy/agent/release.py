@@ -9,6 +9,7 @@ import time
 from edgelite.core import write_json
 from edgelite.deploy.agent.layout import AgentError, Layout, now_iso
 from edgelite.errors import EXIT_USAGE
+from edgelite.remote.layout import FAILED_SUFFIX, RELEASE_JSON, VENV_READY
 
 RUN_TEMPLATE = """#!/bin/sh
 # edgelite release {rid} ({bundle}), started by the {unit} unit or the agent's supervisor.
@@ -41,7 +42,7 @@ def split_token(args: list[str]) -> tuple[list[str], str | None]:
 
 
 def run_argv(lay: Layout, rel: dict) -> list[str]:
-    argv = [str(lay.venvs / rel["venv"] / "bin" / "python"), "-m", "edgelite", "run", str(lay.bundles / rel["bundle"]),
+    argv = [str(lay.venv_bin(rel["venv"], "python")), "-m", "edgelite", "run", str(lay.bundles / rel["bundle"]),
             "--source", rel["source"], "--http", rel["http"], "--print-every", str(rel.get("print_every", 30))]
     if rel.get("format"):
         argv += ["--format", rel["format"]]
@@ -57,11 +58,11 @@ def cmd_release(lay: Layout, req: dict) -> dict:
     bundle, env = str(req["bundle"]), str(req["env"])
     if not (lay.bundles / bundle).is_dir():
         raise AgentError(f"bundle {bundle} is not on the device", EXIT_USAGE)
-    if not (lay.venvs / env / ".ready").exists():
+    if not (lay.venvs / env / VENV_READY).exists():
         raise AgentError(f"venv {env} is not ready on the device", EXIT_USAGE)
     base = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + bundle[:8]
     rid, n = base, 1
-    while (lay.releases / rid).exists() or (lay.releases / f"{rid}.failed").exists():
+    while (lay.releases / rid).exists() or (lay.releases / f"{rid}{FAILED_SUFFIX}").exists():
         n += 1
         rid = f"{base}.{n}"
     run_args = req.get("run_args") or []
@@ -73,7 +74,7 @@ def cmd_release(lay: Layout, req: dict) -> dict:
     tmp = lay.releases / f".{rid}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    write_json(tmp / "release.json", rel)
+    write_json(tmp / RELEASE_JSON, rel)
     run = tmp / "run"
     env_line = f"export EDGELITE_TOKEN={shlex.quote(token)}\n" if token is not None else ""
     run.touch(mode=0o700)  # only its owner (who runs it) may read a token in it

@@ -19,7 +19,7 @@ def write_ppm(path: Path, width: int = 64, height: int = 48) -> None:
 
 def cmd_smoke(lay: Layout, req: dict) -> dict:
     """`edgelite run BUNDLE --source <one frame> --max-frames 1 --json -` in the new venv; exit 5 if it fails."""
-    py = lay.venvs / str(req["env"]) / "bin" / "python"
+    py = lay.venv_bin(str(req["env"]), "python")
     bundle = lay.bundles / str(req["bundle"])
     timeout = float(req.get("timeout") or 300)
     with tempfile.TemporaryDirectory(prefix="edgelite-smoke-") as tmp:

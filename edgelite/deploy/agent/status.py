@@ -16,6 +16,7 @@ from edgelite.deploy.agent.health import health_url, probe_health
 from edgelite.deploy.agent.layout import AgentError, Layout
 from edgelite.deploy.agent.service import log_tail, service_remove, service_state
 from edgelite.errors import EXIT_USAGE
+from edgelite.remote.layout import FAILED_SUFFIX, RELEASE_JSON
 
 KEEP = 3  # releases kept besides the current one
 
@@ -27,15 +28,15 @@ def gc(lay: Layout, keep: int = KEEP) -> list[str]:
     kept = set(good[-keep:]) | ({cur} if cur else set())
     removed = []
     for p in lay.releases.iterdir() if lay.releases.is_dir() else []:
-        if p.name.endswith(".failed"):
-            failed = sorted(q.name for q in lay.releases.iterdir() if q.name.endswith(".failed"))
+        if p.name.endswith(FAILED_SUFFIX):
+            failed = sorted(q.name for q in lay.releases.iterdir() if q.name.endswith(FAILED_SUFFIX))
             if p.name in failed[-2:]:
                 continue  # keep the last failures for their logs
         elif p.name in kept or not p.is_dir() or p.name.startswith("."):
             continue
         shutil.rmtree(p, ignore_errors=True)
         removed.append(p.name)
-    rels = [read_json(lay.releases / r / "release.json") or {} for r in kept]
+    rels = [read_json(lay.releases / r / RELEASE_JSON) or {} for r in kept]
     used_b = {r.get("bundle") for r in rels}
     used_v = {r.get("venv") for r in rels}
     used_m = {r.get("source") for r in rels}
@@ -57,13 +58,13 @@ def status(lay: Layout) -> dict:
     out = {"dir": str(lay.root), "service": svc, "current": None, "releases": [], "health": None,
            "state": service_state(lay, svc) if lay.root.exists() else None}
     for rid in lay.release_ids():
-        rel = read_json(lay.releases / rid / "release.json") or {}
+        rel = read_json(lay.releases / rid / RELEASE_JSON) or {}
         out["releases"].append({"id": rid, "bundle": rel.get("bundle"), "meta": rel.get("meta"),
                                 "current": rid == cur})
     if lay.releases.is_dir():
-        out["failed"] = sorted(p.name[:-7] for p in lay.releases.iterdir() if p.name.endswith(".failed"))
+        out["failed"] = sorted(p.name.removesuffix(FAILED_SUFFIX) for p in lay.releases.iterdir() if p.name.endswith(FAILED_SUFFIX))
     if cur:
-        rel = read_json(lay.releases / cur / "release.json") or {}
+        rel = read_json(lay.releases / cur / RELEASE_JSON) or {}
         out["current"] = rel
         url = health_url(rel.get("http", "127.0.0.1:8080"))
         code, body = probe_health(url)

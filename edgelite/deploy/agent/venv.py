@@ -13,6 +13,7 @@ import time
 from edgelite.core import read_json, write_json
 from edgelite.deploy.agent.layout import AgentError, Layout, now_iso, say
 from edgelite.errors import EXIT_REMOTE
+from edgelite.remote.layout import VENV_READY
 
 # the versions a deploy reports, read inside the new venv
 _PROBE = ("import json, importlib.metadata as md\nout = {}\n"
@@ -40,7 +41,7 @@ def cmd_venv(lay: Layout, req: dict) -> dict:
 def build_venv(lay: Layout, env: str, wheel: str, *, find_links: str | None = None, constraints: str | None = None,
                offline: bool = False) -> dict:
     v = lay.venvs / env
-    ready = v / ".ready"
+    ready = v / VENV_READY
     if ready.exists():
         return {"reused": True, **(read_json(ready) or {})}
     shutil.rmtree(v, ignore_errors=True)

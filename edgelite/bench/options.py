@@ -1,0 +1,105 @@
+"""`BenchOptions`: every option of `edgelite bench`, declared once, and the parsers of its lists.
+
+The CLI's flags are these field names with '_' -> '-' (`edgelite.options.from_namespace`), the Python
+API `bench(paths, **options)` / `bench_remote(host, paths, **options)` takes the same names, and
+`device_argv` turns them back into flags for the bench that runs on a device. The SSH flags make the
+`connection` (`edgelite.remote.connection.Connection`; None = bench here).
+
+    >>> BenchOptions(threads="1,4", runs=50).thread_list()
+    [1, 4]
+    >>> device_argv(BenchOptions(formats="int8", runs=5))
+    ['--formats', 'int8', '--runs', '5', '--warmup', '20', '--min-seconds', '0.0', '--no-progress']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from edgelite.bench.errors import BenchUsageError
+from edgelite.formats import parse_formats as parse_format_names
+
+if TYPE_CHECKING:
+    from edgelite.remote.connection import Connection
+
+DEFAULT_RUNS = 200
+DEFAULT_WARMUP = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchOptions:
+    """Every option of `edgelite bench`; field names are the CLI flags with '-' -> '_'."""
+
+    formats: str | Sequence[str] | None = "all"  # names or aliases (edgelite.formats); "all" = every model
+    threads: str | Sequence[int] | None = None  # "1,2,4"; None = 1,2,4 up to the cores
+    runs: int = DEFAULT_RUNS
+    warmup: int = DEFAULT_WARMUP
+    min_seconds: float = 0.0
+    data: str | None = None  # class-folder tree or .npz; None = the bundle's held-out split
+    pipeline: str | None = None  # a source to time the whole camera loop on
+    isolate: bool = True  # one process per row
+    progress: bool | None = None  # None = when stderr is a terminal
+    json: str | None = None  # write the result JSON to FILE or - (a directory: <env>.json in it)
+    csv: str | None = None
+    plot: str | None = None
+    out: str | None = None  # <env>.json, .csv and .png into this folder
+    connection: Connection | None = None  # --host and the SSH flags: bench on that device
+
+    def validate(self) -> None:
+        if self.runs < 1:
+            raise BenchUsageError("--runs must be at least 1")
+        if self.warmup < 0 or self.min_seconds < 0:
+            raise BenchUsageError("--warmup and --min-seconds cannot be negative")
+
+    def format_list(self) -> list[str] | None:
+        return parse_formats(self.formats)
+
+    def thread_list(self) -> list[int]:
+        return parse_threads(self.threads)
+
+
+def default_threads(cores: int | None = None) -> list[int]:
+    """1, 2, 4 up to the cores this process may use (a 4-core Pi: 1,2,4; a 2-core VM: 1,2)."""
+    from edgelite.bench.env import cpu_cores
+
+    cores = cores or cpu_cores()
+    return [t for t in (1, 2, 4) if t <= cores] or [1]
+
+
+def parse_threads(text: str | Sequence[int] | None) -> list[int]:
+    """'1,2,4' -> [1, 2, 4] (order kept, duplicates dropped)."""
+    if text is None or text == "" or text == "auto":
+        return default_threads()
+    if isinstance(text, list | tuple):
+        items = [str(t) for t in text]
+    else:
+        items = [t.strip() for t in str(text).split(",") if t.strip()]
+    out: list[int] = []
+    for t in items:
+        if not t.isdigit() or int(t) < 1:
+            raise BenchUsageError(f"--threads takes positive integers like 1,2,4; got {t!r}")
+        if int(t) not in out:
+            out.append(int(t))
+    return out
+
+
+def parse_formats(text: str | Sequence[str] | None) -> list[str] | None:
+    """'all' / None -> None (every model in the bundle); 'fp32,int8' -> ['fp32', 'int8'] (aliases allowed,
+    order kept)."""
+    if text is None or text == "all" or (not isinstance(text, str) and list(text) == ["all"]):
+        return None
+    return parse_format_names(text, error=BenchUsageError)
+
+
+def device_argv(opts: BenchOptions) -> list[str]:
+    """The measurement options as `edgelite bench` flags (shell-quoted), for the bench a device runs."""
+    argv: list[str] = []
+    for flag, value in (("--formats", opts.formats), ("--threads", opts.threads)):
+        if value:
+            text = value if isinstance(value, str) else ",".join(map(str, value))
+            argv += [flag, shlex.quote(text)]
+    argv += ["--runs", str(int(opts.runs)), "--warmup", str(int(opts.warmup)),
+             "--min-seconds", repr(float(opts.min_seconds))]
+    return argv + (["--no-isolate"] if not opts.isolate else []) + ["--progress" if opts.progress else "--no-progress"]

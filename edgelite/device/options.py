@@ -1,0 +1,82 @@
+"""`RunOptions`: every option of `edgelite run`, declared once (standard library only).
+
+The CLI's flags are these field names with '_' -> '-' (`edgelite.options.from_namespace` fills it from
+the argparse namespace), and the Python API `edgelite.device.run(model, source, **options)` takes the
+same names. `truth` and `max_backoff` are Python-only.
+
+    >>> RunOptions(source="clip.mp4", threads=2).validate()
+    >>> RunOptions(top_k=0).validate()
+    Traceback (most recent call last):
+    ...
+    edgelite.device.errors.RunError: --top-k must be at least 1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from edgelite.device.errors import RunError
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """Every option of `edgelite run`; field names are the CLI flags with '-' -> '_'."""
+
+    source: str = "0"
+    format: str | None = None  # bundle entry (int8, fp16, fp32, edgetpu, onnx, ...); None = best for this device
+    labels: str | None = None  # with a bare model file
+    top_k: int = 3
+    threshold: float = 0.0
+    threads: int | None = None  # CPU threads for the interpreter (--threads, alias --num-threads)
+    edgetpu: bool = False
+    smooth: int = 1
+    crop: float | None = None  # None = the bundle's
+    json: str | None = None  # "-" for stdout, or a file
+    print_every: int = 1  # console line every N results; 0 = none
+    quiet: bool = False  # no console lines (and, in the CLI, no progress messages)
+    display: bool = False
+    http: str | None = None  # PORT or HOST:PORT
+    token: str | None = None
+    max_viewers: int = 4
+    rtsp_transport: str | None = None  # tcp | udp (None = OpenCV's default, tcp)
+    mqtt: str | None = None  # mqtt[s]://[user@]host[:port]/topic/prefix (edgelite.device.mqtt)
+    mqtt_every: int = 0  # also publish every Nth result; 0 = label changes only
+    mqtt_ca: str | None = None
+    mqtt_discovery: str = "homeassistant"  # Home Assistant discovery prefix; "" = no discovery
+    max_frames: int | None = None
+    loop: bool = False
+    realtime: bool = False
+    stall_timeout: float = 5.0
+    open_timeout: float = 10.0
+    max_reconnects: int = 5
+    backoff: float = 0.5  # first reconnect delay, doubled per consecutive failure
+    max_backoff: float = 30.0  # Python-only
+    truth: Sequence[int] | None = None  # Python-only: label index per source frame, to count correct results
+
+    @property
+    def console_every(self) -> int:
+        """Console line every N results; 0 = none (--quiet silences them)."""
+        return 0 if self.quiet else self.print_every
+
+    def validate(self) -> None:
+        if self.top_k < 1:
+            raise RunError("--top-k must be at least 1")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise RunError("--threshold must be within 0..1")
+        if self.smooth < 1:
+            raise RunError("--smooth must be at least 1 (1 = no smoothing)")
+        if self.threads is not None and self.threads < 1:
+            raise RunError("--threads must be at least 1")
+        if self.crop is not None and not 0.0 < self.crop <= 1.0:
+            raise RunError("--crop must be within (0, 1]")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise RunError("--max-frames must be at least 1")
+        if self.print_every < 0:
+            raise RunError("--print-every must be >= 0")
+        if self.stall_timeout <= 0 or self.open_timeout <= 0:
+            raise RunError("--stall-timeout and --open-timeout must be positive")
+        if self.max_reconnects < 0:
+            raise RunError("--max-reconnects must be >= 0")
+        if self.backoff < 0 or self.max_backoff < 0:
+            raise RunError("--backoff must be >= 0")

@@ -1,0 +1,46 @@
+"""`edgelite bench`'s options are declared once: the BenchOptions fields are the CLI's flags, with the same
+defaults; the SSH flags become its `connection`; the device's bench gets the same options back as flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgelite.bench.cli import options_from_args
+from edgelite.bench.errors import BenchUsageError
+from edgelite.bench.options import BenchOptions, device_argv, parse_formats
+from edgelite.remote.connection import SSH_FLAGS
+from tests.optionskit import check_fields_match_flags, subparser
+
+
+def test_bench_options_fields_are_the_bench_flags():
+    check_fields_match_flags("bench", BenchOptions, not_flags={"connection"}, not_fields={"targets", *SSH_FLAGS})
+
+
+def _opts(*argv: str) -> BenchOptions:
+    return options_from_args(subparser("bench").parse_args(["bundle", *argv]))
+
+
+def test_flags_reach_the_options_and_the_ssh_flags_make_the_connection():
+    o = _opts("--formats", "int8,tflite", "--num-threads", "1,4", "--runs", "5", "--json", "-", "--no-isolate")
+    assert (o.formats, o.threads, o.runs, o.json, o.isolate, o.connection) == ("int8,tflite", "1,4", 5, "-", False, None)
+    assert o.format_list() == ["int8", "fp32"] and o.thread_list() == [1, 4]  # aliases as in convert
+    assert _opts() == BenchOptions()
+    c = _opts("--host", "pi@pi4:2222", "--dir", "/srv/el", "-i", "key").connection
+    assert (str(c.target), c.dir, c.identity) == ("pi@pi4:2222", "/srv/el", "key")
+    with pytest.raises(BenchUsageError, match="only apply with --host"):
+        _opts("--dir", "/srv/el")
+
+
+def test_the_device_bench_gets_the_same_options_back():
+    o = _opts("--formats", "int8", "--threads", "2", "--runs", "7", "--warmup", "1", "--min-seconds", "0.5",
+              "--no-isolate", "--progress")
+    again = _opts(*device_argv(o))
+    for name in ("formats", "threads", "runs", "warmup", "min_seconds", "isolate", "progress"):
+        assert getattr(again, name) == getattr(o, name), name
+
+
+def test_formats_all_and_errors():
+    assert parse_formats("all") is None and parse_formats(["all"]) is None and parse_formats(None) is None
+    assert parse_formats(["edge-tpu", "int8", "INT8"]) == ["edgetpu", "int8"]
+    with pytest.raises(BenchUsageError, match="--formats is empty"):
+        parse_formats(",")
