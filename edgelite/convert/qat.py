@@ -21,26 +21,17 @@ import time
 
 import numpy as np
 
+import edgelite.convert.tuning as tuning
 from edgelite.convert.calibration import init_quant_ranges, pin_input_range
 from edgelite.convert.errors import ConvertError
 from edgelite.convert.fold_batchnorm import _convs_before_activation, fold_batchnorm
-from edgelite.convert.tuning import (
-    Log,
-    check_flat,
-    compile_model,
-    dataset,
-    epoch_logger,
-    freeze_batchnorm,
-    kernel_sparsity,
-    prunable,
-    tfmot_module,
-)
+from edgelite.convert.tuning import Log, kernel_sparsity, prunable
 from edgelite.errors import first_line
 from edgelite.train.tfenv import import_keras
 
 
 def _output_only_config_class():
-    tfmot = tfmot_module()
+    tfmot = tuning.tfmot_module()
     Q = tfmot.quantization.keras
 
     class OutputOnlyQuantizeConfig(Q.QuantizeConfig):
@@ -69,7 +60,7 @@ def _output_only_config_class():
 
 
 def _kernel_only_config_class():
-    tfmot = tfmot_module()
+    tfmot = tuning.tfmot_module()
     Q = tfmot.quantization.keras
 
     class KernelOnlyQuantizeConfig(Q.QuantizeConfig):
@@ -136,11 +127,11 @@ def quantize_aware(model, x: np.ndarray, y: np.ndarray, calibration: np.ndarray,
     Default8BitPrunePreserveQuantizeScheme keeps the zeros of a pruned model; with `per_tensor` every
     weight tensor trains with one scale (tfmot's ``disable_per_axis``), as ``--per-tensor`` exports it.
     Returns (qat model, info)."""
-    tfmot = tfmot_module()
+    tfmot = tuning.tfmot_module()
     keras = import_keras()
 
     what = "--qat" + (" with --prune" if preserve_sparsity else "")
-    check_flat(model, what)
+    tuning.check_flat(model, what)
     kernel_only: set[str] = set()
     if per_tensor:
         model = fold_batchnorm(model)
@@ -158,7 +149,7 @@ def quantize_aware(model, x: np.ndarray, y: np.ndarray, calibration: np.ndarray,
     kernel_cls = _kernel_only_config_class()
 
     def annotate(layer):
-        freeze_batchnorm(layer)
+        tuning.freeze_batchnorm(layer)
         if _preprocessing_layer(layer):
             return Q.quantize_annotate_layer(layer, quantize_config=config_cls())
         if layer.name in kernel_only:
@@ -182,13 +173,13 @@ def quantize_aware(model, x: np.ndarray, y: np.ndarray, calibration: np.ndarray,
     n_ranges = init_quant_ranges(qat, model, calibration, batch_size=min(batch_size, 16))
     log(f"QAT: {n_ranges} activation ranges initialised from the float model on {len(calibration)} images "
         f"({time.perf_counter() - t:.1f} s)")
-    compile_model(qat, lr)
+    tuning.compile_model(qat, lr)
     steps_per_epoch = int(np.ceil(len(y) / batch_size))
     log(f"quantization-aware training{' (sparsity-preserving)' if preserve_sparsity else ''}: {epochs} epoch(s) x "
         f"{steps_per_epoch} steps, lr {lr:g}")
     extra = (lambda: f"sparsity {kernel_sparsity(qat)['achieved']:.2f}") if preserve_sparsity else None
-    qat.fit(dataset(x, y, batch_size, seed), epochs=epochs, verbose=0,
-            callbacks=[epoch_logger(log, "qat", epochs, extra)])
+    qat.fit(tuning.dataset(x, y, batch_size, seed), epochs=epochs, verbose=0,
+            callbacks=[tuning.epoch_logger(log, "qat", epochs, extra)])
     pin_input_range(qat)
     unquantized = _unquantized_kernels(qat)
     if unquantized:

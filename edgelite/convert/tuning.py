@@ -19,6 +19,7 @@ Log = Callable[[str], None]
 
 
 def tfmot_module():
+    """tensorflow_model_optimization, imported after TensorFlow's environment is set; ConvertError when missing."""
     try:
         import_tensorflow()  # tfmot picks Keras 2 only when TensorFlow's environment says so
         import tensorflow_model_optimization as tfmot
@@ -28,6 +29,7 @@ def tfmot_module():
 
 
 def check_flat(model, what: str) -> None:
+    """ConvertError when `model` nests a model: tfmot optimises only flat graphs."""
     keras = import_keras()
 
     nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
@@ -38,6 +40,7 @@ def check_flat(model, what: str) -> None:
 
 # ------------------------------------------------------------------------------------------ training data
 def dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, shuffle: bool = True):
+    """(uint8 pixels, labels) as a batched float32 tf.data pipeline, shuffled by `seed`."""
     tf = import_tensorflow()
 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
@@ -47,6 +50,7 @@ def dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, shuffle: b
 
 
 def compile_model(model, lr: float) -> None:
+    """Adam at `lr`, sparse cross-entropy, accuracy: the same for pruning and QAT."""
     keras = import_keras()
 
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=keras.losses.SparseCategoricalCrossentropy(),
@@ -54,6 +58,7 @@ def compile_model(model, lr: float) -> None:
 
 
 def epoch_logger(log: Log, what: str, epochs: int, extra: Callable[[], str] | None = None):
+    """A Keras callback that logs one line per epoch (loss, accuracy, `extra()`, seconds)."""
     keras = import_keras()
 
     class EpochLog(keras.callbacks.Callback):
@@ -70,6 +75,7 @@ def epoch_logger(log: Log, what: str, epochs: int, extra: Callable[[], str] | No
 
 
 def freeze_batchnorm(layer):
+    """`layer`, with a BatchNormalization made non-trainable (used as a clone function step)."""
     keras = import_keras()
 
     if isinstance(layer, keras.layers.BatchNormalization):
