@@ -31,6 +31,8 @@ EDGETPU_COMPAT_MD = "edgetpu_compat.md"
 
 @dataclasses.dataclass
 class Job:
+    """One conversion's shared state: the source, the images, the float reference and the bundle being filled."""
+
     src: Any
     options: ConvertOptions
     log: ProgressLog
