@@ -30,6 +30,12 @@ MANIFEST = "edgelite.json"
 #: what both decoders read (Pillow in training, OpenCV on the device)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
 
+
+def find_images(folder: Path) -> list[Path]:
+    """Every image file under `folder`, recursively and sorted; hidden files and folders are left out."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
 #: where `--http PORT` binds (run's preview) and where a wildcard bind is reached from the same machine
 LOOPBACK = "127.0.0.1"
 

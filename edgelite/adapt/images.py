@@ -12,26 +12,18 @@ from pathlib import Path
 import numpy as np
 
 from edgelite.adapt.errors import AdaptError
-
-
-def image_files(folder: Path) -> list[Path]:
-    from edgelite.train.data import IMAGE_EXTENSIONS
-
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+from edgelite.core import IMAGE_SUFFIXES, find_images
 
 
 def load_unlabeled(folder: str | os.PathLike, size: int, interpolation: str, *, minimum: int, flag: str = "--unlabeled",
                    limit: int | None = None, seed: int = 0, progress: bool = False):
     """(uint8 N x size x size x 3 RGB, relative paths, skipped [(path, reason)]) of every image under `folder`."""
-    from edgelite.train.data import IMAGE_EXTENSIONS
-
     root = Path(folder)
     if not root.is_dir():
         raise AdaptError(f"{flag} {root} is not a folder; pass a folder of images from the device's camera")
-    files = image_files(root)
+    files = find_images(root)
     if not files:
-        raise AdaptError(f"{flag} {root} holds no images ({', '.join(IMAGE_EXTENSIONS)}); collect frames from the "
+        raise AdaptError(f"{flag} {root} holds no images ({', '.join(IMAGE_SUFFIXES)}); collect frames from the "
                          "device's camera into it")
     if limit is not None and len(files) > limit:
         files = [files[int(i)] for i in np.sort(np.random.default_rng(seed).permutation(len(files))[:limit])]
@@ -57,7 +49,7 @@ def load_labelled(folder: str | os.PathLike, labels: list[str], size: int, inter
                          f"({', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''}); rename or remove them")
     files, ys = [], []
     for d in class_dirs:
-        found = image_files(d)
+        found = find_images(d)
         files += found
         ys += [labels.index(d.name)] * len(found)
     if not files:

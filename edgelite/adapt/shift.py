@@ -45,7 +45,7 @@ def shifted_domain(heldout: str | os.PathLike, unlabeled: str | os.PathLike, lab
     unlabeled/ (flat, class names removed from the file names). The two never share an image."""
     import cv2
 
-    from edgelite.adapt.images import image_files
+    from edgelite.core import find_images
     from edgelite.train.data import decode_rgb
 
     rng = np.random.default_rng(seed)
@@ -54,7 +54,7 @@ def shifted_domain(heldout: str | os.PathLike, unlabeled: str | os.PathLike, lab
     counts = {"unlabeled": 0, "labelled": 0}
     n = 0
     for class_dir in sorted(p for p in src.iterdir() if p.is_dir()):
-        files = image_files(class_dir)
+        files = find_images(class_dir)
         order = rng.permutation(len(files))
         n_eval = int(round(len(files) * eval_fraction))
         for rank, i in enumerate(order):

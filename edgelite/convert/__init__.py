@@ -1,10 +1,12 @@
 """`edgelite convert`: prune, quantize and export a trained classifier into a validated bundle.
 
-Importing this package imports nothing heavy; TensorFlow loads when `convert` runs.
+Importing this package imports nothing heavy; TensorFlow loads when `convert` runs. The options are
+one frozen dataclass, `ConvertOptions` (the CLI's flags are its fields), or the same names as keywords:
 
     >>> from edgelite.convert import convert                                       # doctest: +SKIP
     >>> bundle = convert("runs/demo", "bundles/demo", formats="fp32,int8,onnx")   # doctest: +SKIP
     >>> bundle.entry("int8").metrics["top1"]                                        # doctest: +SKIP
+    >>> convert("runs/demo", "bundles/small", ConvertOptions(formats="int8", prune=0.5))  # doctest: +SKIP
 
 The bundle it writes is the one contract between the workstation and the device: see the README's
 Architecture section and `edgelite/bundle.py` (which reads and writes it); `edgelite convert --help` lists
@@ -12,6 +14,8 @@ the options. What it reads, a run directory, is described in `edgelite/train/run
 """
 
 from __future__ import annotations
+
+from edgelite.convert.options import ConvertOptions
 
 
 def convert(*args, **kwargs):
@@ -21,4 +25,4 @@ def convert(*args, **kwargs):
     return _convert(*args, **kwargs)
 
 
-__all__ = ["convert"]
+__all__ = ["ConvertOptions", "convert"]

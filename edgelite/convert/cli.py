@@ -1,8 +1,15 @@
-"""`edgelite convert`: argument definitions (no heavy imports) and a thin handler over the library."""
+"""`edgelite convert`: argument definitions (no heavy imports) and a thin handler over the library.
+
+Each flag's ``dest`` is a field of `ConvertOptions`; the handler fills it with `from_namespace`.
+"""
 
 from __future__ import annotations
 
 import argparse
+
+from edgelite.convert.formats import IO_TYPES
+from edgelite.convert.options import ConvertOptions
+from edgelite.options import from_namespace
 
 EXAMPLES = """examples:
   edgelite convert runs/demo --out bundles/demo
@@ -43,30 +50,36 @@ def register(sub) -> None:
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", metavar="RUN_DIR", help="run directory (or a .keras model file with --data)")
     p.add_argument("--out", required=True, metavar="BUNDLE_DIR", help="bundle folder to write (replaced if it is a bundle)")
+    d = ConvertOptions()  # the flags' defaults are the dataclass's: one declaration
     p.add_argument("--formats", metavar="LIST", help="comma list: fp32,fp16,dynamic,int8,onnx,edgetpu (default: all)")
     p.add_argument("--prune", type=_fraction, metavar="SPARSITY", help="magnitude-prune to this sparsity (e.g. 0.5)")
-    p.add_argument("--prune-epochs", type=int, default=3, metavar="N", help="fine-tuning epochs while pruning (default 3)")
-    p.add_argument("--prune-block", type=int, default=1, metavar="N",
+    p.add_argument("--prune-epochs", type=int, default=d.prune_epochs, metavar="N",
+                   help="fine-tuning epochs while pruning (default %(default)s)")
+    p.add_argument("--prune-block", type=int, default=d.prune_block, metavar="N",
                    help="prune runs of N neighbouring weights (along input channels, as .tflite stores them): "
-                        "the zeros then compress far better under gzip (default 1: unstructured)")
+                        "the zeros then compress far better under gzip (default %(default)s: unstructured)")
+    p.add_argument("--prune-lr", type=float, default=d.prune_lr, metavar="LR",
+                   help="learning rate while pruning (default %(default)g)")
     p.add_argument("--qat", action="store_true", help="quantization-aware training (with --prune: sparsity-preserving)")
-    p.add_argument("--qat-epochs", type=int, default=2, metavar="N", help="QAT epochs (default 2)")
-    p.add_argument("--calibration", type=int, default=300, metavar="N",
-                   help="training images for int8 calibration (default 300)")
+    p.add_argument("--qat-epochs", type=int, default=d.qat_epochs, metavar="N", help="QAT epochs (default %(default)s)")
+    p.add_argument("--qat-lr", type=float, default=d.qat_lr, metavar="LR",
+                   help="quantization-aware training learning rate (default %(default)g)")
+    p.add_argument("--calibration", type=int, default=d.calibration, metavar="N",
+                   help="training images for int8 calibration (default %(default)s)")
     p.add_argument("--calibration-data", metavar="DIR",
                    help="calibrate int8 on images from the target camera (DIR searched recursively) instead of "
                         "the training split")
     p.add_argument("--per-tensor", action="store_true",
                    help="one int8 scale per weight tensor (default per-channel); with --qat the training uses it too")
-    p.add_argument("--io-type", choices=["uint8", "int8", "float32"], default="uint8",
-                   help="input/output type of int8 models (default uint8: raw pixels, Edge TPU-ready)")
+    p.add_argument("--io-type", choices=IO_TYPES, default=d.io_type,
+                   help="input/output type of int8 models (default %(default)s: raw pixels, Edge TPU-ready)")
     p.add_argument("--max-drop", type=float, metavar="PTS",
                    help="fail (exit 3) when a format's top-1 is more than PTS points below the float model")
     p.add_argument("--data", metavar="DIR", help="image folder: for a .keras file, or when the run's data moved")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset, <= 18 (default 17)")
+    p.add_argument("--opset", type=int, default=d.opset, help="ONNX opset, <= 18 (default %(default)s)")
     p.add_argument("--batch-size", type=int, metavar="N", help="fine-tuning batch size (default: the run's)")
-    p.add_argument("--seed", type=int, default=0, help="calibration sample and fine-tuning seed (default 0)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output, only the table")
+    p.add_argument("--seed", type=int, default=d.seed, help="calibration sample and fine-tuning seed (default %(default)s)")
+    p.add_argument("-q", "--quiet", dest="verbose", action="store_false", help="no progress output, only the table")
     p.set_defaults(func=_convert)
 
 
@@ -75,12 +88,9 @@ def _convert(args) -> int:
     from edgelite.convert.errors import FormatsFailed
     from edgelite.convert.report import table
 
-    bundle = convert(args.source, args.out, formats=args.formats, prune=args.prune, prune_epochs=args.prune_epochs,
-                     prune_block=args.prune_block, qat=args.qat, qat_epochs=args.qat_epochs, calibration=args.calibration,
-                     per_tensor=args.per_tensor, io_type=args.io_type, max_drop=args.max_drop, data=args.data,
-                     calibration_data=args.calibration_data,
-                     opset=args.opset, batch_size=args.batch_size, seed=args.seed, verbose=not args.quiet)
-    if args.quiet:
+    options = from_namespace(ConvertOptions, args)
+    bundle = convert(args.source, args.out, options)
+    if not options.verbose:
         print(table(bundle))
     # a missing optional tool for a default format is 'skipped' (not a failure); anything else that failed is
     failed = failed_formats(bundle)

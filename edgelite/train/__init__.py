@@ -7,6 +7,8 @@ heavy: `train` loads TensorFlow when it is called.
 
 from __future__ import annotations
 
+from edgelite.train.config import TrainOptions
+
 
 def train(*args, **kwargs):
     """Fine-tune a CNN on an image folder; see `edgelite.train.finetune.train`."""
@@ -15,4 +17,4 @@ def train(*args, **kwargs):
     return _train(*args, **kwargs)
 
 
-__all__ = ["train"]
+__all__ = ["TrainOptions", "train"]

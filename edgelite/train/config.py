@@ -1,4 +1,20 @@
-"""Training settings: code defaults <- YAML (--config) <- CLI. The resolved settings go into every run."""
+"""Training settings: code defaults <- YAML (--config) <- CLI. The resolved settings go into every run.
+
+Two classes, one list of settings:
+
+* `TrainConfig` is a run's resolved settings, every one with its value; the run directory saves it as
+  config.yaml (`edgelite.train.rundir.RunDir` reads it back).
+* `TrainOptions` is what one `edgelite train` asks for: each TrainConfig field, None meaning "not given"
+  (the YAML file or the code default decides), plus ``config``, ``resume`` and ``overwrite``, which
+  say how to run and are not saved. It is generated from TrainConfig, so a setting is declared once;
+  the CLI's ``dest`` names are its field names and ``train()`` takes the same names.
+
+    >>> opts = TrainOptions(data_dir="photos", out="runs/a", epochs=3)
+    >>> opts.settings()
+    {'epochs': 3}
+    >>> TrainOptions.make(opts, epochs=None, fine_tune_epochs=0).settings()   # None: keep what is there
+    {'epochs': 3, 'fine_tune_epochs': 0}
+"""
 
 from __future__ import annotations
 
@@ -78,6 +94,52 @@ _TYPES: dict[str, type] = {"image_size": int, "unfreeze": int, "weights": str, "
 _OPTIONAL = {"image_size", "unfreeze", "weights"}
 for _f in dataclasses.fields(TrainConfig):
     _TYPES.setdefault(_f.name, type(_f.default))
+
+
+#: TrainOptions fields that say how to run `edgelite train`, not what to train (not saved into the run)
+RUN_CONTROL = ("config", "resume", "overwrite")
+#: TrainConfig fields that are the command's two arguments (DATA_DIR, --out), not settings
+LOCATIONS = ("data_dir", "out")
+
+
+class _TrainOptionsBase:
+    @classmethod
+    def make(cls, options: TrainOptions | None = None, **fields: Any) -> TrainOptions:
+        """`options` (or none given) with the non-None `fields` replaced; an unknown name is a TypeError."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(fields) - set(known))
+        if unknown:
+            raise TypeError(f"train() got unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        return dataclasses.replace(options or cls(), **{k: v for k, v in fields.items() if v is not None})
+
+    def settings(self) -> dict[str, Any]:
+        """The TrainConfig settings given (not None), without DATA_DIR and --out."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)
+                if f.name not in LOCATIONS and getattr(self, f.name) is not None}
+
+
+TrainOptions = dataclasses.make_dataclass(
+    "TrainOptions",
+    [(f.name, f.type if "None" in f.type else f"{f.type} | None", dataclasses.field(default=None))
+     for f in dataclasses.fields(TrainConfig)]
+    + [("config", "str | None", dataclasses.field(default=None)), ("resume", "bool", dataclasses.field(default=False)),
+       ("overwrite", "bool", dataclasses.field(default=False))],
+    bases=(_TrainOptionsBase,), frozen=True)
+TrainOptions.__module__ = __name__  # make_dataclass takes module= only from Python 3.12
+TrainOptions.__doc__ = ("Everything one `edgelite train` asks for: every TrainConfig setting (None: not given), "
+                        "DATA_DIR and --out, and config / resume / overwrite.")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataOptions:
+    """`edgelite data`: which demo dataset to write where, and how much of it."""
+
+    dataset: str = "fashion-mnist"
+    out: str = ""
+    per_class: int = 300
+    size: int = 0  # 0: keep the 28x28 images
+    seed: int = 0
+    source: str | None = None  # folder with the IDX .gz files; None: Debian's package, then download
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

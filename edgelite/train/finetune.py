@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgelite.train import data as D
-from edgelite.train.config import TrainConfig, load_yaml
+from edgelite.train.config import TrainConfig, TrainOptions, load_yaml
 from edgelite.train.errors import TrainError
 from edgelite.train.rundir import (
     BEST_WEIGHTS,
@@ -60,16 +60,20 @@ def resolve_config(data_dir: str | None = None, out: str | None = None, config: 
     return cfg.validate()
 
 
-def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | None = None, *,
-          config: str | None = None, resume: bool = False, overwrite: bool = False, verbose: int | None = None,
-          **settings: Any) -> RunDir:
+def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+          options: TrainOptions | None = None, *, verbose: int | None = None, **fields: Any) -> RunDir:
     """Fine-tune a pretrained CNN on an image folder; returns the RunDir (model, metrics, reports on disk).
 
-    `settings` are TrainConfig fields (backbone, image_size, epochs, fine_tune_epochs, unfreeze,
-    batch_size, lr, label_smoothing, augment, class_weights, val_split, test_split, weights, seed,
-    strategy, ...). With resume=True the run's saved config is used and training continues from
-    its last checkpoint.
+    `options` is a :class:`~edgelite.train.config.TrainOptions`; keyword `fields` (the same names) replace
+    its values: TrainConfig settings (backbone, image_size, epochs, fine_tune_epochs, unfreeze, batch_size,
+    lr, label_smoothing, augment, class_weights, val_split, test_split, weights, seed, strategy, ...)
+    and config (a YAML file), resume, overwrite. None means not given. With resume=True the run's saved
+    config is used and training continues from its last checkpoint.
     """
+    opts = TrainOptions.make(options, data_dir=None if data_dir is None else str(data_dir),
+                             out=None if out is None else str(out), **fields)
+    data_dir, out, config, resume, overwrite = opts.data_dir, opts.out, opts.config, opts.resume, opts.overwrite
+    settings = opts.settings()
     out_dir = Path(out) if out else None
     if resume:
         if out_dir is None or not (out_dir / CONFIG).exists():

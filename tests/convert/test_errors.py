@@ -73,6 +73,8 @@ def test_model_file_needs_data(tiny, tmp_path):
     ({"prune": 0.5, "prune_block": 0}, "--prune-block 0"),
     ({"prune_block": 4}, "--prune-block 4 needs --prune"),
     ({"opset": 19}, "--opset 19"),
+    ({"prune": 0.5, "prune_lr": 0}, "--prune-lr and --qat-lr must be above 0"),
+    ({"qat": True, "qat_lr": -1e-5}, "--prune-lr and --qat-lr must be above 0"),
 ])
 def test_bad_options(tiny, tmp_path, kwargs, match):
     with pytest.raises(ConvertError, match=match):

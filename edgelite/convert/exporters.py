@@ -1,0 +1,272 @@
+"""The export loop's worker: builds each Keras model once (float, pruned, QAT), exports every format from
+it the same way (timing, size, errors), embeds the metadata and validates the file; Edge TPU last.
+
+A format that fails is marked ``export failed`` / ``validation failed`` (a tool missing for a format the
+user did not name: ``skipped``) and the others go on; the traceback goes to convert.log only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgelite.bundle import Bundle, ModelEntry
+from edgelite.convert.errors import ConvertError
+from edgelite.convert.formats import EDGETPU_SOURCE_PREFERENCE, EXPORTS, EXTRAS, INT8_NAMES
+from edgelite.convert.options import ConvertOptions
+from edgelite.convert.progress import ProgressLog
+from edgelite.errors import first_line
+
+EDGETPU_COMPAT_JSON = "edgetpu_compat.json"
+EDGETPU_COMPAT_MD = "edgetpu_compat.md"
+
+
+@dataclasses.dataclass
+class Job:
+    """One conversion's shared state: the source, the images, the float reference and the bundle being filled."""
+
+    src: Any
+    options: ConvertOptions
+    log: ProgressLog
+    bundle: Bundle
+    float_model: Any
+    calib: np.ndarray | None
+    train: tuple
+    test: tuple
+    ref_scores: np.ndarray
+    reference: dict
+    batch: int
+    explicit: set
+    gate_failures: list = dataclasses.field(default_factory=list)
+    _models: dict = dataclasses.field(default_factory=dict)
+    _errors: dict = dataclasses.field(default_factory=dict)
+    optimisation: dict = dataclasses.field(default_factory=dict)
+    compat: dict = dataclasses.field(default_factory=dict)
+
+    # ---- the Keras model each export starts from, built once
+    def model_for(self, kind: str):
+        if kind in self._errors:
+            raise ConvertError(self._errors[kind])
+        if kind in self._models:
+            return self._models[kind]
+        s = self.options
+        try:
+            if kind == "float":
+                model = self.float_model
+            elif kind == "pruned":
+                from edgelite.convert.pruning import prune
+
+                model, info = prune(self.src.load_model(), *self.train, sparsity=s.prune, epochs=s.prune_epochs,
+                                    block=s.prune_block,
+                                    batch_size=self.batch, lr=s.prune_lr, seed=s.seed, log=self.log)
+                self.optimisation["prune"] = info
+            elif kind == "qat":
+                from edgelite.convert.qat import quantize_aware
+
+                base = self.model_for("pruned") if s.prune is not None else self.src.load_model()
+                model, info = quantize_aware(base, *self.train, self.calib, epochs=s.qat_epochs, batch_size=self.batch,
+                                             lr=s.qat_lr, preserve_sparsity=s.prune is not None,
+                                             per_tensor=s.per_tensor, seed=s.seed,
+                                             log=self.log)
+                self.optimisation["qat"] = info
+            else:
+                raise ValueError(kind)
+        except ConvertError as e:
+            self._errors[kind] = str(e)
+            raise
+        except Exception as e:
+            self._errors[kind] = _one_line(e)
+            self.log.detail(traceback.format_exc())
+            raise ConvertError(self._errors[kind]) from None
+        if kind != "float":  # the optimised Keras model itself on the held-out split: what fine-tuning did,
+            from edgelite.convert.validate import keras_scores  # apart from what int8 conversion does
+
+            x, y = self.test
+            top1 = float((keras_scores(model, x, self.src.spec, self.batch).argmax(1) == y).mean())
+            self.optimisation["prune" if kind == "pruned" else "qat"]["keras_top1"] = top1
+            self.log(f"{kind} Keras model: top-1 {top1:.3f} on the held-out split (float {self.reference['top1']:.3f})")
+        self._models[kind] = model
+        return model
+
+    def _missing(self, needs) -> str | None:
+        for need in needs:
+            if need.startswith("bin:"):
+                if shutil.which(need[4:]) is None:
+                    return f"{need[4:]} is not on PATH"
+                continue
+            try:
+                importlib.import_module(need)
+            except ImportError:
+                return f"{need} is not installed (pip install 'edgelite[{EXTRAS[need]}]')"
+        return None
+
+    def export(self, name: str) -> ModelEntry:
+        exp = EXPORTS[name]
+        entry = ModelEntry(name=name, path=None, format=exp.file_format, precision=exp.precision)
+        missing = self._missing(exp.needs)
+        if missing:
+            entry.status = "export failed" if name in self.explicit else "skipped"
+            entry.error = missing
+            self.log(f"{name}: {entry.status}: {missing}")
+            return self.bundle.add_file(entry)
+        self.log(f"{name}: exporting ({exp.description})")
+        t = time.perf_counter()
+        path = self.bundle.root / exp.filename
+        try:
+            model = self.model_for(exp.source)
+            if exp.file_format == "onnx":
+                from edgelite.convert.onnx_export import export_onnx
+
+                entry.extra["onnx"] = export_onnx(model, path, opset=self.options.opset)
+            else:
+                self._write_tflite(entry, model, exp, path)
+        except ConvertError as e:
+            return self._fail(entry, "export failed", str(e))
+        except Exception as e:
+            self.log.detail(traceback.format_exc())
+            return self._fail(entry, "export failed", _one_line(e))
+        entry.path = exp.filename
+        entry.extra["export_seconds"] = round(time.perf_counter() - t, 2)
+        if exp.source != "float":
+            entry.extra["optimisation"] = {k: v for k, v in self.optimisation.items()
+                                           if k == "prune" or (k == "qat" and exp.source == "qat")}
+        self.bundle.add_file(entry)
+        self.log(f"{name}: exported {exp.filename} ({entry.bytes / 1e6:.2f} MB, gzip {entry.gzip_bytes / 1e6:.2f} MB) "
+                 f"in {entry.extra['export_seconds']:.1f} s")
+        self._validate(entry)
+        return entry
+
+    def _write_tflite(self, entry: ModelEntry, model, exp, path: Path) -> None:
+        from edgelite.convert.metadata import embed_metadata
+        from edgelite.convert.tflite import io_quantization, to_tflite, weight_sparsity
+
+        s = self.options
+        data = to_tflite(model, exp.quantization, calibration=self.calib, io_type=s.io_type, per_tensor=s.per_tensor)
+        entry.quantization = io_quantization(data)
+        if exp.quantization == "full_int8":
+            q = entry.quantization["input"]
+            entry.quantization["raw_pixels"] = (q["dtype"] == "uint8" and abs(q["scale"] - 1.0) < 1e-6
+                                                and q["zero_point"] == 0)
+            entry.quantization["per_channel"] = not s.per_tensor
+        if exp.source in ("pruned", "qat") and s.prune is not None:
+            entry.extra["sparsity"] = weight_sparsity(data)["weight_sparsity"]
+        data = embed_metadata(data, self.metadata(entry))
+        path.write_bytes(data)
+
+    def metadata(self, entry: ModelEntry) -> dict[str, Any]:
+        return {"labels": list(self.bundle.labels), "input": self.bundle.input.to_dict(), "model": entry.name,
+                "precision": entry.precision, "format": entry.format, "quantization": entry.quantization,
+                "source": str(self.src.path.name), "backbone": self.src.backbone}
+
+    def _validate(self, entry: ModelEntry) -> None:
+        from edgelite.convert.validate import collapsed_classes, validate_file
+
+        x, y = self.test
+        try:
+            entry.metrics = validate_file(self.bundle.root / entry.path, entry.format, x, y, self.bundle.labels,
+                                          self.bundle.input, self.ref_scores, self.reference["top1"])
+        except Exception as e:  # ModelLoadError, a runtime refusing the file, a shape mismatch...
+            self.log.detail(traceback.format_exc())
+            self._fail(entry, "validation failed", _one_line(e))
+            return
+        m = entry.metrics
+        self.log(f"{entry.name}: top-1 {m['top1']:.3f} ({m['delta']:+.1f} pts), agreement {m['agreement']:.3f}, "
+                 f"max prob diff {m['max_prob_diff']:.4f}, {m['ms_per_image']:.2f} ms/img ({m['runtime']})")
+        max_drop = self.options.max_drop
+        if max_drop is not None and m["delta"] is not None and -m["delta"] > max_drop:
+            collapsed = collapsed_classes(m, self.reference, max_drop)
+            what = (", ".join(f"{n} {a:.2f}->{b:.2f}" for n, a, b in collapsed) if collapsed
+                    else "none individually; the loss is spread over all classes")
+            msg = (f"{entry.name} lost {-m['delta']:.1f} top-1 points (float {self.reference['top1']:.3f} -> "
+                   f"{m['top1']:.3f}, --max-drop {max_drop:g}); collapsed classes: {what}")
+            entry.status, entry.error = "validation failed", msg
+            m["collapsed"] = [n for n, _, _ in collapsed]
+            self.gate_failures.append(msg)
+            self.log(f"{entry.name}: GATE FAILED: {msg}")
+
+    def _fail(self, entry: ModelEntry, status: str, error: str) -> ModelEntry:
+        entry.status, entry.error = status, error
+        self.log(f"{entry.name}: {status}: {error}")
+        return self.bundle.add_file(entry)
+
+    # ---- Edge TPU
+    def edgetpu_reports(self) -> None:
+        """Static compatibility report for every int8 model that exported (compiler or not)."""
+        from edgelite.convert.edgetpu import compatibility, report_markdown
+
+        reports = {}
+        for m in self.bundle.models:
+            if m.name in INT8_NAMES and m.path:
+                try:
+                    rep = compatibility((self.bundle.root / m.path).read_bytes(), m.name)
+                except Exception as e:
+                    self.log.detail(traceback.format_exc())
+                    self.log(f"{m.name}: edgetpu compatibility report failed: {_one_line(e)}")
+                    continue
+                reports[m.name] = rep
+                m.extra["edgetpu_compat"] = {k: rep[k] for k in ("compatible", "tpu_ops", "cpu_ops", "split")}
+                self.log(f"{m.name}: Edge TPU static check: {rep['tpu_ops']}/{rep['ops_total']} ops would map"
+                         + (f"; split at op {rep['split']['index']} {rep['split']['op']}" if rep["split"] else ""))
+        if reports:
+            (self.bundle.root / EDGETPU_COMPAT_JSON).write_text(json.dumps(reports, indent=1) + "\n")
+            (self.bundle.root / EDGETPU_COMPAT_MD).write_text("\n".join(report_markdown(r) for r in reports.values()))
+            self.compat = reports
+
+    def export_edgetpu(self) -> ModelEntry:
+        import edgelite.convert.edgetpu as edgetpu
+
+        exp = EXPORTS["edgetpu"]
+        entry = ModelEntry(name="edgetpu", path=None, format=exp.file_format, precision=exp.precision)
+        ok = {m.name: m for m in self.bundle.models if m.status == "ok" and m.path}
+        source = next((n for n in EDGETPU_SOURCE_PREFERENCE if n in ok), None)
+        if source is None:
+            return self._fail(entry, "skipped", "no int8 model passed export and validation to compile")
+        entry.extra["source"] = source
+        rep = self.compat.get(source)
+        predicted = f"; static check predicts {rep['tpu_ops']}/{rep['ops_total']} ops on the Edge TPU" if rep else ""
+        if edgetpu.find_compiler() is None:
+            return self._fail(entry, "skipped", f"{edgetpu.COMPILER} not on PATH{predicted} ({EDGETPU_COMPAT_MD})")
+        filename = Path(ok[source].path).stem + "_edgetpu.tflite"
+        self.log(f"edgetpu: compiling {ok[source].path} with {edgetpu.COMPILER}")
+        t = time.perf_counter()
+        try:
+            info = edgetpu.compile_model(self.bundle.root / ok[source].path, self.bundle.root / filename)
+            from edgelite.convert.metadata import embed_metadata
+
+            entry.quantization = ok[source].quantization
+            p = self.bundle.root / filename
+            p.write_bytes(embed_metadata(p.read_bytes(), self.metadata(entry)))
+        except ConvertError as e:
+            return self._fail(entry, "export failed", str(e))
+        except Exception as e:
+            self.log.detail(traceback.format_exc())
+            return self._fail(entry, "export failed", _one_line(e))
+        entry.path = filename
+        entry.extra.update({"compiler": {k: v for k, v in info.items() if k != "log"},
+                            "export_seconds": round(time.perf_counter() - t, 2)})
+        self.log.detail(info.get("log", ""))
+        self.bundle.add_file(entry)
+        self.log(f"edgetpu: {info.get('tpu_ops')}/{info.get('ops_total')} ops mapped to the Edge TPU "
+                 f"(compiler {info.get('compiler_version')})")
+        from edgelite.device.runtime import ModelLoadError, load_edgetpu_delegate
+
+        try:
+            load_edgetpu_delegate()
+        except ModelLoadError as e:
+            entry.metrics = {"validated": False, "reason": str(e)}
+            self.log(f"edgetpu: not validated here (no Edge TPU): the {source} model it was compiled from was")
+            return entry
+        self._validate(entry)
+        return entry
+
+
+def _one_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {first_line(e, 240)}" if str(e).strip() else type(e).__name__
