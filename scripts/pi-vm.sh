@@ -305,6 +305,7 @@ status() {
 
 case "${1:-}" in
   build) build ;;
+  kernel) need_root; host_tools; mkdir -p "$H"; kernel; say "kernel $(cat "$H/kernel/.done"): $H/vmlinuz, $H/initrd.img" ;;
   start) start ;;
   up) build; start ;;
   stop) stop ;;
