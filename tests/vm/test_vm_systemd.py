@@ -59,6 +59,8 @@ def test_camera_loop_on_the_v4l2_device(vm, deployed):
     vm.ssh("sudo -n systemctl stop edgelite")  # one process streams from a V4L2 device at a time
     try:
         fmt = vm.ssh("v4l2-ctl -d /dev/video0 --get-fmt-video").stdout
+        probe = "import cv2; c = cv2.VideoCapture(0); print(c.getBackendName(), c.read()[0])"
+        assert vm.ssh(f"{py} -c {shlex.quote(probe)}").stdout.split() == ["V4L2", "True"]
         for source in ("/dev/video0", "0"):
             r = vm.ssh(f"{py} -m edgelite run {bundle} --source {source} --max-frames 12 --json - -q",
                        check=False, timeout=300)
