@@ -58,3 +58,4 @@ clean:
 
 # deploy / pi-emulator targets live in their own file (owned with edgelite/deploy)
 -include scripts/deploy.mk
+-include scripts/pi-vm.mk

@@ -166,12 +166,16 @@ class _Deployment:
 
     # 2 -------------------------------------------------------------------------------------------
     def package(self) -> None:
-        from edgelite.deploy import package
+        from edgelite.deploy import package, sysnumpy
 
         opts, facts = self.opts, self.facts
         self.steps.step("package", "edgelite wheel" + (" + the device's wheels (--offline)" if opts.offline else ""))
         self.wheel = package.build_wheel(opts.wheel)
         self.constraints = package.constraints_file()
+        cons = sysnumpy.device_constraints(self.constraints, facts.get("system_numpy"), package.cache_dir())
+        if cons != self.constraints:  # apt's numpy 1.x stays the venv's numpy (picamera2 & co. are built on it)
+            self.constraints = cons
+            self.steps.say(f"  keeping the device's system numpy {facts.get('system_numpy')} (no numpy 2 in the venv)")
         self.house = None
         deps: list[Path] = []
         if opts.offline:

@@ -51,6 +51,7 @@ echo "python=$PY"
 if [ -n "$PY" ]; then
   "$PY" -c 'import struct, sys, platform; v = sys.version_info; print("python_version=%d.%d.%d" % (v[0], v[1], v[2])); print("python_bits=%d" % (8 * struct.calcsize("P"))); print("python_machine=" + platform.machine())' 2>/dev/null
   if "$PY" -c 'import venv, ensurepip' 2>/dev/null; then echo "python_venv=yes"; else echo "python_venv=no"; fi
+  "$PY" -c 'import numpy; print("system_numpy=" + numpy.__version__)' 2>/dev/null
 fi
 if command -v rsync >/dev/null 2>&1; then echo "rsync=yes"; else echo "rsync=no"; fi
 if [ -d /run/systemd/system ]; then echo "systemd=yes"; else echo "systemd=no"; fi

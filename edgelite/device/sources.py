@@ -58,9 +58,14 @@ class VideoSource(Source):
         self._cap = None
 
     def _open_capture(self):
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout * 1000),
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout * 1000)]
-        cap = cv2.VideoCapture(self.spec if isinstance(self.spec, int) else str(self.spec), cv2.CAP_ANY, params)
+        spec = self.spec if isinstance(self.spec, int) else str(self.spec)
+        if self.kind == "camera":
+            # the timeouts are for streams: OpenCV's V4L2 backend refuses them, and a camera index opened
+            # with them fails outright (found on the Pi VM's vivid camera, scripts/pi-vm.sh)
+            cap = cv2.VideoCapture(spec, cv2.CAP_ANY)
+        else:
+            cap = cv2.VideoCapture(spec, cv2.CAP_ANY, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout * 1000),
+                                                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout * 1000)])
         if not cap.isOpened():
             cap.release()
             return None

@@ -1,0 +1,316 @@
+#!/bin/sh
+# The emulated Raspberry Pi as a whole machine: an arm64 Debian Bookworm VM (the base of Raspberry Pi OS
+# 64-bit) under qemu-system-aarch64 -M virt -cpu cortex-a72, with systemd as PID 1, a V4L2 camera
+# (the kernel's `vivid` module, /dev/video0), a `pi` user with key-only SSH and passwordless sudo.
+#
+#   scripts/pi-vm.sh build     # once (see README: ~15 min here): debootstrap + kernel + initrd -> base.img
+#   scripts/pi-vm.sh start     # boot a clean copy-on-write overlay; SSH on 127.0.0.1:$PI_VM_PORT
+#   scripts/pi-vm.sh stop      # power the VM off (the overlay, and all it wrote, is thrown away)
+#   scripts/pi-vm.sh ssh [CMD] | status | env
+#
+# Everything lives in $PI_VM_HOME (default ~/.cache/edgelite/pi-vm): base.img (the root disk, read-only),
+# vmlinuz + initrd.img (direct kernel boot), id_ed25519 (the client key authorised for `pi`), host_key.pub
+# (the guest's SSH host key: known_hosts is written from it, nothing is accepted blindly), and per port:
+# overlay-PORT.qcow2, qemu-PORT.pid, console-PORT.log.
+#
+# Why it builds faster than `debootstrap --include=linux-image-arm64`: the kernel .deb is downloaded
+# with the host's apt (a private arm64 apt state under $PI_VM_HOME/apt, the host's dpkg is untouched)
+# and unpacked with dpkg-deb -x; the initrd is a busybox one made here on the host (virtio + ext4
+# modules, ordered by the host's modprobe --show-depends). No mkinitramfs runs under emulation.
+#
+# Network: qemu user-mode with restrict=on: the guest reaches nothing; the only way in is the hostfwd
+# of SSH (127.0.0.1:$PI_VM_PORT -> 22) and of the preview (127.0.0.1:$PI_VM_HTTP -> 8080).
+# PI_VM_ARCH=amd64 builds/boots the same userland as an x86_64 guest under KVM (when arm64 is too slow).
+set -eu
+
+PI_VM_HOME=${PI_VM_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/edgelite/pi-vm}
+PI_VM_PORT=${PI_VM_PORT:-2230}
+PI_VM_HTTP=${PI_VM_HTTP:-8088}
+PI_VM_MEM=${PI_VM_MEM:-2048}
+PI_VM_SMP=${PI_VM_SMP:-2}
+PI_VM_ARCH=${PI_VM_ARCH:-arm64}
+PI_SUITE=${PI_SUITE:-bookworm}
+PI_VM_MIRROR=${PI_VM_MIRROR:-http://deb.debian.org/debian}
+H=$PI_VM_HOME
+[ "$PI_VM_ARCH" = arm64 ] || H=$PI_VM_HOME/$PI_VM_ARCH
+KEY=$PI_VM_HOME/id_ed25519
+ROOTFS=$H/rootfs.partial
+READY=$H/image.ready
+PIDFILE=$H/qemu-$PI_VM_PORT.pid
+OVERLAY=$H/overlay-$PI_VM_PORT.qcow2
+CONSOLE=$H/console-$PI_VM_PORT.log
+KNOWN=$H/known_hosts-$PI_VM_PORT
+PACKAGES=systemd-sysv,udev,kmod,dbus,openssh-server,sudo,python3,python3-venv,python3-numpy,python3-opencv,v4l-utils,rsync,ca-certificates,procps,iproute2
+INITRD_MODULES="virtio_pci virtio_blk ext4 crc32c_generic"
+
+say() { echo "pi-vm: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+need_root() { [ "$(id -u)" = 0 ] || die "run as root (debootstrap, chroot and binfmt_misc need it)"; }
+
+case "$PI_VM_ARCH" in
+  arm64) QEMU=qemu-system-aarch64; QPKG=qemu-system-arm; CONSOLE_TTY=ttyAMA0 ;;
+  amd64) QEMU=qemu-system-x86_64; QPKG=qemu-system-x86; CONSOLE_TTY=ttyS0 ;;
+  *) die "PI_VM_ARCH=$PI_VM_ARCH: arm64 or amd64" ;;
+esac
+
+host_tools() {
+  missing=""
+  command -v debootstrap >/dev/null 2>&1 || missing="$missing debootstrap"
+  command -v "$QEMU" >/dev/null 2>&1 || missing="$missing $QPKG"
+  command -v qemu-img >/dev/null 2>&1 || missing="$missing qemu-utils"
+  command -v cpio >/dev/null 2>&1 || missing="$missing cpio"
+  command -v depmod >/dev/null 2>&1 || missing="$missing kmod"
+  command -v mke2fs >/dev/null 2>&1 || missing="$missing e2fsprogs"
+  if [ "$PI_VM_ARCH" = arm64 ]; then
+    [ -x /usr/bin/qemu-aarch64-static ] || missing="$missing qemu-user-static"
+    command -v update-binfmts >/dev/null 2>&1 || missing="$missing binfmt-support"
+  fi
+  if [ -n "$missing" ]; then
+    command -v apt-get >/dev/null 2>&1 || die "install$missing (Debian packages) first"
+    say "apt-get install$missing"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  fi
+}
+
+# arm64 ELF binaries run through qemu-user during debootstrap's second stage
+binfmt() {
+  [ "$PI_VM_ARCH" = arm64 ] || return 0
+  [ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+  [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --import qemu-aarch64 >/dev/null
+  grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 || die "binfmt qemu-aarch64 is registered but disabled"
+}
+
+# apt for the guest's architecture with its own state: the host's dpkg and sources stay as they are
+guest_apt() {
+  A=$H/apt
+  if [ ! -e "$A/apt.conf" ]; then
+    mkdir -p "$A/etc/apt/apt.conf.d" "$A/etc/apt/preferences.d" "$A/etc/apt/sources.list.d" \
+      "$A/state/lists/partial" "$A/cache/archives/partial" "$A/debs"
+    : >"$A/state/status"
+    cat >"$A/apt.conf" <<EOF
+APT::Architecture "$PI_VM_ARCH";
+APT::Architectures { "$PI_VM_ARCH"; };
+Dir::Etc "$A/etc/apt";
+Dir::State "$A/state";
+Dir::State::status "$A/state/status";
+Dir::Cache "$A/cache";
+Acquire::Languages "none";
+APT::Sandbox::User "root";
+EOF
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $PI_VM_MIRROR $PI_SUITE main" \
+      >"$A/etc/apt/sources.list"
+  fi
+  APT_CONFIG=$A/apt.conf "$@"
+}
+
+# linux-image-<ver>-<arch> and busybox-static as files: vmlinuz, modules (depmod'ed here), initrd.img
+kernel() {
+  if [ -e "$H/kernel/.done" ]; then return 0; fi
+  guest_apt apt-get update -qq
+  pkg=$(guest_apt apt-cache depends "linux-image-$PI_VM_ARCH" | awk '/Depends: linux-image-/ {print $2; exit}')
+  [ -n "$pkg" ] || die "no linux-image-$PI_VM_ARCH in $PI_VM_MIRROR $PI_SUITE"
+  rm -rf "$H/apt/debs" "$H/kernel" && mkdir -p "$H/apt/debs" "$H/kernel"
+  say "apt-get download $pkg busybox-static ($PI_VM_ARCH, on the host)"
+  (cd "$H/apt/debs" && guest_apt apt-get download -qq "$pkg" busybox-static)
+  dpkg-deb -x "$H/apt/debs/$pkg"_*.deb "$H/kernel"
+  mkdir -p "$H/busybox" && dpkg-deb -x "$H/apt/debs"/busybox-static_*.deb "$H/busybox"
+  kver=$(ls "$H/kernel/lib/modules")
+  depmod -b "$H/kernel" "$kver"
+  grep -q '^CONFIG_VIDEO_VIVID=[my]' "$H/kernel/boot/config-$kver" || die "$pkg has no vivid (CONFIG_VIDEO_VIVID)"
+  cp "$H/kernel/boot/vmlinuz-$kver" "$H/vmlinuz"
+  initrd "$kver"
+  echo "$kver" >"$H/kernel/.done"
+}
+
+initrd() {
+  kver=$1
+  t=$H/initrd.tree
+  rm -rf "$t" && mkdir -p "$t/bin" "$t/dev" "$t/proc" "$t/sys" "$t/newroot" "$t/modules"
+  cp "$H/busybox/bin/busybox" "$t/bin/busybox"
+  : >"$t/modules/order"
+  for m in $INITRD_MODULES; do
+    modprobe -d "$H/kernel" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}' | while read -r f; do
+      b=$(basename "$f")
+      grep -qx "$b" "$t/modules/order" || { cp "$f" "$t/modules/$b"; echo "$b" >>"$t/modules/order"; }
+    done
+  done
+  cat >"$t/init" <<'EOF'
+#!/bin/busybox sh
+# edgelite pi-vm initrd: load virtio + ext4, mount /dev/vda, hand over to systemd
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
+for m in $(cat /modules/order); do insmod /modules/$m 2>/dev/null; done
+i=0; while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+mount -t ext4 -o rw /dev/vda /newroot || { echo "initrd: cannot mount /dev/vda"; sh; }
+umount /proc /sys; mount --move /dev /newroot/dev
+exec switch_root /newroot /sbin/init
+EOF
+  chmod 755 "$t/init"
+  (cd "$t" && find . | cpio -o -H newc --quiet | gzip -1) >"$H/initrd.img"
+  rm -rf "$t"
+}
+
+in_root() { chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"; }
+
+rootfs() {
+  if [ -e "$ROOTFS/.debootstrap-done" ]; then return 0; fi
+  rm -rf "$ROOTFS"
+  say "debootstrap --arch=$PI_VM_ARCH --variant=minbase $PI_SUITE (emulated; the long part: ~15 min)"
+  debootstrap --arch="$PI_VM_ARCH" --variant=minbase --include="$PACKAGES" "$PI_SUITE" "$ROOTFS" "$PI_VM_MIRROR" \
+    >"$H/debootstrap.log" 2>&1 || { tail -n 20 "$H/debootstrap.log" >&2; die "debootstrap failed (log: $H/debootstrap.log)"; }
+  touch "$ROOTFS/.debootstrap-done"
+}
+
+# Host-side edits of the tree (no emulation), then the pi user through the guest's own useradd.
+configure() {
+  R=$ROOTFS
+  kver=$(cat "$H/kernel/.done")
+  rm -rf "$R/usr/lib/modules/$kver" && mkdir -p "$R/usr/lib/modules"
+  cp -a "$H/kernel/lib/modules/$kver" "$R/usr/lib/modules/$kver"
+  echo edgelite-pi >"$R/etc/hostname"
+  printf '127.0.0.1\tlocalhost\n127.0.1.1\tedgelite-pi\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$R/etc/hosts"
+  echo '/dev/vda / ext4 defaults,noatime 0 0' >"$R/etc/fstab"
+  # the camera: vivid with one video-capture node (a webcam input) -> /dev/video0, loaded at boot
+  echo vivid >"$R/etc/modules-load.d/edgelite-camera.conf"
+  echo 'options vivid n_devs=1 node_types=0x1 num_inputs=1 input_types=0x0' >"$R/etc/modprobe.d/edgelite-vivid.conf"
+  # network: qemu's user net, static, no DNS (the guest reaches nothing but its forwarded ports)
+  cat >"$R/etc/systemd/network/10-qemu.network" <<'EOF'
+[Match]
+Name=e*
+[Network]
+Address=10.0.2.15/24
+Gateway=10.0.2.2
+LinkLocalAddressing=no
+IPv6AcceptRA=no
+EOF
+  systemctl --root="$R" enable systemd-networkd.service >/dev/null 2>&1
+  systemctl --root="$R" mask systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.timer \
+    e2scrub_all.timer fstrim.timer >/dev/null 2>&1 || true
+  systemctl --root="$R" set-default multi-user.target >/dev/null 2>&1
+  # no serial login prompt: the console only logs the boot
+  systemctl --root="$R" mask serial-getty@$CONSOLE_TTY.service >/dev/null 2>&1 || true
+  # journald keeps the journal across reboots (the reboot test reads the service's log after one)
+  mkdir -p "$R/var/log/journal"
+  # sshd: key login only; the host keys were made by openssh-server's postinst
+  cat >"$R/etc/ssh/sshd_config.d/edgelite-pi-vm.conf" <<'EOF'
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+EOF
+  cp "$R/etc/ssh/ssh_host_ed25519_key.pub" "$H/host_key.pub"
+  # the pi user, as Raspberry Pi OS makes its first user: video (cameras), adm (journal), sudo without password
+  in_root id pi >/dev/null 2>&1 || in_root useradd -m -s /bin/bash -G video,adm,sudo,systemd-journal pi
+  in_root usermod -p '*' pi
+  echo 'pi ALL=(ALL) NOPASSWD: ALL' >"$R/etc/sudoers.d/010_pi-nopasswd"
+  chmod 440 "$R/etc/sudoers.d/010_pi-nopasswd"
+  [ -e "$KEY" ] || ssh-keygen -q -t ed25519 -N '' -C edgelite-pi-vm -f "$KEY"
+  install -d -m 700 "$R/home/pi/.ssh"
+  install -m 600 "$KEY.pub" "$R/home/pi/.ssh/authorized_keys"
+  in_root chown -R pi:pi /home/pi/.ssh
+  : >"$R/home/pi/.hushlogin"
+  rm -rf "$R/var/cache/apt/archives"/*.deb "$R/var/lib/apt/lists"/* "$R/.debootstrap-done.size"
+}
+
+build() {
+  need_root
+  if [ -e "$READY" ]; then say "image ready: $H/base.img ($(cat "$READY"))"; return 0; fi
+  host_tools
+  binfmt
+  mkdir -p "$H"
+  start=$(date +%s)
+  kernel
+  t_kernel=$(( $(date +%s) - start ))
+  rootfs
+  t_rootfs=$(( $(date +%s) - start - t_kernel ))
+  configure
+  mb=$(du -sm "$ROOTFS" | cut -f1)
+  size=$(( mb + 1536 ))
+  rm -f "$H/base.img.partial"
+  say "mke2fs -d: ${size} MB ext4 root disk from the ${mb} MB tree"
+  mke2fs -q -t ext4 -L edgelite-pi -d "$ROOTFS" -E root_owner=0:0 "$H/base.img.partial" "${size}M"
+  chmod 444 "$H/base.img.partial"
+  mv -f "$H/base.img.partial" "$H/base.img"
+  secs=$(( $(date +%s) - start ))
+  echo "built in $secs s (kernel+initrd $t_kernel s, debootstrap $t_rootfs s), kernel $(cat "$H/kernel/.done"), $PI_VM_ARCH" >"$READY"
+  rm -rf "$ROOTFS"
+  say "$(cat "$READY")"
+}
+
+running() { [ -e "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+
+ssh_vm() {
+  ssh -p "$PI_VM_PORT" -i "$KEY" -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes \
+    -o UserKnownHostsFile="$KNOWN" -o ConnectTimeout=10 pi@127.0.0.1 "$@"
+}
+
+start() {
+  [ -e "$READY" ] || die "no VM image yet: run \`$0 build\` (or \`make pi-vm\`), once (~15 min)"
+  if running; then say "already running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PI_VM_PORT"; print_env; return 0; fi
+  command -v "$QEMU" >/dev/null 2>&1 || die "$QEMU is missing: apt-get install $QPKG qemu-utils"
+  rm -f "$OVERLAY"
+  qemu-img create -q -f qcow2 -b "$H/base.img" -F raw "$OVERLAY"
+  echo "[127.0.0.1]:$PI_VM_PORT $(cut -d' ' -f1,2 "$H/host_key.pub")" >"$KNOWN"
+  append="root=/dev/vda rw console=$CONSOLE_TTY net.ifnames=0 quiet loglevel=4 systemd.show_status=auto"
+  if [ "$PI_VM_ARCH" = arm64 ]; then
+    machine="-M virt -cpu cortex-a72 -accel tcg,thread=multi"
+  else
+    [ -w /dev/kvm ] || die "PI_VM_ARCH=amd64 needs /dev/kvm"
+    machine="-M q35 -cpu host -accel kvm"
+  fi
+  t0=$(date +%s)
+  # shellcheck disable=SC2086
+  "$QEMU" $machine -smp "$PI_VM_SMP" -m "$PI_VM_MEM" -name edgelite-pi-vm \
+    -kernel "$H/vmlinuz" -initrd "$H/initrd.img" -append "$append" \
+    -drive "file=$OVERLAY,format=qcow2,if=none,id=root,discard=unmap" -device virtio-blk-pci,drive=root \
+    -netdev "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$PI_VM_PORT-:22,hostfwd=tcp:127.0.0.1:$PI_VM_HTTP-:8080" \
+    -device virtio-net-pci,netdev=net0 -device virtio-rng-pci \
+    -display none -monitor none -serial "file:$CONSOLE" -daemonize -pidfile "$PIDFILE" \
+    || die "$QEMU did not start"
+  i=0
+  until ssh_vm true 2>/dev/null; do
+    i=$((i + 1))
+    if ! running || [ $i -ge "${PI_VM_BOOT_TIMEOUT:-600}" ]; then
+      tail -n 30 "$CONSOLE" >&2; stop >/dev/null 2>&1 || true; die "no SSH from the VM (console: $CONSOLE)"
+    fi
+    sleep 1
+  done
+  say "up: SSH on 127.0.0.1:$PI_VM_PORT after $(( $(date +%s) - t0 )) s ($(ssh_vm 'uname -m; systemctl is-system-running; ls /dev/video*' 2>/dev/null | tr '\n' ' '))"
+  print_env
+}
+
+stop() {
+  if ! running; then rm -f "$PIDFILE" "$OVERLAY"; say "not running on port $PI_VM_PORT"; return 0; fi
+  pid=$(cat "$PIDFILE")
+  kill "$pid" 2>/dev/null || true  # the disk is a throwaway overlay: no clean shutdown needed
+  i=0
+  while kill -0 "$pid" 2>/dev/null && [ $i -lt 20 ]; do sleep 0.5; i=$((i + 1)); done
+  kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+  rm -f "$PIDFILE" "$OVERLAY"
+  say "stopped (port $PI_VM_PORT)"
+}
+
+print_env() {
+  echo "DEVICE=pi@127.0.0.1:$PI_VM_PORT"
+  echo "IDENTITY=$KEY"
+  echo "KNOWN_HOSTS=$KNOWN"
+  echo "HTTP=127.0.0.1:$PI_VM_HTTP"
+}
+
+status() {
+  if [ -e "$READY" ]; then say "image: $H/base.img ($(cat "$READY"))"; else say "image: not built"; fi
+  if running; then say "VM: pid $(cat "$PIDFILE"), SSH on 127.0.0.1:$PI_VM_PORT"; else say "VM: not running on port $PI_VM_PORT"; return 1; fi
+}
+
+case "${1:-}" in
+  build) build ;;
+  kernel) need_root; host_tools; mkdir -p "$H"; kernel; say "kernel $(cat "$H/kernel/.done"): $H/vmlinuz, $H/initrd.img" ;;
+  start) start ;;
+  up) build; start ;;
+  stop) stop ;;
+  status) status ;;
+  env) print_env ;;
+  ssh) shift; ssh_vm "$@" ;;
+  *) echo "usage: $0 build|start|up|stop|status|env|ssh [CMD]   (PI_VM_HOME=$PI_VM_HOME PI_VM_PORT=$PI_VM_PORT)" >&2; exit 2 ;;
+esac

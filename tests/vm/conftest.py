@@ -1,0 +1,95 @@
+"""The whole emulated Pi: one arm64 Bookworm VM per session (systemd, vivid's /dev/video0), booted from a
+clean copy-on-write overlay of the cached image, and one real deploy to it that the tests then poke at.
+
+Every test here skips, with the reason, when the image is not cached (`make pi-vm` builds it once);
+`make test-device` builds it and runs only these. The figures they measure are printed at the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .vmkit import ROOT, TIMINGS, VM, env, free_port, image_ready
+
+HERE = Path(__file__).resolve().parent
+BUNDLEKIT = ROOT / "tests" / "deploy" / "bundlekit.py"
+
+
+def pytest_collection_modifyitems(config, items):
+    why = image_ready()
+    for item in items:  # the tests that boot the VM (they use its fixture); the unit tests here always run
+        if HERE in Path(str(item.fspath)).parents and "vm" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.vm)
+            if why:
+                item.add_marker(pytest.mark.skip(reason=why))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if TIMINGS:
+        terminalreporter.write_sep("-", "emulated Pi VM: measured times")
+        for k, v in TIMINGS.items():
+            terminalreporter.write_line(f"{k:<40} {v:7.1f} s")
+
+
+@pytest.fixture(scope="session")
+def vm():
+    why = image_ready()
+    if why:
+        pytest.skip(why)
+    machine = VM(free_port(), free_port())
+    try:
+        machine.start()
+        TIMINGS["boot to SSH (scripts/pi-vm.sh start)"] = machine.boot_seconds
+        yield machine
+    finally:
+        machine.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """The deploy tests' int8 colour classifier (tests/deploy/bundlekit.py, TensorFlow in a subprocess)."""
+    out = tmp_path_factory.mktemp("vm-bundles") / "tiny"
+    r = subprocess.run([sys.executable, str(BUNDLEKIT), str(out)], capture_output=True, text=True, cwd=ROOT,
+                       env=env(), timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def broken_bundle(tiny_bundle, tmp_path_factory) -> Path:
+    """Manifest-valid (sha256 and all) but its model file is not a model: it cannot run on the device."""
+    from edgelite.bundle import Bundle
+
+    out = tmp_path_factory.mktemp("vm-bundles") / "broken"
+    shutil.copytree(tiny_bundle, out)
+    (out / "model_int8.tflite").write_bytes(b"this is not a flatbuffer " * 50)
+    b = Bundle.load(out)
+    b.add_file(b.entry("int8"))
+    b.info["broken"] = True
+    b.save()
+    return out
+
+
+@pytest.fixture(scope="session")
+def wheel() -> Path:
+    from edgelite.deploy.package import build_wheel
+
+    return build_wheel()
+
+
+@pytest.fixture(scope="session")
+def deployed(vm, tiny_bundle, wheel):
+    """`edgelite deploy BUNDLE --offline --source /dev/video0` to the VM: a systemd unit on vivid's camera."""
+    t0 = time.monotonic()
+    r = vm.deploy(str(tiny_bundle), "--offline", "--source", "/dev/video0", "--wheel", str(wheel),
+                  "--health-timeout", "300", "--print-every", "10", "--json")
+    took = time.monotonic() - t0
+    assert r.returncode == 0, r.stdout[-5000:]
+    TIMINGS["deploy (offline, first: venv + wheels)"] = took
+    return r.stdout

@@ -1,0 +1,171 @@
+"""The emulated Pi VM as the tests see it: boot it (scripts/pi-vm.sh start), talk to it over SSH, deploy to it.
+
+Everything is a real process: qemu-system-aarch64 with Debian Bookworm's kernel and systemd, OpenSSH,
+`python -m edgelite deploy`. Nothing here imports edgelite beyond the CLI it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
+SCRIPT = ROOT / "scripts" / "pi-vm.sh"
+HOME = Path(os.environ.get("PI_VM_HOME") or "~/.cache/edgelite/pi-vm").expanduser()
+DIR = "~/edgelite"  # the deploy directory on the VM (the default a user gets)
+HEALTH = "127.0.0.1:8080"  # the service's preview/health address inside the VM (the deploy default)
+
+#: figures measured by the tests (seconds), printed at the end of the session
+TIMINGS: dict[str, float] = {}
+
+
+def image_ready() -> str | None:
+    """Why the VM tests cannot run here, or None when they can."""
+    if not (HOME / "image.ready").exists():
+        return f"the Pi VM image is not built ({HOME}/image.ready missing): `make pi-vm` builds it once (~15 min)"
+    if os.geteuid() != 0:
+        return "the Pi VM tests run scripts/pi-vm.sh as root"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return e
+
+
+class VM:
+    """One booted VM: its forwarded SSH port, the key, known_hosts (written from the image's host key)."""
+
+    def __init__(self, port: int, http: int):
+        self.port, self.http = port, http
+        self.key = HOME / "id_ed25519"
+        self.known_hosts = HOME / f"known_hosts-{port}"
+        self.boot_seconds = 0.0
+
+    def script(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        e = dict(os.environ, PI_VM_HOME=str(HOME), PI_VM_PORT=str(self.port), PI_VM_HTTP=str(self.http))
+        return subprocess.run(["sh", str(SCRIPT), *args], env=e, capture_output=True, text=True, timeout=timeout)
+
+    def start(self) -> None:
+        t0 = time.monotonic()
+        r = self.script("start")
+        assert r.returncode == 0, r.stderr[-3000:]
+        self.boot_seconds = time.monotonic() - t0
+
+    def stop(self) -> None:
+        self.script("stop", timeout=120)
+
+    @property
+    def host(self) -> str:
+        return f"pi@127.0.0.1:{self.port}"
+
+    def ssh(self, command: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess:
+        cmd = ["ssh", "-p", str(self.port), "-i", str(self.key), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+               "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
+               "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
+               "pi@127.0.0.1", command]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"ssh {command!r} exited {r.returncode}: {r.stderr.strip()[-1500:]}")
+        return r
+
+    def reachable(self) -> bool:
+        try:
+            return self.ssh("true", check=False, timeout=20).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+    def wait_ssh(self, timeout: float) -> float:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if self.reachable():
+                return time.monotonic() - t0
+            time.sleep(1)
+        raise AssertionError(f"no SSH from the VM within {timeout:.0f} s")
+
+    # -- the edgelite service -------------------------------------------------------------------
+    def conn(self) -> list[str]:
+        return ["--host", self.host, "--identity", str(self.key), "--known-hosts", str(self.known_hosts),
+                "--dir", DIR]
+
+    def deploy(self, *args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
+        """`python -m edgelite deploy ARGS --host ... --identity ... --known-hosts ...`; stdout+stderr in .stdout."""
+        cmd = [sys.executable, "-m", "edgelite", "deploy", *args, *self.conn()]
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                              cwd=ROOT, env=env())
+
+    def unit(self) -> dict[str, str]:
+        """`systemctl show edgelite` properties the tests look at."""
+        out = self.ssh("systemctl show edgelite.service -p ActiveState,SubState,MainPID,NRestarts,"
+                       "ExecMainStatus,UnitFileState,Result").stdout
+        return dict(ln.split("=", 1) for ln in out.splitlines() if "=" in ln)
+
+    def healthz(self) -> tuple[int | None, dict]:
+        """The service's /healthz, read inside the VM (the preview listens on the VM's loopback)."""
+        code = ("import json, urllib.request, urllib.error\n"
+                "try:\n"
+                f"    r = urllib.request.urlopen('http://{HEALTH}/healthz', timeout=5); print(r.status); print(r.read().decode())\n"
+                "except urllib.error.HTTPError as e:\n    print(e.code); print(e.read().decode() or '{}')\n"
+                "except OSError:\n    print(0); print('{}')\n")
+        r = self.ssh(f"python3 -c {shlex.quote(code)}", check=False, timeout=60)
+        lines = r.stdout.strip().splitlines()
+        if r.returncode != 0 or len(lines) < 2:
+            return None, {}
+        try:
+            return (int(lines[0]) or None), json.loads(lines[1])
+        except ValueError:
+            return None, {}
+
+    def frames(self) -> int:
+        code, body = self.healthz()
+        return int(body.get("frames") or 0) if code == 200 else -1
+
+    def wait_frames_above(self, n: int, timeout: float) -> float:
+        """Seconds until /healthz reports more than n frames (status 200)."""
+        t0 = time.monotonic()
+        last = None
+        while time.monotonic() - t0 < timeout:
+            code, body = self.healthz()
+            last = (code, body)
+            if code == 200 and int(body.get("frames") or 0) > n:
+                return time.monotonic() - t0
+            time.sleep(1)
+        raise AssertionError(f"/healthz did not pass {n} frames within {timeout:.0f} s (last: {last})")
+
+    def journal(self, since: str, grep: str | None = None) -> list[str]:
+        cmd = f"journalctl -u edgelite.service --no-pager -o cat --since {shlex.quote(since)}"
+        lines = self.ssh(cmd, check=False).stdout.splitlines()
+        return [ln for ln in lines if grep is None or grep in ln]
+
+    def now(self) -> str:
+        return self.ssh("date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
+
+
+def wait_until(predicate, timeout: float, step: float = 1.0, what: str = "condition"):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        v = predicate()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s")
+
+
+def last_json(text: str) -> dict:
+    for ln in reversed(text.strip().splitlines()):
+        if ln.startswith("{"):
+            return json.loads(ln)
+    raise AssertionError(f"no JSON line in: {text[-2000:]}")
