@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from tests.train.torchkit import Storage, Tensor, pth_bytes, sample_state_dict
+from tests.train.torchkit import Storage, pth_bytes, sample_state_dict
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
