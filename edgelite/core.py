@@ -43,7 +43,7 @@ def confined_file(root: str | os.PathLike, rel: object) -> Path:
     if p == base or base not in p.parents:
         raise ValueError(f"{rel!r:.60} is not a relative path inside the bundle")
     if not p.exists():
-        raise FileNotFoundError(f"{rel!r:.60} is missing")
+        raise FileNotFoundError(f"{rel[:60]} is missing")
     if not p.is_file():
         raise ValueError(f"{rel!r:.60} is not a regular file")
     return p

@@ -112,6 +112,7 @@ def service_start(lay: Layout, svc: dict) -> None:
         lay.state.unlink(missing_ok=True)
         lay.logs.mkdir(parents=True, exist_ok=True)
         logf = open(lay.log, "ab")
+        os.fchmod(logf.fileno(), 0o600)  # a log made before the agent's umask: the service's warnings are private
         subprocess.Popen(agent_argv() + ["supervise", "--dir", str(lay.root)],
                          stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True,
                          close_fds=True, cwd=str(lay.root))
