@@ -60,6 +60,8 @@ def register(sub) -> None:
     p.add_argument("--max-drop", type=float, metavar="PTS",
                    help="fail (exit 3) when a format's top-1 is more than PTS points below the float model")
     p.add_argument("--data", metavar="DIR", help="image folder: for a .keras file, or when the run's data moved")
+    p.add_argument("--trust-model", action="store_true",
+                   help="load an HDF5 (.h5) model, which can run code stored in it: only for a file you made")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, <= 18 (default 17)")
     p.add_argument("--batch-size", type=int, metavar="N", help="fine-tuning batch size (default: the run's)")
     p.add_argument("--seed", type=int, default=0, help="calibration sample and fine-tuning seed (default 0)")
@@ -75,7 +77,8 @@ def _convert(args) -> int:
     bundle = convert(args.source, args.out, formats=args.formats, prune=args.prune, prune_epochs=args.prune_epochs,
                      prune_block=args.prune_block, qat=args.qat, qat_epochs=args.qat_epochs, calibration=args.calibration,
                      per_tensor=args.per_tensor, io_type=args.io_type, max_drop=args.max_drop, data=args.data,
-                     opset=args.opset, batch_size=args.batch_size, seed=args.seed, verbose=not args.quiet)
+                     opset=args.opset, batch_size=args.batch_size, seed=args.seed, verbose=not args.quiet,
+                     trust_model=args.trust_model)
     if args.quiet:
         print(table(bundle))
     # a missing optional tool for a default format is 'skipped' (not a failure); anything else that failed is

@@ -112,7 +112,8 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, *, formats: str |
             qat_epochs: int = 2, calibration: int = 300, per_tensor: bool = False, io_type: str = "uint8",
             max_drop: float | None = None,
             data: str | os.PathLike | None = None, opset: int = 17, batch_size: int | None = None,
-            prune_lr: float = 1e-4, qat_lr: float = 1e-5, seed: int = 0, verbose: bool = True) -> Bundle:
+            prune_lr: float = 1e-4, qat_lr: float = 1e-5, seed: int = 0, verbose: bool = True,
+            trust_model: bool = False) -> Bundle:
     """Convert a run directory (or a .keras file with `data`) into a validated bundle at `out`.
 
     formats: comma list or sequence of fp32, fp16, dynamic, int8, onnx, edgetpu (default: all six);
@@ -140,7 +141,7 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, *, formats: str |
 
     from edgelite.convert.source import open_source
 
-    src = open_source(source, data)
+    src = open_source(source, data, trust_model=trust_model)
     log(f"converting {src.path} ({src.backbone or 'keras model'}, {src.spec.height}x{src.spec.width}, "
         f"{len(src.labels)} classes) -> {out}: {', '.join(names)}")
     for note in src.notes:

@@ -148,10 +148,9 @@ class RunDir:
         """The float Keras model (safe_mode on: no arbitrary code); a fresh copy each call."""
         if not self.model_path.exists():
             raise TrainError(f"{self.path} has no {MODEL}; is it a run directory written by `edgelite train`?")
-        from edgelite.train.tfenv import import_keras
+        from edgelite.train.tfenv import load_keras_model
 
-        keras = import_keras()
-        return keras.models.load_model(self.model_path, compile=False, safe_mode=True)
+        return load_keras_model(self.model_path)  # a zip .keras, in Keras' safe mode; never HDF5
 
     def images(self, subset: str = "test", data_dir: str | os.PathLike | None = None, progress: bool = False):
         """(uint8 N x H x W x 3 RGB, int32 labels, skipped) of a split, decoded and resized as in training."""
