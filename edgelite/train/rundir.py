@@ -28,10 +28,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgelite.bundle import INTERPOLATIONS, LABELS, read_labels
+from edgelite.bundle import INTERPOLATIONS, LABELS
 from edgelite.errors import first_line
 from edgelite.train.config import TrainConfig, save_yaml
-from edgelite.train.data import Skipped, Split, load_images, read_skipped, write_skipped
+from edgelite.train.data import TEXT, Skipped, Split, load_images, read_skipped, write_skipped
 from edgelite.train.errors import DataError, TrainError
 
 MODEL = "model.keras"
@@ -168,7 +168,7 @@ class RunDir:
         """Write what is known before training: config, labels, split and the skipped list."""
         self.path.mkdir(parents=True, exist_ok=True)
         save_yaml(self.config, self.file(CONFIG))
-        self.file(LABELS).write_text("".join(f"{c}\n" for c in self.labels))
+        self.file(LABELS).write_text("".join(f"{c}\n" for c in self.labels), **TEXT)
         if self.split is not None:
             self.split.save(self.file(SPLIT))
         write_skipped(self.file(SKIPPED), self.skipped)
@@ -209,8 +209,8 @@ def load_split_images(run_dir: str | os.PathLike, subset: str = "test", progress
 
 def _labels(path: Path) -> list[str]:
     try:
-        labels = read_labels(path)
-    except (OSError, UnicodeDecodeError) as e:
+        labels = [ln.strip() for ln in path.read_text(**TEXT).splitlines() if ln.strip()]
+    except OSError as e:
         raise TrainError(f"cannot read {path} ({e}); re-run `edgelite train`") from None
     if len(labels) < 2:
         raise TrainError(f"{path} has {len(labels)} label(s); a classifier needs at least two")
