@@ -1,12 +1,15 @@
 """Issue #11 finding 10: a `--dir` with a space and a `%` deploys, runs and uninstalls on the real sshd rig
 (rsync with --protect-args, scp over SFTP, `--` before local paths, ExecStart quoted and `%` escaped), and
-host names with shell characters are refused."""
+host names with shell characters are refused. The same deploy checks finding 8: with `-v` and
+`--run-args '--token T'`, T shows in no output, no argv and no release.json."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +19,8 @@ from edgelite.remote.target import parse_target
 
 from .rig import free_port, wait_healthz
 
-ODD = "~/edge lite 100%x"  # a space, and a % that systemd would expand as a specifier
+ODD = "~/edge lite 100%x"
+TOKEN = "s3cret-preview-token"  # a space, and a % that systemd would expand as a specifier
 
 
 @pytest.mark.parametrize("bad", ["pi@host;reboot", "pi@$(id)", "pi@a|b", "pi@h&", "pi@`id`", "p$x@host",
@@ -49,8 +53,15 @@ def test_a_dir_with_a_space_and_a_percent_deploys_and_uninstalls(sshd, tiny_bund
     root = sshd.home / ODD[2:]
     try:
         r = sshd.cli(str(tiny_bundle), "--offline", "--source", str(video), "--http", f"127.0.0.1:{port}",
-                     "--wheel", str(wheel), "--health-timeout", "60", "--json", directory=ODD)
+                     "--wheel", str(wheel), "--health-timeout", "60", "--json", "-v",
+                     "--run-args", f"--token {TOKEN}", directory=ODD)
         assert r.returncode == 0, r.stdout[-3000:]
+        # finding 8: the token travels in the JSON request on stdin: not in -v output, argv or release.json
+        assert TOKEN not in r.stdout and "$ ssh" in r.stdout
+        rid = os.readlink(root / "current").split("/")[-1]
+        assert TOKEN not in (root / "releases" / rid / "release.json").read_text()
+        pid = json.loads((root / "run" / "state.json").read_text())["pid"]
+        assert TOKEN.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
         result = json.loads(r.stdout.strip().splitlines()[-1])
         assert result["ok"] and result["unit"] == {"verified": True, "findings": None}
         assert wait_healthz(port)["status"] == "ok"
