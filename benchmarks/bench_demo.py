@@ -211,7 +211,7 @@ def render_markdown(result: dict, ratios: list[dict], bundle: Path, png_name: st
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", default=str(ROOT / "bundles/demo"))
     ap.add_argument("--run", help="the training run with model.keras (default: the bundle's info.run)")
     ap.add_argument("--threads", default=None, help="default 1,2,4 up to the cores")

@@ -36,7 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="runs/demo", help="run directory (default runs/demo)")
     ap.add_argument("--work", default="bundles/convert-bench", help="where the bundles go (default bundles/convert-bench)")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"), help="result folder")

@@ -24,7 +24,7 @@ CLIENT = ROOT / "scripts" / "mediapipe_client.py"
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", default=str(ROOT / "bundles/demo"))
     ap.add_argument("--formats", default="fp32,fp16,int8")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results"))

@@ -33,7 +33,7 @@ def free_port() -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", default=str(ROOT / "bundles/demo"))
     ap.add_argument("--format", default=None)
     ap.add_argument("--frames", type=int, default=1500)

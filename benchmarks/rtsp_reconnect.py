@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", default=str(ROOT / "bundles/demo"))
     ap.add_argument("--format", default="int8")
     ap.add_argument("--outages", default="2,5,10")

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from edgelite.core import MANIFEST, sha256_file, write_json, write_text_atomic
-from edgelite.errors import EXIT_CHECKSUM, EdgeliteError
+from edgelite.core import MANIFEST, confined_file, sha256_file, write_json, write_text_atomic
+from edgelite.errors import EXIT_CHECKSUM, EdgeliteError, first_line
 from edgelite.formats import FORMATS  # noqa: F401  (the manifest's model names; re-exported)
 
 SCHEMA = 1
@@ -38,6 +39,28 @@ HELDOUT = "heldout.npz"
 PREFERENCE = ["edgetpu", "qat_int8", "pqat_int8", "int8", "pruned_int8", "fp16", "dynamic", "fp32", "onnx"]
 
 INTERPOLATIONS = ("bilinear", "nearest", "area", "bicubic")
+MAX_SIDE = 4096  # no classifier takes a larger input; the device's runtime refuses more too
+MAX_MODEL_BYTES = 2 << 30  # a model file the device reads into memory whole
+
+
+def _check(ok: bool, what: str) -> None:
+    """A malformed manifest field: one line that says which, and what to do (exit code 2)."""
+    if not ok:
+        raise BundleError(f"{MANIFEST}: {what}; the manifest is malformed — re-run `edgelite convert`")
+
+
+def _r(v: Any) -> str:
+    """A manifest value for an error message: its repr, cut to 40 characters."""
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_hex64(v: Any) -> bool:
+    return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
 
 
 class BundleError(EdgeliteError):
@@ -65,12 +88,18 @@ class InputSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InputSpec:
+        _check(isinstance(d, dict), "input is not an object")
         known = {f.name for f in dataclasses.fields(cls)}
         spec = cls(**{k: v for k, v in d.items() if k in known})
+        for side in ("height", "width"):
+            v = getattr(spec, side)
+            _check(_is_int(v) and 0 < v <= MAX_SIDE, f"input {side} {_r(v)} is not a whole number 1..{MAX_SIDE}")
+        _check(isinstance(spec.crop, (int, float)) and not isinstance(spec.crop, bool) and 0 < spec.crop <= 1,
+               f"input crop {_r(spec.crop)} is not a fraction in (0, 1]")
         if spec.channels != 3 or spec.color != "RGB" or spec.dtype != "uint8":
-            raise BundleError(f"unsupported input spec {d}: edgelite models take RGB uint8 pixels")
+            raise BundleError(f"unsupported input spec {_r(d)}: edgelite models take RGB uint8 pixels")
         if spec.resize not in INTERPOLATIONS:
-            raise BundleError(f"unknown resize interpolation {spec.resize!r}; expected one of {INTERPOLATIONS}")
+            raise BundleError(f"unknown resize interpolation {_r(spec.resize)}; expected one of {INTERPOLATIONS}")
         return spec
 
 
@@ -96,11 +125,24 @@ class ModelEntry:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelEntry:
+        _check(isinstance(d, dict), f"a model entry is a {type(d).__name__}, not an object")
         known = {f.name for f in dataclasses.fields(cls)}
         missing = {"name", "path", "format", "precision"} - d.keys()
         if missing:
-            raise BundleError(f"manifest model entry {d.get('name', '?')!r} lacks {sorted(missing)}")
-        return cls(**{k: v for k, v in d.items() if k in known})
+            raise BundleError(f"manifest model entry {_r(d.get('name', '?'))} lacks {sorted(missing)}")
+        e = cls(**{k: v for k, v in d.items() if k in known})
+        for key in ("name", "format", "precision", "status"):
+            _check(isinstance(getattr(e, key), str), f"model entry {key} {_r(getattr(e, key))} is not a string")
+        _check(e.path is None or isinstance(e.path, str), f"model {_r(e.name)}: path {_r(e.path)} is not a string")
+        _check(isinstance(e.metrics, dict) and isinstance(e.extra, dict)
+               and (e.quantization is None or isinstance(e.quantization, dict)),
+               f"model {_r(e.name)}: metrics, extra and quantization must be objects")
+        if e.status == "ok" and e.path:
+            # what the device checks before it loads a file: both required, so nothing is loaded unverified
+            _check(_is_hex64(e.sha256), f"model {_r(e.name)} has no valid sha256 (64 lowercase hex digits)")
+            _check(_is_int(e.bytes) and 0 <= e.bytes <= MAX_MODEL_BYTES,
+                   f"model {_r(e.name)}: bytes {_r(e.bytes)} is not a file size")
+        return e
 
 
 @dataclasses.dataclass
@@ -122,24 +164,34 @@ class Bundle:
         mpath = root / MANIFEST
         if not mpath.exists():
             raise BundleError(f"{root} has no {MANIFEST}; is it a bundle written by `edgelite convert`?")
+        if not mpath.is_file():
+            raise BundleError(f"{mpath} is not a regular file; is {root} a bundle written by `edgelite convert`?")
         try:
-            data = json.loads(mpath.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise BundleError(f"{mpath} is not valid JSON ({e}); re-run `edgelite convert`") from None
+            data = json.loads(mpath.read_text(encoding="utf-8"))
+        except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise BundleError(f"{mpath} is not valid JSON ({first_line(e, 120)}); re-run `edgelite convert`") from None
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise BundleError(f"{mpath}: unsupported manifest schema {data.get('schema') if isinstance(data, dict) else '?'}"
                               f" (this edgelite reads schema {SCHEMA}); re-run `edgelite convert` or upgrade edgelite")
         try:
-            labels = [str(x) for x in data["labels"]]
+            labels, models = data["labels"], data["models"]
+            _check(isinstance(labels, list) and all(isinstance(x, str) for x in labels), "labels is not a list of strings")
+            _check(isinstance(models, list), "models is not a list")
+            _check(isinstance(data.get("info", {}), dict), "info is not an object")
             spec = InputSpec.from_dict(data["input"])
-            models = [ModelEntry.from_dict(m) for m in data["models"]]
+            models = [ModelEntry.from_dict(m) for m in models]
         except (KeyError, TypeError) as e:
-            raise BundleError(f"{mpath}: manifest is missing {e}; re-run `edgelite convert`") from None
+            raise BundleError(f"{mpath}: manifest is missing or mistypes {first_line(e, 80)}; "
+                              "re-run `edgelite convert`") from None
         if not labels:
             raise BundleError(f"{mpath}: no labels")
         lpath = root / LABELS
         if lpath.exists():
-            file_labels = read_labels(lpath)
+            try:
+                file_labels = read_labels(lpath)
+            except (OSError, UnicodeDecodeError) as e:
+                raise BundleError(f"{lpath} is not a UTF-8 text file ({first_line(e, 80)}); "
+                                  "re-run `edgelite convert`") from None
             if file_labels != labels:
                 raise BundleError(f"{lpath} disagrees with {MANIFEST} labels; the bundle was edited by hand")
         return cls(root=root, labels=labels, input=spec, models=models, info=data.get("info", {}))
@@ -158,7 +210,7 @@ class Bundle:
         if name and name != "auto":
             e = self.entry(name)
             if e.status != "ok" or not e.path:
-                raise BundleError(f"the {name!r} model in {self.root} is marked {e.status!r}: {e.error or ''}".rstrip(": "))
+                raise BundleError(f"the {name!r} model in {self.root} is marked {_r(e.status)}: {_r(e.error or '')}")
             return e
         ok = self.available()
         for cand in PREFERENCE:
@@ -168,23 +220,41 @@ class Bundle:
                 return self.entry(cand)
         raise BundleError(f"bundle {self.root} has no usable model (entries: {[m.name for m in self.models]})")
 
-    def verified_path(self, entry: ModelEntry) -> Path:
-        """Path of `entry`'s file after checking its size and sha256 against the manifest."""
+    def file(self, rel: Any) -> Path:
+        """The bundle's file `rel` (a manifest path): relative, inside the bundle, a regular file."""
+        try:
+            return confined_file(self.root, rel)
+        except FileNotFoundError:
+            raise BundleError(f"{self.root}/{_r(rel)} is missing from the bundle; copy the whole bundle directory") \
+                from None
+        except (ValueError, OSError) as e:
+            raise BundleError(f"{self.root}/{MANIFEST}: {e}; a bundle only refers to its own files") from None
+
+    def verified_bytes(self, entry: ModelEntry) -> tuple[Path, bytes]:
+        """(path, content) of `entry`'s file, its size and sha256 checked against the manifest.
+
+        The content is read once and hashed: load *these* bytes (`model_content`), never the path
+        again, so a file swapped after the check is never what runs.
+        """
         if not entry.path:
             raise BundleError(f"model {entry.name!r} has no file ({entry.status})")
-        p = self.root / entry.path
-        if not p.exists():
-            raise BundleError(f"{p} is missing from the bundle; copy the whole bundle directory")
-        if entry.bytes is not None and p.stat().st_size != entry.bytes:
+        if not _is_hex64(entry.sha256) or not _is_int(entry.bytes):
+            raise BundleError(f"manifest has no sha256 and size for {entry.path}; refusing to load an unverified model")
+        p = self.file(entry.path)
+        with open(p, "rb") as f:
+            data = f.read(entry.bytes + 1)  # never more than the manifest promises (+1 to see a longer file)
+        if len(data) != entry.bytes:
             raise ChecksumError(f"{p} is {p.stat().st_size} bytes, manifest says {entry.bytes}: "
-                              "the file is corrupt or truncated; copy the bundle again")
-        if entry.sha256 is None:
-            raise BundleError(f"manifest has no sha256 for {p}; refusing to load an unverified model")
-        digest = sha256_file(p)
+                                "the file is corrupt or truncated; copy the bundle again")
+        digest = hashlib.sha256(data).hexdigest()
         if digest != entry.sha256:
             raise ChecksumError(f"{p} fails its checksum (sha256 {digest[:12]}…, manifest {entry.sha256[:12]}…): "
-                              "the file is corrupt; copy the bundle again")
-        return p
+                                "the file is corrupt; copy the bundle again")
+        return p, data
+
+    def verified_path(self, entry: ModelEntry) -> Path:
+        """Path of `entry`'s file after checking its size and sha256 against the manifest."""
+        return self.verified_bytes(entry)[0]
 
     def heldout(self):
         """(images uint8 NHWC, label indices) of the held-out split shipped in the bundle, or None."""
@@ -193,10 +263,9 @@ class Bundle:
             return None
         import numpy as np
 
-        p = self.root / h["path"]
-        if not p.exists():
+        if not isinstance(h, dict) or not (self.root / str(h.get("path"))).exists():
             return None
-        self._check_heldout(h)
+        p = self._check_heldout(h)
         import zipfile
 
         try:
@@ -205,10 +274,11 @@ class Bundle:
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
             raise BundleError(f"{p} is not a readable held-out file ({str(e)[:120]}); re-run `edgelite convert`") from None
 
-    def _check_heldout(self, h: dict[str, Any]) -> None:
-        p = self.root / h["path"]
-        if h.get("sha256") and p.is_file() and sha256_file(p) != h["sha256"]:
+    def _check_heldout(self, h: dict[str, Any]) -> Path:
+        p = self.file(h.get("path"))
+        if h.get("sha256") and sha256_file(p) != h["sha256"]:
             raise ChecksumError(f"{p} fails its checksum; copy the bundle again")
+        return p
 
     def verify(self) -> None:
         """Check every usable model file and the held-out file against the manifest.

@@ -43,8 +43,17 @@ COMMAND_EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """Every edgelite parser, the subcommands' too (argparse makes them of the root's class): an
+    abbreviated option is an error, never a guess — `--tok SECRET` must not pass as `--token`."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="edgelite",
         description="From a folder of labelled photos to a live camera classifier on a Raspberry Pi or Coral Edge TPU.",
         epilog="Run `edgelite COMMAND --help` for a command's options.",

@@ -76,6 +76,8 @@ def register(sub) -> None:
     p.add_argument("--max-drop", type=float, metavar="PTS",
                    help="fail (exit 3) when a format's top-1 is more than PTS points below the float model")
     p.add_argument("--data", metavar="DIR", help="image folder: for a .keras file, or when the run's data moved")
+    p.add_argument("--trust-model", action="store_true",
+                   help="load an HDF5 (.h5) model, which can run code stored in it: only for a file you made")
     p.add_argument("--opset", type=int, default=d.opset, help="ONNX opset, <= 18 (default %(default)s)")
     p.add_argument("--batch-size", type=int, metavar="N", help="fine-tuning batch size (default: the run's)")
     p.add_argument("--seed", type=int, default=d.seed, help="calibration sample and fine-tuning seed (default %(default)s)")

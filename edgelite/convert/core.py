@@ -36,7 +36,7 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, options: ConvertO
 
     `options` is a :class:`~edgelite.convert.options.ConvertOptions`; keyword `fields` (the same names:
     formats, prune, prune_epochs, prune_block, qat, qat_epochs, calibration, per_tensor, io_type, max_drop,
-    data, opset, batch_size, prune_lr, qat_lr, seed, verbose) replace its values.
+    data, opset, batch_size, prune_lr, qat_lr, seed, verbose, trust_model) replace its values.
 
     formats: comma list or sequence of fp32, fp16, dynamic, int8, onnx, edgetpu (default: all six);
     prune: target sparsity (adds ``pruned_int8``), in runs of `prune_block` weights; qat: quantization-aware
@@ -59,7 +59,7 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, options: ConvertO
 
     from edgelite.convert.source import open_source
 
-    src = open_source(source, opts.data)
+    src = open_source(source, opts.data, trust_model=opts.trust_model)
     log(f"converting {src.path} ({src.backbone or 'keras model'}, {src.spec.height}x{src.spec.width}, "
         f"{len(src.labels)} classes) -> {out}: {', '.join(names)}")
     for note in src.notes:

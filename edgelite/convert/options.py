@@ -59,6 +59,8 @@ class ConvertOptions:
     batch_size: int | None = None
     #: calibration sample and fine-tuning seed
     seed: int = 0
+    #: load an HDF5 model (which can run code stored in it) instead of refusing it
+    trust_model: bool = False
     #: progress lines on stdout (convert.log in the bundle has them either way)
     verbose: bool = True
 
@@ -97,7 +99,7 @@ class ConvertOptions:
 
     def settings(self, formats: list[str], batch_size: int, calibration_images: int) -> dict[str, Any]:
         """What the manifest records (info.settings): the options that shape the files, as resolved."""
-        s = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("data", "verbose")}
+        s = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("data", "verbose", "trust_model")}
         s.update(formats=list(formats), batch_size=batch_size, calibration_images=calibration_images)
         if s["calibration_data"] is not None:
             s["calibration_data"] = str(s["calibration_data"])

@@ -32,13 +32,14 @@ class Source:
     data_dir: Path
     split: Any  # edgelite.train.data.Split
     backbone: str | None = None
+    trust_model: bool = False  # --trust-model: an HDF5 file may be loaded (it can run code)
     batch_size: int = 32
     run_metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
 
     def load_model(self):
         """A fresh copy of the float Keras model (tfmot wraps layers in place, so every user gets its own)."""
-        return _load_keras(self.model_path)
+        return _load_keras(self.model_path, self.trust_model)
 
     def images(self, subset: str, indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
         """(uint8 N x H x W x 3 RGB, int64 labels, number skipped) of a split, optionally only `indices`."""
@@ -51,8 +52,11 @@ class Source:
         return x, y.astype(np.int64), len(skipped)
 
 
-def open_source(path: str | os.PathLike, data: str | os.PathLike | None = None) -> Source:
-    """Check and describe what to convert: RUN_DIR, or MODEL.keras with `data` (an image folder)."""
+def open_source(path: str | os.PathLike, data: str | os.PathLike | None = None, *,
+                trust_model: bool = False) -> Source:
+    """Check and describe what to convert: RUN_DIR, or MODEL.keras with `data` (an image folder).
+
+    `trust_model`: load an HDF5 model too (tf-keras runs a Lambda layer's stored bytecode from one)."""
     p = Path(path)
     if not p.exists():
         raise ConvertError(f"{p} does not exist; pass a run directory written by `edgelite train` "
@@ -63,11 +67,12 @@ def open_source(path: str | os.PathLike, data: str | os.PathLike | None = None) 
         if data is None:
             raise ConvertError(f"{p} is a bare model file: pass --data DIR (one sub-folder of images per class, "
                                "the same classes in the same order as the model's outputs)")
-        return _open_model_file(p, Path(data))
-    return _open_run(p, Path(data) if data is not None else None)
+        return dataclasses.replace(_open_model_file(p, Path(data), trust_model), trust_model=trust_model)
+    return dataclasses.replace(_open_run(p, Path(data) if data is not None else None, trust_model),
+                               trust_model=trust_model)
 
 
-def _open_run(run: Path, data: Path | None) -> Source:
+def _open_run(run: Path, data: Path | None, trust_model: bool = False) -> Source:
     from edgelite.train.errors import DataError, TrainError
     from edgelite.train.rundir import RunDir
 
@@ -77,7 +82,7 @@ def _open_run(run: Path, data: Path | None) -> Source:
         raise ConvertError(str(e)) from None
     data_dir = data if data is not None else Path(rd.split.data_dir)
     _check_data_dir(data_dir, rd.split, given=data is not None, run=run)
-    model = _load_keras(rd.model_path)
+    model = _load_keras(rd.model_path, trust_model)
     spec = InputSpec(height=rd.config.image_size, width=rd.config.image_size, resize=rd.config.interpolation)
     _check_model(model, rd.labels, spec, rd.model_path, labels_from=f"{rd.file(LABELS)}")
     return Source(kind="run", path=run, model_path=rd.model_path, labels=rd.labels, spec=spec, data_dir=data_dir,
@@ -85,7 +90,7 @@ def _open_run(run: Path, data: Path | None) -> Source:
                   run_metrics=rd.metrics)
 
 
-def _open_model_file(model_path: Path, data: Path) -> Source:
+def _open_model_file(model_path: Path, data: Path, trust_model: bool = False) -> Source:
     from edgelite.train.data import find_classes, stratified_split
     from edgelite.train.errors import DataError
 
@@ -95,7 +100,7 @@ def _open_model_file(model_path: Path, data: Path) -> Source:
         split = stratified_split(items, classes, seed=0, data_dir=str(data.resolve()))
     except DataError as e:
         raise ConvertError(f"--data {data}: {e}") from None
-    model = _load_keras(model_path)
+    model = _load_keras(model_path, trust_model)
     shape = model.inputs[0].shape if len(model.inputs) == 1 else None
     if shape is None or len(shape) != 4 or shape[1] is None or shape[2] is None or shape[3] != 3:
         raise ConvertError(f"{model_path}: the model input must be one fixed-size RGB image (None, H, W, 3), "
@@ -119,12 +124,14 @@ def _check_data_dir(data_dir: Path, split, *, given: bool, run: Path) -> None:
                            "pass --data DIR pointing at the folder the run was trained on")
 
 
-def _load_keras(path: Path):
-    from edgelite.train.tfenv import import_keras
+def _load_keras(path: Path, trust_model: bool = False):
+    from edgelite.train.errors import TrainError
+    from edgelite.train.tfenv import load_keras_model
 
-    keras = import_keras()
     try:
-        return keras.models.load_model(path, compile=False, safe_mode=True)
+        return load_keras_model(path, trust=trust_model, flag="--trust-model")
+    except TrainError as e:  # refused before anything was loaded
+        raise ConvertError(str(e)) from None
     except Exception as e:  # Keras raises anything from OSError to ValueError for a bad file
         raise ConvertError(f"cannot load {path}: {first_line(e, 160)} — the file is corrupt or not a Keras model; "
                            "re-run `edgelite train`") from None

@@ -41,6 +41,7 @@ from edgelite.deploy.errors import (
     DeployError,
 )
 from edgelite.deploy.preflight import PROBE, Facts, assess, parse_probe, report
+from edgelite.device.rtsp import redact_url
 from edgelite.remote.connection import Connection
 from edgelite.remote.layout import DEFAULT_DIR
 from edgelite.remote.ssh import Remote, Target
@@ -342,7 +343,7 @@ def format_status(st: dict, target: Target) -> str:
     lines.append(f"  service   {svc.get('mode')} {svc.get('unit', '')}: {run}{pid}, {state.get('restarts', 0)} restarts")
     cur = st.get("current")
     if cur:
-        lines.append(f"  current   {cur.get('id')}: bundle {cur.get('bundle')}, source {cur.get('source')}, "
+        lines.append(f"  current   {cur.get('id')}: bundle {cur.get('bundle')}, source {redact_url(str(cur.get('source')))}, "
                      f"http {cur.get('http')}" + (f", format {cur['format']}" if cur.get("format") else ""))
     else:
         lines.append("  current   nothing")

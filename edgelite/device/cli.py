@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 RUN_EXAMPLES = """\
@@ -45,9 +46,10 @@ def register(sub) -> None:
     m.add_argument("--crop", type=float, default=None, metavar="F",
                    help="centre-crop fraction of the shorter side before resizing (default: the bundle's)")
     s = p.add_argument_group("source")
-    s.add_argument("--source", default="0", metavar="SRC",
+    s.add_argument("--source", default=os.environ.get("EDGELITE_SOURCE") or "0", metavar="SRC",
                    help="camera index (0), /dev/videoN, video file, image folder, rtsp:// or http:// URL, picamera2, "
-                        "or heldout (a video of the bundle's held-out images; reports accuracy). Default 0")
+                        "or heldout (a video of the bundle's held-out images; reports accuracy). Default $EDGELITE_SOURCE "
+                        "(keeps a camera password out of `ps`), else 0")
     s.add_argument("--rtsp-transport", choices=["tcp", "udp"], default=None,
                    help="RTSP over TCP (OpenCV's default; through NAT and Wi-Fi) or UDP (lower latency on a clean LAN)")
     s.add_argument("--loop", action="store_true", help="restart a file or folder at its end")

@@ -219,7 +219,8 @@ class _Loop:
         m = self.loaded.model
         threads = f", {self.opts.threads} threads" if self.opts.threads else ""
         return {"model": self.loaded.name, "format": self.loaded.format,
-                "runtime": f"{m.runtime}{threads}", "source": self.shown_source, "labels": len(self.loaded.labels)}
+                "runtime": f"{m.runtime}{threads}", "source": self.shown_source, "labels": len(self.loaded.labels),
+                "release": os.environ.get("EDGELITE_RELEASE") or None}  # set by a deployed release's run script
 
     def _open_outputs(self) -> None:
         from edgelite.device.outputs import ConsoleOutput, DisplayOutput, JsonLinesOutput
@@ -236,7 +237,7 @@ class _Loop:
 
             token = o.token or os.environ.get("EDGELITE_TOKEN") or None
             self.preview = PreviewServer(o.http, info=self.info, token=token, max_viewers=o.max_viewers,
-                                         stale_after=o.stall_timeout).start()
+                                         stale_after=o.stall_timeout, stopping=self.stop).start()
             self.outputs.append(self.preview)
             log.info("preview at %s%s", self.preview.url, " (token required)" if token else "")
         if o.mqtt:

@@ -14,6 +14,12 @@ every path except ``/healthz`` needs ``?token=T`` or ``Authorization: Bearer T``
 open so a supervisor or load balancer can probe it, and says nothing a viewer could not see.
 JPEG encoding happens in the viewer threads, once per new frame however many viewers there are, and
 never when nobody watches: the camera loop only hands over references.
+
+Hostile clients: a connection gets a thread only once its whole request head has arrived, and only
+while fewer than MAX_CONNECTIONS requests are served (`edgelite.device.preview_server`). Every socket has a timeout, so a stream
+viewer that stops reading is dropped after SOCKET_TIMEOUT s; every response closes its connection.
+``/healthz`` says which release serves (``$EDGELITE_RELEASE``) and 503 "stopping" once the loop stops;
+it never shows the source (a camera URL may carry a password).
 """
 
 from __future__ import annotations
@@ -34,6 +40,14 @@ from edgelite.core import is_loopback, parse_http_address
 from edgelite.device.errors import RunError
 from edgelite.device.outputs import draw_overlay
 from edgelite.device.pipeline import STAGES, Result
+from edgelite.device.preview_page import PAGE
+from edgelite.device.preview_server import (
+    MAX_CONNECTIONS,
+    SOCKET_TIMEOUT,
+    STREAM_SNDBUF,
+    Gate,
+    GatedHTTPServer,
+)
 from edgelite.device.sources import Frame
 
 log = logging.getLogger("edgelite.device")
@@ -54,8 +68,9 @@ def _prom_label(v: object) -> str:
 class PreviewState:
     """What the loop publishes and the handlers read. All access under one lock; no copies of frames."""
 
-    def __init__(self, info: dict, stale_after: float):
-        self.info = dict(info)  # model, format, runtime, source, labels
+    def __init__(self, info: dict, stale_after: float, stopping: threading.Event | None = None):
+        self.info = dict(info)  # model, format, runtime, source (redacted), labels, release
+        self.stopping = stopping or threading.Event()  # set when the loop stops: /healthz says 503 "stopping"
         self.stale_after = stale_after
         self.started = time.monotonic()
         self.cond = threading.Condition()
@@ -123,12 +138,14 @@ class PreviewState:
             status = self.status
             if status == "ok" and age is not None and age > self.stale_after:
                 status = "stale"
+            if self.stopping.is_set():
+                status = "stopping"  # a supervisor must not take a process on its way out for the new one
             body = {
                 "status": status,
+                "release": self.info.get("release"),
                 "model": self.info.get("model"),
                 "format": self.info.get("format"),
                 "runtime": self.info.get("runtime"),
-                "source": self.info.get("source"),
                 "fps": round(self.result.fps, 2) if self.result else 0.0,
                 "frames": self.frames,
                 "dropped": self.dropped,
@@ -181,57 +198,10 @@ class PreviewState:
         return "\n".join(lines) + "\n"
 
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>edgelite · {title}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
- body {{ font: 15px system-ui, sans-serif; margin: 0; background: #111; color: #eee; }}
- header {{ padding: 8px 14px; background: #222; }} header b {{ color: #7c7; }}
- main {{ display: flex; flex-wrap: wrap; gap: 16px; padding: 14px; }}
- #stream {{ max-width: 100%; min-width: 320px; background: #000; }}
- table {{ border-collapse: collapse; }} td {{ padding: 2px 8px; }}
- .bar {{ background: #2a6; height: 12px; }} #labels td:first-child {{ font-weight: bold; }}
- #status {{ color: #aaa; }}
-</style></head>
-<body><header><b>edgelite</b> · <span id="model">{model}</span> · <span id="status">connecting…</span></header>
-<main>
- <img id="stream" src="stream.mjpg{qs}" alt="live stream">
- <section>
-  <h3>Top classes</h3><table id="labels"></table>
-  <p><span id="fps">–</span> fps · frame <span id="frame">–</span></p>
-  <h3>Stage timings (ms)</h3><table id="timings"></table>
- </section>
-</main>
-<script>
-const qs = {qs_json};
-function esc(s) {{ return String(s).replace(/[&<>"]/g, c => ({{"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}})[c]); }}
-async function tick() {{
-  try {{
-    const r = await fetch("result.json" + qs, {{cache: "no-store"}});
-    if (r.ok) {{
-      const d = await r.json();
-      if (d.frame !== undefined) {{
-        document.getElementById("labels").innerHTML = d.top_k.map(p =>
-          `<tr><td>${{esc(p.label)}}</td><td>${{p.score.toFixed(3)}}</td>` +
-          `<td><div class="bar" style="width:${{Math.round(p.score * 150)}}px"></div></td></tr>`).join("");
-        document.getElementById("timings").innerHTML = Object.entries(d.timings_ms).map(([k, v]) =>
-          `<tr><td>${{esc(k)}}</td><td>${{v.toFixed(2)}}</td></tr>`).join("");
-        document.getElementById("fps").textContent = d.fps.toFixed(1);
-        document.getElementById("frame").textContent = d.frame;
-        document.getElementById("status").textContent = "live";
-      }}
-    }} else {{ document.getElementById("status").textContent = "HTTP " + r.status; }}
-  }} catch (e) {{ document.getElementById("status").textContent = "disconnected"; }}
-  setTimeout(tick, 300);
-}}
-tick();
-</script></body></html>
-"""
-
-
 class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "edgelite-preview"
     protocol_version = "HTTP/1.1"
+    timeout = SOCKET_TIMEOUT  # StreamRequestHandler puts it on the socket: no read or write blocks longer
 
     # -- plumbing
     def log_message(self, fmt, *args):  # route the access log to debug, not stderr
@@ -246,6 +216,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")  # an idle keep-alive connection would hold a thread
+        self.close_connection = True
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
@@ -306,6 +278,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _stream(self):
         srv, state = self.preview, self.preview.state
+        if self.command == "HEAD":  # headers only: a HEAD must never start the endless body
+            return self._send(200, b"", "multipart/x-mixed-replace; boundary=frame")
         with state.cond:
             if state.viewers >= srv.max_viewers:
                 full = True
@@ -317,6 +291,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                               {"Retry-After": "5"})
         self.close_connection = True
         try:
+            # a few frames of kernel buffer: a viewer that stops reading blocks a write soon, and is dropped
+            # SOCKET_TIMEOUT s later instead of holding a stream slot for ever
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
             self.send_response(200)
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
             self.send_header("Cache-Control", "no-store")
@@ -347,17 +324,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 state.viewers -= 1
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 16
-
-
 class PreviewServer:
     """Start with `start()`, feed with `publish(frame, result)`, stop with `close()`."""
 
     def __init__(self, address: str, *, info: dict, token: str | None = None, max_viewers: int = 4,
-                 max_fps: float = 15.0, stale_after: float = 5.0):
+                 max_fps: float = 15.0, stale_after: float = 5.0, stopping: threading.Event | None = None):
         host, port = parse_address(address)
         if not is_loopback(host) and not token:
             raise RunError(f"--http {address}: binding {host} exposes the camera to the network; "
@@ -367,9 +338,9 @@ class PreviewServer:
         self.host, self.port = host, port
         self.token = token or None
         self.max_viewers, self.max_fps = max_viewers, max(0.5, max_fps)
-        self.state = PreviewState(info, stale_after)
+        self.state = PreviewState(info, stale_after, stopping)
         self.stopping = threading.Event()
-        self._server: _Server | None = None
+        self._server: GatedHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -379,12 +350,13 @@ class PreviewServer:
 
     def start(self) -> PreviewServer:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        server_cls = type("_PreviewServer", (_Server,), {"address_family": family})
+        server_cls = type("_PreviewServer", (GatedHTTPServer,), {"address_family": family})
         try:
             self._server = server_cls((self.host, self.port), _Handler)
         except OSError as e:
             raise RunError(f"--http {self.host}:{self.port}: cannot listen ({e.strerror or e})") from None
         self._server.preview = self  # type: ignore[attr-defined]
+        self._server.gate = Gate(self._server, MAX_CONNECTIONS + self.max_viewers)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="preview", daemon=True)
@@ -404,6 +376,7 @@ class PreviewServer:
             self.state.cond.notify_all()
         if self._server is not None:
             self._server.shutdown()
+            self._server.gate.close()
             self._server.server_close()
             self._server = None
         if self._thread is not None:

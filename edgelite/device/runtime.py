@@ -119,17 +119,22 @@ def runtime_versions() -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------ file checks
-def check_model_file(path: str | os.PathLike, fmt: str | None = None) -> str:
-    """Refuse a file that is obviously not a model before any interpreter parses it. Returns the format."""
+def check_model_file(path: str | os.PathLike, fmt: str | None = None, content: bytes | None = None) -> str:
+    """Refuse a file that is obviously not a model before any interpreter parses it. Returns the format.
+
+    `content`: the file's bytes when the caller already holds them (checked instead of the file)."""
     p = Path(path)
-    if not p.exists():
+    if content is None and not p.exists():
         raise ModelLoadError(f"model file {p} does not exist")
-    size = p.stat().st_size
+    size = len(content) if content is not None else p.stat().st_size
     if size < 16:
         raise ModelLoadError(f"{p} is {size} bytes: not a model (truncated?)")
     fmt = fmt or model_format(p) or "tflite"
-    with open(p, "rb") as f:
-        head = f.read(8)
+    if content is not None:
+        head = content[:8]
+    else:
+        with open(p, "rb") as f:
+            head = f.read(8)
     if fmt in ("tflite", "edgetpu"):
         if head[4:8] != b"TFL3":
             raise ModelLoadError(f"{p} is not a TFLite flatbuffer (no TFL3 identifier); the file is corrupt")
@@ -143,11 +148,17 @@ def check_model_file(path: str | os.PathLike, fmt: str | None = None) -> str:
 class TFLiteModel:
     """A TFLite model loaded into an interpreter (optionally with the Edge TPU delegate)."""
 
-    def __init__(self, path: str | os.PathLike, *, num_threads: int | None = None, edgetpu: bool = False):
-        check_model_file(path, "tflite")
+    def __init__(self, path: str | os.PathLike, *, num_threads: int | None = None, edgetpu: bool = False,
+                 content: bytes | None = None):
+        check_model_file(path, "tflite", content)
         mod, self.runtime = _tflite_interpreter_module()
         delegates = [load_edgetpu_delegate(mod)] if edgetpu else None
-        kwargs = {"model_path": str(path), "experimental_delegates": delegates}
+        kwargs = {"experimental_delegates": delegates}
+        self._content = content  # the interpreter reads from this buffer for its whole life
+        if content is not None:
+            kwargs["model_content"] = content  # the bytes that were hashed, not the path again
+        else:
+            kwargs["model_path"] = str(path)
         if num_threads:
             kwargs["num_threads"] = int(num_threads)
         try:
@@ -223,8 +234,8 @@ class TFLiteModel:
 class ONNXModel:
     """An ONNX model run by onnxruntime on the CPU (batch 1, NHWC raw pixels)."""
 
-    def __init__(self, path: str | os.PathLike, *, num_threads: int | None = None):
-        check_model_file(path, "onnx")
+    def __init__(self, path: str | os.PathLike, *, num_threads: int | None = None, content: bytes | None = None):
+        check_model_file(path, "onnx", content)
         try:
             import onnxruntime as ort
         except ImportError:
@@ -234,7 +245,8 @@ class ONNXModel:
             so.intra_op_num_threads = int(num_threads)
             so.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(content if content is not None else str(path), sess_options=so,
+                                                providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for corrupt files
             raise ModelLoadError(f"cannot load {path}: {first_line(e)}") from None
         self.runtime = f"onnxruntime {ort.__version__}"
@@ -311,13 +323,13 @@ def load_edgetpu_delegate(mod=None):
 
 
 def load_model(path: str | os.PathLike, *, fmt: str | None = None, num_threads: int | None = None,
-               edgetpu: bool = False) -> Model:
-    """Load a .tflite / _edgetpu.tflite / .onnx file with its real runtime."""
+               edgetpu: bool = False, content: bytes | None = None) -> Model:
+    """Load a .tflite / _edgetpu.tflite / .onnx file with its real runtime (from `content` when given)."""
     p = Path(path)
     fmt = fmt or model_format(p) or "tflite"  # an odd suffix still gets the TFLite header check
     if fmt == "onnx":
-        return ONNXModel(p, num_threads=num_threads)
-    return TFLiteModel(p, num_threads=num_threads, edgetpu=edgetpu or fmt == "edgetpu")
+        return ONNXModel(p, num_threads=num_threads, content=content)
+    return TFLiteModel(p, num_threads=num_threads, edgetpu=edgetpu or fmt == "edgetpu", content=content)
 
 
 def load_from_bundle(bundle: Bundle, name: str | None = None, *,
@@ -339,8 +351,8 @@ def load_from_bundle(bundle: Bundle, name: str | None = None, *,
 def _load_entry(bundle: Bundle, entry: ModelEntry, num_threads: int | None) -> tuple[Model, ModelEntry]:
     from edgelite.bundle import BundleError
 
-    path = bundle.verified_path(entry)
-    model = load_model(path, fmt=entry.format, num_threads=num_threads)
+    path, content = bundle.verified_bytes(entry)
+    model = load_model(path, fmt=entry.format, num_threads=num_threads, content=content)
     if (model.input_height, model.input_width) != (bundle.input.height, bundle.input.width):
         raise BundleError(f"{path} takes {model.input_height}x{model.input_width} but the manifest says "
                           f"{bundle.input.height}x{bundle.input.width}")

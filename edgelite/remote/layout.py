@@ -34,6 +34,7 @@ DEPLOYS_LOG = "deploys.log"
 SUPERVISOR_PID = "supervisor.pid"
 STATE = "state.json"
 LOCK = ".lock"  # one switch at a time
+MARKER = ".edgelite-deploy"  # written on first deploy: only a folder holding it (or only these names) is ours
 RELEASE_JSON = "release.json"  # {"id", "bundle": <bundle id>, "venv": <env>, ...}
 FAILED_SUFFIX = ".failed"  # releases/<rid>.failed: a release that was not healthy
 VENV_READY = ".ready"
@@ -61,6 +62,7 @@ class Layout:
         self.supervisor_pid = self.run / SUPERVISOR_PID
         self.state = self.run / STATE
         self.lock = self.root / LOCK
+        self.marker = self.root / MARKER
 
     def venv_bin(self, env: str, program: str) -> Path:
         return self.venvs / env / "bin" / program

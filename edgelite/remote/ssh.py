@@ -198,18 +198,22 @@ class Remote:
         if transfer == "rsync":
             if contents:
                 srcs = [s.rstrip("/") + "/" for s in srcs]
-            cmd = ["rsync", "-rlpt", "--partial", "-e", shlex.join(["ssh", *self.ssh_opts])]
+            # --protect-args: the remote path goes to rsync itself, never through the device's shell
+            # (spaces, quotes, `;` in --dir); `--` ends the options before the local paths
+            cmd = ["rsync", "-rlpt", "--partial", "--protect-args", "-e", shlex.join(["ssh", *self.ssh_opts])]
             if checksum:
                 cmd.append("--checksum")
             if delete:
                 cmd.append("--delete")
-            cmd += [*srcs, self._scp_destination(remote_dir)]
+            cmd += ["--", *srcs, self._scp_destination(remote_dir)]
         else:
             self.run(f"mkdir -p {rq(remote_dir)}")
             if contents:
                 srcs = [str(p) for s in srcs for p in sorted(Path(s).iterdir())]
             port = ["-P", str(self.target.port)] if self.target.port else []
-            cmd = ["scp", "-q", "-r", "-p", *port, *self._common_opts, *srcs, self._scp_destination(remote_dir)]
+            # -s: the SFTP protocol, so the remote path is never parsed by the device's shell
+            cmd = ["scp", "-q", "-r", "-p", "-s", *port, *self._common_opts, "--", *srcs,
+                   self._scp_destination(remote_dir)]
         if self.verbose:
             print("  $ " + shlex.join(cmd), flush=True)
         r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)

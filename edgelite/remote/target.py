@@ -30,6 +30,10 @@ class Target:
         return f"{self.user + '@' if self.user else ''}{host}{f':{self.port}' if self.port else ''}"
 
 
+#: never in a host or user name; ssh/rsync/scp would pass them on to a shell (ProxyCommand, %h, scp -O)
+SHELL_CHARS = set(";$|&`<>(){}*?!\\\"'")
+
+
 def parse_target(value: str) -> Target:
     """Parse an SSH destination; a RemoteError (exit code 2) that names --host when it is not one.
 
@@ -62,6 +66,9 @@ def _parse(value: str) -> Target:
         raise ValueError("a destination starting with '-' would reach ssh as an option")
     if not host or any(c in host for c in " /\\'\"") or (user and any(c in user for c in " :/'\"")):
         raise ValueError("expected user@host or user@host:port")
+    if any(c in SHELL_CHARS or c.isspace() for c in user + host):
+        raise ValueError("a host or user name has no shell characters (;$|&`<>(){}*?!\\ or spaces); "
+                         "give the device's name or address")
     if port is not None:
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("port must be a number 1..65535")

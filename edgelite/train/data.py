@@ -26,6 +26,10 @@ from edgelite.errors import first_line
 from edgelite.train.errors import DataError
 
 MIN_IMAGES_PER_CLASS = 3  # one each for train, val and test
+MAX_PIXELS = 50_000_000  # an 8K photo is 33 MP; a 190 KB PNG can declare 10000 x 10000 16-bit (2.5 GB to decode)
+#: text files of a run (labels.txt, skipped.txt) hold file and folder names as the OS gave them: a name
+#: that is not UTF-8 round-trips through its surrogate escapes instead of failing half-way through a write
+TEXT = {"encoding": "utf-8", "errors": "surrogateescape"}
 
 
 @dataclasses.dataclass
@@ -103,7 +107,10 @@ def decode_rgb(path: str | os.PathLike) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow's DecompressionBomb and palette warnings
         try:
-            with Image.open(path) as im:
+            with Image.open(path) as im:  # reads the header only
+                if im.width * im.height > MAX_PIXELS:
+                    raise ValueError(f"{im.width}x{im.height} is {im.width * im.height / 1e6:.0f} megapixels, over the "
+                                     f"{MAX_PIXELS / 1e6:.0f} MP limit; resize the photo")
                 im.load()  # forces the full decode: truncated files raise here
                 return _to_rgb(im)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
@@ -113,7 +120,7 @@ def decode_rgb(path: str | os.PathLike) -> np.ndarray:
 def _to_rgb(im) -> np.ndarray:
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        a = np.asarray(im).astype(np.float64)
+        a = np.asarray(im).astype(np.float32)  # 4 bytes a pixel, not 8: half the peak of a big 16-bit image
         hi = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
         a = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(a[..., None], 3, axis=2))
@@ -237,12 +244,12 @@ def stratified_split(
 def write_skipped(path: str | os.PathLike, skipped: Sequence[Skipped]) -> None:
     """One ``path<TAB>reason`` line per unreadable file."""
     lines = [f"{s.path}\t{s.reason}" for s in skipped]
-    Path(path).write_text("".join(line + "\n" for line in lines))
+    Path(path).write_text("".join(line + "\n" for line in lines), **TEXT)
 
 
 def read_skipped(path: str | os.PathLike) -> list[Skipped]:
     """The list `write_skipped` wrote."""
-    rows = (line.partition("\t") for line in Path(path).read_text().splitlines() if line.strip())
+    rows = (line.partition("\t") for line in Path(path).read_text(**TEXT).splitlines() if line.strip())
     return [Skipped(rel, reason) for rel, _, reason in rows]
 
 

@@ -35,10 +35,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from edgelite.bundle import INTERPOLATIONS, LABELS, read_labels
+from edgelite.bundle import INTERPOLATIONS, LABELS
 from edgelite.errors import first_line
 from edgelite.train.config import TrainConfig, save_yaml
-from edgelite.train.data import Skipped, Split, load_images, read_skipped, write_skipped
+from edgelite.train.data import TEXT, Skipped, Split, load_images, read_skipped, write_skipped
 from edgelite.train.errors import DataError, TrainError
 
 MODEL = "model.keras"
@@ -186,11 +186,12 @@ class RunDir:
         """The float Keras model (safe_mode on: no arbitrary code); a fresh copy each call."""
         if not self.model_path.exists():
             raise TrainError(f"{self.path} has no {MODEL}; is it a run directory written by `edgelite train`?")
-        from edgelite.train.tfenv import import_keras
+        from edgelite.train.tfenv import load_keras_model
 
-        keras = import_keras()
         try:
-            return keras.models.load_model(self.model_path, compile=False, safe_mode=True)
+            return load_keras_model(self.model_path)  # a zip .keras, in Keras' safe mode; never HDF5
+        except TrainError:
+            raise
         except Exception as e:  # Keras raises anything from OSError to ValueError for a bad file
             raise TrainError(f"cannot load {self.model_path}: {first_line(e, 160)} — the file is corrupt or not a "
                              "Keras model; re-run `edgelite train`") from None
@@ -259,7 +260,7 @@ class RunDir:
 
             with open(self.file(CONFIG), "a") as f:
                 f.write(yaml.safe_dump({ADAPTATION: self.adaptation}, sort_keys=False))
-        self.file(LABELS).write_text("".join(f"{c}\n" for c in self.labels))
+        self.file(LABELS).write_text("".join(f"{c}\n" for c in self.labels), **TEXT)
         if self.split is not None:
             self.split.save(self.file(SPLIT))
         write_skipped(self.file(SKIPPED), self.skipped)
@@ -307,8 +308,8 @@ def load_split_images(run_dir: str | os.PathLike, subset: str = "test", progress
 
 def _labels(path: Path) -> list[str]:
     try:
-        labels = read_labels(path)
-    except (OSError, UnicodeDecodeError) as e:
+        labels = [ln.strip() for ln in path.read_text(**TEXT).splitlines() if ln.strip()]
+    except OSError as e:
         raise TrainError(f"cannot read {path} ({e}); re-run `edgelite train`") from None
     if len(labels) < 2:
         raise TrainError(f"{path} has {len(labels)} label(s); a classifier needs at least two")

@@ -69,6 +69,43 @@ def import_keras():
     return tf_keras
 
 
+def load_keras_model(path: str | os.PathLike, *, trust: bool = False, flag: str = "--trust-model"):
+    """A Keras model file loaded (compile=False) without running code stored in it, unless `trust`.
+
+    tf-keras applies `safe_mode` to zip `.keras` files only: an HDF5 model (`.h5`, or HDF5 bytes
+    renamed to `.keras`) runs a Lambda layer's stored bytecode. So a file that is not a zip is refused
+    unless the user passes `flag`; a zip is loaded inside Keras' safe-mode scope. Raises TrainError.
+    """
+    import zipfile
+    from pathlib import Path
+
+    from edgelite.train.errors import TrainError
+
+    p = Path(path)
+    if not trust and p.exists() and not (p.is_file() and zipfile.is_zipfile(p)) and _may_run_code(p):
+        kind = "is not a zip .keras file (HDF5 renamed?)" if p.suffix == ".keras" else "is an HDF5 (.h5) model"
+        raise TrainError(f"{p} {kind}: loading it can run code stored in it (a Lambda layer). Re-save it as a "
+                         f".keras file, or pass {flag} if you made it yourself")
+    keras = import_keras()
+    from tf_keras.src.saving.serialization_lib import SafeModeScope
+
+    with SafeModeScope(not trust):
+        return keras.models.load_model(p, compile=False, safe_mode=not trust)
+
+
+def _may_run_code(p) -> bool:
+    """True for what tf-keras loads without safe mode: a folder (SavedModel) or an HDF5 file. Anything else
+    (a damaged zip, random bytes) is left to Keras, which fails on it with its own message."""
+    if p.is_dir():
+        return True
+    try:
+        import h5py
+    except ImportError:  # cannot tell HDF5 from garbage: anything but a zip is treated as HDF5
+        with open(p, "rb") as f:
+            return f.read(4) != b"PK\x03\x04"
+    return bool(h5py.is_hdf5(str(p)))  # neither zip nor HDF5: Keras refuses it with its own message
+
+
 def filter_startup_log(text: str, min_level: int | None = None) -> str:
     """The lines of TensorFlow's start-up stderr the user should see, at TF_CPP_MIN_LOG_LEVEL `min_level`.
 

@@ -27,6 +27,7 @@ import zipfile
 
 import numpy as np
 
+from edgelite.errors import first_line
 from edgelite.train.errors import TrainError
 
 __all__ = ["TorchFileError", "load_legacy_torch_state_dict"]
@@ -80,11 +81,19 @@ class _TensorRef:
         self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
                        metadata=None):
     if not isinstance(storage, _Storage):
         raise TorchFileError("_rebuild_tensor_v2 called without a storage: not a plain state_dict")
-    return _TensorRef(storage, int(storage_offset), size, stride)
+    # ints only: a text or float size must not reach numpy (a TypeError there, or a huge allocation)
+    if not (_is_int(storage_offset) and isinstance(size, (tuple, list)) and isinstance(stride, (tuple, list))
+            and len(size) == len(stride) <= 16 and all(map(_is_int, size)) and all(map(_is_int, stride))):
+        raise TorchFileError("a tensor's offset, size and stride are not whole numbers: the file is corrupt")
+    return _TensorRef(storage, storage_offset, size, stride)
 
 
 def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
@@ -123,10 +132,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
             raise TorchFileError(f"{self.source}: persistent id without a storage type")
         if len(pid) > 5 and pid[5] is not None:
             raise TorchFileError(f"{self.source}: storage views (torch < 0.4 files) are not supported")
-        key = key.decode("ascii") if isinstance(key, bytes) else str(key)
+        if not _is_int(numel) or numel < 0:
+            raise TorchFileError(f"{self.source}: a storage's element count {str(numel)[:20]!r} is not a whole number")
+        key = key.decode("ascii", "replace") if isinstance(key, bytes) else str(key)
         storage = self.storages.get(key)
         if storage is None:
-            storage = self.storages[key] = _Storage(key, storage_type, int(numel))
+            storage = self.storages[key] = _Storage(key, storage_type, numel)
         return storage
 
 
@@ -145,14 +156,41 @@ def _storage_array(raw: bytes, storage: _Storage, byteorder: str, source: str) -
     return array
 
 
+def _dense(size: tuple, stride: tuple) -> bool:
+    """True when the strides lay the elements out without overlap or gaps, in some order of the dims
+    (torch's "non-overlapping and dense": contiguous, or a transpose/permutation of it).
+
+    A stride of 0 (one stored float seen as a 8192 x 8192 tensor) or overlapping strides would make the
+    copy far larger than the file; a dense tensor is never larger than the storage it reads.
+
+    >>> _dense((2, 3), (3, 1)), _dense((3, 2), (1, 3)), _dense((8192, 8192), (0, 0))
+    (True, True, False)
+    """
+    expected = 1
+    for n, st in sorted(((n, st) for n, st in zip(size, stride, strict=True) if n != 1), key=lambda d: d[1]):
+        if st != expected:
+            return False
+        expected *= n
+    return True
+
+
 def _materialise(ref: _TensorRef, source: str) -> np.ndarray:
     base = ref.storage.array
     if base is None:
         raise TorchFileError(f"{source}: storage {ref.storage.key} has no data (file truncated or corrupt)")
     if any(s < 0 for s in ref.size) or any(s < 0 for s in ref.stride):
         raise TorchFileError(f"{source}: negative tensor size or stride")
+    count = 1
+    for n in ref.size:
+        count *= n
+    if count > base.size:
+        raise TorchFileError(f"{source}: a tensor of {count} elements in storage {ref.storage.key} of {base.size}: "
+                             "the file is corrupt")
     if 0 in ref.size:
         return np.zeros(ref.size, dtype=base.dtype)
+    if not _dense(ref.size, ref.stride):
+        raise TorchFileError(f"{source}: tensor strides {ref.stride[:8]} for size {ref.size[:8]} overlap or leave "
+                             "gaps (not a saved state_dict tensor): the file is corrupt")
     last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride, strict=True))
     if ref.offset < 0 or last >= base.size:
         raise TorchFileError(f"{source}: tensor reaches past the end of storage {ref.storage.key}")
@@ -162,14 +200,42 @@ def _materialise(ref: _TensorRef, source: str) -> np.ndarray:
     return np.array(view, dtype=base.dtype.newbyteorder("="), order="C")  # own, contiguous, native-endian copy
 
 
-def _resolve(obj, source: str):
+def _resolve(obj, source: str, budget: list[int] | None = None, depth: int = 0):
+    """The object with every tensor reference copied out of its storage.
+
+    `budget`: elements still allowed to be copied. Tensors may share a storage, but a few bytes of
+    pickle can name the same storage ten thousand times; copies beyond 4x the stored data are refused.
+    """
+    if budget is None:
+        budget = [4 * sum(_storage_sizes(obj)) + (1 << 20)]
+    if depth > 100:
+        raise TorchFileError(f"{source}: nested more than 100 levels deep: not a state_dict")
     if isinstance(obj, _TensorRef):
-        return _materialise(obj, source)
+        array = _materialise(obj, source)
+        budget[0] -= array.size
+        if budget[0] < 0:
+            raise TorchFileError(f"{source}: its tensors repeat the stored data many times over: not a state_dict")
+        return array
     if isinstance(obj, dict):
-        return type(obj)((k, _resolve(v, source)) for k, v in obj.items())
+        return type(obj)((k, _resolve(v, source, budget, depth + 1)) for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_resolve(v, source) for v in obj)
+        return type(obj)(_resolve(v, source, budget, depth + 1) for v in obj)
     return obj
+
+
+def _storage_sizes(obj):
+    """Element counts of the distinct storages the object's tensor references read."""
+    seen: dict[int, int] = {}
+    stack = [(obj, 0)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, _TensorRef) and o.storage.array is not None:
+            seen[id(o.storage)] = o.storage.array.size
+        elif isinstance(o, dict) and d < 100:
+            stack.extend((v, d + 1) for v in o.values())
+        elif isinstance(o, (list, tuple)) and d < 100:
+            stack.extend((v, d + 1) for v in o)
+    return seen.values()
 
 
 def _load_legacy(data: bytes, source: str):
@@ -188,10 +254,14 @@ def _load_legacy(data: bytes, source: str):
         keys = _RestrictedUnpickler(f, source).load()
     except TorchFileError:
         raise
-    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError) as e:
-        raise TorchFileError(f"{source}: file is truncated or corrupt ({type(e).__name__}: {e})") from e
+    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            OverflowError, RecursionError, UnicodeDecodeError, struct.error) as e:
+        raise TorchFileError(f"{source}: file is truncated or corrupt ({type(e).__name__}: {first_line(e, 120)})") \
+            from None
     if not isinstance(keys, list):
         raise TorchFileError(f"{source}: corrupt storage key list")
+    if len(keys) != len(set(map(str, keys))):
+        raise TorchFileError(f"{source}: a storage is listed twice: the file is corrupt")
 
     for key in keys:
         storage = main.storages.get(str(key))
@@ -208,6 +278,20 @@ def _load_legacy(data: bytes, source: str):
     return _resolve(obj, source)
 
 
+def _read_stored(zf: zipfile.ZipFile, name: str, source: str) -> bytes:
+    """A zip record torch wrote: stored, not compressed (a deflated record can inflate 2000-fold),
+    and exactly as long as its header says."""
+    info = zf.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise TorchFileError(f"{source}: record {name} is compressed; torch stores its records uncompressed, "
+                             "so this is not a file torch.save wrote")
+    with zf.open(info) as f:
+        raw = f.read(info.file_size + 1)
+    if len(raw) != info.file_size:
+        raise TorchFileError(f"{source}: record {name} holds {len(raw)} bytes, its header says {info.file_size}")
+    return raw
+
+
 def _load_zip(data: bytes, source: str):
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -217,18 +301,20 @@ def _load_zip(data: bytes, source: str):
             prefix = pkl[0][: -len("data.pkl")]
             byteorder = "<"
             if prefix + "byteorder" in zf.namelist():
-                byteorder = "<" if zf.read(prefix + "byteorder").strip() == b"little" else ">"
-            unpickler = _RestrictedUnpickler(io.BytesIO(zf.read(pkl[0])), source)
+                byteorder = "<" if _read_stored(zf, prefix + "byteorder", source).strip() == b"little" else ">"
+            unpickler = _RestrictedUnpickler(io.BytesIO(_read_stored(zf, pkl[0], source)), source)
             obj = unpickler.load()
             for key, storage in unpickler.storages.items():
                 name = f"{prefix}data/{key}"
                 if name not in zf.namelist():
                     raise TorchFileError(f"{source}: storage record {name} is missing")
-                storage.array = _storage_array(zf.read(name), storage, byteorder, source)
+                storage.array = _storage_array(_read_stored(zf, name, source), storage, byteorder, source)
     except TorchFileError:
         raise
-    except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError, ValueError, TypeError, KeyError) as e:
-        raise TorchFileError(f"{source}: zip file is truncated or corrupt ({type(e).__name__}: {e})") from e
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, pickle.UnpicklingError, ValueError, TypeError,
+            KeyError, IndexError, AttributeError, OverflowError, RecursionError, NotImplementedError) as e:
+        raise TorchFileError(f"{source}: zip file is truncated or corrupt ({type(e).__name__}: {first_line(e, 120)})") \
+            from None
     return _resolve(obj, source)
 
 
@@ -263,10 +349,13 @@ def load_legacy_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarra
     source = os.fspath(path)
     with open(source, "rb") as fh:
         data = fh.read()
-    if data[:4] == b"PK\x03\x04":
-        obj = _load_zip(data, source)
-    elif data[:1] == b"\x80":  # a pickle PROTO opcode: the legacy layout starts with pickles
-        obj = _load_legacy(data, source)
-    else:
-        raise TorchFileError(f"{source}: not a torch .pth file (neither the zip nor the legacy pickle layout)")
+    try:
+        if data[:4] == b"PK\x03\x04":
+            obj = _load_zip(data, source)
+        elif data[:1] == b"\x80":  # a pickle PROTO opcode: the legacy layout starts with pickles
+            obj = _load_legacy(data, source)
+        else:
+            raise TorchFileError(f"{source}: not a torch .pth file (neither the zip nor the legacy pickle layout)")
+    except (OverflowError, ValueError, TypeError, MemoryError) as e:  # numpy on a value no checks above foresaw
+        raise TorchFileError(f"{source}: the file is corrupt ({type(e).__name__}: {first_line(e, 120)})") from None
     return _find_state_dict(obj, source)

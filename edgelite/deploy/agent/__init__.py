@@ -59,7 +59,7 @@ logs               lines? (50), follow?                                   lines:
 previous           —                                                      current, previous
 service            action (start|stop)                                    state
 gc                 keep? (3)                                              removed: [...]
-uninstall          —                                                      removed (the folder)
+uninstall          —                                                      removed (the folder), kept (what it left there)
 =================  =====================================================  ===========================================
 
 The supervisor is started by the agent itself (or systemd/nohup) as a plain command line:
@@ -68,6 +68,7 @@ The supervisor is started by the agent itself (or systemd/nohup) as a plain comm
 Layout under DIR (default ~/edgelite; `edgelite.remote.layout`, extended by `layout.Layout`)::
 
     agent.pyz                this agent
+    .edgelite-deploy         the marker written on first deploy: a non-empty folder without it is refused
     bundles/<id>/            verified bundles; <id> = sha256 of the manifest (16 hex)
     bundles/.incoming/<id>/  where the workstation pushes before `accept-bundle` verifies and renames
     wheels/                  the edgelite wheel(s) and, with --offline, every dependency wheel

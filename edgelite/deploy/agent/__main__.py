@@ -84,12 +84,14 @@ def handle(request: object) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["supervise"]:
+        os.umask(0o077)  # its log holds the service's warnings
         directory = argv[argv.index("--dir") + 1] if "--dir" in argv[:-1] else DEFAULT_DIR
         return Supervisor(Layout(directory)).run()
     if argv and argv[0] != "job" or len(argv) not in (0, 2):
         print("usage: agent.pyz < request.json | agent.pyz supervise --dir DIR (see the protocol in its docstring)",
               file=sys.stderr)
         return EXIT_USAGE
+    os.umask(0o077)  # logs, releases, run files: the deploy user's alone (they may name a camera URL)
     # stdout carries the reply alone: whatever a step or its subprocesses print goes to stderr
     reply_fd = os.dup(1)
     os.dup2(2, 1)

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from edgelite.core import MANIFEST, sha256_file
+from edgelite.core import MANIFEST, confined_file, sha256_file
 from edgelite.deploy.agent.layout import AgentError, Layout
 from edgelite.errors import EXIT_CHECKSUM, EXIT_USAGE
 
@@ -20,21 +20,28 @@ def verify_bundle(root: Path) -> list[str]:
         return [f"{MANIFEST} is missing"]
     except ValueError as e:
         return [f"{MANIFEST} is not valid JSON ({e})"]
+    models = manifest.get("models") if isinstance(manifest, dict) else None
+    if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
+        return [f"{MANIFEST} has no list of model entries"]
     problems = []
-    files = [(m.get("path"), m.get("sha256"), m.get("bytes")) for m in manifest.get("models", [])
+    files = [(m.get("path"), m.get("sha256"), m.get("bytes"), True) for m in models
              if m.get("status", "ok") == "ok" and m.get("path")]
-    held = (manifest.get("info") or {}).get("heldout")
+    held = manifest.get("info", {}).get("heldout") if isinstance(manifest.get("info"), dict) else None
     if isinstance(held, dict) and held.get("path"):
-        files.append((held["path"], held.get("sha256"), None))
+        files.append((held["path"], held.get("sha256"), None, False))
     if not files:
         problems.append("the manifest lists no model file")
-    for rel, digest, size in files:
-        p = root / rel
-        if not p.is_file():
-            problems.append(f"{rel} is missing")
+    for rel, digest, size, is_model in files:
+        try:
+            p = confined_file(root, rel)
+        except (ValueError, OSError) as e:  # outside the bundle, not a regular file, or missing
+            problems.append(str(e))
+            continue
+        if is_model and (not isinstance(size, int) or isinstance(size, bool)):
+            problems.append(f"{rel} has no size (bytes) in the manifest")
         elif size is not None and p.stat().st_size != size:
             problems.append(f"{rel} is {p.stat().st_size} bytes, the manifest says {size}")
-        elif not digest:
+        elif not isinstance(digest, str) or not digest:
             problems.append(f"{rel} has no sha256 in the manifest")
         elif sha256_file(p) != digest:
             problems.append(f"{rel} fails its sha256 check (manifest {digest[:12]}…)")

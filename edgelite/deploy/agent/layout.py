@@ -12,8 +12,8 @@ import zipimport
 from pathlib import Path
 
 from edgelite.core import read_json
-from edgelite.errors import EXIT_FAILED, EdgeliteError
-from edgelite.remote.layout import AGENT, FAILED_SUFFIX, RELEASE_JSON
+from edgelite.errors import EXIT_FAILED, EXIT_USAGE, EdgeliteError
+from edgelite.remote.layout import AGENT, FAILED_SUFFIX, MARKER, RELEASE_JSON
 from edgelite.remote.layout import Layout as DeviceLayout
 
 AGENT_FILE = AGENT  # DIR/agent.pyz, this agent
@@ -33,10 +33,31 @@ class Layout(DeviceLayout):
     """The device folder: its names are `edgelite.remote.layout`'s (written once, shared with `bench --host`);
     this adds what only the agent does there (create it, read releases, lock a switch)."""
 
+    def entries(self) -> list[Path]:
+        """Everything the agent makes directly under DIR: all that uninstall may remove."""
+        return [self.agent, self.bundles, self.wheels, self.venvs, self.media, self.releases, self.current,
+                self.unit_file, self.service_json, self.run, self.logs, self.lock, self.marker]
+
+    def check_owned(self) -> None:
+        """Refuse a folder edgelite deploy did not make (`--dir ~`): one without the marker that holds
+        anything besides the agent's own names."""
+        if self.marker.exists() or not self.root.is_dir():
+            return
+        ours = {p.name for p in self.entries()}
+        foreign = sorted(p.name for p in self.root.iterdir() if p.name not in ours)
+        if foreign:
+            raise AgentError(f"{self.root} is not empty and was not made by edgelite deploy (no {MARKER}; it holds "
+                             f"{', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}): pass a new or empty "
+                             "--dir", EXIT_USAGE)
+
     def ensure(self) -> None:
+        self.check_owned()
         for d in (self.root, self.bundles, self.incoming, self.wheels, self.venvs, self.media, self.releases,
                   self.run, self.logs):
             d.mkdir(parents=True, exist_ok=True)
+        if not self.marker.exists():
+            self.marker.write_text("This folder is managed by `edgelite deploy`; `edgelite deploy --uninstall` "
+                                   "removes what it made here.\n")
 
     def release(self, rid: str) -> dict:
         rel = self.read_release(rid)

@@ -18,16 +18,27 @@ cd {cwd} || exit 1
 # systemd sets WATCHDOG_PID; the supervisor cannot know the pid before this shell exists, and exec keeps it
 if [ -n "${{WATCHDOG_USEC:-}}" ] && [ -z "${{WATCHDOG_PID:-}}" ]; then export WATCHDOG_PID=$$; fi
 export PYTHONUNBUFFERED=1
+# /healthz reports this id, so the agent's health check knows the new process from the old one
+export EDGELITE_RELEASE={rid}
+# the source (a camera URL may hold a password) and the token reach `edgelite run` through its
+# environment, never its argv (`ps` shows argv to every user); this file is readable by its owner only
+export EDGELITE_SOURCE={source}
 {env}exec {argv}
 """
 
 
 def split_token(args: list[str]) -> tuple[list[str], str | None]:
     """`--token T` / `--token=T` taken out of the `edgelite run` arguments: the run script exports it as
-    EDGELITE_TOKEN instead, so it shows neither in `ps` nor in release.json."""
+    EDGELITE_TOKEN instead, so it shows neither in `ps` nor in release.json. An abbreviation (`--tok T`)
+    is refused: it would slip past this and land in both."""
     out: list[str] = []
     token = None
     i = 0
+    for a in args:
+        flag = a.split("=", 1)[0]
+        if len(flag) > 3 and flag != "--token" and "--token".startswith(flag):
+            raise AgentError(f"--run-args: write {flag} in full as --token (an abbreviation would put the token "
+                             "in the service's command line)", EXIT_USAGE)
     while i < len(args):
         if args[i] == "--token" and i + 1 < len(args):
             token = args[i + 1]
@@ -42,8 +53,9 @@ def split_token(args: list[str]) -> tuple[list[str], str | None]:
 
 
 def run_argv(lay: Layout, rel: dict) -> list[str]:
+    # no --source: `edgelite run` reads $EDGELITE_SOURCE, exported by the run script (out of `ps`)
     argv = [str(lay.venv_bin(rel["venv"], "python")), "-m", "edgelite", "run", str(lay.bundles / rel["bundle"]),
-            "--source", rel["source"], "--http", rel["http"], "--print-every", str(rel.get("print_every", 30))]
+            "--http", rel["http"], "--print-every", str(rel.get("print_every", 30))]
     if rel.get("format"):
         argv += ["--format", rel["format"]]
     if rel.get("source_is_file"):
@@ -70,17 +82,18 @@ def cmd_release(lay: Layout, req: dict) -> dict:
     rel = {"id": rid, "bundle": bundle, "venv": env, "source": str(req["source"]),
            "source_is_file": bool(req.get("source_is_file")), "http": str(req["http"]), "format": req.get("format"),
            "print_every": int(req.get("print_every", 30)), "run_args": run_args, "token": token is not None,
-           "created": now_iso(), "meta": req.get("meta") or {}}
+           "reports_release": True, "created": now_iso(), "meta": req.get("meta") or {}}
     tmp = lay.releases / f".{rid}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp.mkdir(mode=0o700)  # release.json holds the source; only the deploy user (who runs it) reads it
     write_json(tmp / RELEASE_JSON, rel)
     run = tmp / "run"
     env_line = f"export EDGELITE_TOKEN={shlex.quote(token)}\n" if token is not None else ""
-    run.touch(mode=0o700)  # only its owner (who runs it) may read a token in it
-    run.chmod(0o700 if token is not None else 0o755)
+    run.touch(mode=0o700)  # only its owner (who runs it) may read the source and a token in it
+    run.chmod(0o700)
     run.write_text(RUN_TEMPLATE.format(rid=rid, bundle=bundle, unit=lay.service().get("unit", "edgelite"),
                                        cwd=shlex.quote(str(lay.root)), env=env_line,
+                                       source=shlex.quote(rel["source"]),
                                        argv=" ".join(shlex.quote(x) for x in run_argv(lay, rel))))
     tmp.rename(lay.releases / rid)
     return {"release": rid}

@@ -21,7 +21,7 @@ from edgelite.errors import EXIT_USAGE
 MODES = ("systemd", "systemd-user", "supervisor", "none")
 
 UNIT_TEMPLATE = """[Unit]
-Description=edgelite camera classifier ({root})
+Description=edgelite camera classifier ({root_text})
 Documentation=https://pypi.org/project/edgelite/
 After=network-online.target
 Wants=network-online.target
@@ -31,8 +31,8 @@ StartLimitBurst={limit_burst}
 [Service]
 Type=notify
 NotifyAccess=main
-{user_lines}WorkingDirectory={root}
-ExecStart={root}/current/run
+{user_lines}WorkingDirectory={root_path}
+ExecStart={exec_start}
 Restart=on-failure
 RestartSec={restart_sec}
 WatchdogSec={watchdog}
@@ -52,11 +52,30 @@ def render_unit(root: str, user: str | None, unit: str = "edgelite") -> str:
     """The systemd unit: Type=notify + WatchdogSec (edgelite run speaks sd_notify), Restart=on-failure,
     the deploy user (never root; `user=None` for a `systemctl --user` unit), journald logging."""
     user_lines = f"User={user}\nSupplementaryGroups=video\n" if user else ""
-    return UNIT_TEMPLATE.format(root=root, user_lines=user_lines, unit=unit, restart_sec=int(sv.RESTART_SEC),
+    return UNIT_TEMPLATE.format(root_text=_specifiers(root), root_path=_specifiers(root),
+                                exec_start=unit_quote(f"{root}/current/run"), user_lines=user_lines, unit=unit, restart_sec=int(sv.RESTART_SEC),
                                 watchdog=sv.WATCHDOG_SEC, timeout_start=sv.TIMEOUT_START_SEC,
                                 timeout_stop=sv.TIMEOUT_STOP_SEC, limit_interval=int(sv.START_LIMIT_INTERVAL),
                                 limit_burst=sv.START_LIMIT_BURST,
                                 wanted_by="multi-user.target" if user else "default.target")
+
+
+def _specifiers(text: str) -> str:
+    """`text` with systemd's specifier character escaped: `%` is `%%` in a unit file."""
+    return text.replace("%", "%%")
+
+
+def unit_quote(path: str) -> str:
+    """A path as one ExecStart= word: `%` escaped, double-quoted (with \\ and \" escaped) when it has a
+    space, a quote or a backslash; a plain path stays as it is.
+
+    >>> unit_quote("/home/pi/edgelite/current/run"), unit_quote("/home/pi/my 100%/current/run")
+    ('/home/pi/edgelite/current/run', '"/home/pi/my 100%%/current/run"')
+    """
+    text = _specifiers(path)
+    if not any(c in text for c in " \t\"'\\;"):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def verify_unit(path: Path) -> str | None:
@@ -112,6 +131,7 @@ def service_start(lay: Layout, svc: dict) -> None:
         lay.state.unlink(missing_ok=True)
         lay.logs.mkdir(parents=True, exist_ok=True)
         logf = open(lay.log, "ab")
+        os.fchmod(logf.fileno(), 0o600)  # a log made before the agent's umask: the service's warnings are private
         subprocess.Popen(agent_argv() + ["supervise", "--dir", str(lay.root)],
                          stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True,
                          close_fds=True, cwd=str(lay.root))

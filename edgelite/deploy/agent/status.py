@@ -115,11 +115,21 @@ def cmd_logs(lay: Layout, req: dict) -> dict:
 
 
 def cmd_uninstall(lay: Layout, req: dict) -> dict:
-    if not lay.agent.exists() or not lay.releases.is_dir():
+    """Stop and remove the service, then the agent's own entries under DIR; anything else there stays
+    (and so does DIR, unless it is empty then)."""
+    if not lay.agent.exists() or not (lay.marker.exists() or lay.releases.is_dir()):
         raise AgentError(f"{lay.root} does not look like an edgelite deploy directory; not removing it", EXIT_USAGE)
+    lay.check_owned()
     service_remove(lay, lay.service())
-    shutil.rmtree(lay.root)
-    return {"removed": str(lay.root)}
+    for p in lay.entries():
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+    kept = sorted(p.name for p in lay.root.iterdir())
+    if not kept:
+        lay.root.rmdir()
+    return {"removed": str(lay.root), "kept": kept}
 
 
 def cmd_facts(lay: Layout, req: dict) -> dict:

@@ -1,0 +1,113 @@
+"""Issue #11 findings 4, 7 and 8 on the device agent: the camera URL and the token stay out of argv and
+out of files other users can read, an abbreviated --token is refused, the agent's files are private,
+and the health check waits for /healthz of the NEW release (the old process may still answer)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import subprocess
+import threading
+
+import pytest
+
+from edgelite.deploy.agent.__main__ import handle
+from edgelite.deploy.agent.health import wait_healthy
+from edgelite.deploy.agent.layout import Layout
+from tests.deploy.test_agent import call, mini_bundle, pyz  # noqa: F401  (pyz is a fixture)
+
+URL = "rtsp://admin:hunter2@10.0.0.7:554/stream1"
+
+
+def _device(tmp_path) -> Layout:
+    lay = Layout(tmp_path / "dev")
+    lay.ensure()
+    (lay.bundles / "b1").mkdir()
+    (lay.venvs / "e1").mkdir()
+    (lay.venvs / "e1" / ".ready").touch()
+    return lay
+
+
+def test_the_camera_url_is_exported_not_in_argv_and_the_release_is_private(tmp_path):
+    lay = _device(tmp_path)
+    reply = handle({"command": "release", "dir": str(lay.root), "bundle": "b1", "env": "e1", "source": URL,
+                    "http": "127.0.0.1:8080"})
+    assert reply["ok"], reply
+    rel_dir = lay.releases / reply["release"]
+    run = rel_dir / "run"
+    exec_line = next(line for line in run.read_text().splitlines() if line.startswith("exec "))
+    assert "hunter2" not in exec_line and "--source" not in exec_line
+    assert run.stat().st_mode & 0o777 == 0o700 and rel_dir.stat().st_mode & 0o777 == 0o700
+    # what `edgelite run` finds in its environment: the source and the release id
+    out = subprocess.run(["sh", "-c", "sed '/^exec /d' \"$1\" > \"$1.noexec\"; . \"$1.noexec\"; "
+                          "echo \"$EDGELITE_SOURCE\"; echo \"$EDGELITE_RELEASE\"", "sh", str(run)],
+                         capture_output=True, text=True)
+    assert out.stdout.split() == [URL, reply["release"]], out.stderr
+
+
+@pytest.mark.parametrize("flag", ["--tok", "--tok=s3cret", "--toke", "--to"])
+def test_an_abbreviated_token_flag_is_refused(tmp_path, flag):
+    lay = _device(tmp_path)
+    args = f"{flag} s3cret" if "=" not in flag else flag
+    reply = handle({"command": "release", "dir": str(lay.root), "bundle": "b1", "env": "e1", "source": "0",
+                    "http": "127.0.0.1:8080", "run_args": args})
+    assert not reply["ok"] and reply["exit_code"] == 2 and "--token" in reply["error"]
+    assert "s3cret" not in reply["error"]
+    assert not [p for p in lay.releases.iterdir() if not p.name.startswith(".")], "a release was written"
+
+
+def test_the_agents_logs_and_files_are_private(pyz, tmp_path):  # noqa: F811
+    d = tmp_path / "dev"
+    lay = Layout(d)
+    lay.ensure()
+    mini_bundle(lay.bundles / "b1")
+    (lay.venvs / "e1").mkdir()
+    (lay.venvs / "e1" / ".ready").touch()
+    assert call(pyz, {"command": "configure", "dir": str(d), "mode": "none", "user": "pi"}, tmp_path)[0] == 0
+    code, reply = call(pyz, {"command": "release", "dir": str(d), "bundle": "b1", "env": "e1", "source": URL,
+                             "http": "127.0.0.1:8080"}, tmp_path)
+    assert code == 0, reply
+    code, reply = call(pyz, {"command": "commit", "dir": str(d), "release": reply["release"], "no_service": True},
+                       tmp_path)
+    assert code == 0, reply
+    assert lay.deploys_log.stat().st_mode & 0o777 == 0o600
+
+
+class _Old(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # the previous release, still serving while systemd restarts with --no-block
+        body = json.dumps({"status": "ok", "frames": 99, "release": "OLD"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+def test_the_health_check_waits_for_the_new_release(tmp_path):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Old)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        lay = Layout(tmp_path / "dev")
+        rel = {"id": "NEW", "http": f"127.0.0.1:{srv.server_address[1]}", "source": "0", "reports_release": True}
+        ok, why, body = wait_healthy(lay, {"mode": "none"}, rel, timeout=2.0)
+        assert not ok and "'OLD', not NEW" in why
+        rel["id"] = "OLD"
+        assert wait_healthy(lay, {"mode": "none"}, rel, timeout=2.0)[0]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_no_edgelite_parser_accepts_an_abbreviation():
+    """`edgelite run --tok S` used to pass as --token; now every subcommand refuses a shortened option."""
+    from edgelite.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.choices and "run" in a.choices)
+    assert not parser.allow_abbrev and all(not p.allow_abbrev for p in sub.choices.values())
+    with pytest.raises(SystemExit) as e:
+        parser.parse_args(["run", "bundle", "--tok", "s3cret"])
+    assert e.value.code == 2
+    assert parser.parse_args(["run", "bundle", "--token", "s3cret"]).token == "s3cret"
