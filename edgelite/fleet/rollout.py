@@ -157,9 +157,10 @@ def summarize(report: dict, play: str, *, bundle: str | None = None, good: tuple
         before = h.get("before")
         after = h.get("after", before) if result not in ("unreachable", "not started", "refused") else before
         spans = h.get("spans") or {}
-        seconds = next((s for p, s in spans.items() if p.startswith(play)), sum(spans.values()))
+        start, end = next((s for p, s in spans.items() if p.startswith(play)), (None, None))
         rows.append({"host": name, "result": result, "good": result in good, "before": before, "after": after,
-                     "seconds": round(float(seconds), 1), "error": None if result in good else h.get("error"),
+                     "seconds": round(end - start, 1) if start else 0.0, "started": start, "ended": end,
+                     "error": None if result in good else h.get("error"),
                      "changed": (h.get("recap") or {}).get("changed", 0)})
     releases: dict[str, list[str]] = {}
     for r in rows:

@@ -1,5 +1,7 @@
 """Ansible callback: each host's `edgelite_report` fact, first error, timing and recap, as one JSON file.
 
+Timing: `spans` = {play name: [epoch of the host's first task start, of its last result]}.
+
 `edgelite fleet` enables it (ANSIBLE_CALLBACKS_ENABLED=edgelite_report) and names the file in
 EDGELITE_FLEET_REPORT; it reads results from the role's own facts and the agent's JSON replies, never
 from Ansible's human output. Used directly with ansible-playbook it does nothing unless enabled.
@@ -99,8 +101,6 @@ class CallbackModule(CallbackBase):
             return
         for name in stats.processed:
             self._host(name)["recap"] = stats.summarize(name)
-        for h in self.hosts.values():
-            h["spans"] = {play: round(b - a, 2) for play, (a, b) in h["spans"].items()}
         data = {"plays": self.plays, "hosts": self.hosts, "seconds": round(time.time() - self.t0, 2)}
         tmp = f"{self.path}.tmp"
         with open(tmp, "w") as f:
