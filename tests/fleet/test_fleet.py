@@ -14,10 +14,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from edgelite.bundle import Bundle
 from edgelite.errors import EXIT_CHECKSUM, EXIT_FLEET, EXIT_USAGE
 from edgelite.fleet.runner import ansible_playbook, playbook
 
@@ -86,8 +86,8 @@ def test_status_table(fleet, inv, bundles):
     r = edgelite("fleet", "status", "-i", str(inv()), "--json", merge=False)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     table = json.loads(r.stdout)  # Ansible's progress went to stderr
-    manifest = Bundle.load(bundles["a"])
-    sha = manifest.entry("int8")["sha256"][:8]
+    manifest = json.loads((bundles["a"] / "edgelite.json").read_text())
+    sha = next(m["sha256"] for m in manifest["models"] if m["name"] == "int8")[:8]
     import edgelite as el
 
     assert [row["host"] for row in table] == [d.name for d in fleet.devices]
@@ -234,3 +234,41 @@ def test_bad_input_is_one_clear_line(fleet, inv, bundles, tmp_path):
     (corrupt / "model_int8.tflite").write_bytes(bytes(data))
     r = edgelite("fleet", "deploy", str(corrupt), "-i", str(inv()))
     assert r.returncode == EXIT_CHECKSUM and "PLAY" not in r.stdout  # refused before Ansible starts
+
+
+PI_HOME = Path(os.environ.get("PI_HOME") or "~/.cache/edgelite/pi-emulator").expanduser()
+
+
+@pytest.mark.emulator
+@pytest.mark.timeout(1800)
+@pytest.mark.skipif(not (PI_HOME / "rootfs" / ".edgelite-ready").exists(),
+                    reason=f"the emulated Pi is not built ({PI_HOME}/rootfs): run `make pi-emulator` once")
+def test_the_emulated_pi_joins_the_inventory(fleet, video, bundles, tmp_path):
+    """The arm64 Pi (chroot + qemu-user, scripts/pi-emulator.sh) is one more host: its own aarch64
+    wheelhouse is planned on the controller beside the x86_64 one; the five devices are left alone."""
+    from .fleetkit import free_port
+
+    port, http = free_port(), free_port()
+    penv = {**env(), "PI_PORT": str(port), "PI_HOME": str(PI_HOME)}
+    script = ROOT / "scripts" / "pi-emulator.sh"
+    r = subprocess.run(["sh", str(script), "start"], env=penv, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    try:
+        pi = (f"pi ansible_host=127.0.0.1 ansible_port={port} ansible_user=pi ansible_ssh_private_key_file="
+              f"{PI_HOME / 'id_ed25519'} ansible_ssh_common_args='-o UserKnownHostsFile={PI_HOME / 'known_hosts'}' "
+              f"edgelite_dir=~/edgelite-fleet edgelite_http=127.0.0.1:{http} edgelite_source={video} "
+              "edgelite_health_timeout=300")
+        hosts = fleet.inventory(tmp_path / "with-pi.ini", video, extra_hosts=[pi])
+        current = {d.name: d.current() for d in fleet.devices}
+        out = tmp_path / "summary.json"
+        r = edgelite("fleet", "deploy", str(bundles["b"]), "-i", str(hosts), "--offline", "--canary", "0",
+                     "--json", str(out), timeout=1700)
+        assert r.returncode == 0, r.stdout[-4000:]
+        by = rows(json.loads(out.read_text()))
+        assert by["pi"]["result"] == "deployed" and by["pi"]["after"]
+        assert {d.name: d.current() for d in fleet.devices} == current
+        assert wait_healthz(http, timeout=120)["status"] == "ok"
+    finally:
+        edgelite("deploy", "--uninstall", "--host", f"pi@127.0.0.1:{port}", "--identity", str(PI_HOME / "id_ed25519"),
+                 "--known-hosts", str(PI_HOME / "known_hosts"), "--dir", "~/edgelite-fleet", timeout=300)
+        subprocess.run(["sh", str(script), "stop"], env=penv, capture_output=True, timeout=120)
