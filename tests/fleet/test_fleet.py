@@ -98,6 +98,11 @@ def test_status_table(fleet, inv, bundles):
     text = edgelite("fleet", "status", "-i", str(inv()))
     assert text.returncode == 0
     assert "host  reachable  release" in text.stdout and text.stdout.count("200 ok") == len(fleet.devices)
+    logs = edgelite("fleet", "logs", "-i", str(inv()), "dev2", "-n", "30", merge=False)
+    assert logs.returncode == 0, logs.stderr[-2000:]
+    assert "frame " in logs.stdout and "fps" in logs.stdout  # the device's own result lines
+    pattern = edgelite("fleet", "logs", "-i", str(inv()), "dev*")
+    assert pattern.returncode == EXIT_USAGE and "name ONE inventory host" in pattern.stdout
 
 
 def test_the_same_bundle_again_changes_and_restarts_nothing(fleet, inv, bundles, tmp_path):
