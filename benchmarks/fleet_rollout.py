@@ -92,8 +92,8 @@ def main() -> int:
             one[how].append(timed(cmd, log))
     finally:
         fleet.stop()
-    med = {k: statistics.median(v) for k, v in runs.items()}
-    one_med = {k: statistics.median(v) for k, v in one.items()}
+    med = {k: round(statistics.median(v), 1) for k, v in runs.items()}
+    one_med = {k: round(statistics.median(v), 1) for k, v in one.items()}
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "python": platform.python_version(),
         "ansible_core": _version("ansible-core"), "load_average_before": [round(x, 2) for x in load0],
