@@ -22,6 +22,7 @@ from edgelite.convert import cli as convert_cli
 from edgelite.deploy import cli as deploy_cli
 from edgelite.device import cli as device_cli
 from edgelite.errors import EXIT_INTERRUPTED, EdgeliteError, require_extra
+from edgelite.fleet import cli as fleet_cli
 from edgelite.train import cli as train_cli
 
 # subpackage cli modules, in the order the commands appear in --help
@@ -32,6 +33,7 @@ COMMAND_MODULES = [
     device_cli,  # run
     bench_cli,  # bench
     deploy_cli,  # deploy
+    fleet_cli,  # fleet
 ]
 
 #: commands that need an optional extra: command -> (extra, the modules it installs that the command imports).
@@ -40,6 +42,7 @@ COMMAND_EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "train": ("train", ("tensorflow", "tf_keras")),
     "convert": ("convert", ("tensorflow", "tf_keras")),
     "adapt": ("train", ("tensorflow", "tf_keras")),
+    "fleet": ("fleet", ("ansible",)),
 }
 
 

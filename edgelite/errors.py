@@ -21,6 +21,7 @@ EXIT_SMOKE = 5  # the new bundle failed its one inference on the device; nothing
 EXIT_UNHEALTHY = 6  # the new release did not become healthy; the previous one was put back
 EXIT_CONNECT = 7  # SSH could not connect or authenticate
 EXIT_REMOTE = 8  # a step on the device failed (pip install, the bench there, ...)
+EXIT_FLEET = 9  # fleet: some hosts did not get the release (refused, failed, rolled back, unreachable, not started)
 EXIT_SOURCE_LOST = 75  # run: the camera stayed lost after --max-reconnects (sysexits EX_TEMPFAIL)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
@@ -34,6 +35,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_UNHEALTHY: "deploy: the new release was not healthy; the previous one serves again",
     EXIT_CONNECT: "SSH could not connect or authenticate",
     EXIT_REMOTE: "a step on the device failed (install, bench)",
+    EXIT_FLEET: "fleet: some hosts did not get the release; the summary says which release each host runs",
     EXIT_SOURCE_LOST: "run: the source stayed lost after --max-reconnects (systemd restarts it)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }

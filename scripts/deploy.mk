@@ -2,6 +2,8 @@
 #
 #   make deploy DEVICE=pi@raspberrypi.local [BUNDLE=bundles/demo] [SOURCE=0|clip.mp4] [OFFLINE=1]
 #               [HTTP=127.0.0.1:8080] [IDENTITY=~/.ssh/id_ed25519] [DEPLOY_ARGS='--format int8 ...']
+#   make deploy INVENTORY=hosts.ini [BUNDLE=...] [OFFLINE=1] [FLEET_ARGS='--canary 1 --serial 25%']
+#               (many devices: `edgelite fleet deploy` with Ansible; per-host settings in the inventory)
 #   make deploy-status | deploy-logs | deploy-rollback | deploy-uninstall   DEVICE=...
 #   make pi-emulator        # build (once, ~7 min) and start the emulated arm64 Pi on 127.0.0.1:$(PI_PORT)
 #   make pi-emulator-stop
@@ -16,6 +18,8 @@ IDENTITY    ?=
 KNOWN_HOSTS ?=
 OFFLINE     ?=
 DEPLOY_ARGS ?=
+INVENTORY   ?=
+FLEET_ARGS  ?=
 PI_PORT     ?= 2222
 PI_HOME     ?= $(HOME)/.cache/edgelite/pi-emulator
 export PI_PORT PI_HOME
@@ -28,10 +32,15 @@ _CONNECT       = --host $(DEVICE) $(if $(_IDENTITY),--identity $(_IDENTITY)) $(i
 .PHONY: deploy-status deploy-logs deploy-rollback deploy-uninstall pi-emulator-stop _need-device
 
 _need-device:
-	@test -n "$(DEVICE)" || { echo "make deploy: set DEVICE=user@host[:port] (e.g. DEVICE=pi@raspberrypi.local)" >&2; exit 2; }
+	@test -n "$(DEVICE)" || { echo "make deploy: set DEVICE=user@host[:port] (e.g. DEVICE=pi@raspberrypi.local) or INVENTORY=hosts.ini" >&2; exit 2; }
 
+ifneq ($(INVENTORY),)
+deploy: setup
+	$(BIN)/edgelite fleet deploy $(BUNDLE) -i $(INVENTORY) $(if $(OFFLINE),--offline) $(FLEET_ARGS)
+else
 deploy: setup _need-device
 	$(BIN)/edgelite deploy $(BUNDLE) $(_CONNECT) --source $(SOURCE) --http $(HTTP) $(if $(OFFLINE),--offline) $(DEPLOY_ARGS)
+endif
 
 deploy-status: setup _need-device
 	$(BIN)/edgelite deploy $(_CONNECT) --status

@@ -1,0 +1,63 @@
+"""Session fixtures of the fleet tests: five real "devices" (users + sshds), one bundle in three versions,
+one video. Built once; every test module shares them (the fleet's state carries from test to test)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .fleetkit import Fleet, missing_tools
+
+ROOT = Path(__file__).resolve().parents[2]
+N_DEVICES = 5
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    e.setdefault("ANSIBLE_NOCOLOR", "1")
+    return e
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory):
+    why = missing_tools()
+    if why:
+        pytest.skip(why)
+    pytest.importorskip("ansible", reason="edgelite fleet needs ansible-core: pip install 'edgelite[fleet]'")
+    f = Fleet(tmp_path_factory.mktemp("fleet"), N_DEVICES)
+    try:
+        yield f
+    finally:
+        f.stop()
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory) -> dict[str, Path]:
+    """The tiny int8 bundle (tests/deploy/bundlekit.py, TensorFlow in a subprocess) as versions a, b, c:
+    the same model, another manifest each (another bundle id)."""
+    from edgelite.bundle import Bundle
+
+    base = tmp_path_factory.mktemp("bundles")
+    r = subprocess.run([sys.executable, str(ROOT / "tests" / "deploy" / "bundlekit.py"), str(base / "a")],
+                       capture_output=True, text=True, cwd=ROOT, env=env(), timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = {"a": base / "a"}
+    for n, name in enumerate(("b", "c"), 2):
+        subprocess.run(["cp", "-r", str(base / "a"), str(base / name)], check=True)
+        b = Bundle.load(base / name)
+        b.info["version"] = n
+        b.save()
+        out[name] = base / name
+    return out
+
+
+@pytest.fixture(scope="session")
+def video(tmp_path_factory) -> Path:
+    from tests.deploy.bundlekit import write_video
+
+    return write_video(tmp_path_factory.mktemp("media") / "colours.avi")

@@ -1,0 +1,132 @@
+"""The fleet's pure parts, without devices: batch plans, flag checks, the per-host plan from real probe
+output, the summary, and the one-line errors (a missing ansible-core names the extra to install)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgelite.deploy.preflight import PROBE
+from edgelite.errors import EXIT_FLEET, EXIT_USAGE
+from edgelite.fleet import plan
+from edgelite.fleet.errors import FleetError
+from edgelite.fleet.rollout import FleetOptions, format_summary, max_fail_percent, serial_plan, summarize
+from edgelite.fleet.status import format_rows, row_from
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def opts(**kw) -> FleetOptions:
+    return FleetOptions(inventory=Path("hosts.ini"), **kw)
+
+
+def test_canary_then_batches_is_ansibles_serial_list():
+    assert serial_plan(opts(canary=1, serial="2")) == [1, 2]
+    assert serial_plan(opts(canary=2, serial="25%")) == [2, "25%"]
+    assert serial_plan(opts(canary=0, serial="100%")) == ["100%"]
+    assert max_fail_percent("0%") == 0 and max_fail_percent("10") == 10
+
+
+@pytest.mark.parametrize("kw, flag", [({"serial": "0"}, "--serial"), ({"serial": "two"}, "--serial"),
+                                      ({"serial": "150%"}, "--serial"), ({"canary": -1}, "--canary")])
+def test_bad_batch_flags_are_usage_errors(kw, flag):
+    with pytest.raises(FleetError) as e:
+        serial_plan(opts(**kw))
+    assert e.value.exit_code == EXIT_USAGE and flag in str(e.value)
+
+
+def test_bad_max_fail_is_a_usage_error():
+    with pytest.raises(FleetError, match="--max-fail 120%"):
+        max_fail_percent("120%")
+
+
+def _probe() -> str:
+    """This machine's real preflight probe output (as a device's, seen through `sh`)."""
+    return subprocess.run(["sh", "-s", "--", "~/edgelite-fleet-unit"], input=PROBE, capture_output=True,
+                          text=True, check=True).stdout
+
+
+def test_the_plan_is_deploys_names_and_changes_with_what_runs(tmp_path, monkeypatch):
+    """Real probe, a real (tiny) bundle folder: venv id, folders and release key as `edgelite deploy` has them."""
+    from tests.deploy.bundlekit import write_video
+
+    pytest.importorskip("cv2")
+    video = write_video(tmp_path / "clip.avi")
+    shared = _shared(monkeypatch)
+    host = {"probe": _probe(), "dir": "~/edgelite-fleet-unit", "source": str(video), "http": "127.0.0.1:8081",
+            "print_every": 5}
+    p = plan.host_plan(shared, "pi", host)
+    assert not p["problems"], p["problems"]
+    assert p["release"]["source_is_file"] and p["media"]["dest"].endswith("-clip.avi")
+    assert p["unit"] == "edgelite-" + __import__("hashlib").sha256(p["root"].encode()).hexdigest()[:8]
+    assert p["release"]["meta"]["fleet_key"] == p["key"]
+    # the same settings -> the same key (a second rollout leaves the host alone); any change -> another
+    assert plan.host_plan(shared, "pi", dict(host))["key"] == p["key"]
+    for change in ({"http": "127.0.0.1:8082"}, {"threads": 2}, {"token_sha256": "ab" * 32}, {"format": "fp16"}):
+        assert plan.host_plan(shared, "pi", {**host, **change})["key"] != p["key"], change
+
+
+def test_a_host_is_refused_with_what_to_do(monkeypatch):
+    shared = _shared(monkeypatch)
+    p = plan.host_plan(shared, "pi", {"probe": _probe(), "source": "/dev/video7"})
+    assert any("no camera at /dev/video7" in x for x in p["problems"]) and "key" not in p
+    p = plan.host_plan(shared, "pi", {"probe": _probe(), "source": "/x.avi", "http": "0.0.0.0:8080"})
+    assert any("edgelite_token" in x for x in p["problems"])
+    p = plan.host_plan(shared, "pi", {"probe": "", "source": "0"})
+    assert p["problems"] == ["device probe failed: the probe did not finish (is /bin/sh a POSIX shell?)"]
+
+
+def _shared(monkeypatch):
+    """A Shared without building anything: the wheel and agent stand-ins are real files."""
+    s = plan.Shared.__new__(plan.Shared)
+    from edgelite.deploy import package
+
+    wheel = Path(__file__)  # any file: only its bytes and name are hashed
+    s.package, s.bundle, s.bundle_id, s.offline = package, REPO, "0123456789abcdef", False
+    s.wheel, s.constraints, s.houses, s.version = wheel, package.constraints_file(), {}, "0.1.0"
+    s.manifest, s.meta = {}, {"models": ["int8"], "edgelite": "0.1.0"}
+    return s
+
+
+def test_summary_says_who_runs_what():
+    report = {"hosts": {
+        "a": {"result": "deployed", "before": "r1", "after": "r2", "spans": {"edgelite rollout (x)": [10.0, 22.5]},
+              "recap": {"changed": 5}},
+        "b": {"result": "rolled back", "before": "r1", "after": "r1", "error": "release r2 was not healthy"},
+        "c": {"result": "planned", "before": "r1"},
+        "d": {"unreachable": True, "error": "ssh: connect refused"},
+        "localhost": {"result": "planned"}}, "seconds": 30}
+    s = summarize(report, "edgelite rollout")
+    by = {r["host"]: r for r in s["hosts"]}
+    assert [r["result"] for r in s["hosts"]] == ["deployed", "rolled back", "not started", "unreachable"]
+    assert by["a"]["seconds"] == 12.5 and by["c"]["after"] == "r1" and not s["ok"]
+    assert s["releases"] == {"r2": ["a"], "r1": ["b", "c"], "nothing": ["d"]}
+    text = format_summary(s)
+    assert "r1 -> r2" in text and "b: rolled back: release r2 was not healthy" in text
+
+
+def test_status_row_and_table():
+    row = row_from("pi", {"unreachable": True, "error": "timeout"})
+    assert row["reachable"] is False and row["service"] == "unreachable"
+    assert row_from("pi", {"deployed": False})["service"] == "nothing deployed"
+    assert format_rows([row]).splitlines()[1].split()[:2] == ["pi", "no"]
+
+
+def test_fleet_without_ansible_names_the_extra(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import sys\nsys.modules['ansible'] = None\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": f"{site}:{REPO}"}
+    p = subprocess.run([sys.executable, "-m", "edgelite", "fleet", "status", "-i", "hosts.ini"], capture_output=True,
+                       text=True, env=env, cwd=tmp_path, timeout=60)
+    assert p.returncode == EXIT_USAGE
+    assert p.stderr.strip() == "edgelite fleet: error: ansible is not installed: pip install 'edgelite[fleet]'"
+
+
+def test_exit_code_nine_is_in_the_table():
+    from edgelite.errors import EXIT_CODES
+
+    assert EXIT_FLEET == 9 and "fleet" in EXIT_CODES[EXIT_FLEET]
