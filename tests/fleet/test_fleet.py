@@ -161,6 +161,11 @@ def test_a_rollout_killed_mid_way_leaves_every_host_serving(fleet, inv, bundles)
     """Kill `edgelite fleet deploy` (and its ansible-playbook, ssh, everything) as the canary's switch
     starts: every device then serves its old release or the new one - never none."""
     old = {d.name: d.current() for d in fleet.devices}
+    canary_log = fleet.devices[0].root / "log" / "deploys.log"
+    def logged() -> list[str]:
+        return canary_log.read_text().splitlines() if canary_log.exists() else []
+
+    logged_before = len(logged())
     cmd = [sys.executable, "-u", "-m", "edgelite", "fleet", "deploy", str(bundles["c"]), "-i", str(inv()),
            "--offline", "--canary", "1", "--serial", "2"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env(),
@@ -177,6 +182,11 @@ def test_a_rollout_killed_mid_way_leaves_every_host_serving(fleet, inv, bundles)
     assert any("switch - followed" in ln for ln in seen), "".join(seen[-40:])
     new_bundle = bundle_id(bundles["c"])
     deadline = time.monotonic() + 180
+    # the canary's detached commit goes on without us: wait until it has logged its verdict (on a loaded
+    # machine its first line, "switch ...", can come after the kill)
+    while not any(ln.split(" ", 2)[1] in ("healthy", "unhealthy") for ln in logged()[logged_before:]):
+        assert time.monotonic() < deadline, "the canary's commit never ended: " + "\n".join(logged()[-5:])
+        time.sleep(1)
     for d in fleet.devices:
         while True:  # the canary's detached commit goes on without us: wait for its end ("healthy ..." logged)
             rid = d.current()
