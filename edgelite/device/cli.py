@@ -17,6 +17,7 @@ examples:
   edgelite run bundles/demo --source picamera2 --format int8 --http 0.0.0.0:8080 --token s3cret
   edgelite run bundles/demo --source heldout --print-every 0  # video of the bundle's held-out images: accuracy
   edgelite run model.tflite --labels labels.txt --source frames/ --json - --max-frames 100
+  edgelite run bundles/demo --source 0 --save-uncertain unsure/ --below 0.6 --max-per-hour 30
   EDGELITE_MQTT_PASSWORD=... edgelite run bundles/demo --source 0 --mqtt mqtt://cam@broker.local/edgelite/kitchen
 
 exit codes: 0 done (end of source, --max-frames, SIGTERM/SIGINT); 2 user error;
@@ -81,6 +82,15 @@ def register(sub) -> None:
     o.add_argument("--mqtt-ca", metavar="FILE", help="with mqtts://: CA certificate of the broker (default: system CAs)")
     o.add_argument("--mqtt-discovery", default="homeassistant", metavar="PREFIX",
                    help="Home Assistant discovery prefix (default homeassistant; '' = no discovery)")
+    u = p.add_argument_group("keep frames to retrain on")
+    u.add_argument("--save-uncertain", metavar="DIR",
+                   help="save frames whose top-1 score is below --below into DIR as JPEG, named with the time and the "
+                        "top guesses (label them, then `edgelite train` / `edgelite adapt`)")
+    u.add_argument("--below", type=float, default=0.6, metavar="P", help="with --save-uncertain: the score cap (default 0.6)")
+    u.add_argument("--max-per-hour", type=int, default=60, metavar="N",
+                   help="with --save-uncertain: at most N frames in any hour (default 60)")
+    u.add_argument("--max-mb", type=float, default=200.0, metavar="MB",
+                   help="with --save-uncertain: stop saving when DIR holds MB megabytes (default 200)")
     p.set_defaults(func=run_command)
 
 

@@ -2,7 +2,7 @@
 
 The CLI's flags are these field names with '_' -> '-' (`edgelite.options.from_namespace` fills it from
 the argparse namespace), and the Python API `edgelite.device.run(model, source, **options)` takes the
-same names. `truth` and `max_backoff` are Python-only.
+same names. `truth`, `max_backoff` and `uncertain_gap` are Python-only.
 
     >>> RunOptions(source="clip.mp4", threads=2).validate()
     >>> RunOptions(top_k=0).validate()
@@ -44,6 +44,11 @@ class RunOptions:
     mqtt_every: int = 0  # also publish every Nth result; 0 = label changes only
     mqtt_ca: str | None = None
     mqtt_discovery: str = "homeassistant"  # Home Assistant discovery prefix; "" = no discovery
+    save_uncertain: str | None = None  # keep low-confidence frames here (edgelite.device.outputs.UncertainOutput)
+    below: float = 0.6  # with save_uncertain: a frame is uncertain when its top-1 score is below this
+    max_per_hour: int = 60  # with save_uncertain: frames kept in any rolling hour
+    max_mb: float = 200.0  # with save_uncertain: the folder's size cap (frames already there count)
+    uncertain_gap: float = 1.0  # Python-only: seconds between kept frames (a burst is near-copies)
     max_frames: int | None = None
     loop: bool = False
     realtime: bool = False
@@ -80,3 +85,8 @@ class RunOptions:
             raise RunError("--max-reconnects must be >= 0")
         if self.backoff < 0 or self.max_backoff < 0:
             raise RunError("--backoff must be >= 0")
+        if not 0.0 < self.below <= 1.0:
+            raise RunError("--below must be within (0, 1]: frames whose top-1 score is below it are kept")
+        if self.max_per_hour < 1 or self.max_mb <= 0 or self.uncertain_gap < 0:
+            raise RunError("--max-per-hour must be at least 1 and --max-mb positive (the caps that keep the "
+                           "card from filling)")
