@@ -146,7 +146,7 @@ class _Deployment:
                               "127.0.0.1 and watch it through ssh -L)", EXIT_USAGE)
         self.local_source = None  # a video file here, copied to the device's media/
         src = opts.source
-        if not (src.isdigit() or "://" in src or src in ("picamera2", "heldout") or src.startswith("/dev/")):
+        if not (src.isdigit() or "://" in src or src.startswith("picamera") or src == "heldout" or src.startswith("/dev/")):
             if Path(src).expanduser().is_file():
                 self.local_source = Path(src).expanduser()
         self.source = src

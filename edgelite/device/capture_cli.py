@@ -23,7 +23,7 @@ def register(sub) -> None:
                     "DATA_DIR/LABEL/ as JPEG files, ready for `edgelite train DATA_DIR`.",
         epilog=CAPTURE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", default=os.environ.get("EDGELITE_SOURCE") or "0", metavar="SRC",
-                   help="camera index (0), /dev/videoN, picamera2, rtsp:// or http:// URL, video file or image folder "
+                   help="camera index (0), /dev/videoN, picamera2[:N] (Pi camera N), rtsp:// or http:// URL, video file or image folder "
                         "(default $EDGELITE_SOURCE, else 0)")
     p.add_argument("--out", required=True, metavar="DATA_DIR", help="the dataset folder; frames go into DATA_DIR/LABEL/")
     p.add_argument("--label", required=True, metavar="NAME", help="the class these frames show (one folder name)")
