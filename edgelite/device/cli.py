@@ -18,6 +18,7 @@ examples:
   edgelite run bundles/demo --source heldout --print-every 0  # video of the bundle's held-out images: accuracy
   edgelite run model.tflite --labels labels.txt --source frames/ --json - --max-frames 100
   edgelite run bundles/demo --source 0 --save-uncertain unsure/ --below 0.6 --max-per-hour 30
+  edgelite run bundles/demo --source 0 --threshold 0.5 --threshold cat=0.8 --min-duration 2
   EDGELITE_MQTT_PASSWORD=... edgelite run bundles/demo --source 0 --mqtt mqtt://cam@broker.local/edgelite/kitchen
 
 exit codes: 0 done (end of source, --max-frames, SIGTERM/SIGINT); 2 user error;
@@ -42,7 +43,11 @@ def register(sub) -> None:
     m.add_argument("--threads", "--num-threads", dest="threads", type=int, default=None, metavar="N",
                    help="CPU threads for the interpreter (--num-threads is the old name)")
     m.add_argument("--top-k", type=int, default=3, metavar="K", help="classes to report per frame (default 3)")
-    m.add_argument("--threshold", type=float, default=0.0, metavar="P", help="hide classes scoring below P (0..1)")
+    m.add_argument("--threshold", action="append", default=None, metavar="[LABEL=]P",
+                   help="hide classes scoring below P (0..1); repeat with LABEL=P for one class "
+                        "(--threshold 0.5 --threshold cat=0.8)")
+    m.add_argument("--min-duration", type=float, default=0.0, metavar="S",
+                   help="a new label counts (console, JSON, preview, MQTT) only once it has held S seconds (default 0)")
     m.add_argument("--smooth", type=int, default=1, metavar="N", help="average scores over the last N frames")
     m.add_argument("--crop", type=float, default=None, metavar="F",
                    help="centre-crop fraction of the shorter side before resizing (default: the bundle's)")

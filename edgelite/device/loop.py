@@ -201,7 +201,8 @@ class _Loop:
         self.loaded, self.opts, self.stop, self.on_result = loaded, opts, stop, on_result
         self.t_start = t_start
         self.pipeline = Pipeline(loaded.model, loaded.spec, loaded.labels, top_k=opts.top_k,
-                                 threshold=opts.threshold, smooth=opts.smooth)
+                                 threshold=opts.class_thresholds(loaded.labels), smooth=opts.smooth,
+                                 min_duration=opts.min_duration)
         self.notifier = Notifier()
         self.outputs: list[Any] = []
         self.preview = None
