@@ -20,6 +20,7 @@ from edgelite.adapt import cli as adapt_cli
 from edgelite.bench import cli as bench_cli
 from edgelite.convert import cli as convert_cli
 from edgelite.deploy import cli as deploy_cli
+from edgelite.device import capture_cli
 from edgelite.device import cli as device_cli
 from edgelite.errors import EXIT_INTERRUPTED, EdgeliteError, require_extra
 from edgelite.fleet import cli as fleet_cli
@@ -31,6 +32,7 @@ COMMAND_MODULES = [
     adapt_cli,  # adapt
     convert_cli,  # convert
     device_cli,  # run
+    capture_cli,  # capture
     bench_cli,  # bench
     deploy_cli,  # deploy
     fleet_cli,  # fleet

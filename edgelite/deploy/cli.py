@@ -11,6 +11,8 @@ examples:
   edgelite deploy bundles/demo --host pi@raspberrypi.local                  # camera 0, preview on the Pi's 127.0.0.1:8080
   edgelite deploy bundles/demo --host pi@10.0.0.7:2222 --identity ~/.ssh/pi --offline --source clip.mp4
   edgelite deploy --host pi@raspberrypi.local --status | --logs [-n 100] [--follow] | --rollback | --uninstall
+  edgelite deploy bundles/demo --host pi@raspberrypi.local --save-uncertain --run-args '--below 0.5 --max-per-hour 30'
+  edgelite deploy --host pi@raspberrypi.local --pull-frames frames/       # then: edgelite adapt ... --unlabeled frames/
 
 A local --source FILE is copied to the device and played in a loop at its frame rate.
 exit codes: 0 ok; 2 usage; 3 preflight refused; 4 checksum mismatch; 5 smoke test failed (nothing switched);
@@ -36,6 +38,9 @@ def register(sub) -> None:
     r.add_argument("--format", metavar="NAME", help="bundle model to run (int8, fp16, edgetpu, ...; default: the best)")
     r.add_argument("--print-every", type=int, default=30, metavar="N", help="a console/log line every N results (default 30)")
     r.add_argument("--run-args", default="", metavar="'ARGS'", help="more `edgelite run` options, e.g. '--threads 4'")
+    r.add_argument("--save-uncertain", action="store_true",
+                   help="the service keeps its low-confidence frames in DIR/frames (caps and --below through "
+                        "--run-args); fetch them with --pull-frames")
     d = p.add_argument_group("how")
     d.add_argument("--offline", action="store_true",
                    help="download the device's wheels here (for its architecture and Python) and push them: "
@@ -54,6 +59,8 @@ def register(sub) -> None:
     a.add_argument("--logs", action="store_true", help="the service's log (journald or the supervisor's log)")
     a.add_argument("--rollback", action="store_true", help="go back one release (health-checked)")
     a.add_argument("--uninstall", action="store_true", help="stop the service and remove DIR from the device")
+    a.add_argument("--pull-frames", metavar="LOCAL_DIR",
+                   help="move the frames the service kept (--save-uncertain) into LOCAL_DIR, to label and retrain on")
     p.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="with --logs: how many lines (default 50)")
     p.add_argument("-f", "--follow", action="store_true", help="with --logs: keep printing new lines")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="-|FILE",
@@ -63,7 +70,7 @@ def register(sub) -> None:
 
 
 #: flags that do something else than deploy (or shape what they print); not DeployOptions fields
-ACTION_FLAGS = ("status", "logs", "rollback", "uninstall", "lines", "follow", "json")
+ACTION_FLAGS = ("status", "logs", "rollback", "uninstall", "pull_frames", "lines", "follow", "json")
 
 
 def options_from_args(args, conn):
@@ -109,9 +116,12 @@ def deploy_command(args) -> int:
     if args.uninstall:
         d.uninstall(conn)
         return 0
+    if args.pull_frames:
+        d.pull_frames(conn, args.pull_frames, transfer=args.transfer)
+        return 0
     if not args.bundle:
         raise DeployError("which bundle? `edgelite deploy BUNDLE --host USER@HOST` "
-                          "(or --status / --logs / --rollback / --uninstall)", EXIT_USAGE)
+                          "(or --status / --logs / --rollback / --uninstall / --pull-frames DIR)", EXIT_USAGE)
     result = d.deploy(options_from_args(args, conn))
     if args.json:
         _write_json(result, args.json)

@@ -43,8 +43,8 @@ from edgelite.deploy.errors import (
 from edgelite.deploy.preflight import PROBE, Facts, assess, parse_probe, report
 from edgelite.device.rtsp import redact_url
 from edgelite.remote.connection import Connection
-from edgelite.remote.layout import DEFAULT_DIR
-from edgelite.remote.ssh import Remote, Target
+from edgelite.remote.layout import DEFAULT_DIR, FRAMES
+from edgelite.remote.ssh import Remote, Target, rq
 
 STEPS = 7
 DEFAULT_HTTP = "127.0.0.1:8080"
@@ -64,6 +64,7 @@ class DeployOptions:
     format: str | None = None
     print_every: int = 30
     run_args: str = ""
+    save_uncertain: bool = False  # the service keeps low-confidence frames in DIR/frames (for --pull-frames)
     offline: bool = False
     no_service: bool = False
     smoke_test: bool = True
@@ -145,7 +146,7 @@ class _Deployment:
                               "127.0.0.1 and watch it through ssh -L)", EXIT_USAGE)
         self.local_source = None  # a video file here, copied to the device's media/
         src = opts.source
-        if not (src.isdigit() or "://" in src or src in ("picamera2", "heldout") or src.startswith("/dev/")):
+        if not (src.isdigit() or "://" in src or src.startswith("picamera") or src == "heldout" or src.startswith("/dev/")):
             if Path(src).expanduser().is_file():
                 self.local_source = Path(src).expanduser()
         self.source = src
@@ -279,8 +280,9 @@ class _Deployment:
             self.agent.call("configure", mode=mode, unit=unit, user=user)
         meta = {"models": [e.get("name") for e in self.manifest.get("models", []) if e.get("status", "ok") == "ok"],
                 "deployed_by": _whoami(), "bundle_path": str(self.bundle.resolve()), "wheel": self.wheel.name}
+        run_args = opts.run_args + (f" --save-uncertain {shlex.quote(f'{root}/{FRAMES}')}" if opts.save_uncertain else "")
         rid = self.agent.call("release", bundle=self.bundle_id, env=self.env_id, source=self.source, http=opts.http,
-                              print_every=int(opts.print_every), run_args=opts.run_args, meta=meta,
+                              print_every=int(opts.print_every), run_args=run_args, meta=meta,
                               source_is_file=bool(self.local_source), format=opts.format)["release"]
         self.steps.step("switch", f"current -> releases/{rid}, " + ("service not managed (--no-service)" if opts.no_service
                                                                    else f"restarting the {mode} service ({unit})"))
@@ -387,6 +389,22 @@ def rollback(conn: Connection, health_timeout: float = 90.0, out=None) -> dict:
         result = commit(agent, info["previous"], health_timeout, steps)
         steps.say(f"rolled back {conn.target} to {info['previous']}")
         return result
+
+
+def pull_frames(conn: Connection, dest: str | Path, transfer: str = "auto", out=None) -> list[str]:
+    """Move the frames the device's service kept (`deploy --save-uncertain`: DIR/frames) into `dest`: each
+    file is removed there once it is here, so the device's capped folder has room again."""
+    with conn.remote() as remote:
+        r = remote.run(f"cd {rq(conn.dir)}/{FRAMES} && pwd", check=False)
+        if r.returncode != 0:
+            raise DeployError(f"{conn.target} has no {conn.dir}/{FRAMES}: deploy with --save-uncertain first "
+                              "(the service then keeps its low-confidence frames there)", EXIT_USAGE)
+        if transfer == "auto":
+            has = remote.run("command -v rsync", check=False).returncode == 0
+            transfer = "rsync" if has and remote.has_rsync_locally() else "scp"
+        names = remote.pull(r.stdout.strip(), dest, transfer=transfer, remove_source=True)
+    print(f"pulled {len(names)} frames from {conn.target} into {dest}", file=out or sys.stdout, flush=True)
+    return names
 
 
 def uninstall(conn: Connection, out=None) -> None:

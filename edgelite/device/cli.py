@@ -17,6 +17,8 @@ examples:
   edgelite run bundles/demo --source picamera2 --format int8 --http 0.0.0.0:8080 --token s3cret
   edgelite run bundles/demo --source heldout --print-every 0  # video of the bundle's held-out images: accuracy
   edgelite run model.tflite --labels labels.txt --source frames/ --json - --max-frames 100
+  edgelite run bundles/demo --source 0 --save-uncertain unsure/ --below 0.6 --max-per-hour 30
+  edgelite run bundles/demo --source 0 --threshold 0.5 --threshold cat=0.8 --min-duration 2
   EDGELITE_MQTT_PASSWORD=... edgelite run bundles/demo --source 0 --mqtt mqtt://cam@broker.local/edgelite/kitchen
 
 exit codes: 0 done (end of source, --max-frames, SIGTERM/SIGINT); 2 user error;
@@ -41,13 +43,17 @@ def register(sub) -> None:
     m.add_argument("--threads", "--num-threads", dest="threads", type=int, default=None, metavar="N",
                    help="CPU threads for the interpreter (--num-threads is the old name)")
     m.add_argument("--top-k", type=int, default=3, metavar="K", help="classes to report per frame (default 3)")
-    m.add_argument("--threshold", type=float, default=0.0, metavar="P", help="hide classes scoring below P (0..1)")
+    m.add_argument("--threshold", action="append", default=None, metavar="[LABEL=]P",
+                   help="hide classes scoring below P (0..1); repeat with LABEL=P for one class "
+                        "(--threshold 0.5 --threshold cat=0.8)")
+    m.add_argument("--min-duration", type=float, default=0.0, metavar="S",
+                   help="a new label counts (console, JSON, preview, MQTT) only once it has held S seconds (default 0)")
     m.add_argument("--smooth", type=int, default=1, metavar="N", help="average scores over the last N frames")
     m.add_argument("--crop", type=float, default=None, metavar="F",
                    help="centre-crop fraction of the shorter side before resizing (default: the bundle's)")
     s = p.add_argument_group("source")
     s.add_argument("--source", default=os.environ.get("EDGELITE_SOURCE") or "0", metavar="SRC",
-                   help="camera index (0), /dev/videoN, video file, image folder, rtsp:// or http:// URL, picamera2, "
+                   help="camera index (0), /dev/videoN, video file, image folder, rtsp:// or http:// URL, picamera2[:N], "
                         "or heldout (a video of the bundle's held-out images; reports accuracy). Default $EDGELITE_SOURCE "
                         "(keeps a camera password out of `ps`), else 0")
     s.add_argument("--rtsp-transport", choices=["tcp", "udp"], default=None,
@@ -81,6 +87,15 @@ def register(sub) -> None:
     o.add_argument("--mqtt-ca", metavar="FILE", help="with mqtts://: CA certificate of the broker (default: system CAs)")
     o.add_argument("--mqtt-discovery", default="homeassistant", metavar="PREFIX",
                    help="Home Assistant discovery prefix (default homeassistant; '' = no discovery)")
+    u = p.add_argument_group("keep frames to retrain on")
+    u.add_argument("--save-uncertain", metavar="DIR",
+                   help="save frames whose top-1 score is below --below into DIR as JPEG, named with the time and the "
+                        "top guesses (label them, then `edgelite train` / `edgelite adapt`)")
+    u.add_argument("--below", type=float, default=0.6, metavar="P", help="with --save-uncertain: the score cap (default 0.6)")
+    u.add_argument("--max-per-hour", type=int, default=60, metavar="N",
+                   help="with --save-uncertain: at most N frames in any hour (default 60)")
+    u.add_argument("--max-mb", type=float, default=200.0, metavar="MB",
+                   help="with --save-uncertain: stop saving when DIR holds MB megabytes (default 200)")
     p.set_defaults(func=run_command)
 
 

@@ -201,7 +201,8 @@ class _Loop:
         self.loaded, self.opts, self.stop, self.on_result = loaded, opts, stop, on_result
         self.t_start = t_start
         self.pipeline = Pipeline(loaded.model, loaded.spec, loaded.labels, top_k=opts.top_k,
-                                 threshold=opts.threshold, smooth=opts.smooth)
+                                 threshold=opts.class_thresholds(loaded.labels), smooth=opts.smooth,
+                                 min_duration=opts.min_duration)
         self.notifier = Notifier()
         self.outputs: list[Any] = []
         self.preview = None
@@ -223,7 +224,7 @@ class _Loop:
                 "release": os.environ.get("EDGELITE_RELEASE") or None}  # set by a deployed release's run script
 
     def _open_outputs(self) -> None:
-        from edgelite.device.outputs import ConsoleOutput, DisplayOutput, JsonLinesOutput
+        from edgelite.device.outputs import ConsoleOutput, DisplayOutput, JsonLinesOutput, UncertainOutput
 
         o = self.opts
         if o.json:
@@ -232,6 +233,9 @@ class _Loop:
             self.outputs.append(ConsoleOutput(sys.stderr if o.json == "-" else sys.stdout, every=o.console_every))
         if o.display:
             self.outputs.append(DisplayOutput(on_quit=self.stop.set))
+        if o.save_uncertain:  # off: not in the list, no per-frame cost
+            self.outputs.append(UncertainOutput(o.save_uncertain, below=o.below, max_per_hour=o.max_per_hour,
+                                                max_mb=o.max_mb, min_gap=o.uncertain_gap))
         if o.http:
             from edgelite.device.preview import PreviewServer
 

@@ -2,7 +2,7 @@
 
 The CLI's flags are these field names with '_' -> '-' (`edgelite.options.from_namespace` fills it from
 the argparse namespace), and the Python API `edgelite.device.run(model, source, **options)` takes the
-same names. `truth` and `max_backoff` are Python-only.
+same names. `truth`, `max_backoff` and `uncertain_gap` are Python-only.
 
     >>> RunOptions(source="clip.mp4", threads=2).validate()
     >>> RunOptions(top_k=0).validate()
@@ -27,7 +27,8 @@ class RunOptions:
     format: str | None = None  # bundle entry (int8, fp16, fp32, edgetpu, onnx, ...); None = best for this device
     labels: str | None = None  # with a bare model file
     top_k: int = 3
-    threshold: float = 0.0
+    threshold: float | Sequence[str | float] | None = None  # None = 0; P, or repeated: "P" / "LABEL=P" (see class_thresholds)
+    min_duration: float = 0.0  # s a new label must hold before it is reported (an event)
     threads: int | None = None  # CPU threads for the interpreter (--threads, alias --num-threads)
     edgetpu: bool = False
     smooth: int = 1
@@ -44,6 +45,11 @@ class RunOptions:
     mqtt_every: int = 0  # also publish every Nth result; 0 = label changes only
     mqtt_ca: str | None = None
     mqtt_discovery: str = "homeassistant"  # Home Assistant discovery prefix; "" = no discovery
+    save_uncertain: str | None = None  # keep low-confidence frames here (edgelite.device.outputs.UncertainOutput)
+    below: float = 0.6  # with save_uncertain: a frame is uncertain when its top-1 score is below this
+    max_per_hour: int = 60  # with save_uncertain: frames kept in any rolling hour
+    max_mb: float = 200.0  # with save_uncertain: the folder's size cap (frames already there count)
+    uncertain_gap: float = 1.0  # Python-only: seconds between kept frames (a burst is near-copies)
     max_frames: int | None = None
     loop: bool = False
     realtime: bool = False
@@ -54,6 +60,38 @@ class RunOptions:
     max_backoff: float = 30.0  # Python-only
     truth: Sequence[int] | None = None  # Python-only: label index per source frame, to count correct results
 
+    def _parse_thresholds(self) -> tuple[float, dict[str, float]]:
+        """(default threshold, {label: threshold}) from --threshold P and --threshold LABEL=P (repeatable)."""
+        values = self.threshold if isinstance(self.threshold, (list, tuple)) else [self.threshold or 0.0]
+        default, per_class = 0.0, {}
+        for v in values:
+            label, _, p = str(v).rpartition("=") if isinstance(v, str) else ("", "", v)
+            try:
+                p = float(p)
+            except ValueError:
+                raise RunError(f"--threshold {v!r}: give a score P or LABEL=P, e.g. --threshold 0.5 "
+                               "--threshold cat=0.8") from None
+            if not 0.0 <= p <= 1.0:
+                raise RunError(f"--threshold {v!r}: a threshold must be within 0..1")
+            if label:
+                per_class[label] = p
+            else:
+                default = p
+        return default, per_class
+
+    def class_thresholds(self, labels: Sequence[str]) -> float | list[float]:
+        """One threshold for every class, or one per class in `labels` order when a LABEL=P was given.
+
+        >>> RunOptions(threshold=["0.5", "cat=0.8"]).class_thresholds(["cat", "dog"])
+        [0.8, 0.5]
+        """
+        default, per_class = self._parse_thresholds()
+        unknown = sorted(set(per_class) - set(labels))
+        if unknown:
+            raise RunError(f"--threshold {unknown[0]}=...: no class {unknown[0]!r} in this model; its classes are "
+                           f"{', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''}")
+        return [per_class.get(name, default) for name in labels] if per_class else default
+
     @property
     def console_every(self) -> int:
         """Console line every N results; 0 = none (--quiet silences them)."""
@@ -62,8 +100,9 @@ class RunOptions:
     def validate(self) -> None:
         if self.top_k < 1:
             raise RunError("--top-k must be at least 1")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise RunError("--threshold must be within 0..1")
+        self._parse_thresholds()
+        if self.min_duration < 0:
+            raise RunError("--min-duration must be >= 0 seconds")
         if self.smooth < 1:
             raise RunError("--smooth must be at least 1 (1 = no smoothing)")
         if self.threads is not None and self.threads < 1:
@@ -80,3 +119,8 @@ class RunOptions:
             raise RunError("--max-reconnects must be >= 0")
         if self.backoff < 0 or self.max_backoff < 0:
             raise RunError("--backoff must be >= 0")
+        if not 0.0 < self.below <= 1.0:
+            raise RunError("--below must be within (0, 1]: frames whose top-1 score is below it are kept")
+        if self.max_per_hour < 1 or self.max_mb <= 0 or self.uncertain_gap < 0:
+            raise RunError("--max-per-hour must be at least 1 and --max-mb positive (the caps that keep the "
+                           "card from filling)")

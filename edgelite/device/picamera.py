@@ -45,7 +45,7 @@ class PicameraSource(Source):
 
     def __init__(self, *, model_size: tuple[int, int] | None = None, main_size: tuple[int, int] = MAIN_SIZE,
                  camera_num: int = 0):
-        super().__init__("picamera2", capacity=1, drop=True)
+        super().__init__(f"picamera2:{camera_num}" if camera_num else "picamera2", capacity=1, drop=True)
         self.model_size = model_size  # (height, width)
         self.main_size = main_size
         self.camera_num = camera_num

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,7 +41,7 @@ class Result:
     source_frame: int  # the frame's index in its source (gaps = dropped frames)
     timestamp: float  # capture time, seconds since the epoch
     top_k: list[Prediction]
-    label: str | None  # top-1 label, None when below --threshold
+    label: str | None  # top-1 label, None when below --threshold (held back by --min-duration)
     score: float  # top-1 score (after smoothing)
     changed: bool  # label differs from the previous result's (a label-change event)
     previous: str | None
@@ -97,11 +98,15 @@ class Pipeline:
     """preprocess -> invoke -> postprocess for one loaded model.
 
     `smooth` averages the scores of the last N frames before top-k (steadier labels on a live camera);
-    `threshold` hides classes scoring below it (the label becomes None).
+    `threshold` hides classes scoring below it (the label becomes None): one value, or one per class.
+    `min_duration` (s): a new top-1 label becomes `Result.label` — and a `changed` event for the console,
+    JSON, preview and MQTT alike — only once it has held that long (frame time); until then the label
+    reported stays the previous one.
     """
 
-    def __init__(self, model: Model, spec: InputSpec, labels: list[str], *, top_k: int = 3, threshold: float = 0.0,
-                 smooth: int = 1, fps_window: int = 30):
+    def __init__(self, model: Model, spec: InputSpec, labels: list[str], *, top_k: int = 3,
+                 threshold: float | Sequence[float] = 0.0, smooth: int = 1, fps_window: int = 30,
+                 min_duration: float = 0.0):
         if top_k < 1:
             raise ValueError("top_k must be >= 1")
         if smooth < 1:
@@ -110,7 +115,13 @@ class Pipeline:
         self.labels = list(labels)
         if len(self.labels) != model.num_classes:
             raise ModelLoadError(f"the model outputs {model.num_classes} classes but there are {len(self.labels)} labels")
-        self.k, self.threshold, self.smooth = top_k, threshold, smooth
+        self.k, self.smooth, self.min_duration = top_k, smooth, min_duration
+        # per-class thresholds: top_k filters by the lowest, then each class by its own
+        self._class_threshold = None if np.ndim(threshold) == 0 else np.asarray(threshold, np.float32)
+        self.threshold = float(np.min(threshold)) if self._class_threshold is not None else float(threshold)
+        self._ids = {name: i for i, name in enumerate(self.labels)}
+        self._candidate: str | None = None  # with min_duration: the new top-1 waiting to hold
+        self._candidate_since = 0.0
         self._rgb = np.empty((spec.height, spec.width, 3), np.uint8)  # used when the tensor takes no raw pixels
         self._hist = np.zeros((smooth, model.num_classes), np.float32) if smooth > 1 else None
         self._hist_sum = np.zeros(model.num_classes, np.float64) if smooth > 1 else None
@@ -162,7 +173,22 @@ class Pipeline:
             self._hist[slot] = scores
             self._hist_n += 1
             scores = (self._hist_sum / min(self._hist_n, self.smooth)).astype(np.float32)
-        return top_k(scores, self.k, self.threshold, self.labels), scores
+        preds = top_k(scores, self.k, self.threshold, self.labels)
+        if self._class_threshold is not None:
+            preds = [p for p in preds if p.score >= self._class_threshold[p.id]]
+        return preds, scores
+
+    def _held_label(self, label: str | None, t: float) -> str | None:
+        """The label to report under `min_duration`: the new top-1 once it has held long enough."""
+        if label == self._last_label or self.count == 0:
+            self._candidate = None
+            return label
+        if label != self._candidate:
+            self._candidate, self._candidate_since = label, t
+        if t - self._candidate_since >= self.min_duration:
+            self._candidate = None
+            return label
+        return self._last_label
 
     # -- the whole frame
     def process(self, frame: Frame, capture_ms: float = 0.0, dropped: int = 0) -> Result:
@@ -176,9 +202,13 @@ class Pipeline:
         t1 = time.perf_counter()
         scores = self.infer()
         t2 = time.perf_counter()
-        preds, _ = self.postprocess(scores)
+        preds, scores = self.postprocess(scores)
         label = preds[0].label if preds else None
         score = preds[0].score if preds else 0.0
+        if self.min_duration > 0:
+            held = self._held_label(label, frame.timestamp)
+            if held != label:  # still the previous label: report its own score
+                label, score = held, (float(scores[self._ids[held]]) if held is not None else 0.0)
         changed, previous = label != self._last_label or self.count == 0, self._last_label
         self._last_label = label
         t3 = time.perf_counter()

@@ -7,7 +7,7 @@ One `open_source(spec)` for every kind the CLI's `--source` accepts:
 ``rtsp://…``, ``http://…`` (any URL)   network stream through OpenCV/FFmpeg (live)
 ``clip.mp4``                           a video file (read in order, no drops, unless realtime)
 ``frames/``                            an image folder (natural name order: 2.jpg before 10.jpg)
-``picamera2``                          the Raspberry Pi camera (`edgelite.device.picamera`)
+``picamera2``, ``picamera2:1``         the Raspberry Pi camera N (`edgelite.device.picamera`; default 0)
 =====================================  =========================================================
 
 Every source decodes in its own capture thread (`edgelite.device.frames.Source`, with `Frame`). Live
@@ -37,7 +37,17 @@ from edgelite.device.rtsp import redact_url
 
 log = logging.getLogger("edgelite.device")
 
-PICAMERA_NAMES = {"picamera2", "picamera"}
+_PICAMERA_N = re.compile(r"^(picamera2?)(?::(\d+))?$", re.I)
+
+
+def picamera_number(spec: str | int) -> int | None:
+    """The camera number of a picamera2 source (`picamera2` -> 0, `picamera2:1` -> 1), else None.
+
+    >>> picamera_number("picamera2:1"), picamera_number("picamera2"), picamera_number("0")
+    (1, 0, None)
+    """
+    m = _PICAMERA_N.match(str(spec))
+    return int(m.group(2) or 0) if m else None
 
 
 # ---------------------------------------------------------------------------------------- OpenCV
@@ -178,7 +188,7 @@ URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://"
 def describe_source(spec: str | int) -> str:
     """'camera' | 'stream' | 'file' | 'folder' | 'picamera2' | 'missing' for a --source value."""
     s = str(spec)
-    if s.lower() in PICAMERA_NAMES:
+    if picamera_number(s) is not None:
         return "picamera2"
     if s.isdigit() or s.startswith("/dev/"):
         return "camera"
@@ -204,11 +214,11 @@ def open_source(spec: str | int, *, model_size: tuple[int, int] | None = None, l
     kind = describe_source(spec)
     if kind == "missing":
         raise SourceError(f"source {spec!r} is not a camera index, /dev/video device, URL, video file, image folder "
-                          "or picamera2 (no such file or folder)")
+                          "or picamera2[:N] (no such file or folder)")
     if kind == "picamera2":
         from edgelite.device.picamera import PicameraSource
 
-        src: Source = PicameraSource(model_size=model_size)
+        src: Source = PicameraSource(model_size=model_size, camera_num=picamera_number(spec))
     elif kind == "folder":
         src = FolderSource(spec, loop=loop, realtime=realtime)
     elif kind == "camera":

@@ -23,6 +23,7 @@ INCOMING = ".incoming"  # bundles/.incoming/<id>/: pushed here first; the agent 
 WHEELS = "wheels"  # the edgelite wheel(s) and, with --offline, every dependency wheel
 VENVS = "venvs"  # venvs/<env>/: a venv (--system-site-packages) with edgelite; VENV_READY when complete
 MEDIA = "media"  # --source files pushed from the workstation
+FRAMES = "frames"  # `edgelite run --save-uncertain` keeps frames here (deploy --save-uncertain); --pull-frames fetches them
 RELEASES = "releases"  # releases/<rid>/: RELEASE_JSON + RUN (the service's ExecStart)
 CURRENT = "current"  # -> releases/<rid>, switched atomically
 UNIT_FILE = "edgelite.service"  # the systemd unit (written even where there is no systemd)
@@ -51,6 +52,7 @@ class Layout:
         self.wheels = self.root / WHEELS
         self.venvs = self.root / VENVS
         self.media = self.root / MEDIA
+        self.frames = self.root / FRAMES
         self.releases = self.root / RELEASES
         self.current = self.root / CURRENT
         self.unit_file = self.root / UNIT_FILE

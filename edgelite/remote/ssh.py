@@ -214,6 +214,10 @@ class Remote:
             # -s: the SFTP protocol, so the remote path is never parsed by the device's shell
             cmd = ["scp", "-q", "-r", "-p", "-s", *port, *self._common_opts, "--", *srcs,
                    self._scp_destination(remote_dir)]
+        self._copy(cmd, f"copying to {self.target}:{remote_dir} with {transfer}")
+
+    def _copy(self, cmd: list[str], what: str) -> str:
+        """Run an rsync/scp command; its stdout, or a RemoteError that says what failed."""
         if self.verbose:
             print("  $ " + shlex.join(cmd), flush=True)
         r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
@@ -221,7 +225,63 @@ class Remote:
             text = " ".join((r.stderr or r.stdout).strip().splitlines()[-3:])
             if r.returncode == 255 or "connection" in text.lower():
                 raise RemoteError(self._explain_ssh_failure(text), EXIT_CONNECT)
-            raise RemoteError(f"copying to {self.target}:{remote_dir} with {transfer} failed: {text}", EXIT_CONNECT)
+            raise RemoteError(f"{what} failed: {text}", EXIT_CONNECT)
+        return r.stdout
+
+    def pull(self, remote_dir: str, local_dir: str | os.PathLike, *, transfer: str = "rsync",
+             remove_source: bool = False) -> list[str]:
+        """Copy the files under `remote_dir` (an absolute device path) into `local_dir`; hidden files (a
+        frame still being written is `.NAME.part`) are left. Returns the relative paths copied.
+
+        `remove_source`: delete each file on the device once it is safely here (rsync's
+        --remove-source-files; without rsync, a tar stream and then `rm` of exactly the names received),
+        so a device's capped folder has room again and the next pull brings only new files.
+        """
+        local = Path(local_dir)
+        local.mkdir(parents=True, exist_ok=True)
+        if transfer == "rsync":
+            cmd = ["rsync", "-rlpt", "--partial", "--protect-args", "--exclude=.*", "--out-format=%n",
+                   "-e", shlex.join(["ssh", *self.ssh_opts])]
+            if remove_source:
+                cmd.append("--remove-source-files")
+            cmd += ["--", self._scp_destination(remote_dir), str(local) + "/"]
+            out = self._copy(cmd, f"copying from {self.target}:{remote_dir} with rsync")
+            return [ln for ln in out.splitlines() if ln and not ln.endswith("/")]
+        names = self._download_tar(remote_dir, local)
+        if remove_source and names:
+            self.run(f"cd {rq(remote_dir)} && xargs -0 rm -f --", input="\0".join(names))
+        return names
+
+    def _download_tar(self, remote_dir: str, local: Path) -> list[str]:
+        """`tar -cf - .` in `remote_dir` on the device (any tar, BusyBox's too), unpacked here: regular files
+        and folders only, hidden ones skipped, never outside `local` (tarfile's "data" filter)."""
+        cmd = self.ssh_argv(f"cd {rq(remote_dir)} && tar -cf - .")
+        if self.verbose:
+            print("  $ " + shlex.join(cmd), flush=True)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        names = []
+        try:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+                for member in tar:
+                    if Path(member.name).name.startswith("."):
+                        continue  # a frame still being written (`.NAME.part`); skipped here, never removed there
+                    if member.isfile():
+                        tar.extract(member, local, filter="data")
+                        names.append(os.path.normpath(member.name))
+                    elif member.isdir():
+                        (local / member.name).mkdir(parents=True, exist_ok=True)
+        except tarfile.TarError as e:
+            proc.kill()
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            proc.wait()
+            raise RemoteError(f"copying from {self.target}:{remote_dir} failed: {err.strip() or e}", EXIT_REMOTE) from None
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        code = proc.wait()
+        if code == 255:
+            raise RemoteError(self._explain_ssh_failure(err), EXIT_CONNECT)
+        if code != 0:
+            raise RemoteError(f"copying from {self.target}:{remote_dir} failed: {err.strip() or code}", EXIT_REMOTE)
+        return names
 
     def upload_tar(self, items: Sequence[tuple[str | os.PathLike, str]], remote_dir: str) -> None:
         """Stream local files/dirs to `remote_dir`/<arcname> as one uncompressed tar over this connection

@@ -122,3 +122,15 @@ def test_describe_and_open_errors(tmp_path):
         open_source(str(tmp_path / "nope.mp4"))
     with pytest.raises(SourceError, match="no images"):
         open_source(str(tmp_path))
+
+
+def test_picamera2_n_picks_the_pi_camera_by_number(tmp_path):
+    """`--source picamera2:1` is the second Pi camera (picamera2's `Picamera2(1)`); without the package the
+    source is still made (it imports picamera2 only when it opens), so the number is checked here."""
+    assert describe_source("picamera2:1") == "picamera2" and describe_source("PiCamera2:0") == "picamera2"
+    assert describe_source("picamera2:x") == "missing"
+    cam = open_source("picamera2:1", start=False)
+    assert cam.kind == "picamera2" and cam.camera_num == 1 and cam.name == "picamera2:1"
+    assert open_source("picamera2", start=False).camera_num == 0
+    with pytest.raises(SourceError, match=r"picamera2\[:N\]"):
+        open_source("picamera2:one")

@@ -74,6 +74,7 @@ Layout under DIR (default ~/edgelite; `edgelite.remote.layout`, extended by `lay
     wheels/                  the edgelite wheel(s) and, with --offline, every dependency wheel
     venvs/<env>/             `python3 -m venv --system-site-packages` + edgelite; `.ready` when complete
     media/                   --source files pushed from the workstation
+    frames/                  low-confidence frames the service keeps (deploy --save-uncertain; --pull-frames)
     releases/<rid>/          release.json + run (the service's ExecStart); <rid>.failed when unhealthy
     current -> releases/<rid>
     edgelite.service         the systemd unit (written even where there is no systemd)
