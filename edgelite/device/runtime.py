@@ -283,27 +283,40 @@ class ONNXModel:
         return self.scores()
 
 
-def load_edgetpu_delegate(mod=None):
-    """Load libedgetpu through the runtime's load_delegate; clear error when the library or stick is missing."""
+def _load_delegate_function(mod):
+    """The runtime's load_delegate: LiteRT and tflite_runtime export it, tf.lite has it under experimental."""
+    fn = getattr(mod, "load_delegate", None) or getattr(getattr(mod, "experimental", None), "load_delegate", None)
+    if fn is None:
+        raise ModelLoadError(f"{getattr(mod, '__name__', mod)} cannot load delegates; `pip install ai-edge-litert`")
+    return fn
+
+
+def load_edgetpu_delegate(mod=None, lib: str | None = None):
+    """Load libedgetpu (or `lib`) through the runtime's load_delegate; one-line error when it or the stick is missing."""
     import platform
 
     if mod is None:
         mod, _ = _tflite_interpreter_module()
-    lib = EDGETPU_LIBRARY.get(platform.system(), "libedgetpu.so.1")
+    lib = lib or EDGETPU_LIBRARY.get(platform.system(), "libedgetpu.so.1")
+    load_delegate = _load_delegate_function(mod)
     import ctypes
 
     try:
         # Probe the library first: when it is missing, LiteRT's load_delegate leaves a half-built Delegate
         # whose finalizer prints a traceback to stderr.
-        ctypes.CDLL(lib)
+        so = ctypes.CDLL(lib)
     except OSError:
         raise ModelLoadError(
             f"cannot load the Edge TPU delegate: {lib} is not installed; install libedgetpu1-std from Coral's "
             "apt repository (https://coral.ai/software/) and plug in the Edge TPU"
         ) from None
+    if not all(hasattr(so, sym) for sym in ("tflite_plugin_create_delegate", "tflite_plugin_destroy_delegate")):
+        # the same half-built Delegate otherwise: an AttributeError, then its finalizer's traceback
+        raise ModelLoadError(f"cannot load the Edge TPU delegate: {lib} is not a TFLite delegate library; "
+                             "install libedgetpu1-std from Coral's apt repository")
     try:
-        return mod.load_delegate(lib)
-    except (ValueError, OSError, RuntimeError) as e:
+        return load_delegate(lib)
+    except (ValueError, OSError, RuntimeError, AttributeError) as e:
         raise ModelLoadError(
             f"cannot load the Edge TPU delegate {lib} ({first_line(e) if str(e).strip() else 'not found'}): "
             "install libedgetpu1-std from Coral's apt repository and plug in the Edge TPU"
