@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from tests.train.conftest import make_shapes_dataset
 
@@ -49,7 +50,10 @@ def test_backbone_trains_from_a_local_file_converts_to_int8_and_runs(backbone, t
     _edgelite("train", str(data), "--out", str(run), "--backbone", backbone, "--image-size", str(SIZE),
               "--weights", str(weights), "--epochs", "1", "--fine-tune-epochs", "1", "--batch-size", "8",
               "--seed", "0", cwd=tmp_path)
-    assert json.loads((run / "config.json").read_text())["backbone"] == backbone
+    from edgelite.train.rundir import CONFIG
+
+    cfg = yaml.safe_load((run / CONFIG).read_text())
+    assert cfg["backbone"] == backbone and cfg["weights"] == str(weights)
     _edgelite("convert", str(run), "--out", str(bundle), "--formats", "int8", "--calibration", "16", "-q",
               cwd=tmp_path)
     manifest = json.loads((bundle / "edgelite.json").read_text())
