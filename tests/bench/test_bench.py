@@ -639,3 +639,19 @@ def test_min_top1_and_max_p50_gate_the_exit_code_for_ci(bench_bundle, capsys):
     assert "p50" in capsys.readouterr().err
     assert main(["bench", *common, "--min-top1", "85"]) == 2
     assert "--min-top1 85 is not a fraction" in capsys.readouterr().err
+
+
+def test_cpu_vector_extensions_are_recorded(tmp_path, bench_result):
+    """VNNI / AMX (x86) and dot product / i8mm (ARM) decide how fast int8 can be: the result says which."""
+    from edgelite.bench.env import cpu_vector_extensions
+
+    (tmp_path / "x86/proc").mkdir(parents=True)
+    (tmp_path / "x86/proc/cpuinfo").write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw "
+                                               "avx512_vnni amx_bf16 amx_tile amx_int8\n")
+    assert cpu_vector_extensions(tmp_path / "x86") == ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw",
+                                                       "avx512_vnni", "amx_tile", "amx_int8", "amx_bf16"]
+    pi = _fake_root(tmp_path / "pi", "performance")
+    (pi / "proc/cpuinfo").write_text("processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 cpuid\n")
+    assert cpu_vector_extensions(pi) == ["asimd"]
+    assert cpu_vector_extensions(tmp_path / "nothing") == []
+    assert isinstance(bench_result["environment"]["cpu_vector_extensions"], list)
