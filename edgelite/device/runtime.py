@@ -175,6 +175,7 @@ class TFLiteModel:
         self.in_scale, self.in_zero = self._in.get("quantization", (0.0, 0))
         self.out_scale, self.out_zero = self._out.get("quantization", (0.0, 0))
         self.num_classes = int(out_shape[1])
+        self._raw_shape = (self.input_height, self.input_width, 3)
 
     @property
     def takes_raw_pixels(self) -> bool:
@@ -194,6 +195,9 @@ class TFLiteModel:
 
     def set_input(self, rgb: np.ndarray) -> None:
         """Write an HxWx3 uint8 RGB image into the input tensor, quantizing only when the model asks to."""
+        if self.takes_raw_pixels and rgb.dtype == np.uint8 and rgb.shape == self._raw_shape:
+            self.interpreter.set_tensor(self._in["index"], rgb[None])  # one copy, in C++ (no view to build)
+            return
         view = self.interpreter.tensor(self._in["index"])()[0]
         if self.takes_raw_pixels:
             view[...] = rgb  # raw pixels straight in: no copy beyond this one
@@ -379,8 +383,13 @@ def top_k(scores: np.ndarray, k: int = 3, threshold: float = 0.0,
     >>> top_k(np.array([0.125, 0.625, 0.25], np.float32), 2, labels=["cat", "dog", "fox"])
     [Prediction(id=1, label='dog', score=0.625), Prediction(id=2, label='fox', score=0.25)]
     """
-    k = min(k, scores.shape[-1])
-    idx = np.argpartition(-scores, k - 1)[:k]
-    idx = idx[np.argsort(-scores[idx], kind="stable")]
-    return [Prediction(int(i), labels[i] if labels is not None else None, float(scores[i]))
-            for i in idx if scores[i] >= threshold]
+    n = scores.shape[-1]
+    k = min(k, n)
+    if n <= 256:  # the usual classifier: one sort is cheaper than a partition and a sort
+        idx = np.argsort(-scores, kind="stable")[:k]
+    else:
+        idx = np.argpartition(-scores, k - 1)[:k]
+        idx = idx[np.argsort(-scores[idx], kind="stable")]
+    # plain Python ints and floats, converted in one call each (this runs once per camera frame)
+    return [Prediction(i, labels[i] if labels is not None else None, v)
+            for i, v in zip(idx.tolist(), scores[idx].tolist(), strict=True) if v >= threshold]
