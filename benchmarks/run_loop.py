@@ -90,7 +90,8 @@ def small(args) -> int:
                                         capture_output=True, text=True, check=True).stdout.split()[-1])
             p = subprocess.run([sys.executable, "-m", "edgelite", "run", str(bundle), "--source", str(clip), "--loop",
                                 "--json", "-", "--threads", str(t), "--max-frames", str(FRAMES), "--print-every", "0"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+                               env=env, capture_output=True, text=True, check=True)  # JSON lines into a pipe
+            assert p.stdout.count("\n") == FRAMES, "one JSON line per frame"
             m = re.search(r"\(([\d.]+) fps\)", p.stderr)
             loop = float(m.group(1))
             rounds.append({"round": r, "threads": t, "bare_fps": round(bare, 1), "loop_fps": loop,
