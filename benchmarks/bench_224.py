@@ -86,6 +86,64 @@ def xnnpack_probe(model: Path, threads: int, runs: int) -> dict[str, float]:
     return out
 
 
+def interleaved(bundles: dict[str, Path], threads: list[int], rounds: int = 15, batch: int = 10) -> list[dict]:
+    """Paired ratios from ONE process: every model loaded once, then `rounds` x (`batch` invokes of each model
+    in turn); the p50 of each model within a round, ratios per round, median over rounds. Drift of a shared
+    machine is seconds long, a round is well under a second per model: the pairs see the same machine."""
+    from edgelite.device.runtime import load_model
+
+    img = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    files = {"fp32": "model_fp32.tflite", "int8": "model_int8.tflite", "onnx": "model.onnx",
+             "onnx_int8": "model_int8.onnx"}
+    out = []
+    for b in BACKBONES:
+        for t in threads:
+            models = {k: load_model(bundles[b] / f, num_threads=t) for k, f in files.items()}
+            models["int8_per_tensor"] = load_model(bundles[f"{b}_per_tensor"] / "model_int8.tflite", num_threads=t)
+            for m in models.values():
+                m.set_input(img)
+                for _ in range(3):
+                    m.invoke()
+            per_round = []
+            load = os.getloadavg()[0]
+            for _ in range(rounds):
+                p50 = {}
+                for k, m in models.items():
+                    ts = []
+                    for _ in range(batch):
+                        t0 = time.perf_counter_ns()
+                        m.invoke()
+                        ts.append(time.perf_counter_ns() - t0)
+                    p50[k] = float(np.median(ts) / 1e6)
+                per_round.append(p50)
+            med = {k: float(np.median([r[k] for r in per_round])) for k in models}
+            pair = lambda a, c, rs=per_round: float(np.median([r[a] / r[c] for r in rs]))  # noqa: E731
+            out.append({"backbone": b, "threads": t, "loadavg_before": round(load, 2), "p50_ms": med,
+                        "tflite_int8/fp32": pair("int8", "fp32"), "tflite_int8_per_tensor/fp32": pair("int8_per_tensor", "fp32"),
+                        "onnx_int8/onnx_fp32": pair("onnx_int8", "onnx"), "tflite_int8/onnx_int8": pair("int8", "onnx_int8"),
+                        "tflite_fp32/onnx_fp32": pair("fp32", "onnx")})
+            print(f"bench_224: interleaved {b} t{t}: " + json.dumps({k: round(v, 3) for k, v in out[-1].items()
+                                                                      if "/" in k}), file=sys.stderr)
+    return out
+
+
+def interleaved_markdown(rows: list[dict]) -> list[str]:
+    fmt = lambda v: f"{v:.2f}"  # noqa: E731
+    md = ["## Interleaved in one process (the paired figure)", "",
+          "Every model loaded once in one process, then rounds of 10 invokes of each model in turn; ratios per "
+          "round, median over rounds.", "",
+          "| backbone | threads | load | TFLite fp32 | int8 | int8 per-tensor | ONNX fp32 | ONNX int8 | TFLite int8/fp32 "
+          "| per-tensor/fp32 | ORT int8/fp32 | LiteRT int8 / ORT int8 | LiteRT fp32 / ORT fp32 |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        p = r["p50_ms"]
+        md.append(f"| {r['backbone']} | {r['threads']} | {r['loadavg_before']} | {fmt(p['fp32'])} | {fmt(p['int8'])} | "
+                  f"{fmt(p['int8_per_tensor'])} | {fmt(p['onnx'])} | {fmt(p['onnx_int8'])} | "
+                  f"{fmt(r['tflite_int8/fp32'])} | {fmt(r['tflite_int8_per_tensor/fp32'])} | "
+                  f"{fmt(r['onnx_int8/onnx_fp32'])} | {fmt(r['tflite_int8/onnx_int8'])} | {fmt(r['tflite_fp32/onnx_fp32'])} |")
+    return md + [""]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -96,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results"))
+    ap.add_argument("--interleaved-only", action="store_true",
+                    help="only the in-process interleaved rounds (bundles from the cache); writes latency_224_interleaved_*")
     args = ap.parse_args(argv)
 
     bundles = build_bundles(Path(args.cache), args.calibration)
@@ -104,6 +164,21 @@ def main(argv: list[str] | None = None) -> int:
     from edgelite.bench.run import bench
 
     threads = parse_threads(args.threads)
+    if args.interleaved_only:
+        from edgelite.bench.env import environment_stem
+
+        env = read_environment()
+        rows = interleaved(bundles, threads)
+        out = Path(args.out)
+        stem = "latency_224_interleaved_" + environment_stem(env, threads)
+        (out / f"{stem}.json").write_text(json.dumps({"environment": env, "rows": rows}, indent=1) + "\n")
+        md = [f"# Latency at 224x224, interleaved: {env.get('cpu')}", "",
+              "Random-init weights (latency only). CPU vector extensions: "
+              f"{', '.join(env.get('cpu_vector_extensions') or [])}.", ""] + interleaved_markdown(rows)
+        md += ["Reproduce: `" + " ".join(shlex.quote(a) for a in ["python", "benchmarks/bench_224.py", *argv]) + "`", ""]
+        (out / f"{stem}.md").write_text("\n".join(md))
+        print("\n".join(md))
+        return 0
     rounds: list[dict] = []
     for r in range(args.rounds):
         load = os.getloadavg()
@@ -146,8 +221,10 @@ def main(argv: list[str] | None = None) -> int:
                            "int8_builtin/int8_xnnpack": float(np.median(
                                [x["xnnpack_probe_ms"][f"{b}/t{t}"]["builtin"] / x["xnnpack_probe_ms"][f"{b}/t{t}"]["xnnpack"]
                                 for x in rounds]))})
+    inter = interleaved(bundles, threads)
     env = read_environment()
     result = {"environment": env, "settings": vars(args), "rounds": rounds, "table": table, "ratios": ratios,
+              "interleaved": inter,
               "note": "random-init weights (latency only; top-1 is meaningless)"}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -178,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{fmt(r['tflite_int8_per_tensor/fp32'])} | {fmt(r['onnx_int8/onnx_fp32'])} | "
                   f"{fmt(r['tflite_int8/onnx_int8'])} | {fmt(r['tflite_fp32/onnx_fp32'])} | "
                   f"{fmt(r['int8_builtin/int8_xnnpack'])} |")
-    md += ["", "Reproduce: `" + " ".join(shlex.quote(a) for a in ["python", "benchmarks/bench_224.py", *argv]) + "`", ""]
+    md += [""] + interleaved_markdown(inter)
+    md += ["Reproduce: `" + " ".join(shlex.quote(a) for a in ["python", "benchmarks/bench_224.py", *argv]) + "`", ""]
     (out / f"{stem}.md").write_text("\n".join(md))
     print("\n".join(md))
     return 0
