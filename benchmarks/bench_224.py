@@ -77,13 +77,18 @@ def xnnpack_probe(model: Path, threads: int, runs: int) -> dict[str, float]:
         it.set_tensor(it.get_input_details()[0]["index"], img)
         for _ in range(5):
             it.invoke()
-        ts = []
-        for _ in range(runs):
-            t = time.perf_counter_ns()
-            it.invoke()
-            ts.append(time.perf_counter_ns() - t)
-        out[label] = float(np.median(ts) / 1e6)
+        out[label] = p50_ms(it.invoke, runs)
     return out
+
+
+def p50_ms(invoke, n: int) -> float:
+    """Median ms of `n` timed calls of `invoke`."""
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter_ns()
+        invoke()
+        ts.append(time.perf_counter_ns() - t)
+    return float(np.median(ts) / 1e6)
 
 
 def interleaved(bundles: dict[str, Path], threads: list[int], rounds: int = 15, batch: int = 10) -> list[dict]:
@@ -107,15 +112,7 @@ def interleaved(bundles: dict[str, Path], threads: list[int], rounds: int = 15, 
             per_round = []
             load = os.getloadavg()[0]
             for _ in range(rounds):
-                p50 = {}
-                for k, m in models.items():
-                    ts = []
-                    for _ in range(batch):
-                        t0 = time.perf_counter_ns()
-                        m.invoke()
-                        ts.append(time.perf_counter_ns() - t0)
-                    p50[k] = float(np.median(ts) / 1e6)
-                per_round.append(p50)
+                per_round.append({k: p50_ms(m.invoke, batch) for k, m in models.items()})
             med = {k: float(np.median([r[k] for r in per_round])) for k in models}
             pair = lambda a, c, rs=per_round: float(np.median([r[a] / r[c] for r in rs]))  # noqa: E731
             out.append({"backbone": b, "threads": t, "loadavg_before": round(load, 2), "p50_ms": med,
