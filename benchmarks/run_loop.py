@@ -110,6 +110,7 @@ def small(args) -> int:
              "`invoke()` loop, alternating per round. Command: `" + data["command"] + "`.", "",
              "Measured on a shared 2-core VM with other engineers' tests running: the 1-minute load average is "
              "given per row; absolute FPS are not comparable between rows, the paired ratio is the figure.", "",
+             "Caveat: under load a ratio above 1 is not a loop faster than invoke(): the loop process has two runnable threads (inference + capture) and Linux's CFS shares the CPU per thread, so on a contended machine it gets more CPU than the single-threaded bare process. What these rounds show is that the loop's per-frame work does not hold it below the bare loop; an idle-machine figure is still to be taken.", "",
              "| round | threads | bare FPS | loop FPS | loop / bare | load |", "|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {x['round']} | {x['threads']} | {x['bare_fps']} | {x['loop_fps']} | {x['ratio']} | {x['loadavg_1min']} |"
               for x in rounds]
