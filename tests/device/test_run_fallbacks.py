@@ -62,6 +62,9 @@ def test_a_delegate_that_fails_to_load_is_one_line_on_every_runtime(monkeypatch,
         mod = importlib.import_module(which)
     else:
         mod = _fallback(monkeypatch, which)
+    if which == "tensorflow.lite":  # TensorFlow has no tf.lite.load_delegate: the experimental one is used
+        assert not hasattr(mod, "load_delegate")
+        assert runtime._load_delegate_function(mod) is mod.experimental.load_delegate
     with pytest.raises(ModelLoadError) as e:
         runtime.load_edgetpu_delegate(mod, lib=NOT_A_DELEGATE)
     msg = str(e.value)
