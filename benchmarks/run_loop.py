@@ -12,6 +12,14 @@ The measurements live in tests/device/test_run_figures.py (so `make test` exerci
 script runs them on their own, on an otherwise idle machine, and renders the result table. The
 default model has EfficientNet-Lite0's exact layout at 224x224 (speed and memory do not depend on
 the weight values); --model measures a real file instead.
+
+    python benchmarks/run_loop.py --small [--rounds 5]
+
+measures the loop where per-frame overhead shows: a ~1 ms model (EfficientNet-Lite0 int8 at 96x96,
+random-init weights, built and converted once into ~/.cache/edgelite/run_loop_small) on a 128x128 clip,
+`edgelite run --source clip.mp4 --json - --threads T` (the real CLI, JSON lines to a pipe) against a bare
+`invoke()` loop in its own process, alternating per round (goals: >= 0.95 at 1 thread, >= 0.90 at 2).
+Writes run_loop_small.{json,md}.
 """
 
 from __future__ import annotations
@@ -19,18 +27,110 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+SMALL_SIZE, CLIP_SIZE, FRAMES = 96, 128, 3000
+
+BARE = r"""
+import sys, time
+from edgelite.device.runtime import load_model
+m = load_model(sys.argv[1], num_threads=int(sys.argv[2]))
+n = int(sys.argv[3])
+for _ in range(50):
+    m.invoke()
+t = time.perf_counter()
+for _ in range(n):
+    m.invoke()
+print(n / (time.perf_counter() - t))
+"""
+
+
+def small_bundle(cache: Path) -> tuple[Path, Path]:
+    """(bundle, clip): Lite0 int8 at 96 px with random-init weights, and a 128x128 mp4, made once."""
+    import cv2
+    import numpy as np
+
+    bundle, clip = cache / "bundle", cache / "clip.mp4"
+    if not (bundle / "edgelite.json").exists():
+        env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+        code = ("import sys; from pathlib import Path; c = Path(sys.argv[1]);"
+                "from edgelite.train.demo_data import write_image_folder; write_image_folder(c / 'data', per_class=8);"
+                "from edgelite.train.model import build_classifier;"
+                f"build_classifier('efficientnet_lite0', 10, {SMALL_SIZE}, weights=None).save(c / 'lite0.keras');"
+                "from edgelite.convert import convert;"
+                "convert(c / 'lite0.keras', c / 'bundle', data=c / 'data', formats='int8', calibration=40, verbose=False)")
+        subprocess.run([sys.executable, "-c", code, str(cache)], env=env, cwd=ROOT, check=True)
+    if not clip.exists():
+        rng = np.random.default_rng(0)
+        w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30, (CLIP_SIZE, CLIP_SIZE))
+        for _ in range(600):
+            w.write(cv2.GaussianBlur(rng.integers(0, 256, (CLIP_SIZE, CLIP_SIZE, 3), dtype=np.uint8), (9, 9), 0))
+        w.release()
+    return bundle, clip
+
+
+def small(args) -> int:
+    import numpy as np
+
+    bundle, clip = small_bundle(Path(args.cache))
+    model = bundle / "model_int8.tflite"
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    rounds = []
+    for r in range(args.rounds):
+        for t in (1, 2):
+            load = os.getloadavg()[0]
+            bare = float(subprocess.run([sys.executable, "-c", BARE, str(model), str(t), str(FRAMES)], env=env,
+                                        capture_output=True, text=True, check=True).stdout.split()[-1])
+            p = subprocess.run([sys.executable, "-m", "edgelite", "run", str(bundle), "--source", str(clip), "--loop",
+                                "--json", "-", "--threads", str(t), "--max-frames", str(FRAMES), "--print-every", "0"],
+                               env=env, capture_output=True, text=True, check=True)  # JSON lines into a pipe
+            assert p.stdout.count("\n") == FRAMES, "one JSON line per frame"
+            m = re.search(r"\(([\d.]+) fps\)", p.stderr)
+            loop = float(m.group(1))
+            rounds.append({"round": r, "threads": t, "bare_fps": round(bare, 1), "loop_fps": loop,
+                           "ratio": round(loop / bare, 3), "loadavg_1min": round(load, 2)})
+            print(rounds[-1], file=sys.stderr)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {t: float(np.median([x["ratio"] for x in rounds if x["threads"] == t])) for t in (1, 2)}
+    data = {"model": f"EfficientNet-Lite0 int8 {SMALL_SIZE}x{SMALL_SIZE}, random-init weights",
+            "clip": f"{CLIP_SIZE}x{CLIP_SIZE} mp4, {FRAMES} frames (--loop)", "rounds": rounds,
+            "median_loop_over_bare": summary, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": "python benchmarks/run_loop.py --small --rounds " + str(args.rounds)}
+    (out / "run_loop_small.json").write_text(json.dumps(data, indent=2) + "\n")
+    lines = ["# edgelite run on a ~1 ms model: loop / bare invoke()", "", f"Model: {data['model']}; source: {data['clip']}; "
+             "`edgelite run --source clip.mp4 --loop --json - --threads T` (JSON lines to a pipe) against a bare "
+             "`invoke()` loop, alternating per round. Command: `" + data["command"] + "`.", "",
+             "Measured on a shared 2-core VM with other engineers' tests running: the 1-minute load average is "
+             "given per row; absolute FPS are not comparable between rows, the paired ratio is the figure.", "",
+             "Caveat: under load a ratio above 1 is not a loop faster than invoke(): the loop process has two runnable threads (inference + capture) and Linux's CFS shares the CPU per thread, so on a contended machine it gets more CPU than the single-threaded bare process. What these rounds show is that the loop's per-frame work does not hold it below the bare loop; an idle-machine figure is still to be taken.", "",
+             "| round | threads | bare FPS | loop FPS | loop / bare | load |", "|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {x['round']} | {x['threads']} | {x['bare_fps']} | {x['loop_fps']} | {x['ratio']} | {x['loadavg_1min']} |"
+              for x in rounds]
+    lines += ["", f"Median loop/bare: {summary[1]:.3f} with 1 thread (goal >= 0.95), {summary[2]:.3f} with 2 threads "
+              "(goal >= 0.90).", ""]
+    (out / "run_loop_small.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="an EfficientNet-Lite0 int8 .tflite (default: the layout-equal test model)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results"))
+    ap.add_argument("--small", action="store_true", help="the ~1 ms model (96-px Lite0 int8) on a 128x128 clip")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating bare/loop rounds for --small")
+    ap.add_argument("--cache", default=str(Path.home() / ".cache/edgelite/run_loop_small"))
     args = ap.parse_args()
+    if args.small:
+        return small(args)
     env = dict(os.environ)
     if args.model:
         env["EDGELITE_LITE0_TFLITE"] = str(Path(args.model).resolve())

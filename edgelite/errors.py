@@ -15,7 +15,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILED = 1  # partly done: some formats failed to export (the bundle holds the others)
 EXIT_USAGE = 2  # a bad option, path or input the user can fix
-EXIT_REFUSED = 3  # a check refused: convert --max-drop gate, deploy preflight (the device cannot run it)
+EXIT_REFUSED = 3  # a check refused: convert --max-drop gate, bench --min-top1/--max-p50, deploy preflight
 EXIT_CHECKSUM = 4  # a file does not match its manifest (workstation or device)
 EXIT_SMOKE = 5  # the new bundle failed its one inference on the device; nothing was switched
 EXIT_UNHEALTHY = 6  # the new release did not become healthy; the previous one was put back
@@ -29,7 +29,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success",
     EXIT_FAILED: "partly failed: convert wrote the bundle without the formats that failed",
     EXIT_USAGE: "usage: a bad option, path, image, model file or bundle, or an optional extra not installed",
-    EXIT_REFUSED: "refused by a check: convert --max-drop, deploy preflight",
+    EXIT_REFUSED: "refused by a check: convert --max-drop, bench --min-top1/--max-p50, deploy preflight",
     EXIT_CHECKSUM: "checksum: a bundle file does not match its manifest",
     EXIT_SMOKE: "deploy: the smoke test failed on the device; nothing was switched",
     EXIT_UNHEALTHY: "deploy: the new release was not healthy; the previous one serves again",

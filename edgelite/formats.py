@@ -33,13 +33,14 @@ FORMATS: dict[str, tuple[str, str]] = {
     "pqat_int8": ("tflite", "int8"),
     "edgetpu": ("edgetpu", "int8"),
     "onnx": ("onnx", "fp32"),
+    "onnx_int8": ("onnx", "int8"),
 }
 
 #: other spellings users bring from Ultralytics / TFLite docs (after lower-casing and '-' -> '_')
 ALIASES = {
     "tflite": "fp32", "float32": "fp32", "float16": "fp16", "half": "fp16", "dynamic_range": "dynamic",
     "full_integer": "int8", "uint8": "int8", "edge_tpu": "edgetpu", "edgetpu_tflite": "edgetpu",
-    "pruned": "pruned_int8", "qat": "qat_int8", "pqat": "pqat_int8",
+    "pruned": "pruned_int8", "qat": "qat_int8", "pqat": "pqat_int8", "onnx_qdq": "onnx_int8",
 }
 
 #: file suffix -> file format; a .tflite whose stem ends in EDGETPU_STEM is compiled for the Edge TPU

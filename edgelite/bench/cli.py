@@ -20,6 +20,7 @@ examples:
   edgelite bench bundles/demo --pipeline clip.mp4           the whole camera loop, per stage
   edgelite bench bundles/demo --out benchmarks/results      JSON + CSV + PNG named after this machine
   edgelite bench bundles/demo --host pi@raspberrypi.local --out results/   on the Pi, over SSH
+  edgelite bench bundles/demo --formats int8 --min-top1 0.85 --max-p50 25   CI: exit 3 when a row misses
 
 Rows: one per format × thread count, status ok / load failed / validation failed. Only invoke() is
 timed (after --warmup runs); FPS = 1000 / mean ms. Set the CPU governor to `performance` first on a Pi.
@@ -54,6 +55,10 @@ def register(subparsers) -> None:
     p.add_argument("--plot", metavar="FILE.png", help="write the latency / accuracy figure (a directory = <env>.png)")
     p.add_argument("--out", metavar="DIR", help="write <env>.json, <env>.csv and <env>.png into DIR, named after "
                                                 "the board, CPU architecture, runtime and threads")
+    p.add_argument("--min-top1", type=float, metavar="X",
+                   help="exit 3 when a row's top-1 is below X (0..1) or unknown: a CI gate on the device")
+    p.add_argument("--max-p50", type=float, metavar="MS",
+                   help="exit 3 when a row's median latency is above MS milliseconds: a CI gate on the device")
     p.add_argument("--no-isolate", dest="isolate", action="store_false",
                    help="run every row in this process (faster start; no per-model memory, no crash isolation)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -89,6 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     # a bad option or input raises BenchUsageError (an edgelite.errors.UsageError): edgelite.cli prints
     # it as one line with its exit code
     from edgelite.bench import report
+    from edgelite.bench.options import gate_misses
     from edgelite.bench.stats import OK
 
     opts = options_from_args(args)
@@ -128,4 +134,9 @@ def _run(args: argparse.Namespace) -> int:
         written.append(plot_result(result, plot_path))
     if written and opts.json != "-":
         print("wrote " + ", ".join(str(p) for p in written))
+    misses = gate_misses(result["rows"], opts.min_top1, opts.max_p50)
+    if misses:
+        from edgelite.bench.errors import BenchGateFailed
+
+        raise BenchGateFailed(f"{len(misses)} of {len(result['rows'])} rows miss the gate: " + "; ".join(misses))
     return 0 if any(r["status"] == OK for r in result["rows"]) else 1

@@ -51,6 +51,25 @@ def cpu_model(root: str | os.PathLike = "/") -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+#: /proc/cpuinfo flags (x86 "flags", ARM "Features") that decide which int8 / float kernels a runtime can use
+VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+                "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16",
+                "neon", "asimd", "asimddp", "asimdhp", "i8mm", "bf16", "sve", "sve2")
+
+
+def cpu_vector_extensions(root: str | os.PathLike = "/") -> list[str]:
+    """The SIMD extensions of cpu0 that matter for inference (AVX2, AVX-512, VNNI, AMX; NEON, dot product,
+    i8mm on ARM), in VECTOR_FLAGS order.
+
+    An int8/fp32 latency ratio means little without them: VNNI (x86) and SDOT (ARM asimddp) are what make
+    int8 kernels fast.
+    """
+    text = _read(Path(root), "proc/cpuinfo") or ""
+    m = re.search(r"^(?:flags|features)\s*:(.*)$", text, re.M | re.I)
+    have = set(m.group(1).split()) if m else set()
+    return [f for f in VECTOR_FLAGS if f in have]
+
+
 def cpu_cores() -> int:
     """Cores this process may run on (affinity), not the machine's total."""
     try:
@@ -126,6 +145,7 @@ def read_environment(root: str | os.PathLike = "/") -> dict[str, Any]:
     env: dict[str, Any] = {
         "board": board_model(root),
         "cpu": cpu_model(root),
+        "cpu_vector_extensions": cpu_vector_extensions(root),
         "cores": cpu_cores(),
         "machine": platform.machine(),
         "governor": (sorted(set(govs.values()))[0] if len(set(govs.values())) == 1 else

@@ -45,6 +45,8 @@ class BenchOptions:
     csv: str | None = None
     plot: str | None = None
     out: str | None = None  # <env>.json, .csv and .png into this folder
+    min_top1: float | None = None  # every row must reach this top-1 (0..1), else exit code 3
+    max_p50: float | None = None  # every row's p50 latency must be at most this many ms, else exit code 3
     connection: Connection | None = None  # --host and the SSH flags: bench on that device
 
     def validate(self) -> None:
@@ -52,6 +54,10 @@ class BenchOptions:
             raise BenchUsageError("--runs must be at least 1")
         if self.warmup < 0 or self.min_seconds < 0:
             raise BenchUsageError("--warmup and --min-seconds cannot be negative")
+        if self.min_top1 is not None and not 0.0 <= self.min_top1 <= 1.0:
+            raise BenchUsageError(f"--min-top1 {self.min_top1:g} is not a fraction; give 0..1, e.g. --min-top1 0.85")
+        if self.max_p50 is not None and not self.max_p50 > 0:
+            raise BenchUsageError(f"--max-p50 {self.max_p50:g} ms is not positive; e.g. --max-p50 25")
 
     def format_list(self) -> list[str] | None:
         return parse_formats(self.formats)
@@ -103,3 +109,33 @@ def device_argv(opts: BenchOptions) -> list[str]:
     argv += ["--runs", str(int(opts.runs)), "--warmup", str(int(opts.warmup)),
              "--min-seconds", repr(float(opts.min_seconds))]
     return argv + (["--no-isolate"] if not opts.isolate else []) + ["--progress" if opts.progress else "--no-progress"]
+
+
+def gate_misses(rows: Sequence[dict], min_top1: float | None, max_p50: float | None) -> list[str]:
+    """What each row misses of --min-top1 / --max-p50, one short text per row (empty: every row passes).
+
+    A row that did not load or validate, or has no top-1 (no labelled images), misses a gate it cannot show.
+
+    >>> gate_misses([{"name": "int8", "threads": 1, "status": "ok", "top1": 0.8, "latency_ms": {"p50": 3.0}}],
+    ...             0.85, 2.5)
+    ['int8 x1: top-1 0.800 < 0.85, p50 3.00 ms > 2.5']
+    """
+    if min_top1 is None and max_p50 is None:
+        return []
+    out: list[str] = []
+    for r in rows:
+        why: list[str] = []
+        if r.get("status") != "ok":
+            why.append(str(r.get("status")))
+        else:
+            top1, p50 = r.get("top1"), (r.get("latency_ms") or {}).get("p50")
+            if min_top1 is not None:
+                if top1 is None:
+                    why.append("no top-1 (no labelled images; give --data DIR)")
+                elif top1 < min_top1:
+                    why.append(f"top-1 {top1:.3f} < {min_top1:g}")
+            if max_p50 is not None and (p50 is None or p50 > max_p50):
+                why.append(f"p50 {p50:.2f} ms > {max_p50:g}" if p50 is not None else "no latency")
+        if why:
+            out.append(f"{r.get('name')} x{r.get('threads')}: " + ", ".join(why))
+    return out

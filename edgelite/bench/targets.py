@@ -84,7 +84,8 @@ def resolve_targets(paths: list[str], formats: list[str] | None = None) -> list[
             if fmt is None:
                 raise BenchUsageError(f"{p} is neither a .tflite nor an .onnx file nor a bundle directory")
             labels = read_labels(p.parent / "labels.txt") if (p.parent / "labels.txt").exists() else None
-            ms = ModelSpec(p.stem, str(p), fmt, "fp32" if fmt == "onnx" else _guess_precision(p.stem), p.stat().st_size)
+            ms = ModelSpec(p.stem, str(p), fmt, "fp32" if fmt == "onnx" and "int8" not in p.stem.lower()
+                           else _guess_precision(p.stem), p.stat().st_size)
             targets.append(Target(str(p), "model", [ms], labels=labels))
         else:
             raise BenchUsageError(f"{p} does not exist; give a bundle directory or a .tflite/.onnx file")

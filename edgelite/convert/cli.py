@@ -51,7 +51,8 @@ def register(sub) -> None:
     p.add_argument("source", metavar="RUN_DIR", help="run directory (or a .keras model file with --data)")
     p.add_argument("--out", required=True, metavar="BUNDLE_DIR", help="bundle folder to write (replaced if it is a bundle)")
     d = ConvertOptions()  # the flags' defaults are the dataclass's: one declaration
-    p.add_argument("--formats", metavar="LIST", help="comma list: fp32,fp16,dynamic,int8,onnx,edgetpu (default: all)")
+    p.add_argument("--formats", metavar="LIST", help="comma list of fp32,fp16,dynamic,int8,onnx,edgetpu (the default: all of these) "
+                   "and onnx_int8 (onnxruntime static QDQ int8; only when named)")
     p.add_argument("--prune", type=_fraction, metavar="SPARSITY", help="magnitude-prune to this sparsity (e.g. 0.5)")
     p.add_argument("--prune-epochs", type=int, default=d.prune_epochs, metavar="N",
                    help="fine-tuning epochs while pruning (default %(default)s)")

@@ -122,7 +122,9 @@ class Job:
         path = self.bundle.root / exp.filename
         try:
             model = self.model_for(exp.source)
-            if exp.file_format == "onnx":
+            if exp.file_format == "onnx" and exp.quantization == "full_int8":
+                self._write_onnx_int8(entry, model, path)
+            elif exp.file_format == "onnx":
                 from edgelite.convert.onnx_export import export_onnx
 
                 entry.extra["onnx"] = export_onnx(model, path, opset=self.options.opset)
@@ -160,6 +162,20 @@ class Job:
             entry.extra["sparsity"] = weight_sparsity(data)["weight_sparsity"]
         data = embed_metadata(data, self.metadata(entry))
         path.write_bytes(data)
+
+    def _write_onnx_int8(self, entry: ModelEntry, model, path: Path) -> None:
+        """The fp32 ONNX export (the bundle's model.onnx when it is there), then onnxruntime's static QDQ."""
+        import tempfile
+
+        from edgelite.convert.onnx_export import export_onnx, quantize_onnx
+
+        fp32 = next((self.bundle.root / m.path for m in self.bundle.models
+                     if m.name == "onnx" and m.status == "ok" and m.path), None)
+        with tempfile.TemporaryDirectory(dir=self.bundle.root) as tmp:
+            if fp32 is None:
+                fp32 = Path(tmp) / "fp32.onnx"
+                entry.extra["onnx"] = export_onnx(model, fp32, opset=self.options.opset)
+            entry.extra["onnx_int8"] = quantize_onnx(fp32, path, self.calib, per_channel=not self.options.per_tensor)
 
     def metadata(self, entry: ModelEntry) -> dict[str, Any]:
         return {"labels": list(self.bundle.labels), "input": self.bundle.input.to_dict(), "model": entry.name,

@@ -20,7 +20,7 @@ class Export:
     name: str  # manifest model name (key of edgelite.bundle.FORMATS)
     filename: str  # file in the bundle
     source: str  # which Keras model it is exported from: float | pruned | qat
-    quantization: str  # none | float16 | dynamic | full_int8 | compile
+    quantization: str  # none | float16 | dynamic | full_int8 (TFLite or ONNX QDQ, calibrated) | compile
     needs: tuple[str, ...]  # importable modules (or executables, "bin:NAME") it needs
     description: str
 
@@ -53,6 +53,8 @@ EXPORTS: dict[str, Export] = {
                "the best int8 model compiled by edgetpu_compiler"),
         Export("onnx", "model.onnx", "float", "none", ("tf2onnx", "onnx", "onnxruntime"),
                "ONNX (tf2onnx), run by onnxruntime"),
+        Export("onnx_int8", "model_int8.onnx", "float", "full_int8", ("tf2onnx", "onnx", "onnxruntime"),
+               "ONNX Runtime static QDQ int8 (per-channel weights), calibrated on the training split"),
     ]
 }
 

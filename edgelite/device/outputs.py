@@ -8,7 +8,6 @@ Each output has `write(result, frame)` and `close()`; the loop calls them in ord
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import os
 import re
@@ -53,7 +52,8 @@ class ConsoleOutput:
 
 
 class JsonLinesOutput:
-    """One JSON object per line (`Result.to_dict()`), flushed per line so a pipe reader sees it live."""
+    """One JSON object per line (`Result.to_json()`, the JSON of `Result.to_dict()`), flushed per line so a
+    pipe reader sees it live."""
 
     def __init__(self, target: str | os.PathLike):
         self.target = str(target)
@@ -66,7 +66,7 @@ class JsonLinesOutput:
                 raise RunError(f"cannot write --json {self.target}: {e.strerror}") from None
 
     def write(self, result: Result, frame: Frame) -> None:
-        self.stream.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
+        self.stream.write(result.to_json() + "\n")
         if not self._own:
             self.stream.flush()
 

@@ -186,6 +186,7 @@ class TFLiteModel:
         self.in_scale, self.in_zero = self._in.get("quantization", (0.0, 0))
         self.out_scale, self.out_zero = self._out.get("quantization", (0.0, 0))
         self.num_classes = int(out_shape[1])
+        self._raw_shape = (self.input_height, self.input_width, 3)
 
     @property
     def takes_raw_pixels(self) -> bool:
@@ -205,6 +206,9 @@ class TFLiteModel:
 
     def set_input(self, rgb: np.ndarray) -> None:
         """Write an HxWx3 uint8 RGB image into the input tensor, quantizing only when the model asks to."""
+        if self.takes_raw_pixels and rgb.dtype == np.uint8 and rgb.shape == self._raw_shape:
+            self.interpreter.set_tensor(self._in["index"], rgb[None])  # one copy, in C++ (no view to build)
+            return
         view = self.interpreter.tensor(self._in["index"])()[0]
         if self.takes_raw_pixels:
             view[...] = rgb  # raw pixels straight in: no copy beyond this one
@@ -295,27 +299,40 @@ class ONNXModel:
         return self.scores()
 
 
-def load_edgetpu_delegate(mod=None):
-    """Load libedgetpu through the runtime's load_delegate; clear error when the library or stick is missing."""
+def _load_delegate_function(mod):
+    """The runtime's load_delegate: LiteRT and tflite_runtime export it, tf.lite has it under experimental."""
+    fn = getattr(mod, "load_delegate", None) or getattr(getattr(mod, "experimental", None), "load_delegate", None)
+    if fn is None:
+        raise ModelLoadError(f"{getattr(mod, '__name__', mod)} cannot load delegates; `pip install ai-edge-litert`")
+    return fn
+
+
+def load_edgetpu_delegate(mod=None, lib: str | None = None):
+    """Load libedgetpu (or `lib`) through the runtime's load_delegate; one-line error when it or the stick is missing."""
     import platform
 
     if mod is None:
         mod, _ = _tflite_interpreter_module()
-    lib = EDGETPU_LIBRARY.get(platform.system(), "libedgetpu.so.1")
+    lib = lib or EDGETPU_LIBRARY.get(platform.system(), "libedgetpu.so.1")
+    load_delegate = _load_delegate_function(mod)
     import ctypes
 
     try:
         # Probe the library first: when it is missing, LiteRT's load_delegate leaves a half-built Delegate
         # whose finalizer prints a traceback to stderr.
-        ctypes.CDLL(lib)
+        so = ctypes.CDLL(lib)
     except OSError:
         raise ModelLoadError(
             f"cannot load the Edge TPU delegate: {lib} is not installed; install libedgetpu1-std from Coral's "
             "apt repository (https://coral.ai/software/) and plug in the Edge TPU"
         ) from None
+    if not all(hasattr(so, sym) for sym in ("tflite_plugin_create_delegate", "tflite_plugin_destroy_delegate")):
+        # the same half-built Delegate otherwise: an AttributeError, then its finalizer's traceback
+        raise ModelLoadError(f"cannot load the Edge TPU delegate: {lib} is not a TFLite delegate library; "
+                             "install libedgetpu1-std from Coral's apt repository")
     try:
-        return mod.load_delegate(lib)
-    except (ValueError, OSError, RuntimeError) as e:
+        return load_delegate(lib)
+    except (ValueError, OSError, RuntimeError, AttributeError) as e:
         raise ModelLoadError(
             f"cannot load the Edge TPU delegate {lib} ({first_line(e) if str(e).strip() else 'not found'}): "
             "install libedgetpu1-std from Coral's apt repository and plug in the Edge TPU"
@@ -378,8 +395,13 @@ def top_k(scores: np.ndarray, k: int = 3, threshold: float = 0.0,
     >>> top_k(np.array([0.125, 0.625, 0.25], np.float32), 2, labels=["cat", "dog", "fox"])
     [Prediction(id=1, label='dog', score=0.625), Prediction(id=2, label='fox', score=0.25)]
     """
-    k = min(k, scores.shape[-1])
-    idx = np.argpartition(-scores, k - 1)[:k]
-    idx = idx[np.argsort(-scores[idx], kind="stable")]
-    return [Prediction(int(i), labels[i] if labels is not None else None, float(scores[i]))
-            for i in idx if scores[i] >= threshold]
+    n = scores.shape[-1]
+    k = min(k, n)
+    if n <= 256:  # the usual classifier: one sort is cheaper than a partition and a sort
+        idx = np.argsort(-scores, kind="stable")[:k]
+    else:
+        idx = np.argpartition(-scores, k - 1)[:k]
+        idx = idx[np.argsort(-scores[idx], kind="stable")]
+    # plain Python ints and floats, converted in one call each (this runs once per camera frame)
+    return [Prediction(i, labels[i] if labels is not None else None, v)
+            for i, v in zip(idx.tolist(), scores[idx].tolist(), strict=True) if v >= threshold]

@@ -37,6 +37,28 @@ def _build_efficientnet_lite0(inp, weights):
     return base  # its own keras.Input; model.py uses base.input / base.output (flat)
 
 
+# ImageNet's per-channel mean and standard deviation of 0..1 RGB (what EfficientNet-B0 was trained on)
+IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
+
+
+def _imagenet_normalization(base) -> None:
+    """Make B0's stem Normalization compute (x/255 - mean) / std whatever weights were loaded.
+
+    tf-keras adds the last 1/sqrt(std) multiply only for weights="imagenet" (its Normalization holds
+    var = std, not std**2; tensorflow#49930): built with weights=None, as for a local file, the
+    stem would divide by sqrt(std), or by 1 for a file saved from a random-init model.
+    """
+    import numpy as np
+
+    keras = import_keras()
+    norm = next(layer for layer in base.layers if isinstance(layer, keras.layers.Normalization))
+    mean = np.asarray(IMAGENET_MEAN_RGB, np.float32)
+    var = np.square(np.asarray(IMAGENET_STDDEV_RGB, np.float32))
+    count = norm.get_weights()[2] if len(norm.get_weights()) > 2 else None
+    norm.set_weights([mean, var] + ([count] if count is not None else []))
+
+
 def _keras_app(fn_name: str, preprocess: str, **kw):
     def build(inp, weights):
         keras = import_keras()
@@ -54,6 +76,8 @@ def _keras_app(fn_name: str, preprocess: str, **kw):
         base = fn(input_tensor=x, include_top=False, weights=weights, **extra)
         if local is not None:
             base.load_weights(local)
+        if preprocess == "imagenet" and weights != "imagenet":
+            _imagenet_normalization(base)
         return base
 
     return build
@@ -88,7 +112,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         name="efficientnet_b0", default_size=224, preprocessing="keras Rescaling + Normalization (ImageNet mean/std)",
         block_pattern=r"^(block\d+[a-z])_", top_pattern=r"^top_", default_unfreeze=3,
         weights="keras.applications download (online) or --weights PATH", license="Apache-2.0",
-        builder=_keras_app("EfficientNetB0", "none"),
+        builder=_keras_app("EfficientNetB0", "imagenet"),
     ),
 }
 

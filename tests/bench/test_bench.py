@@ -620,3 +620,38 @@ def test_top1_below_the_manifest_fails_validation_once_per_format():
     row = {"status": stats.OK, "top1": 0.80, "top1_manifest": 0.90, "error": None}
     B._check_top1(row)
     assert row["status"] == stats.VALIDATION_FAILED and row["error"] == why
+
+
+def test_min_top1_and_max_p50_gate_the_exit_code_for_ci(bench_bundle, capsys):
+    """A row below --min-top1 or above --max-p50 exits 3 (EXIT_REFUSED) after the table, naming the rows."""
+    from edgelite.cli import main
+    from edgelite.errors import EXIT_REFUSED
+
+    common = [str(bench_bundle), "--formats", "fp32,int8", "--threads", "1", "--runs", "5", "--warmup", "1",
+              "--no-isolate", "--no-progress"]
+    assert main(["bench", *common, "--min-top1", str(bf.ACCURACY - 0.05), "--max-p50", "10000"]) == 0
+    capsys.readouterr()
+    assert main(["bench", *common, "--min-top1", str(bf.ACCURACY + 0.05)]) == EXIT_REFUSED
+    out, err = capsys.readouterr()
+    assert "p50 (ms)" in out  # the table is still printed
+    assert err.count("\n") == 1 and "2 of 2 rows miss the gate" in err and "fp32 x1: top-1 0.750 < 0.8" in err
+    assert main(["bench", *common, "--max-p50", "0.000001"]) == EXIT_REFUSED
+    assert "p50" in capsys.readouterr().err
+    assert main(["bench", *common, "--min-top1", "85"]) == 2
+    assert "--min-top1 85 is not a fraction" in capsys.readouterr().err
+
+
+def test_cpu_vector_extensions_are_recorded(tmp_path, bench_result):
+    """VNNI / AMX (x86) and dot product / i8mm (ARM) decide how fast int8 can be: the result says which."""
+    from edgelite.bench.env import cpu_vector_extensions
+
+    (tmp_path / "x86/proc").mkdir(parents=True)
+    (tmp_path / "x86/proc/cpuinfo").write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw "
+                                               "avx512_vnni amx_bf16 amx_tile amx_int8\n")
+    assert cpu_vector_extensions(tmp_path / "x86") == ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw",
+                                                       "avx512_vnni", "amx_tile", "amx_int8", "amx_bf16"]
+    pi = _fake_root(tmp_path / "pi", "performance")
+    (pi / "proc/cpuinfo").write_text("processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 cpuid\n")
+    assert cpu_vector_extensions(pi) == ["asimd"]
+    assert cpu_vector_extensions(tmp_path / "nothing") == []
+    assert isinstance(bench_result["environment"]["cpu_vector_extensions"], list)

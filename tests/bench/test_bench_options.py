@@ -44,3 +44,16 @@ def test_formats_all_and_errors():
     assert parse_formats(["edge-tpu", "int8", "INT8"]) == ["edgetpu", "int8"]
     with pytest.raises(BenchUsageError, match="--formats is empty"):
         parse_formats(",")
+
+
+def test_gates_name_what_each_row_misses():
+    from edgelite.bench.options import gate_misses
+
+    ok = {"name": "int8", "threads": 2, "status": "ok", "top1": 0.9, "latency_ms": {"p50": 4.0}}
+    assert gate_misses([ok], None, None) == [] and gate_misses([ok], 0.9, 4.0) == []
+    assert gate_misses([ok], 0.95, None) == ["int8 x2: top-1 0.900 < 0.95"]
+    assert gate_misses([ok], None, 3.5) == ["int8 x2: p50 4.00 ms > 3.5"]
+    assert gate_misses([dict(ok, top1=None)], 0.5, None) == ["int8 x2: no top-1 (no labelled images; give --data DIR)"]
+    assert gate_misses([dict(ok, status="load failed")], None, 100.0) == ["int8 x2: load failed"]
+    with pytest.raises(BenchUsageError, match="--max-p50 0 ms is not positive"):
+        BenchOptions(max_p50=0).validate()
