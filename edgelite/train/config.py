@@ -137,6 +137,7 @@ class DataOptions:
     dataset: str = "fashion-mnist"
     out: str = ""
     per_class: int = 300
+    test_per_class: int = 0  # > 0: held-out images from the test file, listed in DATA_DIR/heldout.txt
     size: int = 0  # 0: keep the 28x28 images
     seed: int = 0
     source: str | None = None  # folder with the IDX .gz files; None: Debian's package, then download

@@ -121,8 +121,7 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
         _say(f"decoding {cfg.data_dir}")
         classes, items, skipped_scan, pixels = D.scan(cfg.data_dir, progress=verbose == 1, size=size,
                                                       interpolation=cfg.interpolation)
-        split = D.stratified_split(items, classes, val_split=cfg.val_split, test_split=cfg.test_split,
-                                   seed=cfg.seed, data_dir=str(Path(cfg.data_dir).resolve()))
+        split = _split(cfg, classes, items)
     xs, ys = {}, {}
     skipped = list(skipped_scan)
     for name in ("train", "val", "test"):
@@ -304,6 +303,28 @@ def _strategy(name: str):
                                                      and int(task.get("index", 0)) == 0)
         return strategy, is_chief
     return tf.distribute.get_strategy(), True
+
+
+def _split(cfg: TrainConfig, classes: list[str], items: list[tuple[str, int]]) -> D.Split:
+    """The stratified split; when DATA_DIR/heldout.txt lists images (`edgelite data --test-per-class`),
+    exactly those readable ones are the test split and the rest is split into train and val."""
+    from edgelite.train.demo_data import HELDOUT_LIST, read_heldout_list
+
+    root = str(Path(cfg.data_dir).resolve())
+    pinned = read_heldout_list(cfg.data_dir)
+    if pinned is None:
+        return D.stratified_split(items, classes, val_split=cfg.val_split, test_split=cfg.test_split,
+                                  seed=cfg.seed, data_dir=root)
+    listed = set(pinned)
+    test = [(p, y) for p, y in items if p in listed]
+    if not test:
+        raise TrainError(f"{Path(cfg.data_dir) / HELDOUT_LIST} lists no readable image of the folder; "
+                         "fix or delete it (without it, --test-split decides the test split)")
+    split = D.stratified_split([(p, y) for p, y in items if p not in listed], classes, val_split=cfg.val_split,
+                               test_split=0.0, seed=cfg.seed, data_dir=root, min_per_class=2)
+    split.test = test
+    _say(f"test split: the {len(test)} images listed in {HELDOUT_LIST}")
+    return split
 
 
 def _build(cfg: TrainConfig, n_cls: int, weights):
