@@ -8,7 +8,10 @@ Result dict (also the JSON file), keys:
 ROW (keys in ROW_KEYS order): target, name, format, precision, threads, status, error, file, bytes,
   size_mb, load_ms, first_ms, latency_ms{n, mean, std, min, p50, p90, p99, max}, fps, peak_rss_mb,
   model_rss_mb, top1, images, top1_threads, top1_manifest, runtime, delegate,
-  pipeline{source, frames, fps, stages{STAGE: summary}, samples_ms{total}} (with --pipeline), samples_ms[]
+  pipeline{source, frames, fps, stages{STAGE: summary}, samples_ms{total}} (with --pipeline), samples_ms[],
+  then (with accuracy) correct (per-image hits, edgelite.stats.pack_correct), delta_top1 (points against the
+  target's float row on the same images: `delta_reference`), delta_ci [lo, hi] (paired 95 %),
+  delta_distinguishable
 
     >>> print(format_table(result))                                      # doctest: +SKIP
     >>> write_json(result, "out.json"); write_csv(result, "out.csv")     # doctest: +SKIP
@@ -28,9 +31,11 @@ import numpy as np
 
 from edgelite.bench.errors import BenchUsageError
 from edgelite.device.pipeline import TIMINGS as PIPELINE_STAGES  # the loop's stages + total
+from edgelite.stats import format_delta, paired_delta, unpack_correct
 
 SCHEMA = "edgelite.bench/1"
 CSV_COLUMNS = ["target", "name", "format", "precision", "threads", "status", "size_mb", "bytes", "top1", "images",
+               "delta_top1", "delta_ci_lo", "delta_ci_hi",
                "load_ms", "first_ms", "p50", "p90", "p99", "mean", "std", "min", "max", "n", "fps", "peak_rss_mb",
                "model_rss_mb", "runtime", "delegate", "error"]
 
@@ -44,6 +49,30 @@ def ordered_row(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: row.get(k) for k in ROW_KEYS}
     out.update({k: v for k, v in row.items() if k not in out})
     return out
+
+
+#: printed under the table when a row has a Δ
+DELTA_LEGEND = ("Δ top-1: points against the same model's float row on the same images, with its paired 95 % "
+                "interval; ~0 = not distinguishable from zero on this many images")
+
+
+def add_deltas(result: dict[str, Any]) -> None:
+    """Give every scored row its Δ top-1 against its target's float reference row (the first fp32 row
+    with per-image hits, else the first scored row), with the paired 95 % interval (edgelite.stats)."""
+    by_target: dict[str, list[dict[str, Any]]] = {}
+    for r in result.get("rows", []):
+        if r.get("correct"):
+            by_target.setdefault(r["target"], []).append(r)
+    for rows in by_target.values():
+        ref = next((r for r in rows if r.get("precision") == "fp32"), rows[0])
+        ref_hits = unpack_correct(ref["correct"])
+        for r in rows:
+            hits = unpack_correct(r["correct"])
+            if hits.shape != ref_hits.shape:
+                continue
+            d = paired_delta(hits, ref_hits)
+            r.update(delta_reference=ref["name"], delta_top1=round(d["delta"], 4),
+                     delta_ci=[round(v, 4) for v in d["ci"]], delta_distinguishable=d["distinguishable"])
 
 
 # ---------------------------------------------------------------------------------------------- table
@@ -72,17 +101,21 @@ def format_table(result: dict[str, Any]) -> str:
             f"{env.get('governor') or 'n/a'}; {rt or 'no runtime'})")
     if result.get("remote"):
         head += f"  via ssh {result['remote'].get('host')}"
-    cols = (["Model"] if multi else []) + ["Format", "Threads", "Status", "Size (MB)", "Top-1", "p50 (ms)",
+    cols = (["Model"] if multi else []) + ["Format", "Threads", "Status", "Size (MB)", "Top-1", "Δ top-1 [95 % CI]",
+                                           "p50 (ms)",
                                            "p90 (ms)", "FPS", "Load (ms)", "Peak RSS (MB)"]
     body = []
     for r in rows:
         lat = r.get("latency_ms") or {}
         cells = ([Path(r["target"]).name] if multi else []) + [
             r["name"], _fmt(r.get("threads"), "d"), r["status"], _fmt(r.get("size_mb"), ".2f"),
-            _fmt(r.get("top1"), ".4f"), _ms(lat.get("p50")), _ms(lat.get("p90")),
+            _fmt(r.get("top1"), ".4f"), format_delta(r.get("delta_top1"), r.get("delta_ci")),
+            _ms(lat.get("p50")), _ms(lat.get("p90")),
             _fmt(r.get("fps"), ".1f"), _fmt(r.get("load_ms"), ".1f"), _fmt(r.get("peak_rss_mb"), ".0f")]
         body.append(cells)
     lines = [head, _grid(cols, body, left={cols.index(c) for c in ("Model", "Format", "Status") if c in cols})]
+    if any(r.get("delta_top1") is not None for r in rows):
+        lines.append(DELTA_LEGEND)
     prow = [r for r in rows if r.get("pipeline")]
     if prow:
         pcols = ["Format", "Threads"] + [f"{s} p50" for s in PIPELINE_STAGES] + ["total p90", "FPS"]
@@ -153,6 +186,7 @@ def to_csv(result: dict[str, Any]) -> str:
     w.writeheader()
     for r in result["rows"]:
         flat = {k: r.get(k) for k in CSV_COLUMNS}
+        flat["delta_ci_lo"], flat["delta_ci_hi"] = r.get("delta_ci") or (None, None)
         lat = r.get("latency_ms") or {}
         for k in ("p50", "p90", "p99", "mean", "std", "min", "max", "n"):
             flat[k] = lat.get(k)

@@ -33,7 +33,7 @@ from edgelite.bench.options import (  # noqa: F401  (parse_*, default_threads: t
     parse_formats,
     parse_threads,
 )
-from edgelite.bench.report import SCHEMA, ordered_row
+from edgelite.bench.report import SCHEMA, add_deltas, ordered_row
 from edgelite.bench.stats import LOAD_FAILED, OK, VALIDATION_FAILED, top1_shortfall
 from edgelite.bench.targets import ModelSpec, Target, resolve_targets
 from edgelite.bench.worker import job_row, run_isolated, run_job
@@ -226,11 +226,13 @@ def bench(paths: list[str], opts: BenchOptions | None = None, *, env_root: str =
                     elif first_ok is not None and row.get("top1") is None and first_ok.get("top1") is not None:
                         # accuracy does not depend on the thread count: measured once per format
                         row["top1"], row["images"] = first_ok["top1"], first_ok["images"]
+                        row["correct"] = first_ok.get("correct")
                         row["top1_threads"] = first_ok["threads"]
                         _check_top1(row)
                 row["size_mb"] = round(row["bytes"] / 1e6, 6) if row.get("bytes") else None
                 row.setdefault("top1_manifest", job.get("top1_manifest"))
                 result["rows"].append(ordered_row(row))
         bar.close()
+    add_deltas(result)
     return result
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from edgelite.bench.stats import LOAD_FAILED, OK, VALIDATION_FAILED, summarize, top1_shortfall
+from edgelite.stats import pack_correct
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -165,14 +166,15 @@ def run_job(job: dict[str, Any], emit: Emit | None = None) -> dict[str, Any]:
         row["samples_ms"] = [round(float(x), 4) for x in ms]
 
         if job.get("accuracy") and labels is not None:
-            correct = 0
+            correct = np.zeros(len(labels), bool)
             finite = True
-            for img, y in zip(images, labels, strict=True):
+            for i, (img, y) in enumerate(zip(images, labels, strict=True)):
                 s = model.classify(img)
                 finite &= bool(np.all(np.isfinite(s)))
-                correct += int(np.argmax(s) == int(y))
+                correct[i] = np.argmax(s) == int(y)
                 tick()
-            row["top1"] = round(correct / n_img, 6)
+            row["top1"] = round(int(correct.sum()) / n_img, 6)
+            row["correct"] = pack_correct(correct)  # per image, for the paired Δ interval (report.add_deltas)
             row["images"] = n_img
             if not finite:
                 problems.append("non-finite scores on the data")

@@ -184,6 +184,7 @@ class Job:
 
     def _validate(self, entry: ModelEntry) -> None:
         from edgelite.convert.validate import collapsed_classes, validate_file
+        from edgelite.stats import format_delta
 
         x, y = self.test
         try:
@@ -194,7 +195,7 @@ class Job:
             self._fail(entry, "validation failed", _one_line(e))
             return
         m = entry.metrics
-        self.log(f"{entry.name}: top-1 {m['top1']:.3f} ({m['delta']:+.1f} pts), agreement {m['agreement']:.3f}, "
+        self.log(f"{entry.name}: top-1 {m['top1']:.3f} ({format_delta(m['delta'], m.get('delta_ci'))} pts), agreement {m['agreement']:.3f}, "
                  f"max prob diff {m['max_prob_diff']:.4f}, {m['ms_per_image']:.2f} ms/img ({m['runtime']})")
         max_drop = self.options.max_drop
         if max_drop is not None and m["delta"] is not None and -m["delta"] > max_drop:

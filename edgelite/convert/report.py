@@ -1,10 +1,16 @@
-"""The end-of-conversion table (Ultralytics benchmark style) as text and markdown. Standard library only."""
+"""The end-of-conversion table (Ultralytics benchmark style) as text and markdown. Standard library and
+edgelite.stats only."""
 
 from __future__ import annotations
 
 from typing import Any
 
-COLUMNS = ("format", "status", "size MB", "gzip MB", "top-1", "Δ top-1", "agreement", "ms/img")
+from edgelite.stats import format_delta
+
+COLUMNS = ("format", "status", "size MB", "gzip MB", "top-1", "Δ top-1 [95 % CI]", "agreement", "ms/img")
+#: printed under the table: how to read the Δ column
+LEGEND = ("Δ top-1 in points against the float Keras model on the same held-out images, with its paired 95 % "
+          "interval; ~0 = not distinguishable from zero on this many images")
 
 
 def rows(bundle) -> list[list[str]]:
@@ -14,13 +20,12 @@ def rows(bundle) -> list[list[str]]:
     for m in bundle.models:
         status = m.status if m.status == "ok" else f"{m.status}: {m.error}" if m.error else m.status
         met = m.metrics or {}
-        delta = met.get("delta")
         out.append([
             m.name, status,
             _f(m.bytes / 1e6, 2) if m.bytes else "-",
             _f(m.gzip_bytes / 1e6, 2) if m.gzip_bytes else "-",
             _f(met.get("top1"), 3),
-            f"{delta:+.1f}" if isinstance(delta, (int, float)) else "-",
+            format_delta(met.get("delta"), met.get("delta_ci")),
             _f(met.get("agreement"), 3),
             _f(met.get("ms_per_image"), 2),
         ])
@@ -39,14 +44,14 @@ def table(bundle, max_status: int = 60) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
 
     lines = [fmt(list(COLUMNS)), fmt(["-" * w for w in widths])] + [fmt(r) for r in body]
-    return "\n".join(line.rstrip() for line in lines)
+    return "\n".join(line.rstrip() for line in lines + [LEGEND])
 
 
 def markdown(bundle) -> str:
     body = rows(bundle)
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in body]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + LEGEND + "\n"
 
 
 def _f(v: Any, digits: int) -> str:

@@ -65,9 +65,21 @@ def validate_file(path, fmt: str, images: np.ndarray, labels: np.ndarray, names:
         raise ValueError(f"{path} outputs {scores.shape[1]} classes, the bundle has {len(names)} labels")
     m = metrics_from_scores(scores, labels, names, reference)
     m["delta"] = (m["top1"] - reference_top1) * 100 if (m["top1"] is not None and reference_top1 is not None) else None
+    if m["delta"] is not None and len(labels):
+        m.update(delta_interval(scores.argmax(axis=1) == labels, reference.argmax(axis=1) == labels))
     m["ms_per_image"] = round(ms, 3)
     m["runtime"] = str(runtime)
     return m
+
+
+def delta_interval(correct: np.ndarray, reference_correct: np.ndarray) -> dict[str, Any]:
+    """The manifest's paired 95 % interval of Δ top-1 against the float model on the same images:
+    {"delta_ci": [lo, hi] points, "delta_p": McNemar p, "delta_distinguishable": bool}."""
+    from edgelite.stats import paired_delta
+
+    r = paired_delta(correct, reference_correct)
+    return {"delta_ci": [round(v, 3) for v in r["ci"]], "delta_p": round(r["p"], 6),
+            "delta_distinguishable": r["distinguishable"]}
 
 
 def collapsed_classes(metrics: dict[str, Any], reference: dict[str, Any], max_drop: float) -> list[tuple[str, float, float]]:

@@ -53,6 +53,9 @@ def register(sub) -> None:
     p.add_argument("--backbone", choices=sorted(BACKBONES), help=f"default: {d.backbone}")
     p.add_argument("--image-size", type=int, metavar="PX", help="square input size (default: the backbone's)")
     p.add_argument("--epochs", type=int, help=f"phase-1 epochs, head only (default {d.epochs})")
+    p.add_argument("--cached-views", type=int, metavar="K",
+                   help="phase 1 runs the frozen backbone once per image and augmented view (K views, the first "
+                        f"unaugmented) and trains the head on those features; 0 = every epoch (default {d.cached_views})")
     p.add_argument("--fine-tune-epochs", type=int, help=f"phase-2 epochs, top blocks unfrozen (default {d.fine_tune_epochs})")
     p.add_argument("--unfreeze", type=int, metavar="BLOCKS", help="backbone blocks unfrozen in phase 2")
     p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
@@ -80,11 +83,14 @@ def register(sub) -> None:
     dd = DataOptions()
     d = sub.add_parser("data", help="materialise a demo dataset as an image folder",
                        description="Write a demo dataset as DATA_DIR/<class>/*.png.",
-                       epilog="example:\n  edgelite data fashion-mnist data/fashion-mnist --per-class 300",
+                       epilog="example:\n  edgelite data fashion-mnist data/fashion-mnist --per-class 300 --test-per-class 100",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     d.add_argument("dataset", choices=[dd.dataset])
     d.add_argument("out", metavar="OUT_DIR")
     d.add_argument("--per-class", type=_count(1), default=dd.per_class, help="images per class (default %(default)s)")
+    d.add_argument("--test-per-class", type=_count(0), default=dd.test_per_class, metavar="N",
+                   help="N held-out images per class from the dataset's own test split, listed in "
+                        "OUT_DIR/heldout.txt as train's test split (default %(default)s: train splits)")
     d.add_argument("--size", type=_count(0), default=dd.size, metavar="PX", help="resize the 28x28 images (default: keep)")
     d.add_argument("--seed", type=int, default=dd.seed, help="which images are picked (default %(default)s)")
     d.add_argument("--source", default=dd.source, metavar="DIR", help="folder with the IDX .gz files "
@@ -108,6 +114,7 @@ def _data(args) -> int:
     from edgelite.train.demo_data import write_image_folder
 
     o = from_namespace(DataOptions, args)
-    counts = write_image_folder(o.out, per_class=o.per_class, size=o.size, seed=o.seed, source_dir=o.source)
+    counts = write_image_folder(o.out, per_class=o.per_class, size=o.size, seed=o.seed, source_dir=o.source,
+                                test_per_class=o.test_per_class)
     print(f"{sum(counts.values())} images in {len(counts)} classes under {o.out}")
     return 0

@@ -33,6 +33,7 @@ class TrainConfig:
     backbone: str = "efficientnet_lite0"
     image_size: int | None = None  # None: the backbone's default
     epochs: int = 10  # phase 1: head only, backbone frozen
+    cached_views: int = 1  # phase 1 trains the head on K cached feature views per image; 0: backbone every epoch
     fine_tune_epochs: int = 5  # phase 2: top blocks unfrozen, BatchNorm still frozen
     unfreeze: int | None = None  # blocks unfrozen in phase 2; None: the backbone's default
     batch_size: int = 32
@@ -75,6 +76,8 @@ class TrainConfig:
             raise TrainError(f"--strategy {self.strategy!r}: use default, mirrored or multiworker")
         if self.epochs < 0 or self.fine_tune_epochs < 0 or self.epochs + self.fine_tune_epochs == 0:
             raise TrainError("--epochs and --fine-tune-epochs must be >= 0 and not both 0")
+        if self.cached_views < 0:
+            raise TrainError(f"--cached-views {self.cached_views}: use 0 (run the backbone every epoch) or more")
         if self.batch_size < 1:
             raise TrainError("--batch-size must be at least 1")
         if not (0 <= self.val_split < 1 and 0 <= self.test_split < 1 and self.val_split + self.test_split < 1):
@@ -137,6 +140,7 @@ class DataOptions:
     dataset: str = "fashion-mnist"
     out: str = ""
     per_class: int = 300
+    test_per_class: int = 0  # > 0: held-out images from the test file, listed in DATA_DIR/heldout.txt
     size: int = 0  # 0: keep the 28x28 images
     seed: int = 0
     source: str | None = None  # folder with the IDX .gz files; None: Debian's package, then download

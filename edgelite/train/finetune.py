@@ -121,8 +121,7 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
         _say(f"decoding {cfg.data_dir}")
         classes, items, skipped_scan, pixels = D.scan(cfg.data_dir, progress=verbose == 1, size=size,
                                                       interpolation=cfg.interpolation)
-        split = D.stratified_split(items, classes, val_split=cfg.val_split, test_split=cfg.test_split,
-                                   seed=cfg.seed, data_dir=str(Path(cfg.data_dir).resolve()))
+        split = _split(cfg, classes, items)
     xs, ys = {}, {}
     skipped = list(skipped_scan)
     for name in ("train", "val", "test"):
@@ -180,15 +179,23 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
 
     phases = [(1, cfg.epochs, cfg.lr), (2, cfg.fine_tune_epochs, cfg.fine_tune_lr)]
     t_train = time.perf_counter()
+    seconds: dict[str, float] = {}
     for phase, epochs, lr in phases:
         if phase < start_phase or epochs == 0:
             continue
         initial = start_epoch if phase == start_phase else 0
         if initial >= epochs:
             continue
+        t_phase = time.perf_counter()
+        # phase 1 on a pretrained frozen backbone: run it once per image (and view), train the head on that
+        cached = phase == 1 and cfg.cached_views > 0 and cfg.weights is not None and cfg.strategy == "default"
+        fit_model, fit_train, fit_val = model, train_ds, val_ds
         with strategy.scope():
             info = set_phase(model, cfg.backbone, phase, cfg.unfreeze, from_scratch=cfg.weights is None)
-            model.compile(
+        if cached:
+            fit_model, fit_train, fit_val = _cached_head(cfg, model, xs, ys, n_cls, global_batch, seconds)
+        with strategy.scope():
+            fit_model.compile(
                 optimizer=keras.optimizers.Adam(lr),
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
                 metrics=["accuracy"],
@@ -197,16 +204,19 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
                 else f"top {info['unfrozen_blocks']} of {info['blocks']} blocks unfrozen")
         _say(f"phase {phase}: {what} ({info['trainable_layers']} trainable layers), lr {lr:g}, "
              f"epochs {initial + 1}..{epochs}")
+        monitor = "val_loss" if val_ds else "loss"
         callbacks = [
             _epoch_callback(keras, model, work, phase, history_rows),
-            keras.callbacks.ModelCheckpoint(str(ckpt_dir / BEST_WEIGHTS), monitor="val_loss" if val_ds else "loss",
+            _best_weights(keras, model, ckpt_dir / BEST_WEIGHTS, monitor) if cached else
+            keras.callbacks.ModelCheckpoint(str(ckpt_dir / BEST_WEIGHTS), monitor=monitor,
                                             save_best_only=True, save_weights_only=True, verbose=0),
-            keras.callbacks.EarlyStopping(monitor="val_loss" if val_ds else "loss", patience=cfg.patience,
+            keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience,
                                           restore_best_weights=True, verbose=1),
         ]
-        model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial, callbacks=callbacks,
-                  class_weight=cw, verbose=verbose, **steps)
+        fit_model.fit(fit_train, validation_data=fit_val, epochs=epochs, initial_epoch=initial, callbacks=callbacks,
+                      class_weight=cw, verbose=verbose, **steps)
         start_epoch = 0
+        seconds[f"phase{phase}"] = round(time.perf_counter() - t_phase, 1)
     train_seconds = time.perf_counter() - t_train
 
     if cfg.strategy == "multiworker":
@@ -225,7 +235,10 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
     metrics["val"] = _last(history_rows, "val_accuracy")
     metrics["seconds"] = {"training": round(train_seconds, 1),
                           "per_epoch": round(float(np.mean([r["seconds"] for r in history_rows])), 2)
-                          if history_rows else None}
+                          if history_rows else None, **seconds}
+    for ph in (1, 2):  # s/epoch per phase (phase 1 on cached features: the head's epochs only)
+        rows_ph = [r["seconds"] for r in history_rows if r["phase"] == ph]
+        metrics["seconds"][f"phase{ph}_per_epoch"] = round(float(np.mean(rows_ph)), 3) if rows_ph else None
     metrics["images"] = {k: int(len(v)) for k, v in ys.items()}
     metrics["skipped"] = len(skipped)
     run.metrics = metrics
@@ -306,6 +319,28 @@ def _strategy(name: str):
     return tf.distribute.get_strategy(), True
 
 
+def _split(cfg: TrainConfig, classes: list[str], items: list[tuple[str, int]]) -> D.Split:
+    """The stratified split; when DATA_DIR/heldout.txt lists images (`edgelite data --test-per-class`),
+    exactly those readable ones are the test split and the rest is split into train and val."""
+    from edgelite.train.demo_data import HELDOUT_LIST, read_heldout_list
+
+    root = str(Path(cfg.data_dir).resolve())
+    pinned = read_heldout_list(cfg.data_dir)
+    if pinned is None:
+        return D.stratified_split(items, classes, val_split=cfg.val_split, test_split=cfg.test_split,
+                                  seed=cfg.seed, data_dir=root)
+    listed = set(pinned)
+    test = [(p, y) for p, y in items if p in listed]
+    if not test:
+        raise TrainError(f"{Path(cfg.data_dir) / HELDOUT_LIST} lists no readable image of the folder; "
+                         "fix or delete it (without it, --test-split decides the test split)")
+    split = D.stratified_split([(p, y) for p, y in items if p not in listed], classes, val_split=cfg.val_split,
+                               test_split=0.0, seed=cfg.seed, data_dir=root, min_per_class=2)
+    split.test = test
+    _say(f"test split: the {len(test)} images listed in {HELDOUT_LIST}")
+    return split
+
+
 def _build(cfg: TrainConfig, n_cls: int, weights):
     from edgelite.train.model import build_classifier
 
@@ -321,20 +356,12 @@ def _dataset(x: np.ndarray, y: np.ndarray, n_cls: int, batch: int, *, shuffle: b
     if shuffle:
         ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
     if augment:
+        from edgelite.train.features import augment as aug_one
+
         h, w = x.shape[1:3]
 
         def aug(img, label):
-            img = tf.cast(img, tf.float32)
-            img = tf.image.random_flip_left_right(img)
-            # random zoom-in crop to 80-100 % of the side, then back to the model size
-            scale = tf.random.uniform([], 0.8, 1.0)
-            ch = tf.cast(tf.cast(h, tf.float32) * scale, tf.int32)
-            cw = tf.cast(tf.cast(w, tf.float32) * scale, tf.int32)
-            img = tf.image.random_crop(img, tf.stack([ch, cw, 3]))
-            img = tf.image.resize(img, (h, w))
-            img = tf.image.random_brightness(img, 20.0)
-            img = tf.image.random_contrast(img, 0.85, 1.15)
-            return tf.clip_by_value(img, 0.0, 255.0), label
+            return aug_one(img, label, h, w)
 
         ds = ds.map(aug, num_parallel_calls=tf.data.AUTOTUNE)
     else:
@@ -342,6 +369,37 @@ def _dataset(x: np.ndarray, y: np.ndarray, n_cls: int, batch: int, *, shuffle: b
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.batch(batch).prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _cached_head(cfg: TrainConfig, model, xs, ys, n_cls: int, batch: int, seconds: dict[str, float]):
+    """(head model, train dataset, val dataset) for phase 1 on cached pooled features; records the
+    backbone pass's seconds in `seconds["features"]`."""
+    from edgelite.train import features as F
+
+    t = time.perf_counter()
+    views = cfg.cached_views if cfg.augment else 1  # without augmentation every view is the same
+    train_f = F.feature_views(model, xs["train"], views=views, batch_size=batch, seed=cfg.seed)
+    val_f = F.feature_views(model, xs["val"], views=1, batch_size=batch) if len(ys["val"]) else None
+    seconds["features"] = round(time.perf_counter() - t, 1)
+    _say(f"phase 1: backbone features of {len(ys['train'])} train x {views} view(s) + {len(ys['val'])} val images "
+         f"computed once in {seconds['features']:.1f} s; the head trains on them")
+    train = F.head_dataset(train_f, ys["train"], n_cls, batch, shuffle=True, seed=cfg.seed)
+    val = F.head_dataset(val_f, ys["val"], n_cls, batch) if val_f is not None else None
+    return F.head_model(model), train, val
+
+
+def _best_weights(keras, model, path: Path, monitor: str):
+    """Save the whole classifier's weights whenever `monitor` improves (ModelCheckpoint would save the
+    model being fitted, which on cached features is the head alone)."""
+    best = {"v": float("inf")}
+
+    def end(epoch, logs=None):
+        v = (logs or {}).get(monitor)
+        if v is not None and v < best["v"]:
+            best["v"] = v
+            model.save_weights(str(path))
+
+    return keras.callbacks.LambdaCallback(on_epoch_end=end)
 
 
 def _epoch_callback(keras, model, work: RunDir, phase: int, rows: list[dict[str, Any]]):

@@ -119,6 +119,41 @@ def test_accuracy_matches_heldout_labels(bench_result):
     assert all(r["top1_threads"] == 1 for r in second)  # scored once per format, reused
 
 
+
+def test_every_scored_row_has_a_paired_delta_against_the_float_row(bench_result):
+    """Every format gets the same images right here: Δ 0 with a zero-width interval, shown as not
+    distinguishable from zero, in the table, JSON and CSV."""
+    for r in bench_result["rows"]:
+        assert r["delta_reference"] == "fp32" and r["delta_top1"] == 0 and r["delta_ci"] == [0.0, 0.0]
+        assert r["delta_distinguishable"] is False
+    table = R.format_table(bench_result)
+    assert "Δ top-1 [95 % CI]" in table and "+0.0 [+0.0, +0.0] ~0" in table and R.DELTA_LEGEND in table
+    rows = list(csv.DictReader(io.StringIO(R.to_csv(bench_result))))
+    assert all(float(row["delta_top1"]) == 0 and row["delta_ci_lo"] == "0.0" for row in rows)
+
+
+def test_delta_is_paired_against_the_fp32_row_of_the_same_target():
+    from edgelite.stats import pack_correct
+
+    ref = np.ones(1000, bool)
+    worse = ref.copy()
+    worse[:13] = False  # 13 images lost, none gained: -1.3 points, distinguishable from 0
+    noisy = ref.copy()
+    noisy[:3] = False  # 3 lost: -0.3, but the interval reaches 0
+    rows = [{"target": "a", "name": "int8", "precision": "int8", "correct": pack_correct(worse)},
+            {"target": "a", "name": "fp32", "precision": "fp32", "correct": pack_correct(ref)},
+            {"target": "a", "name": "fp16", "precision": "fp16", "correct": pack_correct(noisy)},
+            {"target": "b", "name": "x", "precision": "int8", "correct": pack_correct(worse)},
+            {"target": "a", "name": "onnx", "precision": "fp32", "top1": None}]
+    R.add_deltas({"rows": rows})
+    int8, fp32, fp16, other, unscored = rows
+    assert int8["delta_top1"] == pytest.approx(-1.3) and int8["delta_ci"][1] < 0 and int8["delta_distinguishable"]
+    assert fp16["delta_top1"] == pytest.approx(-0.3) and fp16["delta_ci"][0] < 0 < fp16["delta_ci"][1]
+    assert not fp16["delta_distinguishable"] and fp32["delta_top1"] == 0
+    assert other["delta_reference"] == "x" and other["delta_top1"] == 0  # its own target's rows only
+    assert "delta_top1" not in unscored
+
+
 def test_environment_recorded(bench_result):
     env = bench_result["environment"]
     for key in ("board", "cpu", "cores", "machine", "governor", "os", "kernel", "python", "runtimes", "time",
@@ -542,7 +577,7 @@ def test_bench_modules_import_only_the_device_runtime():
                 assert top in stdlib or top in ALLOWED_TOP, f"{f.name} imports {name}"
                 if top == "edgelite":
                     assert name in ("edgelite", "edgelite.bundle", "edgelite.errors", "edgelite.cli", "edgelite.core",
-                                    "edgelite.formats", "edgelite.options") or name.startswith(("edgelite.device", "edgelite.bench", "edgelite.remote")), \
+                                    "edgelite.formats", "edgelite.options", "edgelite.stats") or name.startswith(("edgelite.device", "edgelite.bench", "edgelite.remote")), \
                         f"{f.name} imports {name}"
     modules = ", ".join(f"edgelite.bench.{f.stem}" for f in files if f.stem != "__init__")
     code = (f"import sys, {modules}; "

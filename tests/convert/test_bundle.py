@@ -28,6 +28,21 @@ def test_default_formats_all_export_and_validate(base_bundle):
         assert 0.0 <= m["top1"] <= 1.0 and 0.0 <= m["agreement"] <= 1.0
         assert set(m["per_class"]) == set(base_bundle.labels)
         assert m["delta"] == pytest.approx((m["top1"] - base_bundle.info["reference"]["top1"]) * 100)
+        # the paired 95 % interval around it, and whether it excludes 0
+        lo, hi = m["delta_ci"]
+        assert lo <= m["delta"] + 1e-6 and m["delta"] - 1e-6 <= hi
+        assert m["delta_distinguishable"] == (not lo <= 0 <= hi) and 0 <= m["delta_p"] <= 1
+
+
+def test_the_table_shows_each_delta_with_its_interval(base_bundle):
+    from edgelite.convert.report import LEGEND, table
+    from edgelite.stats import format_delta
+
+    text = table(base_bundle)
+    for name in FLOAT_AND_INT8:
+        m = base_bundle.entry(name).metrics
+        assert format_delta(m["delta"], m["delta_ci"]) in text
+    assert "95 %" in text and LEGEND in text
 
 
 def test_manifest_round_trips_and_checksums_verify(base_bundle):

@@ -40,12 +40,12 @@ def test_no_train_flags_means_nothing_given_so_yaml_and_defaults_decide():
 
 def test_every_train_flag_reaches_its_field():
     argv = ["train", "photos", "--out", "runs/a", "--backbone", "mobilenet_v2", "--image-size", "96", "--epochs", "4",
-            "--fine-tune-epochs", "2", "--unfreeze", "3", "--batch-size", "8", "--lr", "0.01", "--fine-tune-lr", "1e-5",
+            "--cached-views", "3", "--fine-tune-epochs", "2", "--unfreeze", "3", "--batch-size", "8", "--lr", "0.01", "--fine-tune-lr", "1e-5",
             "--label-smoothing", "0.05", "--dropout", "0.3", "--no-augment", "--class-weights", "none",
             "--val-split", "0.2", "--test-split", "0.15", "--weights", "none", "--seed", "5", "--patience", "2",
             "--interpolation", "area", "--config", "t.yaml", "--resume", "--overwrite", "--strategy", "mirrored"]
     options = from_namespace(TrainOptions, build_parser().parse_args(argv))
-    assert options.settings() == dict(backbone="mobilenet_v2", image_size=96, epochs=4, fine_tune_epochs=2, unfreeze=3,
+    assert options.settings() == dict(backbone="mobilenet_v2", image_size=96, epochs=4, cached_views=3, fine_tune_epochs=2, unfreeze=3,
                                       batch_size=8, lr=0.01, fine_tune_lr=1e-5, label_smoothing=0.05, dropout=0.3,
                                       augment=False, class_weights="none", val_split=0.2, test_split=0.15,
                                       weights="none", seed=5, patience=2, interpolation="area", strategy="mirrored")
@@ -59,8 +59,8 @@ def test_data_flags_default_to_the_dataclass_and_reach_their_fields():
     parse = build_parser().parse_args
     assert from_namespace(DataOptions, parse(["data", "fashion-mnist", "d"])) == DataOptions(out="d")
     options = from_namespace(DataOptions, parse(["data", "fashion-mnist", "d", "--per-class", "5", "--size", "32",
-                                                 "--seed", "2", "--source", "idx"]))
-    assert options == DataOptions(out="d", per_class=5, size=32, seed=2, source="idx")
+                                                 "--seed", "2", "--source", "idx", "--test-per-class", "7"]))
+    assert options == DataOptions(out="d", per_class=5, size=32, seed=2, source="idx", test_per_class=7)
 
 
 def test_train_keywords_replace_options_and_an_unknown_one_is_named(tmp_path):

@@ -86,3 +86,47 @@ def test_debian_package_files():
     (xtr, ytr), (xte, yte) = demo_data.load_fashion_mnist()
     assert xtr.shape == (60000, 28, 28) and xte.shape == (10000, 28, 28)
     assert np.bincount(ytr).tolist() == [6000] * 10
+
+
+def test_heldout_images_come_from_the_test_file_class_balanced(idx_dir, tmp_path):
+    out = tmp_path / "fm"
+    counts = demo_data.write_image_folder(out, per_class=3, test_per_class=2, source_dir=idx_dir)
+    assert counts == {c: 5 for c in demo_data.FASHION_MNIST_CLASSES}
+    listed = demo_data.read_heldout_list(out)
+    assert len(listed) == 20 and len(set(listed)) == 20
+    by_class = {}
+    for rel in listed:
+        by_class.setdefault(rel.split("/")[0], []).append(rel)
+    assert {c: len(v) for c, v in by_class.items()} == {c: 2 for c in demo_data.FASHION_MNIST_CLASSES}
+    # every listed image is the test file's pixels, every other image the train file's
+    import cv2
+
+    (xtr, _), (xte, _) = demo_data.load_fashion_mnist(idx_dir)
+    for p in out.glob("*/*.png"):
+        rel = f"{p.parent.name}/{p.name}"
+        i = int(p.stem.rsplit("_", 1)[1])
+        src = xte if rel in listed else xtr
+        assert (rel in listed) == ("_test_" in p.name)
+        assert (cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) == src[i]).all()
+    # settings without a held-out part remove the list, so train splits the folder itself again
+    demo_data.write_image_folder(out, per_class=3, source_dir=idx_dir)
+    assert demo_data.read_heldout_list(out) is None
+
+
+def test_train_takes_the_listed_images_as_its_test_split(idx_dir, tmp_path):
+    from edgelite.train.config import TrainConfig
+    from edgelite.train.data import scan
+    from edgelite.train.finetune import _split
+
+    out = tmp_path / "fm"
+    demo_data.write_image_folder(out, per_class=3, test_per_class=1, source_dir=idx_dir)
+    classes, items, _ = scan(out)
+    split = _split(TrainConfig(data_dir=str(out), val_split=0.3), classes, items)
+    assert sorted(p for p, _ in split.test) == sorted(demo_data.read_heldout_list(out))
+    assert not {p for p, _ in split.test} & {p for p, _ in split.train + split.val}
+    assert len(split.train) + len(split.val) == 30 and len(split.val) == 10
+
+
+def test_too_many_test_per_class(idx_dir, tmp_path):
+    with pytest.raises(DataError, match="--test-per-class 3: Fashion-MNIST's test file has 2"):
+        demo_data.write_image_folder(tmp_path / "fm", per_class=1, test_per_class=3, source_dir=idx_dir)
