@@ -18,6 +18,7 @@ examples:
   edgelite run bundles/demo --source heldout --print-every 0  # video of the bundle's held-out images: accuracy
   edgelite run model.tflite --labels labels.txt --source frames/ --json - --max-frames 100
   edgelite run bundles/demo --source 0 --save-uncertain unsure/ --below 0.6 --max-per-hour 30
+  edgelite run bundles/demo --source 0 --edgetpu usb:1         # the second USB Edge TPU of several
   edgelite run bundles/demo --source 0 --threshold 0.5 --threshold cat=0.8 --min-duration 2
   EDGELITE_MQTT_PASSWORD=... edgelite run bundles/demo --source 0 --mqtt mqtt://cam@broker.local/edgelite/kitchen
 
@@ -38,8 +39,9 @@ def register(sub) -> None:
                    help="bundle model to run: int8, fp16, fp32, dynamic, edgetpu, onnx, qat_int8, ... "
                         "(default: the Edge TPU model when its delegate loads, else int8, else the best present)")
     m.add_argument("--labels", metavar="FILE", help="labels, one per line (bare model file only; default labels.txt beside it)")
-    m.add_argument("--edgetpu", action="store_true",
-                   help="run on the Coral Edge TPU (loads libedgetpu.so.1); fails clearly when it is missing")
+    m.add_argument("--edgetpu", nargs="?", const="", default=None, metavar="DEVICE",
+                   help="run on a Coral Edge TPU (loads libedgetpu.so.1); fails clearly when it is missing. DEVICE "
+                        "picks one of several: usb:0, pci:0, usb, pci or :N (default: the first found)")
     m.add_argument("--threads", "--num-threads", dest="threads", type=int, default=None, metavar="N",
                    help="CPU threads for the interpreter (--num-threads is the old name)")
     m.add_argument("--top-k", type=int, default=3, metavar="K", help="classes to report per frame (default 3)")

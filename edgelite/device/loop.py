@@ -96,18 +96,19 @@ class LoadedModel:
 def load(model_path: str | os.PathLike, opts: RunOptions | None = None) -> LoadedModel:
     """The model (a bundle directory, or a bare .tflite/.onnx file plus labels), loaded once, verified."""
     opts = opts or RunOptions()
+    tpu = opts.edgetpu_device  # None = CPU, "" = the first Edge TPU, "usb:1" = that one
     p = Path(model_path)
     if p.is_file() and model_format(p) is not None:
         if opts.format not in (None, "auto"):
             raise RunError("--format picks a model inside a bundle; with a model file, drop --format")
-        if opts.edgetpu and model_format(p) == "onnx":
+        if tpu is not None and model_format(p) == "onnx":
             raise RunError("--edgetpu runs a .tflite compiled for the Edge TPU; an .onnx model runs on the CPU "
                            "with onnxruntime — drop --edgetpu")
         labels_path = Path(opts.labels) if opts.labels else p.with_name("labels.txt")
         if not labels_path.is_file():
             raise RunError(f"labels file {labels_path} not found; pass --labels FILE (one label per line, "
                            "in the model's output order) or run a bundle directory")
-        model = load_model(p, num_threads=opts.threads, edgetpu=opts.edgetpu)
+        model = load_model(p, num_threads=opts.threads, edgetpu=tpu is not None, edgetpu_device=tpu or "")
         spec = InputSpec(height=model.input_height, width=model.input_width, crop=opts.crop or 1.0)
         fmt = "edgetpu" if model.delegate == "edgetpu" else model_format(p)
         return LoadedModel(model, spec, read_labels(labels_path), p.name, fmt)
@@ -116,11 +117,11 @@ def load(model_path: str | os.PathLike, opts: RunOptions | None = None) -> Loade
                        "manifest) — drop --labels")
     bundle = Bundle.load(p)
     fmt = canonical(opts.format) if opts.format else None  # --format takes the aliases --formats takes
-    if opts.edgetpu:
+    if tpu is not None:
         if fmt not in (None, "auto", "edgetpu"):
             raise RunError(f"--edgetpu runs the bundle's edgetpu model; drop --format {fmt} or --edgetpu")
         fmt = "edgetpu"
-    model, entry = load_from_bundle(bundle, fmt, num_threads=opts.threads)
+    model, entry = load_from_bundle(bundle, fmt, num_threads=opts.threads, edgetpu_device=tpu or "")
     spec = bundle.input if opts.crop is None else dataclasses.replace(bundle.input, crop=opts.crop)
     return LoadedModel(model, spec, bundle.labels, entry.name, entry.format, bundle, dict(entry.metrics or {}))
 

@@ -14,9 +14,26 @@ same names. `truth`, `max_backoff` and `uncertain_gap` are Python-only.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 
 from edgelite.device.errors import RunError
+
+#: Coral's device spec (pycoral's `model@usb:0`): "" the first Edge TPU, ":N" the Nth of any kind, "usb" / "pci"
+#: the first of that kind, "usb:N" / "pci:N" the Nth of that kind (counted from 0)
+EDGETPU_DEVICE = re.compile(r"(usb|pci)?(:[0-9]+)?")
+
+
+def check_edgetpu_device(spec: str) -> str:
+    """The Edge TPU device spec if it is one libedgetpu understands, else a one-line RunError.
+
+    >>> check_edgetpu_device("usb:1"), check_edgetpu_device("")
+    ('usb:1', '')
+    """
+    if not isinstance(spec, str) or not EDGETPU_DEVICE.fullmatch(spec):
+        raise RunError(f"--edgetpu {spec!r} is not an Edge TPU device: give usb, pci, usb:N, pci:N or :N "
+                       "(N counts from 0), or --edgetpu alone for the first one; the BUNDLE goes before --edgetpu")
+    return spec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +47,7 @@ class RunOptions:
     threshold: float | Sequence[str | float] | None = None  # None = 0; P, or repeated: "P" / "LABEL=P" (see class_thresholds)
     min_duration: float = 0.0  # s a new label must hold before it is reported (an event)
     threads: int | None = None  # CPU threads for the interpreter (--threads, alias --num-threads)
-    edgetpu: bool = False
+    edgetpu: str | bool | None = None  # None = CPU; "" (or True) = the first Edge TPU; usb|pci[:N] or :N = that one
     smooth: int = 1
     crop: float | None = None  # None = the bundle's
     json: str | None = None  # "-" for stdout, or a file
@@ -93,6 +110,17 @@ class RunOptions:
         return [per_class.get(name, default) for name in labels] if per_class else default
 
     @property
+    def edgetpu_device(self) -> str | None:
+        """None = no Edge TPU asked for, else its checked device spec ("" = the first one).
+
+        >>> RunOptions(edgetpu=True).edgetpu_device, RunOptions(edgetpu="pci:0").edgetpu_device
+        ('', 'pci:0')
+        """
+        if self.edgetpu is None or self.edgetpu is False:
+            return None
+        return "" if self.edgetpu is True else check_edgetpu_device(self.edgetpu)
+
+    @property
     def console_every(self) -> int:
         """Console line every N results; 0 = none (--quiet silences them)."""
         return 0 if self.quiet else self.print_every
@@ -101,6 +129,8 @@ class RunOptions:
         if self.top_k < 1:
             raise RunError("--top-k must be at least 1")
         self._parse_thresholds()
+        if self.edgetpu not in (None, True, False):
+            check_edgetpu_device(self.edgetpu)
         if self.min_duration < 0:
             raise RunError("--min-duration must be >= 0 seconds")
         if self.smooth < 1:

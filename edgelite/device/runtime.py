@@ -149,10 +149,10 @@ class TFLiteModel:
     """A TFLite model loaded into an interpreter (optionally with the Edge TPU delegate)."""
 
     def __init__(self, path: str | os.PathLike, *, num_threads: int | None = None, edgetpu: bool = False,
-                 content: bytes | None = None):
+                 content: bytes | None = None, edgetpu_device: str = ""):
         check_model_file(path, "tflite", content)
         mod, self.runtime = _tflite_interpreter_module()
-        delegates = [load_edgetpu_delegate(mod)] if edgetpu else None
+        delegates = [load_edgetpu_delegate(mod, device=edgetpu_device)] if edgetpu else None
         kwargs = {"experimental_delegates": delegates}
         self._content = content  # the interpreter reads from this buffer for its whole life
         if content is not None:
@@ -307,10 +307,17 @@ def _load_delegate_function(mod):
     return fn
 
 
-def load_edgetpu_delegate(mod=None, lib: str | None = None):
-    """Load libedgetpu (or `lib`) through the runtime's load_delegate; one-line error when it or the stick is missing."""
+def load_edgetpu_delegate(mod=None, lib: str | None = None, device: str = ""):
+    """Load libedgetpu (or `lib`) through the runtime's load_delegate; one-line error when it or the stick is missing.
+
+    `device` picks one of several Edge TPUs as Coral's `model@usb:0` does: "" the first found, "usb:1", "pci:0",
+    "usb", "pci", ":1" (`edgelite.device.options.check_edgetpu_device`); libedgetpu takes it as its "device" option.
+    """
     import platform
 
+    from edgelite.device.options import check_edgetpu_device
+
+    check_edgetpu_device(device)
     if mod is None:
         mod, _ = _tflite_interpreter_module()
     lib = lib or EDGETPU_LIBRARY.get(platform.system(), "libedgetpu.so.1")
@@ -331,26 +338,31 @@ def load_edgetpu_delegate(mod=None, lib: str | None = None):
         raise ModelLoadError(f"cannot load the Edge TPU delegate: {lib} is not a TFLite delegate library; "
                              "install libedgetpu1-std from Coral's apt repository")
     try:
-        return load_delegate(lib)
+        return load_delegate(lib, options={"device": device} if device else None)
     except (ValueError, OSError, RuntimeError, AttributeError) as e:
+        # LiteRT's message is "Failed to load delegate from LIB\n<what libedgetpu reported>": keep the latter
+        said = [s.strip() for s in str(e).splitlines() if s.strip() and not s.startswith("Failed to load delegate")]
+        which = f" for device {device}" if device else ""
         raise ModelLoadError(
-            f"cannot load the Edge TPU delegate {lib} ({first_line(e) if str(e).strip() else 'not found'}): "
+            f"cannot load the Edge TPU delegate {lib}{which} ({first_line('; '.join(said)) if said else 'not found'}): "
             "install libedgetpu1-std from Coral's apt repository and plug in the Edge TPU"
         ) from None
 
 
 def load_model(path: str | os.PathLike, *, fmt: str | None = None, num_threads: int | None = None,
-               edgetpu: bool = False, content: bytes | None = None) -> Model:
-    """Load a .tflite / _edgetpu.tflite / .onnx file with its real runtime (from `content` when given)."""
+               edgetpu: bool = False, content: bytes | None = None, edgetpu_device: str = "") -> Model:
+    """Load a .tflite / _edgetpu.tflite / .onnx file with its real runtime (from `content` when given);
+    an Edge TPU model runs on `edgetpu_device` ("" = the first Edge TPU; see `load_edgetpu_delegate`)."""
     p = Path(path)
     fmt = fmt or model_format(p) or "tflite"  # an odd suffix still gets the TFLite header check
     if fmt == "onnx":
         return ONNXModel(p, num_threads=num_threads, content=content)
-    return TFLiteModel(p, num_threads=num_threads, edgetpu=edgetpu or fmt == "edgetpu", content=content)
+    return TFLiteModel(p, num_threads=num_threads, edgetpu=edgetpu or fmt == "edgetpu", content=content,
+                       edgetpu_device=edgetpu_device)
 
 
 def load_from_bundle(bundle: Bundle, name: str | None = None, *,
-                     num_threads: int | None = None) -> tuple[Model, ModelEntry]:
+                     num_threads: int | None = None, edgetpu_device: str = "") -> tuple[Model, ModelEntry]:
     """(model, entry) for `name` (or the best format for this device) after verifying its sha256.
 
     With `name` None/"auto" the Edge TPU file is tried first when the bundle has one; when its delegate
@@ -358,18 +370,19 @@ def load_from_bundle(bundle: Bundle, name: str | None = None, *,
     """
     if name in (None, "auto") and "edgetpu" in bundle.available():
         try:
-            return _load_entry(bundle, bundle.select("edgetpu"), num_threads)
+            return _load_entry(bundle, bundle.select("edgetpu"), num_threads, edgetpu_device)
         except ModelLoadError as e:
             log.warning("Edge TPU model not used (%s); falling back to the CPU model", e)
     entry = bundle.select(name, edgetpu_ok=False)
-    return _load_entry(bundle, entry, num_threads)
+    return _load_entry(bundle, entry, num_threads, edgetpu_device)
 
 
-def _load_entry(bundle: Bundle, entry: ModelEntry, num_threads: int | None) -> tuple[Model, ModelEntry]:
+def _load_entry(bundle: Bundle, entry: ModelEntry, num_threads: int | None,
+                edgetpu_device: str = "") -> tuple[Model, ModelEntry]:
     from edgelite.bundle import BundleError
 
     path, content = bundle.verified_bytes(entry)
-    model = load_model(path, fmt=entry.format, num_threads=num_threads, content=content)
+    model = load_model(path, fmt=entry.format, num_threads=num_threads, content=content, edgetpu_device=edgetpu_device)
     if (model.input_height, model.input_width) != (bundle.input.height, bundle.input.width):
         raise BundleError(f"{path} takes {model.input_height}x{model.input_width} but the manifest says "
                           f"{bundle.input.height}x{bundle.input.width}")
