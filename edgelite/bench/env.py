@@ -1,11 +1,19 @@
-"""Where a benchmark ran: board, CPU, cores, governor, OS, Python and runtime versions.
+"""Where a benchmark ran: board, CPU, cores, governor, throttling, OS, Python and runtime versions.
 
 Standard library only (plus `runtime_versions`), and every path is read relative to `root`, so a test
-can hand in a fake `/proc` + `/sys` tree of a Raspberry Pi.
+can hand in a fake `/proc` + `/sys` tree of a Raspberry Pi. The Pi's throttling state comes from
+`vcgencmd get_throttled` (found on PATH; absent = not recorded), read before the run and after it.
 
-    >>> env = read_environment()                           # doctest: +SKIP
-    >>> governor_warning(env)                              # None when every core runs `performance`
-    >>> environment_stem(env, [1, 2, 4])                   # 'raspberry-pi-4-model-b-rev-1-4_aarch64_litert-2.3.0_t1-2-4'
+On a Pi 4 with the `ondemand` governor (not measured here: these lines are skipped as doctests):
+
+    >>> env = read_environment()             # doctest: +SKIP
+    >>> governor_warning(env)                # doctest: +SKIP
+    "CPU governor is ondemand, not 'performance': ..."
+    >>> throttled_after_run(env)             # doctest: +SKIP
+    >>> environment_stem(env, [1, 2, 4])     # doctest: +SKIP
+    'raspberry-pi-4-model-b-rev-1-4_aarch64_litert-2.3.0_t1-2-4'
+
+`throttled_after_run` goes after the run: None unless the board throttled while it ran.
 """
 
 from __future__ import annotations
@@ -13,7 +21,9 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -136,12 +146,85 @@ def governor_warning(env: dict[str, Any]) -> str | None:
             "`echo performance | sudo tee /sys/devices/system/cpu/cpu*/cpufreq/scaling_governor`")
 
 
+#: `vcgencmd get_throttled` bits 0-3 (the state now); bits 16-19 are the same conditions "occurred since boot"
+THROTTLED_BITS = {0: "under-voltage", 1: "frequency capped", 2: "throttled", 3: "soft temperature limit"}
+SINCE_BOOT_SHIFT = 16
+
+
+def decode_throttled(value: int) -> dict[str, Any]:
+    """`get_throttled`'s bit field by name.
+
+    >>> decode_throttled(0x50005)
+    {'value': '0x50005', 'now': ['under-voltage', 'throttled'], 'since_boot': ['under-voltage', 'throttled']}
+    """
+    return {"value": hex(value),
+            "now": [name for bit, name in THROTTLED_BITS.items() if value >> bit & 1],
+            "since_boot": [name for bit, name in THROTTLED_BITS.items() if value >> (bit + SINCE_BOOT_SHIFT) & 1]}
+
+
+def parse_throttled(text: str) -> int | None:
+    """'throttled=0x50005' (vcgencmd's answer) -> 0x50005; None for anything else."""
+    m = re.search(r"throttled=(0x[0-9a-fA-F]+|[0-9]+)", text or "")
+    return int(m.group(1), 0) if m else None
+
+
+def read_throttled(timeout: float = 5.0) -> dict[str, Any] | None:
+    """The Pi's throttling state from `vcgencmd get_throttled`, decoded; None without vcgencmd (not a Pi) or
+    when it fails (no access to /dev/vchiq: add the user to the `video` group)."""
+    exe = shutil.which("vcgencmd")
+    if exe is None:
+        return None
+    try:
+        p = subprocess.run([exe, "get_throttled"], capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    value = parse_throttled(p.stdout) if p.returncode == 0 else None
+    return decode_throttled(value) if value is not None else None
+
+
+def throttled_during(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    """Conditions the board was in during the run: active at its start or end, or first recorded since boot
+    while it ran. (One that had already occurred since boot and came and went mid-run cannot be seen.)"""
+    if not before or not after:
+        return []
+    seen = set(before["now"]) | set(after["now"]) | (set(after["since_boot"]) - set(before["since_boot"]))
+    return [name for name in THROTTLED_BITS.values() if name in seen]
+
+
+def throttled_warning(env: dict[str, Any]) -> str | None:
+    """A warning when the board throttled or was under-voltage during the run (as `governor_warning`), else None."""
+    t = env.get("throttled") or {}
+    during = throttled_during(t.get("before"), t.get("after"))
+    if not during:
+        return None
+    fix = []
+    if "under-voltage" in during:
+        fix.append("use the official power supply and a short, thick cable")
+    if set(during) - {"under-voltage"}:
+        fix.append("add a heatsink or fan and let the board cool before re-running")
+    return (f"the board was {', '.join(during)} during the run (vcgencmd get_throttled {t['before']['value']} before, "
+            f"{t['after']['value']} after): latencies are slower than this board's; {' and '.join(fix)}")
+
+
+def throttled_after_run(env: dict[str, Any]) -> str | None:
+    """Read `get_throttled` again once the run is over: record it beside the state before (env["throttled"]
+    = {before, after}) and return (and add to env["warnings"]) the warning when the board throttled."""
+    if not env.get("throttled"):
+        return None  # no vcgencmd before the run: not recorded
+    env["throttled"]["after"] = read_throttled()
+    warning = throttled_warning(env)
+    if warning:
+        env.setdefault("warnings", []).append(warning)
+    return warning
+
+
 def read_environment(root: str | os.PathLike = "/") -> dict[str, Any]:
     """Everything a result file must say about where it was measured."""
     from edgelite import __version__
     from edgelite.device.runtime import runtime_versions
 
     govs = governors(root)
+    throttled = read_throttled()
     env: dict[str, Any] = {
         "board": board_model(root),
         "cpu": cpu_model(root),
@@ -151,6 +234,7 @@ def read_environment(root: str | os.PathLike = "/") -> dict[str, Any]:
         "governor": (sorted(set(govs.values()))[0] if len(set(govs.values())) == 1 else
                      ",".join(sorted(set(govs.values()))) or None),
         "governors": govs,
+        "throttled": {"before": throttled} if throttled else None,  # "after": added by throttled_after_run
         "frequency_mhz": cpu_frequencies_mhz(root),
         "temperature_c": temperature_c(root),
         "memory_mb": memory_mb(root),

@@ -2,7 +2,7 @@
 
 Result dict (also the JSON file), keys:
   schema, created, edgelite, stem, environment{board, cpu, cores, machine, governor, governors,
-  frequency_mhz, temperature_c, memory_mb, os, kernel, python, runtimes, edgelite, hostname, loadavg,
+  throttled{before, after: {value, now[], since_boot[]}} (a Pi with vcgencmd; else None), frequency_mhz, temperature_c, memory_mb, os, kernel, python, runtimes, edgelite, hostname, loadavg,
   time, warnings}, settings{formats, threads, runs, warmup, min_seconds, data, pipeline, isolated},
   targets[{path, kind, labels, input, data{source, images}}], rows[ROW], warnings[], remote (with --host)
 ROW (keys in ROW_KEYS order): target, name, format, precision, threads, status, error, file, bytes,

@@ -156,7 +156,7 @@ def bench(paths: list[str], opts: BenchOptions | None = None, *, env_root: str =
     memory, crash isolation); progress: None = a bar when stderr is a terminal. Where the result is
     written (json, csv, plot, out) is the CLI's business.
     """
-    from edgelite.bench.env import environment_stem, read_environment
+    from edgelite.bench.env import environment_stem, read_environment, throttled_after_run
 
     opts = dataclasses.replace(opts, **options) if opts is not None else BenchOptions(**options)
     opts.validate()
@@ -233,6 +233,8 @@ def bench(paths: list[str], opts: BenchOptions | None = None, *, env_root: str =
                 row.setdefault("top1_manifest", job.get("top1_manifest"))
                 result["rows"].append(ordered_row(row))
         bar.close()
+    if warning := throttled_after_run(env):
+        result["warnings"].append(warning)
     add_deltas(result)
     return result
 

@@ -211,6 +211,26 @@ def test_board_governor_warning_and_file_naming(tmp_path, bench_bundle):
     assert "Raspberry Pi 4 Model B" in table and "warning: CPU governor is ondemand" in table
 
 
+def test_throttling_during_the_run_is_recorded_and_warned(tmp_path, monkeypatch, bench_bundle):
+    from tests.bench.test_bench_throttled import fake_vcgencmd
+
+    # the Pi's firmware answers 0x0 before the run and 0x50005 (under-voltage, throttled) after it
+    fake_vcgencmd(monkeypatch, tmp_path / "bin", "0x0", "0x50005")
+    res = B.bench([str(bench_bundle)], formats="int8", threads="1", runs=5, warmup=0, isolate=False,
+                  env_root=str(_fake_root(tmp_path / "perf", "performance")))
+    t = res["environment"]["throttled"]
+    assert (t["before"]["value"], t["after"]["value"]) == ("0x0", "0x50005")
+    assert len(res["warnings"]) == 1 and "under-voltage, throttled during the run" in res["warnings"][0]
+    assert "warning: the board was under-voltage, throttled during the run" in R.format_table(res)
+    assert json.loads(json.dumps(res))["environment"]["throttled"] == t  # into the result JSON as it is
+
+    fake_vcgencmd(monkeypatch, tmp_path / "bin2", "0x50000")  # throttled earlier since boot, not during this run
+    res = B.bench([str(bench_bundle)], formats="int8", threads="1", runs=5, warmup=0, isolate=False,
+                  env_root=str(tmp_path / "perf"))
+    assert res["environment"]["throttled"]["after"]["since_boot"] == ["under-voltage", "throttled"]
+    assert res["warnings"] == []
+
+
 # ---------------------------------------------------------------------------------------- statuses
 def test_corrupt_file_is_load_failed_and_others_still_run(tmp_path, bench_bundle):
     bundle = _copy_bundle(bench_bundle, tmp_path / "bundle")
