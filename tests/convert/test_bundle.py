@@ -149,4 +149,6 @@ def test_table_lists_every_format(base_bundle):
     for name in ["keras (float)", *FLOAT_AND_INT8, "edgetpu"]:
         assert name in text
     assert "skipped: edgetpu_compiler not on PATH" in text
-    assert markdown(base_bundle).count("\n") == len(base_bundle.models) + 3
+    table_part, legend = markdown(base_bundle).split("\n\n")
+    assert table_part.count("\n") + 1 == len(base_bundle.models) + 3  # header, rule, keras float, one per model
+    assert "not distinguishable from zero" in legend
