@@ -50,10 +50,12 @@ COMMAND_EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 class Parser(argparse.ArgumentParser):
     """Every edgelite parser, the subcommands' too (argparse makes them of the root's class): an
-    abbreviated option is an error, never a guess — `--tok SECRET` must not pass as `--token`."""
+    abbreviated option is an error, never a guess — `--tok SECRET` must not pass as `--token`; the
+    description and the examples in the epilog keep their line breaks."""
 
     def __init__(self, *args, **kwargs):
         kwargs["allow_abbrev"] = False
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
 
 

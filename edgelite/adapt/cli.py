@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 EXAMPLES = """examples:
   edgelite adapt runs/demo --unlabeled frames/ --out runs/demo-cam                  # bn (default)
   edgelite adapt runs/demo --unlabeled frames/ --out runs/demo-cam --eval labelled/ # + top-1 before/after
@@ -26,7 +24,7 @@ def register(sub) -> None:
                        description="Domain adaptation: adapt RUN_DIR (from `edgelite train`) to the images in "
                                    "--unlabeled (frames from the device's camera, no labels) and write a new run "
                                    "directory that convert, bench and deploy take unchanged.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EXAMPLES)
     p.add_argument("source", metavar="RUN_DIR", help="run directory written by `edgelite train`")
     p.add_argument("--unlabeled", required=True, metavar="DIR", help="folder of target-domain images (searched recursively)")
     p.add_argument("--out", required=True, metavar="RUN_DIR2", help="new run directory to write")

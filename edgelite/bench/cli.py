@@ -32,7 +32,7 @@ def register(subparsers) -> None:
         return  # already registered (edgelite.cli lists this module; edgelite.device.cli may register it too)
     p = subparsers.add_parser(
         "bench", help="latency percentiles, size, memory and top-1 per model format (here or on a device)",
-        description=__doc__.splitlines()[0], epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__.splitlines()[0], epilog=EXAMPLES)
     p.add_argument("targets", nargs="+", metavar="BUNDLE|MODEL",
                    help="bundle directories and/or .tflite/.onnx files (with --host: local paths are copied "
                         "over; prefix device: for a path already on the device)")

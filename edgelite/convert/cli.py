@@ -47,7 +47,7 @@ def register(sub) -> None:
                        description="Convert a run directory from `edgelite train` (or a .keras file with --data) into "
                                    "a bundle of TFLite / Edge TPU / ONNX models, each validated on the held-out split "
                                    "with the device's own runtime and preprocessing.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EXAMPLES)
     p.add_argument("source", metavar="RUN_DIR", help="run directory (or a .keras model file with --data)")
     p.add_argument("--out", required=True, metavar="BUNDLE_DIR", help="bundle folder to write (replaced if it is a bundle)")
     d = ConvertOptions()  # the flags' defaults are the dataclass's: one declaration

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 from edgelite.remote.connection import add_connection_arguments
 
 EXAMPLES = """\
@@ -26,7 +24,7 @@ def register(sub) -> None:
         description="Push a bundle to a Raspberry Pi (or any 64-bit Linux box) over SSH, install edgelite in a venv, "
                     "smoke-test it, switch atomically, run it as a systemd service (or a supervised process) and "
                     "health-check it; an unhealthy release is rolled back.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES)
     p.add_argument("bundle", metavar="BUNDLE", nargs="?", help="bundle directory (edgelite.json) to deploy")
     add_connection_arguments(p, host_required=True)
     r = p.add_argument_group("what runs on the device")

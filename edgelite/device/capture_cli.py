@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 
 CAPTURE_EXAMPLES = """\
@@ -21,7 +20,7 @@ def register(sub) -> None:
         "capture", help="save camera frames into DATA_DIR/LABEL/ to train on (the camera the model will see)",
         description="Save frames from the same camera, stream, video or image folder `edgelite run` reads into "
                     "DATA_DIR/LABEL/ as JPEG files, ready for `edgelite train DATA_DIR`.",
-        epilog=CAPTURE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=CAPTURE_EXAMPLES)
     p.add_argument("--source", default=os.environ.get("EDGELITE_SOURCE") or "0", metavar="SRC",
                    help="camera index (0), /dev/videoN, picamera2[:N] (Pi camera N), rtsp:// or http:// URL, video file or image folder "
                         "(default $EDGELITE_SOURCE, else 0)")

@@ -5,7 +5,6 @@ Imports nothing heavy: the loop (numpy, OpenCV, LiteRT) is imported when the com
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -32,7 +31,7 @@ def register(sub) -> None:
         "run", help="classify camera frames on the device (LiteRT / Edge TPU / ONNX Runtime)",
         description="Classify frames from a camera, stream, video file or image folder with a bundle's model; "
                     "print top-k labels with per-stage timings, optionally as JSON lines and on a preview page.",
-        epilog=RUN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=RUN_EXAMPLES)
     p.add_argument("model", metavar="BUNDLE", help="bundle directory (edgelite.json) or a bare .tflite/.onnx file")
     m = p.add_argument_group("model")
     m.add_argument("--format", default=None, metavar="NAME",

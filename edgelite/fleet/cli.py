@@ -26,7 +26,7 @@ def register(sub) -> None:
                        description="Deploy to many devices at once with Ansible: the canary batch first, then "
                                    "batches; each host health-checks its new release and rolls itself back when "
                                    "it is unhealthy; past --max-fail no later batch starts.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EXAMPLES)
     fsub = p.add_subparsers(dest="fleet_command", metavar="SUBCOMMAND", required=True)
 
     d = fsub.add_parser("deploy", help="roll BUNDLE out to the inventory's hosts")

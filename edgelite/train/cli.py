@@ -47,7 +47,7 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="fine-tune a pretrained CNN on a folder of labelled photos",
                        description="Fine-tune a pretrained CNN on DATA_DIR/<class>/*.jpg. Phase 1 trains the head on "
                                    "a frozen backbone; phase 2 unfreezes the top blocks at a low learning rate.",
-                       epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=TRAIN_EXAMPLES)
     p.add_argument("data_dir", metavar="DATA_DIR", nargs="?", help="one sub-folder of images per class")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write (e.g. runs/NAME)")
     p.add_argument("--backbone", choices=sorted(BACKBONES), help=f"default: {d.backbone}")
@@ -83,8 +83,7 @@ def register(sub) -> None:
     dd = DataOptions()
     d = sub.add_parser("data", help="materialise a demo dataset as an image folder",
                        description="Write a demo dataset as DATA_DIR/<class>/*.png.",
-                       epilog="example:\n  edgelite data fashion-mnist data/fashion-mnist --per-class 300 --test-per-class 100",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog="example:\n  edgelite data fashion-mnist data/fashion-mnist --per-class 300 --test-per-class 100")
     d.add_argument("dataset", choices=[dd.dataset])
     d.add_argument("out", metavar="OUT_DIR")
     d.add_argument("--per-class", type=_count(1), default=dd.per_class, help="images per class (default %(default)s)")
