@@ -165,3 +165,14 @@ def local_url(http: str, path: str = "/") -> str:
     host, port = parse_http_address(http)
     host = {"0.0.0.0": LOOPBACK, "::": "::1", "localhost": LOOPBACK}.get(host, host)
     return f"http://[{host}]:{port}{path}" if ":" in host else f"http://{host}:{port}{path}"
+
+
+def whoami() -> str:
+    """`user@host` of this machine, recorded in each release (`?` where a container has no user name)."""
+    import getpass
+    import socket
+
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except Exception:  # no user name is not worth a failed deploy
+        return "?"

@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from edgelite.core import is_loopback, parse_http_address
+from edgelite.core import is_loopback, parse_http_address, whoami
 from edgelite.deploy.client import Agent, failure
 from edgelite.deploy.errors import (
     EXIT_CHECKSUM,
@@ -43,7 +43,7 @@ from edgelite.deploy.errors import (
 from edgelite.deploy.preflight import PROBE, Facts, assess, parse_probe, report
 from edgelite.device.rtsp import redact_url
 from edgelite.remote.connection import Connection
-from edgelite.remote.layout import DEFAULT_DIR, FRAMES
+from edgelite.remote.layout import FRAMES, unit_name
 from edgelite.remote.ssh import Remote, Target, rq
 
 STEPS = 7
@@ -185,9 +185,7 @@ class _Deployment:
                                             log=self.steps.say)
             deps = sorted(self.house.glob("*.whl"))
         # the device venv is keyed by everything installed into it: a new wheel set, a new venv
-        digest = package.files_digest([self.wheel, *deps, *([self.constraints] if self.constraints else [])])
-        key = f"{digest} {facts.arch} {facts.python_tag()} {opts.offline}"
-        self.env_id = hashlib.sha256(key.encode()).hexdigest()[:12]
+        self.env_id = package.venv_id(self.wheel, deps, self.constraints, facts.arch, facts.python_tag(), opts.offline)
         self.wheel_dir = f"{self.root}/wheels/edgelite/{package.files_digest([self.wheel])}"
         self.deps_dir = f"{self.root}/wheels/deps/{self.house.name}" if self.house else None
         self.cons_remote = (f"{self.root}/wheels/constraints-{package.files_digest([self.constraints])}.txt"
@@ -274,12 +272,11 @@ class _Deployment:
     def switch(self) -> dict:
         opts, root = self.opts, self.root
         mode, user = self.facts.service_mode, self.facts.get("user")
-        unit = "edgelite" if opts.connection.dir.rstrip("/") in (DEFAULT_DIR, "edgelite") else \
-            "edgelite-" + hashlib.sha256(root.encode()).hexdigest()[:8]
+        unit = unit_name(opts.connection.dir, root)
         if not opts.no_service:
             self.agent.call("configure", mode=mode, unit=unit, user=user)
         meta = {"models": [e.get("name") for e in self.manifest.get("models", []) if e.get("status", "ok") == "ok"],
-                "deployed_by": _whoami(), "bundle_path": str(self.bundle.resolve()), "wheel": self.wheel.name}
+                "deployed_by": whoami(), "bundle_path": str(self.bundle.resolve()), "wheel": self.wheel.name}
         run_args = opts.run_args + (f" --save-uncertain {shlex.quote(f'{root}/{FRAMES}')}" if opts.save_uncertain else "")
         rid = self.agent.call("release", bundle=self.bundle_id, env=self.env_id, source=self.source, http=opts.http,
                               print_every=int(opts.print_every), run_args=run_args, meta=meta,
@@ -319,16 +316,6 @@ def commit(agent: Agent, rid: str, health_timeout: float, steps: Steps, *, no_se
     else:
         msg = f"switching to {rid} failed: {result.get('why') or result.get('error')}"
     raise DeployError(msg, EXIT_UNHEALTHY)
-
-
-def _whoami() -> str:
-    import getpass
-    import socket
-
-    try:
-        return f"{getpass.getuser()}@{socket.gethostname()}"
-    except Exception:  # no user name in a container is not worth a failed deploy
-        return "?"
 
 
 # --------------------------------------------------------------------------- status, logs, rollback

@@ -192,3 +192,10 @@ def files_digest(paths: list[Path]) -> str:
             while b := f.read(1 << 20):
                 h.update(b)
     return h.hexdigest()[:12]
+
+
+def venv_id(wheel: Path, deps: list[Path], constraints: Path | None, arch: str, python_tag: str, offline: bool) -> str:
+    """The device venv's id: everything installed into it (a new wheel set is a new venv), shared by
+    `edgelite deploy` and `edgelite fleet` so either reuses what the other built."""
+    digest = files_digest([wheel, *deps, *([constraints] if constraints else [])])
+    return hashlib.sha256(f"{digest} {arch} {python_tag} {offline}".encode()).hexdigest()[:12]

@@ -13,19 +13,18 @@ folders), so a device deployed by either reuses what the other pushed.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
-import socket
 import sys
 from pathlib import Path
 
+from edgelite.core import whoami
 from edgelite.deploy.agent.layout import AGENT_FILE
 from edgelite.deploy.deploy import check_bundle
 from edgelite.deploy.preflight import PROBE, assess, parse_probe
 from edgelite.errors import EXIT_FAILED, EdgeliteError
 from edgelite.fleet.errors import EXIT_USAGE, FleetError
-from edgelite.remote.layout import BUNDLES, DEFAULT_DIR, INCOMING, MEDIA, WHEELS
+from edgelite.remote.layout import BUNDLES, DEFAULT_DIR, INCOMING, MEDIA, WHEELS, unit_name
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -45,13 +44,6 @@ def settings_problems(http: str, has_token: bool) -> list[str]:
         return [f"edgelite_http={http} serves the preview beyond the device: set edgelite_token for this host "
                 "(ansible-vault, or \"{{ lookup('env', 'EDGELITE_TOKEN') }}\") or keep 127.0.0.1"]
     return []
-
-
-def unit_name(directory: str, root: str) -> str:
-    """`edgelite` for the default folder, else one unit per folder (two deploy dirs on a device do not clash)."""
-    if directory.rstrip("/") in (DEFAULT_DIR, "edgelite"):
-        return "edgelite"
-    return "edgelite-" + hashlib.sha256(root.encode()).hexdigest()[:8]
 
 
 def release_key(fields: dict, token_sha256: str) -> str:
@@ -77,19 +69,19 @@ class Shared:
         self.agent = package.build_agent()
         self.wheel = package.build_wheel(wheel or None)
         self.constraints = package.constraints_file()
-        self.houses: dict[tuple[str, str], Path] = {}
+        self.houses: dict[tuple[str, str, Path | None], Path] = {}
         self.version = self.wheel.name.split("-")[1]
         models = [e for e in self.manifest.get("models", []) if e.get("status", "ok") == "ok"]
         self.meta = {"models": [e.get("name") for e in models],
                      "sha256": {e.get("name"): (e.get("sha256") or "")[:12] for e in models},
                      "edgelite": self.version, "bundle_path": str(self.bundle), "wheel": self.wheel.name,
-                     "deployed_by": _whoami(), "by": "edgelite fleet"}
+                     "deployed_by": whoami(), "by": "edgelite fleet"}
 
-    def house(self, platform: str, python: str) -> Path:
-        if (platform, python) not in self.houses:
-            self.houses[platform, python] = self.package.wheelhouse(
-                platform, python, constraints=self.constraints, log=lambda m: print(m, file=sys.stderr))
-        return self.houses[platform, python]
+    def house(self, platform: str, python: str, constraints: Path | None) -> Path:
+        if (platform, python, constraints) not in self.houses:
+            self.houses[platform, python, constraints] = self.package.wheelhouse(
+                platform, python, constraints=constraints, log=lambda m: print(m, file=sys.stderr))
+        return self.houses[platform, python, constraints]
 
 
 def host_plan(shared: Shared, name: str, host: dict) -> dict:
@@ -106,14 +98,16 @@ def host_plan(shared: Shared, name: str, host: dict) -> dict:
     if problems:
         return out
     root = facts.get("dir")
+    from edgelite.deploy import sysnumpy
+
+    # as edgelite deploy: apt's numpy 1.x stays the venv's numpy (picamera2 & co. are built on it)
+    cons = sysnumpy.device_constraints(shared.constraints, facts.get("system_numpy"), pkg.cache_dir())
     deps: list[Path] = []
     house = None
     if shared.offline:
-        house = shared.house(facts.platform_tag(), facts.python_tag())
+        house = shared.house(facts.platform_tag(), facts.python_tag(), cons)
         deps = sorted(house.glob("*.whl"))
-    cons = [shared.constraints] if shared.constraints else []
-    digest = pkg.files_digest([shared.wheel, *deps, *cons])
-    env = hashlib.sha256(f"{digest} {facts.arch} {facts.python_tag()} {shared.offline}".encode()).hexdigest()[:12]
+    env = pkg.venv_id(shared.wheel, deps, cons, facts.arch, facts.python_tag(), shared.offline)
     wheel_dir = f"{root}/{WHEELS}/edgelite/{pkg.files_digest([shared.wheel])}"
     media = None
     if local:
@@ -135,8 +129,8 @@ def host_plan(shared: Shared, name: str, host: dict) -> dict:
         "bundle_incoming": f"{root}/{BUNDLES}/{INCOMING}/{shared.bundle_id}",
         "wheel": {"src": str(shared.wheel), "dest": f"{wheel_dir}/{shared.wheel.name}"},
         "deps": {"src": f"{house}/", "dest": f"{root}/{WHEELS}/deps/{house.name}"} if house else None,
-        "constraints": ({"src": str(shared.constraints),
-                         "dest": f"{root}/{WHEELS}/constraints-{pkg.files_digest(cons)}.txt"} if cons else None),
+        "constraints": ({"src": str(cons),
+                         "dest": f"{root}/{WHEELS}/constraints-{pkg.files_digest([cons])}.txt"} if cons else None),
         "media": media, "release": {**release, "meta": {**shared.meta, "fleet_key": key}},
     })
     return out
@@ -150,13 +144,6 @@ def make_plan(request: dict) -> dict:
                        "edgelite": shared.version},
             "agent": str(shared.agent),
             "hosts": {name: host_plan(shared, name, h or {}) for name, h in sorted(hosts.items())}}
-
-
-def _whoami() -> str:
-    try:
-        return f"{getpass.getuser()}@{socket.gethostname()}"
-    except Exception:  # no user name in a container is not worth a failed rollout
-        return "?"
 
 
 def main(argv: list[str] | None = None) -> int:

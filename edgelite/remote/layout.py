@@ -10,6 +10,7 @@ Standard library only and free of other edgelite imports: the device agent ships
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -96,3 +97,11 @@ class Layout:
         return {"release": rid if rel else None,
                 "edgelite": str(exe) if exe and os.access(exe, os.X_OK) else None,
                 "bundle": str(bundle) if bundle and bundle.is_dir() else None}
+
+
+def unit_name(directory: str, root: str) -> str:
+    """The systemd unit of an install: `edgelite` for the default folder, else one unit per folder
+    (`root` is the expanded path), so two installs on one device do not clash."""
+    if directory.rstrip("/") in (DEFAULT_DIR, "edgelite"):
+        return "edgelite"
+    return "edgelite-" + hashlib.sha256(root.encode()).hexdigest()[:8]
