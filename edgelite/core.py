@@ -36,6 +36,7 @@ def find_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
+
 #: where `--http PORT` binds (run's preview) and where a wildcard bind is reached from the same machine
 LOOPBACK = "127.0.0.1"
 
