@@ -10,12 +10,39 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+
+def pids_of_uid(uid: int) -> list[int]:
+    """Every process the user `uid` runs (from /proc)."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if p.stat().st_uid == uid:
+                    out.append(int(p.name))
+            except OSError:
+                pass
+    return out
+
+
+def stop_processes_of(uid: int) -> None:
+    """End every process a device user runs (services started by deploys): TERM, then KILL."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids_of_uid(uid):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 5
+        while pids_of_uid(uid) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 def free_port() -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.sshkit import stop_processes_of
 
 from .rig import free_port
 
@@ -42,17 +43,6 @@ def _wait_port(port: int, timeout: float = 15.0) -> None:
         time.sleep(0.1)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
-
-def pids_of_uid(uid: int) -> list[int]:
-    out = []
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                if p.stat().st_uid == uid:
-                    out.append(int(p.name))
-            except OSError:
-                pass
-    return out
 
 
 class Device:
@@ -89,16 +79,7 @@ class Device:
 
     def stop_everything(self) -> None:
         """End every process the device user runs (services started by deploys), by pid."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            pids = pids_of_uid(self.uid)
-            for pid in pids:
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + 5
-            while pids_of_uid(self.uid) and time.monotonic() < deadline:
-                time.sleep(0.1)
+        stop_processes_of(self.uid)
 
 
 def _env() -> dict[str, str]:

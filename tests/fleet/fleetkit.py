@@ -13,11 +13,12 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+from tests.sshkit import stop_processes_of
 
 SSHD = "/usr/sbin/sshd"
 
@@ -37,17 +38,6 @@ def missing_tools() -> str | None:
             return f"needs openssh-server, openssh-client and useradd (missing {tool}); make setup installs them"
     return None
 
-
-def pids_of_uid(uid: int) -> list[int]:
-    out = []
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                if p.stat().st_uid == uid:
-                    out.append(int(p.name))
-            except OSError:
-                pass
-    return out
 
 
 @dataclasses.dataclass
@@ -85,16 +75,7 @@ class Device:
 
     def stop_everything(self) -> None:
         """End every process the device user runs (services started by deploys), by pid."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            pids = pids_of_uid(self.uid)
-            for pid in pids:
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + 5
-            while pids_of_uid(self.uid) and time.monotonic() < deadline:
-                time.sleep(0.1)
+        stop_processes_of(self.uid)
 
 
 class Fleet:
