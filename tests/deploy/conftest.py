@@ -27,7 +27,7 @@ import pytest
 
 from tests.sshkit import stop_processes_of
 
-from .rig import free_port
+from .rig import free_port, write_broken_copy
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -182,15 +182,7 @@ def bundle_v2(tiny_bundle, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def broken_bundle(tiny_bundle, tmp_path_factory) -> Path:
     """A bundle whose manifest is right about its file (sha256 and all) but the file is not a model."""
-    from edgelite.bundle import Bundle
-
-    out = _copy_of(tiny_bundle, tmp_path_factory, "broken")
-    (out / "model_int8.tflite").write_bytes(b"this is not a flatbuffer " * 50)
-    b = Bundle.load(out)
-    b.add_file(b.entry("int8"))
-    b.info["broken"] = True
-    b.save()
-    return out
+    return write_broken_copy(tiny_bundle, tmp_path_factory.mktemp("bundles") / "broken")
 
 
 @pytest.fixture(scope="session")

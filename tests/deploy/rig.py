@@ -38,3 +38,19 @@ def wait_healthz(port: int, timeout: float = 30.0, frames_above: int = 0) -> dic
             return body
         time.sleep(0.3)
     raise AssertionError(f"no healthy /healthz on port {port} within {timeout} s (last: {body})")
+
+
+def write_broken_copy(bundle: Path, out: Path) -> Path:
+    """A copy of `bundle` whose manifest is right about its int8 file (sha256 and all) but the file is not a
+    model: it passes every check and cannot run on the device."""
+    import shutil
+
+    from edgelite.bundle import Bundle
+
+    shutil.copytree(bundle, out)
+    (out / "model_int8.tflite").write_bytes(b"this is not a flatbuffer " * 50)
+    b = Bundle.load(out)
+    b.add_file(b.entry("int8"))
+    b.info["broken"] = True
+    b.save()
+    return out

@@ -7,13 +7,14 @@ Every test here skips, with the reason, when the image is not cached (`make pi-v
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.deploy.rig import write_broken_copy
 
 from .vmkit import ROOT, TIMINGS, VM, env, free_port, image_ready
 
@@ -64,16 +65,7 @@ def tiny_bundle(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def broken_bundle(tiny_bundle, tmp_path_factory) -> Path:
     """Manifest-valid (sha256 and all) but its model file is not a model: it cannot run on the device."""
-    from edgelite.bundle import Bundle
-
-    out = tmp_path_factory.mktemp("vm-bundles") / "broken"
-    shutil.copytree(tiny_bundle, out)
-    (out / "model_int8.tflite").write_bytes(b"this is not a flatbuffer " * 50)
-    b = Bundle.load(out)
-    b.add_file(b.entry("int8"))
-    b.info["broken"] = True
-    b.save()
-    return out
+    return write_broken_copy(tiny_bundle, tmp_path_factory.mktemp("vm-bundles") / "broken")
 
 
 @pytest.fixture(scope="session")
