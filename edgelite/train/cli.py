@@ -54,8 +54,9 @@ def register(sub) -> None:
     p.add_argument("--image-size", type=int, metavar="PX", help="square input size (default: the backbone's)")
     p.add_argument("--epochs", type=int, help=f"phase-1 epochs, head only (default {d.epochs})")
     p.add_argument("--cached-views", type=int, metavar="K",
-                   help="phase 1 runs the frozen backbone once per image and augmented view (K views, the first "
-                        f"unaugmented) and trains the head on those features; 0 = every epoch (default {d.cached_views})")
+                   help="the frozen layers run once per image and augmented view (K views, the first unaugmented): "
+                        "phase 1 trains the head on the pooled features, phase 2 the top blocks on the activations "
+                        f"below them; 0 = the whole backbone every epoch (default {d.cached_views})")
     p.add_argument("--fine-tune-epochs", type=int, help=f"phase-2 epochs, top blocks unfrozen (default {d.fine_tune_epochs})")
     p.add_argument("--unfreeze", type=int, metavar="BLOCKS", help="backbone blocks unfrozen in phase 2")
     p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")

@@ -33,7 +33,7 @@ class TrainConfig:
     backbone: str = "efficientnet_lite0"
     image_size: int | None = None  # None: the backbone's default
     epochs: int = 10  # phase 1: head only, backbone frozen
-    cached_views: int = 1  # phase 1 trains the head on K cached feature views per image; 0: backbone every epoch
+    cached_views: int = 1  # the frozen layers run once per image and view (both phases); 0: every epoch
     fine_tune_epochs: int = 5  # phase 2: top blocks unfrozen, BatchNorm still frozen
     unfreeze: int | None = None  # blocks unfrozen in phase 2; None: the backbone's default
     batch_size: int = 32

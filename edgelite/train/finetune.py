@@ -21,6 +21,7 @@ import numpy as np
 from edgelite.train import data as D
 from edgelite.train.config import TrainConfig, TrainOptions, load_yaml
 from edgelite.train.errors import TrainError
+from edgelite.train.features import ActivationCache
 from edgelite.train.rundir import (
     BEST_WEIGHTS,
     CONFIG,
@@ -148,18 +149,7 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
             _say("classes are imbalanced: using balanced class weights")
 
     global_batch = cfg.batch_size * strategy.num_replicas_in_sync
-    train_ds = _dataset(xs["train"], ys["train"], n_cls, global_batch, shuffle=True, augment=cfg.augment,
-                        seed=cfg.seed)
-    val_ds = _dataset(xs["val"], ys["val"], n_cls, global_batch) if len(ys["val"]) else None
-    steps = {}
-    if cfg.strategy == "multiworker":
-        # every worker must run the same number of steps, or the collectives deadlock/mismatch:
-        # repeat the data and fix the step counts instead of letting a ragged last batch decide
-        train_ds = train_ds.repeat()
-        steps["steps_per_epoch"] = max(1, len(ys["train"]) // global_batch)
-        if val_ds is not None:
-            val_ds = val_ds.repeat()
-            steps["validation_steps"] = max(1, -(-len(ys["val"]) // global_batch))
+    image_data: list = []  # (train, val, steps) over the images, built when a phase trains on them
 
     with strategy.scope():
         model = _build(cfg, n_cls, weights=None if resume else cfg.weights)
@@ -180,6 +170,7 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
     phases = [(1, cfg.epochs, cfg.lr), (2, cfg.fine_tune_epochs, cfg.fine_tune_lr)]
     t_train = time.perf_counter()
     seconds: dict[str, float] = {}
+    cache = None  # built by the first phase that trains on cached activations
     for phase, epochs, lr in phases:
         if phase < start_phase or epochs == 0:
             continue
@@ -187,13 +178,20 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
         if initial >= epochs:
             continue
         t_phase = time.perf_counter()
-        # phase 1 on a pretrained frozen backbone: run it once per image (and view), train the head on that
-        cached = phase == 1 and cfg.cached_views > 0 and cfg.weights is not None and cfg.strategy == "default"
-        fit_model, fit_train, fit_val = model, train_ds, val_ds
+        fit_model, steps = model, {}
         with strategy.scope():
             info = set_phase(model, cfg.backbone, phase, cfg.unfreeze, from_scratch=cfg.weights is None)
-        if cached:
-            fit_model, fit_train, fit_val = _cached_head(cfg, model, xs, ys, n_cls, global_batch, seconds)
+        # a pretrained frozen backbone: its frozen layers run once per image (and view), not every epoch
+        if cfg.cached_views > 0 and cfg.weights is not None and cfg.strategy == "default":
+            if cache is None:
+                cache = ActivationCache.build(cfg, model, xs, ys, phase, global_batch, seconds)
+            fit = cache.fit_inputs(phase, n_cls, global_batch)
+            if fit is not None:
+                fit_model, fit_train, fit_val = fit
+        cached = fit_model is not model
+        if not cached:
+            image_data = image_data or [_image_datasets(cfg, xs, ys, n_cls, global_batch)]
+            fit_train, fit_val, steps = image_data[0]
         with strategy.scope():
             fit_model.compile(
                 optimizer=keras.optimizers.Adam(lr),
@@ -204,7 +202,7 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
                 else f"top {info['unfrozen_blocks']} of {info['blocks']} blocks unfrozen")
         _say(f"phase {phase}: {what} ({info['trainable_layers']} trainable layers), lr {lr:g}, "
              f"epochs {initial + 1}..{epochs}")
-        monitor = "val_loss" if val_ds else "loss"
+        monitor = "val_loss" if len(ys["val"]) else "loss"
         callbacks = [
             _epoch_callback(keras, model, work, phase, history_rows),
             _best_weights(keras, model, ckpt_dir / BEST_WEIGHTS, monitor) if cached else
@@ -347,6 +345,23 @@ def _build(cfg: TrainConfig, n_cls: int, weights):
     return build_classifier(cfg.backbone, n_cls, cfg.image_size, weights=weights, dropout=cfg.dropout)
 
 
+def _image_datasets(cfg: TrainConfig, xs, ys, n_cls: int, global_batch: int):
+    """(train, val, fit step arguments) over the decoded images."""
+    train_ds = _dataset(xs["train"], ys["train"], n_cls, global_batch, shuffle=True, augment=cfg.augment,
+                        seed=cfg.seed)
+    val_ds = _dataset(xs["val"], ys["val"], n_cls, global_batch) if len(ys["val"]) else None
+    steps = {}
+    if cfg.strategy == "multiworker":
+        # every worker must run the same number of steps, or the collectives deadlock/mismatch:
+        # repeat the data and fix the step counts instead of letting a ragged last batch decide
+        train_ds = train_ds.repeat()
+        steps["steps_per_epoch"] = max(1, len(ys["train"]) // global_batch)
+        if val_ds is not None:
+            val_ds = val_ds.repeat()
+            steps["validation_steps"] = max(1, -(-len(ys["val"]) // global_batch))
+    return train_ds, val_ds, steps
+
+
 def _dataset(x: np.ndarray, y: np.ndarray, n_cls: int, batch: int, *, shuffle: bool = False, augment: bool = False,
              seed: int = 0):
     """tf.data over decoded uint8 images; augmentation happens here, never inside the model."""
@@ -369,23 +384,6 @@ def _dataset(x: np.ndarray, y: np.ndarray, n_cls: int, batch: int, *, shuffle: b
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.batch(batch).prefetch(tf.data.AUTOTUNE).with_options(options)
-
-
-def _cached_head(cfg: TrainConfig, model, xs, ys, n_cls: int, batch: int, seconds: dict[str, float]):
-    """(head model, train dataset, val dataset) for phase 1 on cached pooled features; records the
-    backbone pass's seconds in `seconds["features"]`."""
-    from edgelite.train import features as F
-
-    t = time.perf_counter()
-    views = cfg.cached_views if cfg.augment else 1  # without augmentation every view is the same
-    train_f = F.feature_views(model, xs["train"], views=views, batch_size=batch, seed=cfg.seed)
-    val_f = F.feature_views(model, xs["val"], views=1, batch_size=batch) if len(ys["val"]) else None
-    seconds["features"] = round(time.perf_counter() - t, 1)
-    _say(f"phase 1: backbone features of {len(ys['train'])} train x {views} view(s) + {len(ys['val'])} val images "
-         f"computed once in {seconds['features']:.1f} s; the head trains on them")
-    train = F.head_dataset(train_f, ys["train"], n_cls, batch, shuffle=True, seed=cfg.seed)
-    val = F.head_dataset(val_f, ys["val"], n_cls, batch) if val_f is not None else None
-    return F.head_model(model), train, val
 
 
 def _best_weights(keras, model, path: Path, monitor: str):
