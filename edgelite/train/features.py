@@ -206,13 +206,18 @@ class ActivationCache:
         return cls(cfg, model, ys, split, train, val, pooled_train, pooled_val)
 
     def fit_inputs(self, phase: int, n_cls: int, batch: int):
-        """(model to fit, train dataset, val dataset) on the cache, or None (phase 2 without its cache)."""
+        """(model to fit, its fit() data arguments, validation data) on the cache, or None (phase 2
+        without its cache). One view: numpy arrays, which Keras slices from one tensor without a new
+        tf.data iterator every epoch; more views: a tf.data pipeline drawing a view per image."""
         if phase == 1:
             fit_model, data = head_model(self.model), self.pooled
         elif self.split is not None:
             fit_model, data = suffix_model(self.model, self.split), self.acts
         else:
             return None
+        onehot = {k: np.eye(n_cls, dtype=np.float32)[v] for k, v in self.ys.items()}
+        val = (data["val"][0], onehot["val"]) if data["val"] is not None else None
+        if data["train"].shape[0] == 1:
+            return fit_model, {"x": data["train"][0], "y": onehot["train"], "batch_size": batch, "shuffle": True}, val
         train = cached_dataset(data["train"], self.ys["train"], n_cls, batch, shuffle=True, seed=self.cfg.seed)
-        val = cached_dataset(data["val"], self.ys["val"], n_cls, batch) if data["val"] is not None else None
-        return fit_model, train, val
+        return fit_model, {"x": train}, val

@@ -187,11 +187,12 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
                 cache = ActivationCache.build(cfg, model, xs, ys, phase, global_batch, seconds)
             fit = cache.fit_inputs(phase, n_cls, global_batch)
             if fit is not None:
-                fit_model, fit_train, fit_val = fit
+                fit_model, fit_data, fit_val = fit
         cached = fit_model is not model
         if not cached:
             image_data = image_data or [_image_datasets(cfg, xs, ys, n_cls, global_batch)]
             fit_train, fit_val, steps = image_data[0]
+            fit_data = {"x": fit_train}
         with strategy.scope():
             fit_model.compile(
                 optimizer=keras.optimizers.Adam(lr),
@@ -211,7 +212,7 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
             keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience,
                                           restore_best_weights=True, verbose=1),
         ]
-        fit_model.fit(fit_train, validation_data=fit_val, epochs=epochs, initial_epoch=initial, callbacks=callbacks,
+        fit_model.fit(**fit_data, validation_data=fit_val, epochs=epochs, initial_epoch=initial, callbacks=callbacks,
                       class_weight=cw, verbose=verbose, **steps)
         start_epoch = 0
         seconds[f"phase{phase}"] = round(time.perf_counter() - t_phase, 1)
