@@ -292,6 +292,7 @@ class _Loop:
                     frame = src.read(READ_SLICE)
                     self.notifier.tick()
                     if frame is None:
+                        self._flush_outputs()  # nothing to do: results buffered for a pipe go out now
                         if time.monotonic() - last_frame > o.stall_timeout:
                             raise SourceFailed(f"no frame from {self.shown_source} for {o.stall_timeout:g} s")
                         continue
@@ -329,6 +330,15 @@ class _Loop:
                 self.notifier.status(f"reconnecting to {self.shown_source} ({failures}/{o.max_reconnects})")
                 self._sleep(delay)
         return 0, f"stopped ({self.why[0]})" if self.why else "stopped"
+
+    def _flush_outputs(self) -> None:
+        for out in self.outputs:
+            flush = getattr(out, "flush", None)
+            if flush is not None:
+                try:
+                    flush()
+                except BrokenPipeError:  # the reader is gone; the next write ends the loop
+                    pass
 
     def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds

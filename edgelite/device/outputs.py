@@ -52,23 +52,36 @@ class ConsoleOutput:
 
 
 class JsonLinesOutput:
-    """One JSON object per line (`Result.to_json()`, the JSON of `Result.to_dict()`), flushed per line so a
-    pipe reader sees it live."""
+    """One JSON object per line (`Result.to_json()`, the JSON of `Result.to_dict()`). Lines are flushed
+    at most every `flush_every` seconds (and whenever the loop waits for a frame, and at the end): a pipe
+    reader sees every result within 20 ms — a 30 fps camera's lines one by one — without a write()
+    system call, and a reader's wake-up, for every frame of a model running 1,000 frames a second."""
 
-    def __init__(self, target: str | os.PathLike):
+    FLUSH_EVERY = 0.02  # s
+
+    def __init__(self, target: str | os.PathLike, flush_every: float = FLUSH_EVERY):
         self.target = str(target)
+        self.flush_every = flush_every
+        self._next_flush = 0.0  # the first line goes out at once
         if self.target == "-":
             self.stream, self._own = sys.stdout, False
         else:
             try:
-                self.stream, self._own = open(self.target, "w", encoding="utf-8", buffering=1), True
+                self.stream, self._own = open(self.target, "w", encoding="utf-8"), True
             except OSError as e:
                 raise RunError(f"cannot write --json {self.target}: {e.strerror}") from None
 
     def write(self, result: Result, frame: Frame) -> None:
         self.stream.write(result.to_json() + "\n")
-        if not self._own:
+        now = time.monotonic()
+        if now >= self._next_flush:
             self.stream.flush()
+            self._next_flush = now + self.flush_every
+
+    def flush(self) -> None:
+        """Push out what is buffered (the loop calls it while it waits for a frame)."""
+        self.stream.flush()
+        self._next_flush = time.monotonic() + self.flush_every
 
     def close(self) -> None:
         self.stream.flush()

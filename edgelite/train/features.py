@@ -125,13 +125,14 @@ def build_cache(model, x: np.ndarray, *, views: int, batch_size: int, split=None
     n_plain = 0 if plain is None else len(plain)
     caches = [np.empty((views, len(x), *t.shape[1:]), np.float32) for t in outs]
     for v in range(views):
-        ds = tf.data.Dataset.from_tensor_slices(x if v or not n_plain else np.concatenate([x, plain]))
-        if v == 0:
-            ds = ds.map(lambda img: tf.cast(img, tf.float32))
+        if v == 0:  # the images as they are: straight from numpy, in big batches (inference only)
+            got = front.predict(x if not n_plain else np.concatenate([x, plain]), batch_size=max(batch_size, 128),
+                                verbose=0)
         else:
             tf.random.set_seed(seed + v)
-            ds = ds.map(lambda img: augment(img, 0, h, w)[0], num_parallel_calls=tf.data.AUTOTUNE)
-        got = front.predict(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE), verbose=0)
+            ds = tf.data.Dataset.from_tensor_slices(x).map(lambda img: augment(img, 0, h, w)[0],
+                                                           num_parallel_calls=tf.data.AUTOTUNE)
+            got = front.predict(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE), verbose=0)
         got = got if isinstance(got, list) else [got]
         for cache, g in zip(caches, got, strict=True):
             cache[v] = g[:len(x)]

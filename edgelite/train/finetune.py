@@ -226,7 +226,7 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
         model.set_weights(weights)
 
     # ---- evaluate on the held-out test split and write the run
-    probs = model.predict(xs["test"], batch_size=cfg.batch_size, verbose=0) if len(ys["test"]) else np.zeros((0, n_cls))
+    probs = model.predict(xs["test"], batch_size=max(cfg.batch_size, 128), verbose=0) if len(ys["test"]) else np.zeros((0, n_cls))
     from edgelite.train import report
 
     metrics = report.classification_metrics(ys["test"], probs, classes)
