@@ -134,3 +134,26 @@ def test_picamera2_n_picks_the_pi_camera_by_number(tmp_path):
     assert open_source("picamera2", start=False).camera_num == 0
     with pytest.raises(SourceError, match=r"picamera2\[:N\]"):
         open_source("picamera2:one")
+
+
+@pytest.mark.parametrize("size, one_thread", [((128, 128), True), ((800, 608), False)])
+def test_a_file_of_small_frames_is_decoded_on_one_thread(tmp_path, size, one_thread):
+    """FFmpeg's per-core decoding threads cost more than they save on small frames and take CPU from
+    inference; frames above VGA keep them. Every frame still arrives, in order."""
+    import os
+
+    from edgelite.device.sources import VideoSource
+
+    clip = tmp_path / "c.mp4"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30, size)
+    for i in range(12):
+        w.write(np.full((size[1], size[0], 3), i * 20, np.uint8))
+    w.release()
+    src = VideoSource(str(clip), live=False)
+    cap = src._open_capture()
+    threads = cap.get(cv2.CAP_PROP_N_THREADS)
+    cap.release()
+    assert (threads == 1) if one_thread else (threads == min(os.cpu_count(), 16) or os.cpu_count() == 1), threads
+    with open_source(str(clip), model_size=(32, 32)) as s:
+        means = [int(round(float(s.read(2.0).image.mean()) / 20)) for _ in range(12)]
+    assert means == list(range(12))
