@@ -93,6 +93,11 @@ class Source:
         return self._buf.get(timeout)
 
     @property
+    def drops(self) -> bool:
+        """True when frames the loop is too slow for are dropped (live sources, realtime files)."""
+        return self._drop
+
+    @property
     def dropped(self) -> int:
         """Frames overwritten before the loop took them, since the first opening."""
         return self._dropped_before + (self._buf.dropped if self._buf is not None else 0)

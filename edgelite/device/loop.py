@@ -33,6 +33,7 @@ from edgelite.device.errors import EXIT_SOURCE_LOST, EndOfSource, RunError, Sour
 from edgelite.device.notify import Notifier
 from edgelite.device.options import RunOptions
 from edgelite.device.pipeline import TIMINGS, Pipeline, Result
+from edgelite.device.reporter import Reporter
 from edgelite.device.rtsp import redact_url, set_rtsp_transport
 from edgelite.device.runtime import Model, load_from_bundle, load_model
 from edgelite.device.sources import Frame, Source, describe_source, open_source
@@ -208,6 +209,8 @@ class _Loop:
         self.outputs: list[Any] = []
         self.preview = None
         self.source: Source | None = None
+        self.reporter: Reporter | None = None
+        self.submitted = 0  # frames through the model (their results may still be on the reporting thread)
         self.reconnects = 0
         self.correct = self.checked = 0
         self.first_result: float | None = None
@@ -265,6 +268,9 @@ class _Loop:
                                       read_timeout=o.stall_timeout, start=False, prepare=self.pipeline.prepare)
             log.info("model %s (%s) · source %s (%s)", self.loaded.name, self.info["runtime"], self.shown_source,
                      self.source.kind)
+            # a live camera's results may queue 2 deep (the loop must never lag it), a file's 64
+            self.reporter = Reporter(self._report, max_pending=2 if self.source.drops else 64,
+                                     threaded=not o.display, idle=self._flush_outputs)  # cv2 windows: main thread
             with _signals(self.stop, self.why, handle_signals):
                 self.notifier.ready(f"classifying {self.shown_source} with {self.loaded.name}")
                 exit_code, reason = self._drive()
@@ -273,11 +279,21 @@ class _Loop:
             self.notifier.close()
             if self.source is not None:
                 self.source.close(timeout=0.5)  # a read stuck in a driver must not delay a SIGTERM exit
+            failed = None
+            if self.reporter is not None:
+                try:
+                    self.reporter.close()  # the results still queued are reported and written first
+                except BrokenPipeError:
+                    _silence_stdout()
+                except BaseException as e:  # raised once the outputs are closed
+                    failed = e
             for out in reversed(self.outputs):
                 try:
                     out.close()
                 except Exception as e:  # a closed pipe must not hide the summary
                     log.warning("closing %s: %s", type(out).__name__, e)
+            if failed is not None:
+                raise failed
         return self._summary(exit_code, reason)
 
     def _drive(self) -> tuple[int, str]:
@@ -292,25 +308,23 @@ class _Loop:
                     frame = src.read(READ_SLICE)
                     self.notifier.tick()
                     if frame is None:
-                        self._flush_outputs()  # nothing to do: results buffered for a pipe go out now
+                        if not self.reporter.threaded:
+                            self._flush_outputs()  # nothing to do: results buffered for a pipe go out now
                         if time.monotonic() - last_frame > o.stall_timeout:
                             raise SourceFailed(f"no frame from {self.shown_source} for {o.stall_timeout:g} s")
                         continue
                     capture_ms = (time.perf_counter() - t_prev) * 1e3
-                    result = pipe.process(frame, capture_ms, dropped=src.dropped)
-                    self._record(result, frame)
-                    try:
-                        for out in self.outputs:
-                            out.write(result, frame)
+                    scores, prep_ms, inference_ms = pipe.run_model(frame)
+                    try:  # the rest of the frame runs on the reporting thread (or here, with --display)
+                        self.reporter.submit(frame, scores, capture_ms, prep_ms, inference_ms, src.dropped)
                     except BrokenPipeError:  # `edgelite run ... --json - | head`: the reader is done
                         _silence_stdout()
                         return 0, "output closed"
-                    if self.on_result is not None:
-                        self.on_result(result, frame)
+                    self.submitted += 1
                     failures = 0
                     last_frame = time.monotonic()
                     t_prev = time.perf_counter()
-                    if o.max_frames and pipe.count >= o.max_frames:
+                    if o.max_frames and self.submitted >= o.max_frames:
                         return 0, "max frames"
             except EndOfSource:
                 return 0, "end of source"
@@ -330,6 +344,16 @@ class _Loop:
                 self.notifier.status(f"reconnecting to {self.shown_source} ({failures}/{o.max_reconnects})")
                 self._sleep(delay)
         return 0, f"stopped ({self.why[0]})" if self.why else "stopped"
+
+    def _report(self, frame: Frame, scores, capture_ms: float, prep_ms: float, inference_ms: float,
+                dropped: int) -> None:
+        """A frame's result: finished, counted and written to every output (on the reporting thread)."""
+        result = self.pipeline.report(frame, scores, capture_ms, prep_ms, inference_ms, dropped)
+        self._record(result, frame)
+        for out in self.outputs:
+            out.write(result, frame)
+        if self.on_result is not None:
+            self.on_result(result, frame)
 
     def _flush_outputs(self) -> None:
         for out in self.outputs:

@@ -218,6 +218,13 @@ class Pipeline:
 
     # -- the whole frame
     def process(self, frame: Frame, capture_ms: float = 0.0, dropped: int = 0) -> Result:
+        """`run_model` then `report`: one frame through the model and into a Result."""
+        scores, prep_ms, inference_ms = self.run_model(frame)
+        return self.report(frame, scores, capture_ms, prep_ms, inference_ms, dropped)
+
+    def run_model(self, frame: Frame) -> tuple[np.ndarray, float, float]:
+        """The model's part of a frame, which must run in frame order on the model's thread: input in,
+        invoke, scores out. Returns (scores, preprocess ms, inference ms)."""
         t0 = time.perf_counter()
         if frame.model_input is not None:  # prepared in the capture thread: only the copy is left
             self.load_input(frame.model_input)
@@ -227,6 +234,12 @@ class Pipeline:
             prep_ms = 0.0
         t1 = time.perf_counter()
         scores = self.infer()
+        return scores, prep_ms + (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
+
+    def report(self, frame: Frame, scores: np.ndarray, capture_ms: float, prep_ms: float, inference_ms: float,
+               dropped: int = 0) -> Result:
+        """The rest of a frame — top-k, thresholds, smoothing, label events, statistics — as a Result.
+        Results must be reported in frame order (smoothing and label events carry state), on any thread."""
         t2 = time.perf_counter()
         preds, scores = self.postprocess(scores)
         label = preds[0].label if preds else None
@@ -238,7 +251,7 @@ class Pipeline:
         changed, previous = label != self._last_label or self.count == 0, self._last_label
         self._last_label = label
         t3 = time.perf_counter()
-        timings = {"capture": capture_ms, "preprocess": prep_ms + (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
+        timings = {"capture": capture_ms, "preprocess": prep_ms, "inference": inference_ms,
                    "postprocess": (t3 - t2) * 1e3}
         timings["total"] = sum(timings.values())
         self._times.append(t3)
