@@ -2,7 +2,7 @@
 
 `Frame` is what a source hands the loop; `Source` runs a subclass's `_run` in its own capture thread
 and passes frames over through a latest-frame slot (live sources: the loop never lags, overwritten
-frames are counted as drops) or a small bounded queue (files and folders: read ahead, nothing dropped).
+frames are counted as drops) or a bounded queue (files and folders: read ahead in bursts, nothing dropped).
 The sources themselves are in `edgelite.device.sources` (OpenCV) and `edgelite.device.picamera`.
 """
 
@@ -132,7 +132,12 @@ class Source:
 
 
 class _FrameBuffer:
-    """Hand-over between the capture thread and the loop: latest-frame slot (drop) or bounded queue."""
+    """Hand-over between the capture thread and the loop: latest-frame slot (drop) or bounded queue.
+
+    Each side waits on the condition only when it must (the reader on an empty buffer, the writer on a
+    full queue) and is woken only then; a full queue wakes its writer once half of it has been taken,
+    so a file is decoded in bursts rather than with a sleep and a wake-up per frame (at a thousand
+    frames a second such wake-ups on one core slowed inference on the other measurably)."""
 
     def __init__(self, capacity: int, drop: bool):
         self._q: collections.deque[Frame] = collections.deque()
@@ -140,6 +145,7 @@ class _FrameBuffer:
         self._cond = threading.Condition()
         self._done = False
         self._error: SourceFailed | None = None
+        self._reader_waits = self._writer_waits = False
         self.dropped = 0
 
     def put(self, frame: Frame, stop: threading.Event) -> bool:
@@ -148,13 +154,16 @@ class _FrameBuffer:
                 while len(self._q) >= self._capacity:
                     self._q.popleft()
                     self.dropped += 1
-            else:
-                while len(self._q) >= self._capacity and not stop.is_set():
+            elif len(self._q) >= self._capacity:  # full: sleep until the reader has taken half
+                self._writer_waits = True
+                while len(self._q) > self._capacity // 2 and not stop.is_set():
                     self._cond.wait(0.1)
+                self._writer_waits = False
             if stop.is_set():
                 return False
             self._q.append(frame)
-            self._cond.notify_all()
+            if self._reader_waits:
+                self._cond.notify_all()
             return True
 
     def finish(self, error: SourceFailed | None) -> None:
@@ -167,17 +176,21 @@ class _FrameBuffer:
             self._cond.notify_all()
 
     def get(self, timeout: float) -> Frame | None:
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while not self._q:
-                if self._done:
-                    if self._error is not None:
-                        raise self._error
-                    raise EndOfSource()
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._cond.wait(left)
+            if not self._q:
+                deadline = time.monotonic() + timeout
+                while not self._q:
+                    if self._done:
+                        if self._error is not None:
+                            raise self._error
+                        raise EndOfSource()
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    self._reader_waits = True
+                    self._cond.wait(left)
+                    self._reader_waits = False
             frame = self._q.popleft()
-            self._cond.notify_all()  # room for a blocked reader
+            if self._writer_waits and len(self._q) <= self._capacity // 2:
+                self._cond.notify_all()  # half taken: the writer decodes the next burst
             return frame

@@ -4,7 +4,7 @@ written to the outputs off the thread that runs the model.
 At a thousand frames a second the Python around `invoke()` — top-k, the Result, its JSON line, the
 outputs — is several percent of a frame. Handed to this thread, it runs while the model thread is
 inside `invoke()` (which releases the GIL), on the other core. The model thread only appends to a
-deque (no lock, no wake-up: this thread polls every 2 ms and drains what is there), and waits only
+deque (no lock, no wake-up: this thread polls every 5 ms and drains what is there), and waits only
 when `max_pending` results are queued: the outputs never fall further behind than that (2 for a live
 camera, whose loop must never lag; a file may run ahead by 64).
 
@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 
-POLL = 0.002  # s between looks at an empty queue
+POLL = 0.005  # s between looks at an empty queue
 
 
 class Reporter:

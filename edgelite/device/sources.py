@@ -55,7 +55,7 @@ class VideoSource(Source):
     """Camera index, /dev/video device, network URL (live) or video file, through cv2.VideoCapture."""
 
     def __init__(self, spec: str | int, *, live: bool, open_timeout: float = 10.0, read_timeout: float = 5.0,
-                 loop: bool = False, realtime: bool = False, readahead: int = 4):
+                 loop: bool = False, realtime: bool = False, readahead: int = 16):
         self.spec = spec
         self.live = live
         self.kind = "camera" if isinstance(spec, int) or str(spec).startswith("/dev/") else (
@@ -158,7 +158,7 @@ class FolderSource(Source):
     kind = "folder"
 
     def __init__(self, path: str | os.PathLike, *, loop: bool = False, realtime: bool = False,
-                 fps: float = 30.0, readahead: int = 4):
+                 fps: float = 30.0, readahead: int = 16):
         self.path = Path(path)
         self.loop, self.realtime, self.fps = loop, realtime, fps
         super().__init__(str(path), capacity=1 if realtime else readahead, drop=realtime)
