@@ -52,6 +52,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_demo.py --bundle $(DEMO_BUNDLE) --runs 1000 --warmup 50 $(if $(DEVICE),--host $(DEVICE))
 	$(if $(DEVICE),,$(BIN)/python benchmarks/run_loop.py)
 	$(if $(DEVICE),,$(BIN)/python benchmarks/run_loop.py --small)
+	$(if $(DEVICE),,$(BIN)/python benchmarks/run_loop.py --small --size 224)
 	$(if $(DEVICE),,$(BIN)/python benchmarks/bench_224.py)
 
 lint: setup

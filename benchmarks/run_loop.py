@@ -18,8 +18,9 @@ the weight values); --model measures a real file instead.
 measures the loop where per-frame overhead shows: a ~1 ms model (EfficientNet-Lite0 int8 at 96x96,
 random-init weights, built and converted once into ~/.cache/edgelite/run_loop_small) on a 128x128 clip,
 `edgelite run --source clip.mp4 --json - --threads T` (the real CLI, JSON lines to a pipe) against a bare
-`invoke()` loop in its own process, alternating per round (goals: >= 0.95 at 1 thread, >= 0.90 at 2).
-Writes run_loop_small.{json,md}.
+`invoke()` loop and a hand-written loop, each in its own process, alternating per round (goals: >= 0.95 at
+1 thread, >= 0.90 at 2). Writes run_loop_small.{json,md}. `--small --size 224` does the same for the
+224-px model (~4.5 ms) on a 320x320 clip: run_loop_224.{json,md}.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-SMALL_SIZE, CLIP_SIZE, FRAMES = 96, 128, 3000
+SMALL_SIZE, CLIP_SIZE, FRAMES = 96, 128, 3000  # --small's defaults; --size 224 uses a 320x320 clip, 1000 frames
 
 BARE = r"""
 import sys, time
@@ -85,7 +86,7 @@ CAPTURE_COST = r"""
 import sys, time
 import cv2
 from edgelite.device.sources import VideoSource
-clip, n = sys.argv[1], int(sys.argv[2])
+clip, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 cap = VideoSource(clip, live=False)._open_capture()  # as `edgelite run` opens it
 imgs, t = [], time.perf_counter()
 while len(imgs) < n:
@@ -97,13 +98,13 @@ while len(imgs) < n:
 decode = (time.perf_counter() - t) / n
 t = time.perf_counter()
 for img in imgs:
-    cv2.cvtColor(cv2.resize(img, (96, 96)), cv2.COLOR_BGR2RGB)
+    cv2.cvtColor(cv2.resize(img, (size, size)), cv2.COLOR_BGR2RGB)
 print(decode * 1e6, (time.perf_counter() - t) / n * 1e6)
 """
 
 
-def small_bundle(cache: Path) -> tuple[Path, Path]:
-    """(bundle, clip): Lite0 int8 at 96 px with random-init weights, and a 128x128 mp4, made once."""
+def small_bundle(cache: Path, size: int = SMALL_SIZE, clip_size: int = CLIP_SIZE) -> tuple[Path, Path]:
+    """(bundle, clip): Lite0 int8 at `size` px with random-init weights, and a square mp4, made once."""
     import cv2
     import numpy as np
 
@@ -113,15 +114,15 @@ def small_bundle(cache: Path) -> tuple[Path, Path]:
         code = ("import sys; from pathlib import Path; c = Path(sys.argv[1]);"
                 "from edgelite.train.demo_data import write_image_folder; write_image_folder(c / 'data', per_class=8);"
                 "from edgelite.train.model import build_classifier;"
-                f"build_classifier('efficientnet_lite0', 10, {SMALL_SIZE}, weights=None).save(c / 'lite0.keras');"
+                f"build_classifier('efficientnet_lite0', 10, {size}, weights=None).save(c / 'lite0.keras');"
                 "from edgelite.convert import convert;"
                 "convert(c / 'lite0.keras', c / 'bundle', data=c / 'data', formats='int8', calibration=40, verbose=False)")
         subprocess.run([sys.executable, "-c", code, str(cache)], env=env, cwd=ROOT, check=True)
     if not clip.exists():
         rng = np.random.default_rng(0)
-        w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30, (CLIP_SIZE, CLIP_SIZE))
+        w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30, (clip_size, clip_size))
         for _ in range(600):
-            w.write(cv2.GaussianBlur(rng.integers(0, 256, (CLIP_SIZE, CLIP_SIZE, 3), dtype=np.uint8), (9, 9), 0))
+            w.write(cv2.GaussianBlur(rng.integers(0, 256, (clip_size, clip_size, 3), dtype=np.uint8), (9, 9), 0))
         w.release()
     return bundle, clip
 
@@ -129,22 +130,26 @@ def small_bundle(cache: Path) -> tuple[Path, Path]:
 def small(args) -> int:
     import numpy as np
 
-    bundle, clip = small_bundle(Path(args.cache))
+    size = args.size
+    clip_size, frames = (CLIP_SIZE, FRAMES) if size == SMALL_SIZE else (320, 1000)
+    cache = Path(args.cache) if size == SMALL_SIZE else Path(f"{args.cache}_{size}")
+    name = "run_loop_small" if size == SMALL_SIZE else f"run_loop_{size}"
+    bundle, clip = small_bundle(cache, size, clip_size)
     model = bundle / "model_int8.tflite"
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     rounds = []
     for r in range(args.rounds):
         for t in (1, 2):
             load = os.getloadavg()[0]
-            bare = float(subprocess.run([sys.executable, "-c", BARE, str(model), str(t), str(FRAMES)], env=env,
+            bare = float(subprocess.run([sys.executable, "-c", BARE, str(model), str(t), str(frames)], env=env,
                                         capture_output=True, text=True, check=True).stdout.split()[-1])
             p = subprocess.run([sys.executable, "-m", "edgelite", "run", str(bundle), "--source", str(clip), "--loop",
-                                "--json", "-", "--threads", str(t), "--max-frames", str(FRAMES), "--print-every", "0"],
+                                "--json", "-", "--threads", str(t), "--max-frames", str(frames), "--print-every", "0"],
                                env=env, capture_output=True, text=True, check=True)  # JSON lines into a pipe
-            assert p.stdout.count("\n") == FRAMES, "one JSON line per frame"
+            assert p.stdout.count("\n") == frames, "one JSON line per frame"
             m = re.search(r"\(([\d.]+) fps\)", p.stderr)
             loop = float(m.group(1))
-            h = subprocess.run([sys.executable, "-c", HAND, str(model), str(t), str(FRAMES), str(clip)], env=env,
+            h = subprocess.run([sys.executable, "-c", HAND, str(model), str(t), str(frames), str(clip)], env=env,
                                capture_output=True, text=True, check=True)
             hand = float(h.stderr.split()[-1])
             rounds.append({"round": r, "threads": t, "bare_fps": round(bare, 1), "loop_fps": loop,
@@ -155,20 +160,23 @@ def small(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     summary = {t: float(np.median([x["ratio"] for x in rounds if x["threads"] == t])) for t in (1, 2)}
     over_hand = {t: float(np.median([x["loop_over_hand"] for x in rounds if x["threads"] == t])) for t in (1, 2)}
-    costs = [[float(v) for v in subprocess.run([sys.executable, "-c", CAPTURE_COST, str(clip), "3000"], env=env,
+    costs = [[float(v) for v in subprocess.run([sys.executable, "-c", CAPTURE_COST, str(clip), "3000", str(size)],
+                                               env=env,
                                                capture_output=True, text=True, check=True).stdout.split()]
              for _ in range(3)]
     decode_us, prepare_us = (float(np.median([c[i] for c in costs])) for i in (0, 1))
     bare2 = float(np.median([x["bare_fps"] for x in rounds if x["threads"] == 2]))
     bound2 = (1e6 / bare2) / (1e6 / bare2 + decode_us + prepare_us)
-    data = {"model": f"EfficientNet-Lite0 int8 {SMALL_SIZE}x{SMALL_SIZE}, random-init weights",
-            "clip": f"{CLIP_SIZE}x{CLIP_SIZE} mp4, {FRAMES} frames (--loop)", "rounds": rounds,
+    data = {"model": f"EfficientNet-Lite0 int8 {size}x{size}, random-init weights",
+            "clip": f"{clip_size}x{clip_size} mp4, {frames} frames (--loop)", "rounds": rounds,
             "median_loop_over_bare": summary, "median_loop_over_hand_written": over_hand,
             "capture_us_per_frame": {"decode": round(decode_us, 1), "resize_convert": round(prepare_us, 1)},
             "bound_2_threads": round(bound2, 3), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "command": "python benchmarks/run_loop.py --small --rounds " + str(args.rounds)}
-    (out / "run_loop_small.json").write_text(json.dumps(data, indent=2) + "\n")
-    lines = ["# edgelite run on a ~1 ms model: loop / bare invoke()", "", f"Model: {data['model']}; source: {data['clip']}; "
+            "command": "python benchmarks/run_loop.py --small --rounds " + str(args.rounds)
+            + ("" if size == SMALL_SIZE else f" --size {size}")}
+    (out / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    ms = 1e3 / float(np.median([x["bare_fps"] for x in rounds if x["threads"] == 1]))
+    lines = [f"# edgelite run on a {ms:.1f} ms model: loop / bare invoke()", "", f"Model: {data['model']}; source: {data['clip']}; "
              "`edgelite run --source clip.mp4 --loop --json - --threads T` (JSON lines to a pipe) against a bare "
              "`invoke()` loop and a hand-written loop (read, resize, convert, set_input, invoke, argmax, one JSON "
              "line to a pipe, single-threaded: what a user writes instead), each in its own process, alternating per "
@@ -185,7 +193,7 @@ def small(args) -> int:
               f"conversion {prepare_us:.0f} us. With 2 inference threads both cores are busy inside invoke(), so this "
               f"work cannot overlap it: even with no other per-frame cost, loop/bare <= {bound2:.2f} here "
               "(bare frame time / (bare frame time + capture work)).", ""]
-    (out / "run_loop_small.md").write_text("\n".join(lines))
+    (out / f"{name}.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
 
@@ -196,6 +204,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results"))
     ap.add_argument("--small", action="store_true", help="the ~1 ms model (96-px Lite0 int8) on a 128x128 clip")
     ap.add_argument("--rounds", type=int, default=5, help="alternating bare/loop rounds for --small")
+    ap.add_argument("--size", type=int, default=SMALL_SIZE,
+                    help="--small's model input size (224: a 320x320 clip, 1000 frames, run_loop_224.{json,md})")
     ap.add_argument("--cache", default=str(Path.home() / ".cache/edgelite/run_loop_small"))
     args = ap.parse_args()
     if args.small:
