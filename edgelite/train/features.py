@@ -202,8 +202,9 @@ class ActivationCache:
             train, pooled_train, val, pooled_val = got
         seconds["features"] = round(time.perf_counter() - t, 1)
         where = "pooled features" if split is None else f"{_shape(split)} activations below the unfrozen blocks"
-        print(f"frozen layers run once: {where} of {len(ys['train'])} train x {views} view(s) + {len(ys['val'])} "
-              f"val images in {seconds['features']:.1f} s; training runs on them", flush=True)
+        plain = " (unaugmented: --cached-views K > 1 adds augmented views)" if views == 1 and cfg.augment else ""
+        print(f"frozen layers run once: {where} of {len(ys['train'])} train x {views} view(s){plain} + "
+              f"{len(ys['val'])} val images in {seconds['features']:.1f} s; training runs on them", flush=True)
         return cls(cfg, model, ys, split, train, val, pooled_train, pooled_val)
 
     def fit_inputs(self, phase: int, n_cls: int, batch: int):
