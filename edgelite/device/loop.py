@@ -154,7 +154,8 @@ def run(model: str | os.PathLike, source: str | int = "0", *, stop: threading.Ev
     """Run the camera loop on `model` (bundle dir or model file) and `source`; options as `RunOptions`
     (`num_threads=` is still taken for `threads=`).
 
-    `stop` ends it from another thread; `on_result(result, frame)` sees every result; signals are
+    `stop` ends it from another thread; `on_result(result, frame)` sees every result, in order, on the
+    loop's reporting thread (the main thread with `display`); signals are
     handled only when called from the main thread. Returns a RunSummary (see `exit_code`).
 
         >>> s = run("bundle/", source="frames/", max_frames=10, print_every=0)   # doctest: +SKIP
