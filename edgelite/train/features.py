@@ -50,13 +50,6 @@ def augment(img, label, h: int, w: int):
     return tf.clip_by_value(img, 0.0, 255.0), label
 
 
-def feature_model(model):
-    """The classifier up to its pooled features (shares the classifier's layers)."""
-    keras = import_keras()
-
-    return keras.Model(model.inputs, model.get_layer(FEATURE_LAYER).output, name="features")
-
-
 def head_model(model):
     """The classifier's own head layers on a feature input: training it trains `model`'s head."""
     keras = import_keras()
@@ -95,8 +88,9 @@ def suffix_model(model, split):
     return keras.Model(split, model.output, name="top")
 
 
-def cache_bytes(split, images: int, views: int) -> int:
-    return int(np.prod(split.shape[1:])) * 4 * images * views
+def cache_bytes(split, images: int) -> int:
+    """Bytes of float32 activations at `split` for `images` images (or image views)."""
+    return int(np.prod(split.shape[1:])) * 4 * images
 
 
 def cache_budget() -> int:
@@ -141,11 +135,6 @@ def build_cache(model, x: np.ndarray, *, views: int, batch_size: int, split=None
     return (*caches, *(plain_caches if n_plain else [None] * len(outs)))
 
 
-def feature_views(model, x: np.ndarray, *, views: int, batch_size: int, seed: int = 0) -> np.ndarray:
-    """(views, N, D) float32 pooled features of `x`: view 0 the images as they are, then augmented views."""
-    return build_cache(model, x, views=views, batch_size=batch_size, seed=seed)[0]
-
-
 def cached_dataset(cache: np.ndarray, y: np.ndarray, n_cls: int, batch: int, *, shuffle: bool = False,
                    seed: int = 0):
     """tf.data of (one view's cached activations, one-hot label): each epoch draws a view per image at random."""
@@ -187,7 +176,7 @@ class ActivationCache:
             split = split_tensor(model)
             set_phase(model, cfg.backbone, phase, cfg.unfreeze)
             if split is not None:
-                need, budget = cache_bytes(split, len(ys["train"]) * views + len(ys["val"]), 1), cache_budget()
+                need, budget = cache_bytes(split, len(ys["train"]) * views + len(ys["val"])), cache_budget()
                 if need > budget:
                     print(f"phase 2 runs the whole backbone every epoch: its cache of {need / 2**30:.1f} GiB "
                           f"({_shape(split)} per image and view) is over the {budget / 2**30:.1f} GiB allowed "
@@ -217,7 +206,7 @@ class ActivationCache:
             fit_model, data = suffix_model(self.model, self.split), self.acts
         else:
             return None
-        onehot = {k: np.eye(n_cls, dtype=np.float32)[v] for k, v in self.ys.items()}
+        onehot = {k: np.eye(n_cls, dtype=np.float32)[self.ys[k]] for k in ("train", "val")}
         val = (data["val"][0], onehot["val"]) if data["val"] is not None else None
         if data["train"].shape[0] == 1:
             return fit_model, {"x": data["train"][0], "y": onehot["train"], "batch_size": batch, "shuffle": True}, val

@@ -149,7 +149,7 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
             _say("classes are imbalanced: using balanced class weights")
 
     global_batch = cfg.batch_size * strategy.num_replicas_in_sync
-    image_data: list = []  # (train, val, steps) over the images, built when a phase trains on them
+    image_data = None  # (train, val, steps) over the images, built when a phase first trains on them
 
     with strategy.scope():
         model = _build(cfg, n_cls, weights=None if resume else cfg.weights)
@@ -190,8 +190,9 @@ def train(data_dir: str | os.PathLike | None = None, out: str | os.PathLike | No
                 fit_model, fit_data, fit_val = fit
         cached = fit_model is not model
         if not cached:
-            image_data = image_data or [_image_datasets(cfg, xs, ys, n_cls, global_batch)]
-            fit_train, fit_val, steps = image_data[0]
+            if image_data is None:
+                image_data = _image_datasets(cfg, xs, ys, n_cls, global_batch)
+            fit_train, fit_val, steps = image_data
             fit_data = {"x": fit_train}
         with strategy.scope():
             fit_model.compile(

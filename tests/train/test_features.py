@@ -21,7 +21,7 @@ def small_model():
 
 def test_features_then_head_is_the_classifier(small_model):
     x = np.random.default_rng(0).integers(0, 256, (6, 48, 48, 3)).astype(np.uint8)
-    views = F.feature_views(small_model, x, views=1, batch_size=4)
+    views = F.build_cache(small_model, x, views=1, batch_size=4)[0]
     assert views.shape == (1, 6, 1280)
     head = F.head_model(small_model)
     np.testing.assert_allclose(head.predict(views[0], verbose=0), small_model.predict(x.astype(np.float32), verbose=0),
@@ -30,8 +30,11 @@ def test_features_then_head_is_the_classifier(small_model):
 
 def test_augmented_views_differ_from_the_plain_one(small_model):
     x = np.random.default_rng(1).integers(0, 256, (4, 48, 48, 3)).astype(np.uint8)
-    views = F.feature_views(small_model, x, views=3, batch_size=4)
-    plain = F.feature_model(small_model).predict(x.astype(np.float32), verbose=0)
+    from edgelite.train.tfenv import import_keras
+
+    views = F.build_cache(small_model, x, views=3, batch_size=4)[0]
+    pooled = import_keras().Model(small_model.inputs, small_model.get_layer(F.FEATURE_LAYER).output)
+    plain = pooled.predict(x.astype(np.float32), verbose=0)
     np.testing.assert_allclose(views[0], plain, rtol=1e-4, atol=1e-6)
     assert not np.allclose(views[1], views[0], rtol=1e-3, atol=0) and not np.allclose(views[2], views[1], rtol=1e-3, atol=0)
 
