@@ -206,3 +206,19 @@ def test_reader_closing_the_json_pipe_stops_cleanly(tiny, heldout_video):
             proc.kill()
             proc.wait()
     assert rc == 0 and "output closed" in err and "Traceback" not in err
+
+
+def test_an_on_result_error_reaches_the_caller_of_run_and_the_outputs_are_closed(tiny, heldout_folder, tmp_path):
+    """on_result runs on the reporting thread; what it raises still ends run() with that exception, after
+    the results before it were written."""
+    out = tmp_path / "r.jsonl"
+
+    def boom(result, frame):
+        if result.frame == 2:
+            raise ValueError("my callback failed")
+
+    with pytest.raises(ValueError, match="my callback failed"):
+        run(tiny["bundle"], source=str(heldout_folder), print_every=0, json=str(out), on_result=boom,
+            handle_signals=False)
+    frames = [json.loads(line)["frame"] for line in out.read_text().splitlines()]
+    assert frames[:3] == [0, 1, 2]

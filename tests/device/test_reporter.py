@@ -1,0 +1,74 @@
+"""The loop's reporting thread (edgelite.device.reporter): every item handled once, in order, off the
+caller's thread; the queue bounded; a handler's exception raised to the caller; the idle hook run
+when the queue runs dry."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from edgelite.device.reporter import Reporter
+
+
+def test_items_are_handled_in_order_on_another_thread_and_close_drains_them():
+    seen, threads = [], set()
+
+    def handle(i):
+        seen.append(i)
+        threads.add(threading.current_thread().name)
+
+    rep = Reporter(handle)
+    for i in range(500):
+        rep.submit(i)
+    rep.close()
+    assert seen == list(range(500))
+    assert threads == {"edgelite-report"}
+
+
+def test_a_slow_handler_holds_the_submitter_back_at_max_pending():
+    gate = threading.Event()
+    rep = Reporter(lambda i: gate.wait(5), max_pending=2)
+    t0 = time.monotonic()
+    done = threading.Event()
+
+    def submit_five():
+        for i in range(5):
+            rep.submit(i)
+        done.set()
+
+    threading.Thread(target=submit_five, daemon=True).start()
+    assert not done.wait(0.3)  # one in the handler, two queued: the fourth submit waits
+    assert len(rep._q) <= 2
+    gate.set()
+    assert done.wait(5) and time.monotonic() - t0 < 5
+    rep.close()
+
+
+def test_a_handler_error_reaches_the_next_submit_and_close():
+    def handle(i):
+        if i == 3:
+            raise ValueError("bad output")
+
+    rep = Reporter(handle)
+    with pytest.raises(ValueError, match="bad output"):
+        for i in range(1000):
+            rep.submit(i)
+            time.sleep(0.001)
+    with pytest.raises(ValueError, match="bad output"):
+        rep.close()
+
+
+def test_idle_runs_when_the_queue_runs_dry_and_inline_mode_runs_on_the_caller():
+    idle = threading.Event()
+    rep = Reporter(lambda i: None, idle=idle.set)
+    rep.submit(1)
+    assert idle.wait(2)
+    rep.close()
+
+    where = []
+    inline = Reporter(lambda i: where.append(threading.current_thread()), threaded=False)
+    inline.submit(1)
+    inline.close()
+    assert where == [threading.current_thread()]
