@@ -43,6 +43,14 @@ log = logging.getLogger("edgelite.device")
 
 HELDOUT_SOURCE = "heldout"
 READ_SLICE = 0.2  # s: the longest the loop waits for a frame before it looks at stop/stall/watchdog
+# the frames a file source may have queued for its outputs (each result holds its image for the preview):
+# 64 small frames, 8 at 640x480; a slow `--json` reader must not grow the process by 64 full frames
+PENDING_BYTES = 8 << 20
+
+
+def pending_for(frame_bytes: int) -> int:
+    """How many results of frames this size may wait for the reporting thread (2 to 64)."""
+    return max(2, min(64, PENDING_BYTES // max(1, frame_bytes)))
 
 
 @dataclasses.dataclass
@@ -269,7 +277,7 @@ class _Loop:
                                       read_timeout=o.stall_timeout, start=False, prepare=self.pipeline.prepare)
             log.info("model %s (%s) · source %s (%s)", self.loaded.name, self.info["runtime"], self.shown_source,
                      self.source.kind)
-            # a live camera's results may queue 2 deep (the loop must never lag it), a file's 64
+            # a live camera's results may queue 2 deep (the loop must never lag it); a file's set by its frame size
             self.reporter = Reporter(self._report, max_pending=2 if self.source.drops else 64,
                                      threaded=not o.display, idle=self._flush_outputs)  # cv2 windows: main thread
             with _signals(self.stop, self.why, handle_signals):
@@ -316,6 +324,8 @@ class _Loop:
                         continue
                     capture_ms = (time.perf_counter() - t_prev) * 1e3
                     scores, prep_ms, inference_ms = pipe.run_model(frame)
+                    if not self.submitted and not src.drops:
+                        self.reporter.max_pending = pending_for(frame.image.nbytes)
                     try:  # the rest of the frame runs on the reporting thread (or here, with --display)
                         self.reporter.submit(frame, scores, capture_ms, prep_ms, inference_ms, src.dropped)
                     except BrokenPipeError:  # `edgelite run ... --json - | head`: the reader is done
