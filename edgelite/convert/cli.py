@@ -24,6 +24,8 @@ formats: fp32 fp16 dynamic int8 onnx edgetpu (default: all); --prune adds pruned
 qat_int8 (pqat_int8 with --prune). edgetpu compiles the best int8 model (int8 is added when none is
 asked for); without edgetpu_compiler on PATH it is skipped, and the static compatibility report
 (edgetpu_compat.md) still says which ops would run on the Edge TPU and where the graph would split.
+When int8 loses more than --auto-qat points (default 0.5) to the float model on the held-out images, convert
+quantization-aware trains as well (like --qat) and adds qat_int8; --no-auto-qat keeps to post-training int8.
 
 exit codes: 0 ok, 1 a requested format failed (the others are in the bundle), 2 usage/input error,
 3 --max-drop gate failed (the bundle is written; the failing models are marked)
@@ -65,6 +67,13 @@ def register(sub) -> None:
     p.add_argument("--qat-epochs", type=int, default=d.qat_epochs, metavar="N", help="QAT epochs (default %(default)s)")
     p.add_argument("--qat-lr", type=float, default=d.qat_lr, metavar="LR",
                    help="quantization-aware training learning rate (default %(default)g)")
+    qat = p.add_mutually_exclusive_group()
+    qat.add_argument("--auto-qat", type=float, default=d.auto_qat, metavar="PTS",
+                     help="when post-training int8 loses more than PTS top-1 points (or more than --max-drop), "
+                          "quantization-aware train too and add qat_int8, which the device then runs "
+                          "(default %(default)s)")
+    qat.add_argument("--no-auto-qat", dest="auto_qat", action="store_const", const=None,
+                     help="never quantization-aware train unless --qat says so")
     p.add_argument("--calibration", type=int, default=d.calibration, metavar="N",
                    help="training images for int8 calibration (default %(default)s)")
     p.add_argument("--calibration-data", metavar="DIR",

@@ -107,9 +107,11 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, options: ConvertO
         job = Job(src=src, options=opts, log=log, bundle=bundle, float_model=float_model, calib=calib,
                   train=(train_x, train_y), test=(test_x, test_y), ref_scores=ref_scores, reference=reference,
                   batch=batch, explicit=explicit)
-        for name in names:
+        for name in list(names):
             if name != "edgetpu":
                 job.export(name)
+            if name == "int8" and job.auto_qat():
+                names.insert(names.index("int8") + 1, "qat_int8")
         job.edgetpu_reports()
         if "edgetpu" in names:
             job.export_edgetpu()

@@ -146,6 +146,44 @@ class Job:
         self._validate(entry)
         return entry
 
+    def auto_qat(self) -> bool:
+        """--auto-qat: when post-training int8 lost more than the threshold (or --max-drop), quantization-aware
+        train and add qat_int8 (the device prefers it). Kept only when it scores above int8; a --max-drop miss
+        of int8 no longer fails the conversion when qat_int8 passes. True when qat_int8 was kept."""
+        s = self.options
+        limit = s.auto_qat if s.max_drop is None or s.auto_qat is None else min(s.auto_qat, s.max_drop)
+        int8 = next((m for m in self.bundle.models if m.name == "int8"), None)
+        if (limit is None or s.qat or s.prune is not None or int8 is None or not int8.metrics
+                or int8.metrics.get("delta") is None or -int8.metrics["delta"] <= limit):
+            return False
+        lost = -int8.metrics["delta"]
+        self.log(f"int8 lost {lost:.1f} top-1 points (more than {limit:g}): quantization-aware training too "
+                 "(--no-auto-qat to skip)")
+        if self.train[0] is None:
+            x, y, _ = self.src.images("train")
+            self.train = (x, y)
+        if not len(self.train[1]):
+            self.log("auto QAT: no readable training images; keeping post-training int8")
+            return False
+        qat = self.export("qat_int8")
+        kept = qat.status == "ok" and bool(qat.metrics) and qat.metrics["top1"] > int8.metrics["top1"]
+        if "qat" in self.optimisation:  # (not when QAT itself failed)
+            self.optimisation["qat"]["auto"] = {"int8_delta": int8.metrics["delta"], "threshold": limit, "kept": kept}
+        if qat.status != "ok" or not qat.metrics:
+            return False
+        if not kept:
+            (self.bundle.root / qat.path).unlink(missing_ok=True)
+            qat.path, qat.status = None, "skipped"
+            qat.error = f"auto QAT scored {qat.metrics['top1']:.3f}, not above int8's {int8.metrics['top1']:.3f}"
+            self.log(f"qat_int8: not kept: {qat.error}")
+            return False
+        if int8.error in self.gate_failures:  # the device runs qat_int8, which passed
+            self.gate_failures.remove(int8.error)
+            self.log("int8's --max-drop miss is covered: qat_int8 passed and the device prefers it")
+        self.log(f"qat_int8 kept: the device runs it (top-1 {qat.metrics['top1']:.3f} against int8's "
+                 f"{int8.metrics['top1']:.3f})")
+        return True
+
     def _write_tflite(self, entry: ModelEntry, model, exp, path: Path) -> None:
         from edgelite.convert.metadata import embed_metadata
         from edgelite.convert.tflite import io_quantization, to_tflite, weight_sparsity

@@ -25,6 +25,9 @@ from edgelite.convert.errors import ConvertError
 from edgelite.convert.formats import IO_TYPES
 from edgelite.convert.onnx_export import DEFAULT_OPSET, MAX_OPSET
 
+#: top-1 points post-training int8 may lose before convert quantization-aware trains (--auto-qat)
+AUTO_QAT = 0.5
+
 
 @dataclasses.dataclass(frozen=True)
 class ConvertOptions:
@@ -42,6 +45,9 @@ class ConvertOptions:
     qat: bool = False
     qat_epochs: int = 2
     qat_lr: float = 1e-5
+    #: when post-training int8 loses more than this many top-1 points (or more than `max_drop`), run QAT
+    #: as well and add qat_int8, which the device then prefers; None: never
+    auto_qat: float | None = AUTO_QAT
     #: training images that calibrate int8 quantization
     calibration: int = 300
     #: a folder of target-domain images (the device's camera) to calibrate int8 on instead of the training split
@@ -89,6 +95,9 @@ class ConvertOptions:
             raise ConvertError(f"--calibration {self.calibration}: need at least 1 image (a few hundred is typical)")
         if self.io_type not in IO_TYPES:
             raise ConvertError(f"--io-type {self.io_type!r}: choose one of {', '.join(IO_TYPES)}")
+        if self.auto_qat is not None and self.auto_qat < 0:
+            raise ConvertError(f"--auto-qat {self.auto_qat}: give the top-1 points int8 may lose before QAT runs, "
+                               ">= 0 (or --no-auto-qat)")
         if self.max_drop is not None and self.max_drop < 0:
             raise ConvertError(f"--max-drop {self.max_drop}: give the allowed top-1 drop in points, >= 0")
         if self.batch_size is not None and self.batch_size < 1:

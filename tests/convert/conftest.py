@@ -8,7 +8,8 @@
 * ``tiny``: a hand-weighted colour classifier (Rescaling -> pooling -> Dense) saved as a .keras
   file, plus an image folder of solid-colour photos: converts in seconds, for the error paths.
   Its ``collapse`` twin has logits 10,000x smaller, so the float model is right but the int8 output
-  (steps of 1/256) ties every class: the gate must catch that.
+  (steps of 1/256) ties every class: the gate must catch that. ``faint`` (100x smaller) ties a quarter
+  of the images in int8, which quantization-aware training at a high learning rate undoes.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
     data = tiny_images(root / "photos")
     paths = {"data": data}
-    for name, scale in (("model", 10.0), ("collapse", 0.001)):
+    for name, scale in (("model", 10.0), ("collapse", 0.001), ("faint", 0.01)):
         m = tiny_model(scale)
         paths[name] = root / f"{name}.keras"
         m.save(paths[name])

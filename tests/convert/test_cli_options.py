@@ -42,16 +42,24 @@ def test_no_flags_means_the_dataclass_defaults():
 def test_every_flag_reaches_its_field():
     argv = ["convert", "runs/demo", "--out", "b", "--formats", "int8,onnx", "--prune", "50", "--prune-epochs", "6",
             "--prune-block", "4", "--prune-lr", "2e-4", "--qat", "--qat-epochs", "3", "--qat-lr", "3e-5",
-            "--calibration", "64", "--calibration-data", "frames", "--per-tensor", "--io-type", "int8", "--max-drop", "1.5", "--data", "photos",
+            "--auto-qat", "1", "--calibration", "64", "--calibration-data", "frames", "--per-tensor", "--io-type", "int8", "--max-drop", "1.5", "--data", "photos",
             "--opset", "13", "--batch-size", "8", "--seed", "7", "--trust-model", "-q"]
     options = from_namespace(ConvertOptions, build_parser().parse_args(argv))
     assert options == ConvertOptions(formats="int8,onnx", prune=0.5, prune_epochs=6, prune_block=4, prune_lr=2e-4,
-                                     qat=True, qat_epochs=3, qat_lr=3e-5, calibration=64, calibration_data="frames",
+                                     qat=True, qat_epochs=3, qat_lr=3e-5, auto_qat=1.0, calibration=64, calibration_data="frames",
                                      per_tensor=True,
                                      io_type="int8", max_drop=1.5, data="photos", opset=13, batch_size=8, seed=7,
                                      trust_model=True, verbose=False)
     changed = {f.name for f in dataclasses.fields(options) if getattr(options, f.name) != f.default}
     assert changed == field_names(ConvertOptions), "the command line above must set every option"
+
+
+def test_no_auto_qat_turns_it_off_and_cannot_go_with_a_threshold(capsys):
+    args = build_parser().parse_args(["convert", "runs/demo", "--out", "b", "--no-auto-qat"])
+    assert from_namespace(ConvertOptions, args).auto_qat is None
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["convert", "runs/demo", "--out", "b", "--no-auto-qat", "--auto-qat", "1"])
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_keywords_replace_the_options_and_an_unknown_one_is_named(tmp_path):

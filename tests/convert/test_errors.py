@@ -70,6 +70,7 @@ def test_model_file_needs_data(tiny, tmp_path):
     ({"prune": 1.5}, "sparsity must be between 0 and 1"),
     ({"io_type": "int4"}, "--io-type"),
     ({"max_drop": -1}, "--max-drop"),
+    ({"auto_qat": -0.5}, "--auto-qat -0.5"),
     ({"prune": 0.5, "prune_block": 0}, "--prune-block 0"),
     ({"prune_block": 4}, "--prune-block 4 needs --prune"),
     ({"opset": 19}, "--opset 19"),
@@ -140,18 +141,22 @@ def test_gate_fails_naming_format_and_collapsed_classes(tiny, tmp_path, capsys):
     assert b.entry("fp32").status == "ok"
     assert b.entry("int8").status == "validation failed" and b.select().name == "fp32"
     assert set(b.entry("int8").metrics["collapsed"]) == {"green", "red", "yellow"}
+    # --auto-qat tried quantization-aware training; it ties the classes too, fails the gate and is marked
+    assert b.entry("qat_int8").status == "validation failed"
+    assert b.info["optimisation"]["qat"]["auto"]["kept"] is False
 
 
 def test_gate_passes_when_within_budget(tiny, tmp_path):
     b = convert(tiny["model"], tmp_path / "b", data=tiny["data"], formats="int8", max_drop=1.0, calibration=16,
                 verbose=False)
     assert b.entry("int8").status == "ok" and b.entry("int8").metrics["delta"] >= -1.0
+    assert b.available() == ["int8"]  # int8 lost nothing: no quantization-aware training
 
 
 def test_gate_error_carries_the_bundle(tiny, tmp_path):
     with pytest.raises(GateFailed) as exc:
         convert(tiny["collapse"], tmp_path / "b", data=tiny["data"], formats="int8", max_drop=0, calibration=16,
-                verbose=False)
+                auto_qat=None, verbose=False)
     assert exc.value.failures == ["int8"] and exc.value.exit_code == 3
     assert exc.value.bundle.entry("int8").status == "validation failed"
 
