@@ -33,8 +33,9 @@ $(STAMP): pyproject.toml constraints.txt
 system-deps:
 	@sh scripts/system-deps.sh
 
+# the VM's minute-long resilience tests (watchdog, camera gone, rollback, reboot) run in `make test-device`
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not vm_long"
 
 demo: setup
 	$(BIN)/edgelite data fashion-mnist $(DEMO_DATA) --per-class $(DEMO_PER_CLASS) --test-per-class $(DEMO_TEST_PER_CLASS)

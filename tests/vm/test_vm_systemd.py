@@ -80,6 +80,7 @@ def test_camera_loop_on_the_v4l2_device(vm, deployed):
     vm.wait_frames_above(2, timeout=180)
 
 
+@pytest.mark.vm_long
 def test_watchdog_restarts_a_frozen_service(vm, deployed):
     u = vm.unit()
     pid, restarts = u["MainPID"], int(u["NRestarts"])
@@ -117,6 +118,7 @@ def test_camera_unplugged_then_back(vm, deployed):
     assert (u["MainPID"], int(u["NRestarts"])) == (pid, restarts), u  # resumed in the same process
 
 
+@pytest.mark.vm_long
 def test_camera_left_unplugged_exits_75_and_recovers(vm, deployed):
     restarts = int(vm.unit()["NRestarts"])
     since = vm.now()
@@ -137,6 +139,7 @@ def test_camera_left_unplugged_exits_75_and_recovers(vm, deployed):
     assert vm.unit()["ActiveState"] == "active"
 
 
+@pytest.mark.vm_long
 def test_a_release_that_cannot_run_is_rolled_back(vm, deployed, broken_bundle, wheel):
     good = current_release(vm)
     t0 = time.monotonic()
@@ -150,6 +153,7 @@ def test_a_release_that_cannot_run_is_rolled_back(vm, deployed, broken_bundle, w
     vm.wait_frames_above(2, timeout=120)
 
 
+@pytest.mark.vm_long
 def test_reboot_brings_the_same_release_back(vm, deployed):
     rid = current_release(vm)
     vm.ssh("sudo -n systemctl reboot", check=False, timeout=30)
