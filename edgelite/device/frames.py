@@ -32,6 +32,8 @@ class Frame:
     file: str | None = None  # the image file, for folder sources
     model_input: np.ndarray | None = None  # RGB model input, made by `Source.prepare` in the capture thread
     prep_ms: float = 0.0  # time `prepare` took
+    capture_ms: float = 0.0  # time the loop waited for this frame
+    dropped: int = 0  # frames the source had dropped when this one was read
 
 
 class Source:

@@ -37,6 +37,8 @@ from edgelite.device.reporter import Reporter
 from edgelite.device.rtsp import redact_url, set_rtsp_transport
 from edgelite.device.runtime import Model, load_from_bundle, load_model
 from edgelite.device.sources import Frame, Source, describe_source, open_source
+from edgelite.device.summary import RunSummary
+from edgelite.device.workers import FramePool, can_split
 from edgelite.formats import canonical, model_format
 
 log = logging.getLogger("edgelite.device")
@@ -51,44 +53,6 @@ PENDING_BYTES = 8 << 20
 def pending_for(frame_bytes: int) -> int:
     """How many results of frames this size may wait for the reporting thread (2 to 64)."""
     return max(2, min(64, PENDING_BYTES // max(1, frame_bytes)))
-
-
-@dataclasses.dataclass
-class RunSummary:
-    exit_code: int
-    reason: str  # end of source | max frames | stopped (SIGTERM) | source lost | ...
-    frames: int
-    dropped: int
-    reconnects: int
-    duration_s: float  # run() start to the end of the loop
-    first_result_s: float | None  # run() start to the first result
-    fps: float  # over the whole run, first to last result
-    stage_ms: dict[str, float]  # mean ms per stage (capture, preprocess, inference, postprocess, total)
-    inference_p50_ms: float
-    inference_p95_ms: float
-    model: str  # bundle entry name or file name
-    model_path: str
-    runtime: str
-    source: str
-    correct: int | None = None  # with truth: results whose top-1 id matched
-    checked: int | None = None
-    preview_url: str | None = None
-    label_counts: dict[str, int] = dataclasses.field(default_factory=dict)
-
-    @property
-    def accuracy(self) -> float | None:
-        return self.correct / self.checked if self.checked else None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["accuracy"] = self.accuracy
-        return d
-
-    def line(self) -> str:
-        m = self.stage_ms
-        return (f"{self.frames} frames in {self.duration_s:.2f} s ({self.fps:.1f} fps), dropped {self.dropped}, "
-                f"reconnects {self.reconnects}; mean ms: capture {m['capture']:.2f} preprocess {m['preprocess']:.3f} "
-                f"inference {m['inference']:.2f} postprocess {m['postprocess']:.3f}; {self.reason}")
 
 
 @dataclasses.dataclass
@@ -219,6 +183,7 @@ class _Loop:
         self.preview = None
         self.source: Source | None = None
         self.reporter: Reporter | None = None
+        self.pool: FramePool | None = None  # --threads N on a file: N frames at a time
         self.submitted = 0  # frames through the model (their results may still be on the reporting thread)
         self.reconnects = 0
         self.correct = self.checked = 0
@@ -280,10 +245,18 @@ class _Loop:
             # a live camera's results may queue 2 deep (the loop must never lag it); a file's set by its frame size
             self.reporter = Reporter(self._report, max_pending=2 if self.source.drops else 64,
                                      threaded=not o.display, idle=self._flush_outputs)  # cv2 windows: main thread
+            if not self.source.drops and can_split(self.loaded.model, o.threads):
+                self.pool = FramePool(self.pipeline, o.threads)
+                log.info("%d frames at a time, one thread each (a file: throughput; a camera gets all %d threads "
+                         "on each frame)", o.threads, o.threads)
             with _signals(self.stop, self.why, handle_signals):
                 self.notifier.ready(f"classifying {self.shown_source} with {self.loaded.name}")
                 exit_code, reason = self._drive()
+                if self.pool is not None and reason != "output closed" and not self._submit(self.pool.drain()):
+                    reason = "output closed"
         finally:
+            if self.pool is not None:
+                self.pool.close()
             self.notifier.stopping()
             self.notifier.close()
             if self.source is not None:
@@ -322,14 +295,10 @@ class _Loop:
                         if time.monotonic() - last_frame > o.stall_timeout:
                             raise SourceFailed(f"no frame from {self.shown_source} for {o.stall_timeout:g} s")
                         continue
-                    capture_ms = (time.perf_counter() - t_prev) * 1e3
-                    scores, prep_ms, inference_ms = pipe.run_model(frame)
+                    frame.capture_ms, frame.dropped = (time.perf_counter() - t_prev) * 1e3, src.dropped
                     if not self.submitted and not src.drops:
                         self.reporter.max_pending = pending_for(frame.image.nbytes)
-                    try:  # the rest of the frame runs on the reporting thread (or here, with --display)
-                        self.reporter.submit(frame, scores, capture_ms, prep_ms, inference_ms, src.dropped)
-                    except BrokenPipeError:  # `edgelite run ... --json - | head`: the reader is done
-                        _silence_stdout()
+                    if not self._submit(self.pool.run(frame) if self.pool else [(frame, *pipe.run_model(frame))]):
                         return 0, "output closed"
                     self.submitted += 1
                     failures = 0
@@ -355,6 +324,17 @@ class _Loop:
                 self.notifier.status(f"reconnecting to {self.shown_source} ({failures}/{o.max_reconnects})")
                 self._sleep(delay)
         return 0, f"stopped ({self.why[0]})" if self.why else "stopped"
+
+    def _submit(self, done: list) -> bool:
+        """Hand finished frames (frame, scores, prep ms, inference ms) to the reporting thread (or report
+        them here, with --display); False when the output pipe closed."""
+        try:
+            for frame, scores, prep_ms, inference_ms in done:
+                self.reporter.submit(frame, scores, frame.capture_ms, prep_ms, inference_ms, frame.dropped)
+            return True
+        except BrokenPipeError:  # `edgelite run ... --json - | head`: the reader is done
+            _silence_stdout()
+            return False
 
     def _report(self, frame: Frame, scores, capture_ms: float, prep_ms: float, inference_ms: float,
                 dropped: int) -> None:

@@ -254,6 +254,7 @@ class ONNXModel:
         except Exception as e:  # onnxruntime raises its own exception types for corrupt files
             raise ModelLoadError(f"cannot load {path}: {first_line(e)}") from None
         self.runtime = f"onnxruntime {ort.__version__}"
+        self._content = content  # for a one-thread copy (device/workers.py)
         self.path = Path(path)
         self.delegate = None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
