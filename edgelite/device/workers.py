@@ -2,8 +2,8 @@
 
 A live camera gets every thread on each frame (the lowest latency per frame). A file or folder is read as
 fast as the model goes, and there a small model scales better across frames than inside one: on two cores
-two one-thread interpreters ran 2,210 frames/s where one two-thread interpreter ran 1,930 (96-px
-EfficientNet-Lite0 int8; 446 against 413 at 224 px). Each copy has its own thread; they take frames from
+two one-thread interpreters ran 2,280 frames/s where one two-thread interpreter ran 2,050 (96-px
+EfficientNet-Lite0 int8, benchmarks/results/run_loop_small.md). Each copy has its own thread; they take frames from
 one queue, and the loop's thread only hands frames in and puts the results back in frame order.
 
     >>> pool = FramePool(pipeline, copies=2)      # doctest: +SKIP
