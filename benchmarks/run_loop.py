@@ -5,7 +5,8 @@
 - loop FPS on a file source vs a bare invoke() loop (same model, same threads)   goal >= 0.90
 - preprocess + postprocess per frame at 224x224 from 640x480 frames                goal <= 1 ms
 - start -> first result vs `python -c "import numpy, cv2"`                         goal <= 3x
-- peak RSS with EfficientNet-Lite0 int8                                            goal <= 150 MB
+- peak own (anonymous) memory with EfficientNet-Lite0 int8                        goal <= 100 MB
+- peak RSS incl. the shared libraries' pages (vary with the page cache)           goal <= 200 MB
 - RSS growth over a 30 000-frame run                                               goal <= 5 %
 
 The measurements live in tests/device/test_run_figures.py (so `make test` exercises them too); this
@@ -267,7 +268,10 @@ def main() -> int:
          f"stages {fps.get('stage_ms')}"),
         ("start -> first result / import numpy, cv2", sm.get("first_over_import"), "<= 3",
          f"{sm.get('start_to_first_result_s')} s vs {sm.get('import_numpy_cv2_s')} s"),
-        ("peak RSS MB, EfficientNet-Lite0 int8", sm.get("peak_rss_mb_lite0_int8"), "<= 150", ""),
+        ("peak own (anonymous) memory MB, EfficientNet-Lite0 int8", sm.get("peak_anon_mb_lite0_int8"), "<= 100",
+         "RssAnon, sampled"),
+        ("peak RSS MB incl. shared libraries' pages", sm.get("peak_rss_mb_lite0_int8"), "<= 200",
+         "VmHWM: the libraries' resident pages vary with the page cache"),
         ("RSS growth over 30 000 frames", growth.get("rss_growth"), "<= 0.05",
          f"{growth.get('rss_1000_kb')} kB after 1 000 frames, {growth.get('rss_30000_kb')} kB after 30 000"),
     ]
