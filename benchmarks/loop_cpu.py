@@ -35,7 +35,7 @@ def main() -> int:
                           str(cache / "clip.mp4"), "--json", "-", "--threads", str(args.threads), "--loop",
                           "--max-frames", str(args.frames), "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    tick, last, t0 = os.sysconf("SC_CLK_TCK"), {}, time.perf_counter()
+    tick, last, sys_, t0 = os.sysconf("SC_CLK_TCK"), {}, {}, time.perf_counter()
     while p.poll() is None:
         for f in glob.glob(f"/proc/{p.pid}/task/*/stat"):
             try:
@@ -43,7 +43,8 @@ def main() -> int:
             except OSError:
                 continue
             fields = text[text.rindex(")") + 2:].split()
-            last[f.split("/")[4]] = (int(fields[11]) + int(fields[12])) / tick
+            tid = f.split("/")[4]
+            last[tid], sys_[tid] = (int(fields[11]) + int(fields[12])) / tick, int(fields[12]) / tick
         time.sleep(0.05)
     wall = time.perf_counter() - t0
     total = sum(last.values())
@@ -51,7 +52,7 @@ def main() -> int:
           f"{total / args.frames * 1e6:.0f} us of CPU per frame")
     for tid, s in sorted(last.items(), key=lambda kv: -kv[1]):
         if s >= 0.05:
-            print(f"  thread {tid}: {s / args.frames * 1e6:6.1f} us per frame")
+            print(f"  thread {tid}: {s / args.frames * 1e6:6.1f} us per frame ({sys_[tid] / args.frames * 1e6:.1f} in the kernel)")
     return p.returncode
 
 

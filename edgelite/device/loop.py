@@ -185,6 +185,7 @@ class _Loop:
         self.reporter: Reporter | None = None
         self.pool: FramePool | None = None  # --threads N on a file: N frames at a time
         self.submitted = 0  # frames through the model (their results may still be on the reporting thread)
+        self._emitted = 0  # results the model copies handed over (--threads N on a file)
         self.reconnects = 0
         self.correct = self.checked = 0
         self.first_result: float | None = None
@@ -202,18 +203,10 @@ class _Loop:
                 "release": os.environ.get("EDGELITE_RELEASE") or None}  # set by a deployed release's run script
 
     def _open_outputs(self) -> None:
-        from edgelite.device.outputs import ConsoleOutput, DisplayOutput, JsonLinesOutput, UncertainOutput
+        from edgelite.device.outputs import open_outputs
 
         o = self.opts
-        if o.json:
-            self.outputs.append(JsonLinesOutput(o.json))
-        if o.console_every:
-            self.outputs.append(ConsoleOutput(sys.stderr if o.json == "-" else sys.stdout, every=o.console_every))
-        if o.display:
-            self.outputs.append(DisplayOutput(on_quit=self.stop.set))
-        if o.save_uncertain:  # off: not in the list, no per-frame cost
-            self.outputs.append(UncertainOutput(o.save_uncertain, below=o.below, max_per_hour=o.max_per_hour,
-                                                max_mb=o.max_mb, min_gap=o.uncertain_gap))
+        self.outputs += open_outputs(o, on_quit=self.stop.set)
         if o.http:
             from edgelite.device.preview import PreviewServer
 
@@ -245,15 +238,13 @@ class _Loop:
             # a live camera's results may queue 2 deep (the loop must never lag it); a file's set by its frame size
             self.reporter = Reporter(self._report, max_pending=2 if self.source.drops else 64,
                                      threaded=not o.display, idle=self._flush_outputs)  # cv2 windows: main thread
-            if not self.source.drops and can_split(self.loaded.model, o.threads):
+            if not self.source.drops and not o.display and can_split(self.loaded.model, o.threads):
                 self.pool = FramePool(self.pipeline, o.threads)
                 log.info("%d frames at a time, one thread each (a file: throughput; a camera gets all %d threads "
                          "on each frame)", o.threads, o.threads)
             with _signals(self.stop, self.why, handle_signals):
                 self.notifier.ready(f"classifying {self.shown_source} with {self.loaded.name}")
                 exit_code, reason = self._drive()
-                if self.pool is not None and reason != "output closed" and not self._submit(self.pool.drain()):
-                    reason = "output closed"
         finally:
             if self.pool is not None:
                 self.pool.close()
@@ -279,37 +270,21 @@ class _Loop:
         return self._summary(exit_code, reason)
 
     def _drive(self) -> tuple[int, str]:
-        o, src, pipe = self.opts, self.source, self.pipeline
+        o, src = self.opts, self.source
         failures = 0  # consecutive failed (re)opens; reset by a frame
         while not self.stop.is_set():
             src.open()
-            last_frame = time.monotonic()
-            t_prev = time.perf_counter()
+            before = self.submitted
             try:
-                while not self.stop.is_set():
-                    frame = src.read(READ_SLICE)
-                    self.notifier.tick()
-                    if frame is None:
-                        if not self.reporter.threaded:
-                            self._flush_outputs()  # nothing to do: results buffered for a pipe go out now
-                        if time.monotonic() - last_frame > o.stall_timeout:
-                            raise SourceFailed(f"no frame from {self.shown_source} for {o.stall_timeout:g} s")
-                        continue
-                    frame.capture_ms, frame.dropped = (time.perf_counter() - t_prev) * 1e3, src.dropped
-                    if not self.submitted and not src.drops:
-                        self.reporter.max_pending = pending_for(frame.image.nbytes)
-                    if not self._submit(self.pool.run(frame) if self.pool else [(frame, *pipe.run_model(frame))]):
-                        return 0, "output closed"
-                    self.submitted += 1
-                    failures = 0
-                    last_frame = time.monotonic()
-                    t_prev = time.perf_counter()
-                    if o.max_frames and self.submitted >= o.max_frames:
-                        return 0, "max frames"
+                ended = self._read_pooled(src) if self.pool is not None else self._read_inline(src)
+                if ended is not None:
+                    return ended
             except EndOfSource:
                 return 0, "end of source"
             except SourceFailed as e:
                 src.close(timeout=0.5)
+                if self.submitted > before:
+                    failures = 0
                 if self.stop.is_set():
                     break
                 if failures >= o.max_reconnects:
@@ -325,21 +300,76 @@ class _Loop:
                 self._sleep(delay)
         return 0, f"stopped ({self.why[0]})" if self.why else "stopped"
 
-    def _submit(self, done: list) -> bool:
-        """Hand finished frames (frame, scores, prep ms, inference ms) to the reporting thread (or report
-        them here, with --display); False when the output pipe closed."""
+    def _read_inline(self, src: Source) -> tuple[int, str] | None:
+        """Frames one at a time on this thread until the source ends (raises EndOfSource), stalls or fails
+        (SourceFailed), the output closes or --max-frames; None when stopped."""
+        o, pipe = self.opts, self.pipeline
+        last_frame = time.monotonic()
+        t_prev = time.perf_counter()
+        while not self.stop.is_set():
+            frame = src.read(READ_SLICE)
+            self.notifier.tick()
+            if frame is None:
+                if not self.reporter.threaded:
+                    self._flush_outputs()  # nothing to do: results buffered for a pipe go out now
+                if time.monotonic() - last_frame > o.stall_timeout:
+                    raise SourceFailed(f"no frame from {self.shown_source} for {o.stall_timeout:g} s")
+                continue
+            frame.capture_ms, frame.dropped = (time.perf_counter() - t_prev) * 1e3, src.dropped
+            if not self.submitted and not src.drops:
+                self.reporter.max_pending = pending_for(frame.image.nbytes)
+            if not self._submit(frame, *pipe.run_model(frame)):
+                return 0, "output closed"
+            self.submitted += 1
+            last_frame = time.monotonic()
+            t_prev = time.perf_counter()
+            if o.max_frames and self.submitted >= o.max_frames:
+                return 0, "max frames"
+        return None
+
+    def _read_pooled(self, src: Source) -> tuple[int, str] | None:
+        """As `_read_inline`, with the model copies reading the source themselves (--threads N on a file);
+        this thread only watches: stop, a stalled source, the watchdog."""
+        o, pool = self.opts, self.pool
+        pool.start(src, self._emit, (o.max_frames - self.submitted) if o.max_frames else None)
         try:
-            for frame, scores, prep_ms, inference_ms in done:
-                self.reporter.submit(frame, scores, frame.capture_ms, prep_ms, inference_ms, frame.dropped)
+            while not pool.wait(READ_SLICE):
+                self.notifier.tick()
+                if self.stop.is_set():
+                    break
+                if time.monotonic() - pool.last_frame > o.stall_timeout:
+                    raise SourceFailed(f"no frame from {self.shown_source} for {o.stall_timeout:g} s")
+        finally:
+            pool.stop()  # each copy finishes and emits the frame it has
+            self.submitted += pool.taken
+        try:
+            pool.raise_error()
+        except BrokenPipeError:  # `edgelite run ... --json - | head`: the reader is done
+            _silence_stdout()
+            return 0, "output closed"
+        return (0, "max frames") if pool.done else None
+
+    def _emit(self, frame: Frame, raw, prep_ms: float, inference_ms: float) -> None:
+        """A pooled frame's result, in frame order, to the reporting thread (called on a model copy's thread)."""
+        if not self._emitted:
+            self.reporter.max_pending = pending_for(frame.image.nbytes)
+        self._emitted += 1
+        self.reporter.submit(frame, raw, frame.capture_ms, prep_ms, inference_ms, frame.dropped)
+
+    def _submit(self, frame: Frame, raw, prep_ms: float, inference_ms: float) -> bool:
+        """Hand a frame's model output to the reporting thread (or report it here, with --display);
+        False when the output pipe closed."""
+        try:
+            self.reporter.submit(frame, raw, frame.capture_ms, prep_ms, inference_ms, frame.dropped)
             return True
         except BrokenPipeError:  # `edgelite run ... --json - | head`: the reader is done
             _silence_stdout()
             return False
 
-    def _report(self, frame: Frame, scores, capture_ms: float, prep_ms: float, inference_ms: float,
+    def _report(self, frame: Frame, raw, capture_ms: float, prep_ms: float, inference_ms: float,
                 dropped: int) -> None:
         """A frame's result: finished, counted and written to every output (on the reporting thread)."""
-        result = self.pipeline.report(frame, scores, capture_ms, prep_ms, inference_ms, dropped)
+        result = self.pipeline.report(frame, raw, capture_ms, prep_ms, inference_ms, dropped)
         self._record(result, frame)
         for out in self.outputs:
             out.write(result, frame)

@@ -20,10 +20,27 @@ import cv2
 import numpy as np
 
 from edgelite.device.errors import RunError
+from edgelite.device.options import RunOptions
 from edgelite.device.pipeline import Result
 from edgelite.device.sources import Frame
 
 log = logging.getLogger("edgelite.device")
+
+
+def open_outputs(o: RunOptions, on_quit=None) -> list:
+    """The outputs `o` asks for, besides the preview server and MQTT: --json, the console, --display,
+    --save-uncertain (an output that is off is not in the list: no per-frame cost)."""
+    outputs: list = []
+    if o.json:
+        outputs.append(JsonLinesOutput(o.json))
+    if o.console_every:
+        outputs.append(ConsoleOutput(sys.stderr if o.json == "-" else sys.stdout, every=o.console_every))
+    if o.display:
+        outputs.append(DisplayOutput(on_quit=on_quit))
+    if o.save_uncertain:
+        outputs.append(UncertainOutput(o.save_uncertain, below=o.below, max_per_hour=o.max_per_hour,
+                                       max_mb=o.max_mb, min_gap=o.uncertain_gap))
+    return outputs
 
 
 def format_line(result: Result) -> str:

@@ -3,24 +3,31 @@
 A live camera gets every thread on each frame (the lowest latency per frame). A file or folder is read as
 fast as the model goes, and there a small model scales better across frames than inside one: on two cores
 two one-thread interpreters ran 2,280 frames/s where one two-thread interpreter ran 2,050 (96-px
-EfficientNet-Lite0 int8, benchmarks/results/run_loop_small.md). Each copy has its own thread; they take frames from
-one queue, and the loop's thread only hands frames in and puts the results back in frame order.
+EfficientNet-Lite0 int8, benchmarks/results/run_loop_small.md).
 
-    >>> pool = FramePool(pipeline, copies=2)      # doctest: +SKIP
-    >>> for frame, scores, prep_ms, infer_ms in pool.run(frame): ...   # 0 or more, in order
-    >>> pool.drain()                               # the frames still in the workers, in order
+Each copy runs on its own thread and takes its next frame from the source itself, then hands the result to
+`emit` in frame order: no thread relays frames between the source and the models, so nothing is woken per
+frame (a relaying loop thread cost 48 us of CPU a frame and a wake-up on a core the models needed).
+
+    >>> pool = FramePool(pipeline, copies=2)               # doctest: +SKIP
+    >>> pool.start(source, emit, limit=1000)               # emit(frame, raw, prep_ms, infer_ms), in order
+    >>> while not pool.wait(0.2): ...                      # the caller watches stop, stalls, the watchdog
+    >>> pool.stop(); pool.raise_error()                    # EndOfSource, SourceFailed, what emit raised, ...
 """
 
 from __future__ import annotations
 
 import copy
-import queue
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
-from edgelite.device.frames import Frame
+from edgelite.device.frames import Frame, Source
 from edgelite.device.pipeline import Pipeline
 from edgelite.device.runtime import Model, ONNXModel, TFLiteModel
+
+READ_SLICE = 0.2  # s: the longest a copy waits for a frame before it looks at stop again
 
 
 def one_thread_copy(model: Model) -> Model:
@@ -38,54 +45,89 @@ def can_split(model: Model, threads: int | None) -> bool:
 
 
 class FramePool:
-    """`copies` threads, each with a one-thread copy of `pipeline`'s model, take frames from one queue;
-    `run` hands a frame in and returns the frames finished so far, in frame order."""
+    """`copies` threads, each with a one-thread copy of `pipeline`'s model, read frames from one source
+    and hand `emit(frame, raw, prep_ms, inference_ms)` (raw: the model's output) the results in frame order (one call at a time)."""
 
-    def __init__(self, pipeline: Pipeline, copies: int, ahead: int | None = None):
+    def __init__(self, pipeline: Pipeline, copies: int):
         self.copies = copies
-        self.ahead = ahead or 2 * copies  # frames in the workers at most: each finds the next one waiting
-        self._work: queue.SimpleQueue = queue.SimpleQueue()
-        self._done: queue.SimpleQueue = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=_serve, args=(_rebind(pipeline), self._work, self._done),
-                                          name=f"edgelite-model-{i}", daemon=True) for i in range(copies)]
+        self._twins = [_rebind(pipeline) for _ in range(copies)]  # made once, kept across reopenings
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self.taken = 0  # frames read from the source since `start`
+        self.last_frame = time.monotonic()  # when a copy last got a frame (the caller's stall check)
+        self.error: BaseException | None = None
+
+    def start(self, source: Source, emit: Callable[[Frame, Any, float, float], None], limit: int | None = None) -> None:
+        """Read the (open) `source` until it ends, `limit` frames were read, `stop()` or an error."""
+        self.stop()
+        self._source, self._emit, self._limit = source, emit, limit
+        self._stop = threading.Event()
+        self._read_lock, self._emit_lock = threading.Lock(), threading.Lock()
+        self._held: dict[int, tuple] = {}  # finished out of order, by sequence number
+        self._next = self.taken = 0
+        self.error = None
+        self.last_frame = time.monotonic()
+        self._threads = [threading.Thread(target=self._serve, args=(twin,), name=f"edgelite-model-{i}", daemon=True)
+                         for i, twin in enumerate(self._twins)]
         for t in self._threads:
             t.start()
-        self._sent = self._emitted = 0
-        self._held: dict[int, tuple] = {}  # finished out of order, by sequence number
 
-    def run(self, frame: Frame) -> list[tuple[Frame, Any, float, float]]:
-        self._work.put((self._sent, frame))
-        self._sent += 1
-        return self._collect(wait=self._sent - self._emitted >= self.ahead)
+    def wait(self, timeout: float) -> bool:
+        """True once every copy has stopped (the source ended, the limit, an error); False after `timeout` s."""
+        end = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, end - time.monotonic()))
+            if t.is_alive():
+                return False
+        return True
 
-    def drain(self) -> list[tuple[Frame, Any, float, float]]:
-        """Wait for every frame handed in; raise what a worker raised."""
-        out = []
-        while self._emitted < self._sent:
-            out += self._collect(wait=True)
-        return out
+    def stop(self) -> None:
+        """Let each copy finish (and emit) the frame it has, then end the threads."""
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+        self._threads = []
 
-    def _collect(self, wait: bool) -> list[tuple[Frame, Any, float, float]]:
-        out = []
-        while True:
-            try:
-                item = self._done.get() if wait and not out else self._done.get_nowait()
-            except queue.Empty:
-                return out
-            if isinstance(item, BaseException):
-                self._sent = self._emitted  # nothing more comes from the frames in flight
-                raise item
-            self._held[item[0]] = item[1:]
-            while self._emitted in self._held:
-                out.append(self._held.pop(self._emitted))
-                self._emitted += 1
+    def raise_error(self) -> None:
+        """Raise what ended the reading, if it was not `stop()` or the limit: EndOfSource, SourceFailed,
+        an inference error, or what `emit` raised (BrokenPipeError when the output's reader left)."""
+        if self.error is not None:
+            raise self.error
+
+    @property
+    def done(self) -> bool:
+        """True when the limit was reached."""
+        return self._limit is not None and self.taken >= self._limit
+
+    def _serve(self, twin: Pipeline) -> None:
+        source, stop = self._source, self._stop
+        try:
+            while not stop.is_set():
+                with self._read_lock:
+                    if self.done or stop.is_set():
+                        return
+                    t0 = time.perf_counter()
+                    frame = source.read(READ_SLICE)
+                    if frame is None:
+                        continue
+                    frame.capture_ms, frame.dropped = (time.perf_counter() - t0) * 1e3, source.dropped
+                    seq = self.taken
+                    self.taken += 1
+                    self.last_frame = time.monotonic()
+                raw, prep_ms, inference_ms = twin.run_model(frame)
+                with self._emit_lock:  # whoever finishes the next frame in order emits every one ready
+                    self._held[seq] = (frame, raw, prep_ms, inference_ms)
+                    while self._next in self._held:
+                        self._emit(*self._held.pop(self._next))
+                        self._next += 1
+        except BaseException as e:  # the first one ends the reading (the others finish their frames)
+            with self._emit_lock:
+                if self.error is None:
+                    self.error = e
+            stop.set()
 
     def close(self) -> None:
-        for _ in self._threads:
-            self._work.put(None)
-        for t in self._threads:
-            t.join(timeout=2.0)
-        self._threads = []
+        self.stop()
 
 
 def _rebind(pipeline: Pipeline) -> Pipeline:
@@ -94,15 +136,3 @@ def _rebind(pipeline: Pipeline) -> Pipeline:
     twin.model = one_thread_copy(pipeline.model)
     twin._rgb = pipeline._rgb.copy()
     return twin
-
-
-def _serve(pipeline: Pipeline, work: queue.SimpleQueue, done: queue.SimpleQueue) -> None:
-    while True:
-        job = work.get()
-        if job is None:
-            return
-        seq, frame = job
-        try:
-            done.put((seq, frame, *pipeline.run_model(frame)))
-        except BaseException as e:  # handed to the loop's thread, which raises it
-            done.put(e)

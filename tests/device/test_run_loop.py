@@ -193,9 +193,11 @@ def test_load_api(tiny):
     assert loaded.labels == devicekit.LABELS and loaded.metrics["top1"] >= 0.9
 
 
-def test_reader_closing_the_json_pipe_stops_cleanly(tiny, heldout_video):
+@pytest.mark.parametrize("threads", ["1", "2"])  # 2: the model copies read the file and emit
+def test_reader_closing_the_json_pipe_stops_cleanly(tiny, heldout_video, threads):
     """`edgelite run ... --json - | head -1`: exit 0 with a summary, no BrokenPipeError traceback."""
-    proc = devicekit.start_cmd(tiny["bundle"], "--source", heldout_video, "--loop", "--json", "-", "--print-every", "0")
+    proc = devicekit.start_cmd(tiny["bundle"], "--source", heldout_video, "--loop", "--json", "-", "--print-every", "0",
+                               "--format", "int8", "--threads", threads)
     try:
         assert json.loads(proc.stdout.readline())["frame"] == 0
         proc.stdout.close()

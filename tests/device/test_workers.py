@@ -1,4 +1,4 @@
-"""`--threads N` on a file: N one-thread copies of the model take frames from one queue; the results come out
+"""`--threads N` on a file: N one-thread copies of the model read frames from the source; the results come out
 in frame order and equal a one-thread run's, the last frames are not lost, and an error in a copy reaches
 the caller. A live source keeps one interpreter with all N threads."""
 
@@ -9,10 +9,11 @@ import json
 import numpy as np
 import pytest
 
+from edgelite.device.errors import EndOfSource
 from edgelite.device.loop import RunOptions, load
 from edgelite.device.pipeline import Pipeline
 from edgelite.device.runtime import ModelLoadError
-from edgelite.device.sources import Frame
+from edgelite.device.sources import open_source
 from edgelite.device.workers import FramePool, can_split
 from tests.device import devicekit
 
@@ -47,33 +48,60 @@ def _pool(tiny, copies: int) -> tuple[Pipeline, FramePool]:
     return pipe, FramePool(pipe, copies)
 
 
-def test_pool_keeps_order_under_uneven_work_and_drains(tiny):
-    x, _ = tiny["heldout"]
+def _read_all(pool: FramePool, source, limit=None) -> list:
+    got = []
+    pool.start(source.open(), lambda *item: got.append(item), limit=limit)
+    while not pool.wait(1.0):
+        pass
+    pool.stop()
+    return got
+
+
+def test_copies_read_the_source_and_emit_in_frame_order_to_the_end(tiny, heldout_video):
     pipe, pool = _pool(tiny, 3)
     try:
-        frames = [Frame(image=np.ascontiguousarray(img[:, :, ::-1]), index=i, timestamp=0.0) for i, img in enumerate(x)]
-        got = []
-        for f in frames:
-            got += pool.run(f)
-        got += pool.drain()
-        assert [f.index for f, *_ in got] == list(range(len(frames)))
-        direct = [pipe.run_model(f)[0] for f in frames]
+        source = open_source(heldout_video, start=False, prepare=pipe.prepare)
+        got = _read_all(pool, source)
+        with pytest.raises(EndOfSource):  # the end of the file is what stopped them
+            pool.raise_error()
+        assert [f.index for f, *_ in got] == list(range(len(tiny["heldout"][0])))
+        direct = [pipe.run_model(f)[0] for f, *_ in got]  # the full-thread interpreter, on the same inputs
         assert all(np.array_equal(s, d) for (_, s, _, _), d in zip(got, direct, strict=True))
+        # read again after the end (a --loop reopening): the same copies, from frame 0, up to a limit
+        again = _read_all(pool, source, limit=5)
+        pool.raise_error()  # the limit is not an error
+        assert pool.done and [f.index for f, *_ in again] == list(range(5))
     finally:
         pool.close()
+        source.close()
 
 
-def test_an_error_in_a_copy_reaches_the_caller(tiny):
+def test_an_error_in_a_copy_or_in_emit_reaches_the_caller(tiny, heldout_video):
     pipe, pool = _pool(tiny, 2)
     try:
-        bad = Frame(image=np.zeros((0, 0, 3), np.uint8), index=0, timestamp=0.0,
-                    model_input=np.zeros((2, 2, 3), np.uint8))  # a wrong-shaped input: the copy's set_input raises
+        # a wrong-shaped input: the copy's set_input raises, and reading stops
+        source = open_source(heldout_video, start=False, prepare=lambda img: np.zeros((2, 2, 3), np.uint8))
+        assert _read_all(pool, source) == []
         with pytest.raises((ValueError, ModelLoadError)):
-            pool.run(bad)
-            pool.run(bad)
-            pool.drain()
+            pool.raise_error()
+        source.close()
+
+        def emit(frame, *_):  # the output's reader left after three results
+            if frame.index == 3:
+                raise BrokenPipeError(32, "Broken pipe")
+            seen.append(frame.index)
+
+        seen: list[int] = []
+        source = open_source(heldout_video, start=False, prepare=pipe.prepare)
+        pool.start(source.open(), emit)
+        while not pool.wait(1.0):
+            pass
+        with pytest.raises(BrokenPipeError):
+            pool.raise_error()
+        assert seen == [0, 1, 2]
     finally:
         pool.close()
+        source.close()
 
 
 def test_a_live_source_keeps_one_interpreter_with_every_thread(tiny, heldout_video):
