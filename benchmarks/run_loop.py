@@ -163,21 +163,30 @@ def small(args) -> int:
     for r in range(args.rounds):
         for t in (1, 2):
             load = os.getloadavg()[0]
-            bare = float(subprocess.run([sys.executable, "-c", BARE, str(model), str(t), str(frames)], env=env,
-                                        capture_output=True, text=True, check=True).stdout.split()[-1])
+
+            def bare_fps(t: int = t) -> float:
+                return float(subprocess.run([sys.executable, "-c", BARE, str(model), str(t), str(frames)], env=env,
+                                            capture_output=True, text=True, check=True).stdout.split()[-1])
+
+            before = bare_fps()
             p = subprocess.run([sys.executable, "-m", "edgelite", "run", str(bundle), "--source", str(clip), "--loop",
                                 "--json", "-", "--threads", str(t), "--max-frames", str(frames), "--print-every", "0"],
                                env=env, capture_output=True, text=True, check=True)  # JSON lines into a pipe
             assert p.stdout.count("\n") == frames, "one JSON line per frame"
             m = re.search(r"\(([\d.]+) fps\)", p.stderr)
             loop = float(m.group(1))
+            # the bare loop just before and just after: this shared machine's speed drifts by several percent
+            # over seconds, and the mean of the two cancels a steady drift
+            after = bare_fps()
+            bare = (before + after) / 2
             h = subprocess.run([sys.executable, "-c", HAND, str(model), str(t), str(frames), str(clip)], env=env,
                                capture_output=True, text=True, check=True)
             hand = float(h.stderr.split()[-1])
             copies = bare if t == 1 else float(subprocess.run(
                 [sys.executable, "-c", BARE_COPIES, str(model), str(t), str(frames)], env=env, capture_output=True,
                 text=True, check=True).stdout.split()[-1])
-            rounds.append({"round": r, "threads": t, "bare_fps": round(bare, 1), "loop_fps": loop,
+            rounds.append({"round": r, "threads": t, "bare_fps": round(bare, 1),
+                           "bare_fps_before_after": [round(before, 1), round(after, 1)], "loop_fps": loop,
                            "ratio": round(loop / bare, 3), "copies_fps": round(copies, 1),
                            "loop_over_copies": round(loop / copies, 3), "hand_fps": round(hand, 1),
                            "loop_over_hand": round(loop / hand, 3), "loadavg_1min": round(load, 2)})
@@ -194,7 +203,9 @@ def small(args) -> int:
     decode_us, prepare_us = (float(np.median([c[i] for c in costs])) for i in (0, 1))
     bare2 = float(np.median([x["bare_fps"] for x in rounds if x["threads"] == 2]))
     bound2 = (1e6 / bare2) / (1e6 / bare2 + decode_us + prepare_us)
-    data = {"model": f"EfficientNet-Lite0 int8 {size}x{size}, random-init weights",
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), "unknown CPU")
+    data = {"cpu": f"{cpu}, {os.cpu_count()} cores", "model": f"EfficientNet-Lite0 int8 {size}x{size}, random-init weights",
             "clip": f"{clip_size}x{clip_size} mp4, {frames} frames (--loop)", "rounds": rounds,
             "median_loop_over_bare": summary, "median_loop_over_hand_written": over_hand,
             "median_loop_over_two_one_thread_copies": over_copies,
@@ -204,9 +215,9 @@ def small(args) -> int:
             + ("" if size == SMALL_SIZE else f" --size {size}")}
     (out / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
     ms = 1e3 / float(np.median([x["bare_fps"] for x in rounds if x["threads"] == 1]))
-    lines = [f"# edgelite run on a {ms:.1f} ms model: loop / bare invoke()", "", f"Model: {data['model']}; source: {data['clip']}; "
+    lines = [f"# edgelite run on a {ms:.1f} ms model: loop / bare invoke()", "", f"CPU: {data['cpu']}. Model: {data['model']}; source: {data['clip']}; "
              "`edgelite run --source clip.mp4 --loop --json - --threads T` (JSON lines to a pipe) against a bare "
-             "`invoke()` loop and a hand-written loop (read, resize, convert, set_input, invoke, argmax, one JSON "
+             "`invoke()` loop (run just before and just after it; the mean of the two) and a hand-written loop (read, resize, convert, set_input, invoke, argmax, one JSON "
              "line to a pipe, single-threaded: what a user writes instead), each in its own process, alternating per "
              "round. Command: `" + data["command"] + "`.", "",
              "| round | threads | bare FPS | loop FPS | loop / bare | bare, T one-thread copies FPS | loop / copies "

@@ -94,6 +94,14 @@ class Source:
             raise RuntimeError("source is not open")
         return self._buf.get(timeout)
 
+    def read_queued(self, timeout: float, limit: int = 0) -> list[Frame]:
+        """As `read`, but every frame queued (at most `limit` when > 0), oldest first; [] after `timeout` s.
+        A file's frames are read ahead: taking them together spares the loop a lock per frame (a
+        live source holds one frame at most)."""
+        if self._buf is None:
+            raise RuntimeError("source is not open")
+        return self._buf.get_queued(timeout, limit)
+
     @property
     def drops(self) -> bool:
         """True when frames the loop is too slow for are dropped (live sources, realtime files)."""
@@ -178,6 +186,10 @@ class _FrameBuffer:
             self._cond.notify_all()
 
     def get(self, timeout: float) -> Frame | None:
+        frames = self.get_queued(timeout, 1)
+        return frames[0] if frames else None
+
+    def get_queued(self, timeout: float, limit: int = 0) -> list[Frame]:
         with self._cond:
             if not self._q:
                 deadline = time.monotonic() + timeout
@@ -188,11 +200,16 @@ class _FrameBuffer:
                         raise EndOfSource()
                     left = deadline - time.monotonic()
                     if left <= 0:
-                        return None
+                        return []
                     self._reader_waits = True
                     self._cond.wait(left)
                     self._reader_waits = False
-            frame = self._q.popleft()
-            if self._writer_waits and len(self._q) <= self._capacity // 2:
+            q = self._q
+            if 0 < limit < len(q):
+                frames = [q.popleft() for _ in range(limit)]
+            else:
+                frames = list(q)
+                q.clear()
+            if self._writer_waits and len(q) <= self._capacity // 2:
                 self._cond.notify_all()  # half taken: the writer decodes the next burst
-            return frame
+            return frames

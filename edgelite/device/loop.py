@@ -301,28 +301,29 @@ class _Loop:
         return 0, f"stopped ({self.why[0]})" if self.why else "stopped"
 
     def _read_inline(self, src: Source) -> tuple[int, str] | None:
-        """Frames one at a time on this thread until the source ends (raises EndOfSource), stalls or fails
-        (SourceFailed), the output closes or --max-frames; None when stopped."""
+        """Frames through the model on this thread until the source ends (raises EndOfSource), stalls or
+        fails (SourceFailed), the output closes or --max-frames; None when stopped."""
         o, pipe = self.opts, self.pipeline
-        last_frame = time.monotonic()
-        t_prev = time.perf_counter()
+        last_frame, t_prev = time.monotonic(), time.perf_counter()
         while not self.stop.is_set():
-            frame = src.read(READ_SLICE)
+            frames = src.read_queued(READ_SLICE, (o.max_frames - self.submitted) if o.max_frames else 0)
             self.notifier.tick()
-            if frame is None:
+            if not frames:
                 if not self.reporter.threaded:
                     self._flush_outputs()  # nothing to do: results buffered for a pipe go out now
                 if time.monotonic() - last_frame > o.stall_timeout:
                     raise SourceFailed(f"no frame from {self.shown_source} for {o.stall_timeout:g} s")
                 continue
-            frame.capture_ms, frame.dropped = (time.perf_counter() - t_prev) * 1e3, src.dropped
+            frames[0].capture_ms = (time.perf_counter() - t_prev) * 1e3  # the others were waiting for the loop
             if not self.submitted and not src.drops:
-                self.reporter.max_pending = pending_for(frame.image.nbytes)
-            if not self._submit(frame, *pipe.run_model(frame)):
-                return 0, "output closed"
-            self.submitted += 1
-            last_frame = time.monotonic()
-            t_prev = time.perf_counter()
+                self.reporter.max_pending = pending_for(frames[0].image.nbytes)
+            dropped = src.dropped
+            for frame in frames:  # as little Python between two invoke() calls as can be
+                frame.dropped = dropped
+                if not self._submit(frame, *pipe.run_model(frame)):
+                    return 0, "output closed"
+            self.submitted += len(frames)
+            last_frame, t_prev = time.monotonic(), time.perf_counter()
             if o.max_frames and self.submitted >= o.max_frames:
                 return 0, "max frames"
         return None

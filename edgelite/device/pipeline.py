@@ -159,6 +159,7 @@ class Pipeline:
         self._hist_n = 0
         self._times: collections.deque[float] = collections.deque(maxlen=max(2, fps_window))
         self.stats = StageStats()
+        self._shape_ok = False
         self.count = 0
         self._last_label: str | None = None
 
@@ -192,9 +193,11 @@ class Pipeline:
             raw = self.model.output()
         except Exception as e:  # runtimes raise their own types (onnxruntime's Fail, InvalidArgument, ...)
             raise ModelLoadError(f"inference failed on {self.model.path.name}: {e}") from None
-        if raw.shape != (self.model.num_classes,):  # a corrupt graph can disagree with its own declaration
+        # a corrupt graph can disagree with its own declaration; once right, its output shape stays right
+        if not self._shape_ok and raw.shape != (self.model.num_classes,):
             raise ModelLoadError(f"{self.model.path.name} returned scores of shape {raw.shape}, "
                                  f"expected ({self.model.num_classes},); the model file is corrupt")
+        self._shape_ok = True
         return raw
 
     def dequantize(self, raw: np.ndarray) -> np.ndarray:

@@ -196,6 +196,7 @@ class TFLiteModel:
         self.out_scale, self.out_zero = self._out.get("quantization", (0.0, 0))
         self.num_classes = int(out_shape[1])
         self._raw_shape = (self.input_height, self.input_width, 3)
+        self._raw_in = self.takes_raw_pixels  # looked up per frame
 
     @property
     def takes_raw_pixels(self) -> bool:
@@ -215,7 +216,7 @@ class TFLiteModel:
 
     def set_input(self, rgb: np.ndarray) -> None:
         """Write an HxWx3 uint8 RGB image into the input tensor, quantizing only when the model asks to."""
-        if self.takes_raw_pixels and rgb.dtype == np.uint8 and rgb.shape == self._raw_shape:
+        if self._raw_in and rgb.dtype == np.uint8 and rgb.shape == self._raw_shape:
             self.interpreter.set_tensor(self._in["index"], rgb[None])  # one copy, in C++ (no view to build)
             return
         view = self.interpreter.tensor(self._in["index"])()[0]

@@ -135,4 +135,5 @@ def _rebind(pipeline: Pipeline) -> Pipeline:
     twin = copy.copy(pipeline)
     twin.model = one_thread_copy(pipeline.model)
     twin._rgb = pipeline._rgb.copy()
+    twin._shape_ok = False  # its own model's output is checked once too
     return twin

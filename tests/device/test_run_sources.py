@@ -94,6 +94,27 @@ def test_file_source_reads_every_frame_in_order_even_when_slow(tiny, tmp_path):
     assert seen == list(range(15)) and s.dropped == 0
 
 
+def test_a_file_s_queued_frames_are_taken_together_in_order_up_to_a_limit(tiny, tmp_path):
+    """The one-thread loop takes what the decoder has read ahead in one go; --max-frames stays exact."""
+    x, _ = tiny["heldout"]
+    video = write_video(tmp_path / "v.avi", x[:40], scale=2)
+    with open_source(str(video)) as src:
+        time.sleep(0.5)  # the decoder fills its read-ahead queue (16 frames)
+        first = src.read_queued(2.0, limit=3)
+        rest = src.read_queued(2.0)
+        assert [f.index for f in first] == [0, 1, 2] and len(rest) > 1
+        seen = [f.index for f in first + rest]
+        while True:
+            try:
+                seen += [f.index for f in src.read_queued(2.0)]
+            except EndOfSource:
+                break
+    assert seen == list(range(40))
+    for n in (1, 17, 33):
+        s = run(tiny["bundle"], source=str(video), print_every=0, handle_signals=False, max_frames=n, loop=True)
+        assert s.frames == n and s.reason == "max frames"
+
+
 def test_folder_natural_order_and_unreadable_files(tmp_path):
     img = np.zeros((8, 8, 3), np.uint8)
     for name in ("10.png", "2.png", "1.png"):
