@@ -2,8 +2,8 @@
 
 A live camera gets every thread on each frame (the lowest latency per frame). A file or folder is read as
 fast as the model goes, and there a small model scales better across frames than inside one: on two cores
-two one-thread interpreters ran 2,280 frames/s where one two-thread interpreter ran 2,050 (96-px
-EfficientNet-Lite0 int8, benchmarks/results/run_loop_small.md).
+two one-thread interpreters ran 2,280 frames/s where one two-thread interpreter ran 2,050 on an AMD EPYC,
+and 1,950 against 1,400 on an Intel Xeon (96-px EfficientNet-Lite0 int8, benchmarks/results/run_loop_small.md).
 
 Each copy runs on its own thread and takes its next frame from the source itself, then hands the result to
 `emit` in frame order: no thread relays frames between the source and the models, so nothing is woken per
