@@ -20,7 +20,6 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -32,6 +31,7 @@ from edgelite.bundle import Bundle, BundleError, InputSpec, read_labels
 from edgelite.device.errors import EXIT_SOURCE_LOST, EndOfSource, RunError, SourceFailed
 from edgelite.device.notify import Notifier
 from edgelite.device.options import RunOptions
+from edgelite.device.outputs import open_outputs, silence_stdout
 from edgelite.device.pipeline import TIMINGS, Pipeline, Result
 from edgelite.device.reporter import Reporter
 from edgelite.device.rtsp import redact_url, set_rtsp_transport
@@ -203,8 +203,6 @@ class _Loop:
                 "release": os.environ.get("EDGELITE_RELEASE") or None}  # set by a deployed release's run script
 
     def _open_outputs(self) -> None:
-        from edgelite.device.outputs import open_outputs
-
         o = self.opts
         self.outputs += open_outputs(o, on_quit=self.stop.set)
         if o.http:
@@ -257,7 +255,7 @@ class _Loop:
                 try:
                     self.reporter.close()  # the results still queued are reported and written first
                 except BrokenPipeError:
-                    _silence_stdout()
+                    silence_stdout()
                 except BaseException as e:  # raised once the outputs are closed
                     failed = e
             for out in reversed(self.outputs):
@@ -346,7 +344,7 @@ class _Loop:
         try:
             pool.raise_error()
         except BrokenPipeError:  # `edgelite run ... --json - | head`: the reader is done
-            _silence_stdout()
+            silence_stdout()
             return 0, "output closed"
         return (0, "max frames") if pool.done else None
 
@@ -364,7 +362,7 @@ class _Loop:
             self.reporter.submit(frame, raw, frame.capture_ms, prep_ms, inference_ms, frame.dropped)
             return True
         except BrokenPipeError:  # `edgelite run ... --json - | head`: the reader is done
-            _silence_stdout()
+            silence_stdout()
             return False
 
     def _report(self, frame: Frame, raw, capture_ms: float, prep_ms: float, inference_ms: float,
@@ -429,16 +427,6 @@ class _Loop:
             preview_url=self.preview.url if self.preview is not None else None,
             label_counts=self.label_counts,
         )
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so flushing at exit does not raise again on the closed pipe."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
 
 
 def backoff_delays(backoff: float, max_backoff: float, attempts: int) -> list[float]:

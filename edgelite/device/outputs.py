@@ -43,6 +43,16 @@ def open_outputs(o: RunOptions, on_quit=None) -> list:
     return outputs
 
 
+def silence_stdout() -> None:
+    """Point stdout at /dev/null so flushing at exit does not raise again on a closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def format_line(result: Result) -> str:
     """`frame 12  red 0.98 | green 0.01  ·  123.4 fps  capture 0.31 pre 0.05 inf 0.30 post 0.02 ms`"""
     t = result.timings_ms
