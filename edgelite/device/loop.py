@@ -185,7 +185,7 @@ class _Loop:
         self.reporter: Reporter | None = None
         self.pool: FramePool | None = None  # --threads N on a file: N frames at a time
         self.submitted = 0  # frames through the model (their results may still be on the reporting thread)
-        self._emitted = 0  # results the model copies handed over (--threads N on a file)
+        self._emitted = 0  # model outputs handed to the reporting thread
         self.reconnects = 0
         self.correct = self.checked = 0
         self.first_result: float | None = None
@@ -245,7 +245,7 @@ class _Loop:
                 exit_code, reason = self._drive()
         finally:
             if self.pool is not None:
-                self.pool.close()
+                self.pool.stop()
             self.notifier.stopping()
             self.notifier.close()
             if self.source is not None:
@@ -313,13 +313,14 @@ class _Loop:
                     raise SourceFailed(f"no frame from {self.shown_source} for {o.stall_timeout:g} s")
                 continue
             frames[0].capture_ms = (time.perf_counter() - t_prev) * 1e3  # the others were waiting for the loop
-            if not self.submitted and not src.drops:
-                self.reporter.max_pending = pending_for(frames[0].image.nbytes)
             dropped = src.dropped
-            for frame in frames:  # as little Python between two invoke() calls as can be
-                frame.dropped = dropped
-                if not self._submit(frame, *pipe.run_model(frame)):
-                    return 0, "output closed"
+            try:
+                for frame in frames:  # as little Python between two invoke() calls as can be
+                    frame.dropped = dropped
+                    self._emit(frame, *pipe.run_model(frame))
+            except BrokenPipeError:  # `edgelite run ... --json - | head`: the reader is done
+                silence_stdout()
+                return 0, "output closed"
             self.submitted += len(frames)
             last_frame, t_prev = time.monotonic(), time.perf_counter()
             if o.max_frames and self.submitted >= o.max_frames:
@@ -349,21 +350,12 @@ class _Loop:
         return (0, "max frames") if pool.done else None
 
     def _emit(self, frame: Frame, raw, prep_ms: float, inference_ms: float) -> None:
-        """A pooled frame's result, in frame order, to the reporting thread (called on a model copy's thread)."""
-        if not self._emitted:
+        """A frame's model output, in frame order, to the reporting thread (or reported here, with --display);
+        called on the loop's thread or a model copy's. Raises BrokenPipeError when the output's reader left."""
+        if not self._emitted and not self.source.drops:
             self.reporter.max_pending = pending_for(frame.image.nbytes)
         self._emitted += 1
         self.reporter.submit(frame, raw, frame.capture_ms, prep_ms, inference_ms, frame.dropped)
-
-    def _submit(self, frame: Frame, raw, prep_ms: float, inference_ms: float) -> bool:
-        """Hand a frame's model output to the reporting thread (or report it here, with --display);
-        False when the output pipe closed."""
-        try:
-            self.reporter.submit(frame, raw, frame.capture_ms, prep_ms, inference_ms, frame.dropped)
-            return True
-        except BrokenPipeError:  # `edgelite run ... --json - | head`: the reader is done
-            silence_stdout()
-            return False
 
     def _report(self, frame: Frame, raw, capture_ms: float, prep_ms: float, inference_ms: float,
                 dropped: int) -> None:

@@ -184,10 +184,10 @@ class Pipeline:
 
     def infer(self) -> np.ndarray:
         """invoke -> float32 scores (num_classes,)."""
-        return self.dequantize(self.infer_raw())
+        return self.model.dequantize(self.infer_raw())
 
     def infer_raw(self) -> np.ndarray:
-        """invoke -> the output as the model wrote it (int8/uint8 for a quantized model); `dequantize` it."""
+        """invoke -> the output as the model wrote it (int8/uint8 for a quantized model); `model.dequantize` it."""
         try:
             self.model.invoke()
             raw = self.model.output()
@@ -199,9 +199,6 @@ class Pipeline:
                                  f"expected ({self.model.num_classes},); the model file is corrupt")
         self._shape_ok = True
         return raw
-
-    def dequantize(self, raw: np.ndarray) -> np.ndarray:
-        return self.model.dequantize(raw)
 
     def postprocess(self, scores: np.ndarray) -> tuple[list[Prediction], np.ndarray]:
         if self._hist is not None:

@@ -126,9 +126,6 @@ class FramePool:
                     self.error = e
             stop.set()
 
-    def close(self) -> None:
-        self.stop()
-
 
 def _rebind(pipeline: Pipeline) -> Pipeline:
     """A shallow copy of `pipeline` running a one-thread copy of its model (only `run_model` is used on it)."""

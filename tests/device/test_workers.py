@@ -72,7 +72,7 @@ def test_copies_read_the_source_and_emit_in_frame_order_to_the_end(tiny, heldout
         pool.raise_error()  # the limit is not an error
         assert pool.done and [f.index for f, *_ in again] == list(range(5))
     finally:
-        pool.close()
+        pool.stop()
         source.close()
 
 
@@ -100,7 +100,7 @@ def test_an_error_in_a_copy_or_in_emit_reaches_the_caller(tiny, heldout_video):
             pool.raise_error()
         assert seen == [0, 1, 2]
     finally:
-        pool.close()
+        pool.stop()
         source.close()
 
 
