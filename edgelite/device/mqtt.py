@@ -109,9 +109,21 @@ def discovery_payloads(target: MqttTarget, info: dict, discovery_prefix: str) ->
         "fps": {"name": "FPS", "value_template": "{{ value_json.fps | round(1) }}", "unit_of_measurement": "fps",
                 "state_class": "measurement", "icon": "mdi:speedometer"},
     }
-    return {f"{discovery_prefix}/sensor/{nid}/{key}/config": {**common, **cfg, "unique_id": f"edgelite_{nid}_{key}",
-                                                                "object_id": f"edgelite_{nid}_{key}"}
+    # Home Assistant 2025.10 deprecated `object_id` (ignored from 2026.4): the entity id it suggests is now
+    # `default_entity_id`, a whole entity id "<domain>.<slug>" (here sensor.edgelite_<node>_<key>)
+    return {f"{discovery_prefix}/sensor/{nid}/{key}/config": {
+                **common, **cfg, "unique_id": f"edgelite_{nid}_{key}",
+                "default_entity_id": f"sensor.{entity_slug(f'edgelite_{nid}_{key}')}"}
             for key, cfg in sensors.items()}
+
+
+def entity_slug(text: str) -> str:
+    """Home Assistant's object-id rule: [a-z0-9_], no leading/trailing or double underscore.
+
+    >>> entity_slug("edgelite_Cam-1__front_label")
+    'edgelite_cam_1_front_label'
+    """
+    return re.sub(r"_+", "_", re.sub(r"[^a-z0-9]+", "_", text.lower())).strip("_") or "edgelite"
 
 
 def state_payload(result, info: dict) -> dict[str, Any]:

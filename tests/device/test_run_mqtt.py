@@ -51,6 +51,7 @@ def test_results_discovery_and_availability_arrive(broker, bundle_dir, heldout_v
     for key, cfg in ((t.split("/")[-2], c) for t, c in configs.items()):
         assert cfg["state_topic"] == f"{PREFIX}/state" and cfg["availability_topic"] == f"{PREFIX}/availability"
         assert cfg["unique_id"] == f"edgelite_edgelite_test_{key}" and cfg["device"]["manufacturer"] == "edgelite"
+        assert cfg["default_entity_id"] == f"sensor.edgelite_edgelite_test_{key}" and "object_id" not in cfg
     assert configs["homeassistant/sensor/edgelite_test/fps/config"]["unit_of_measurement"] == "fps"
 
     late = Subscriber(broker.port)  # someone who subscribes later gets the retained state, device, availability
