@@ -110,5 +110,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     run, modules, skipped = config.stash.get(_TALLY, [0, 0, 0])
     if run or skipped:
-        terminalreporter.write_line(f"docstring examples in edgelite/: {run} run (in {modules} modules), "
+        where = f"{modules} module" + ("s" if modules != 1 else "")
+        terminalreporter.write_line(f"docstring examples in edgelite/: {run} run (in {where}), "
                                     f"{skipped} marked +SKIP (they need TensorFlow, a camera, a device or files)")
