@@ -61,7 +61,8 @@ bench: setup
 	$(if $(DEVICE),,$(BIN)/python benchmarks/bench_224.py)
 
 lint: setup
-	$(BIN)/ruff check edgelite tests benchmarks
+	$(BIN)/ruff check edgelite tests benchmarks conftest.py
+	$(BIN)/python -m pytest -q tests/test_shell.py
 
 clean:
 	rm -rf runs bundles data .pytest_cache test-artifacts
