@@ -84,6 +84,7 @@ host_tools() {
     command -v apt-get >/dev/null 2>&1 || die "install$missing (Debian packages) first"
     say "apt-get install$missing"
     apt-get update -qq >/dev/null
+    # shellcheck disable=SC2086 # one package a word
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
   fi
 }
@@ -318,7 +319,7 @@ stop() {
   kill "$pid" 2>/dev/null || true  # the disk is a throwaway overlay: no clean shutdown needed
   i=0
   while kill -0 "$pid" 2>/dev/null && [ $i -lt 20 ]; do sleep 0.5; i=$((i + 1)); done
-  kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+  if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
   rm -f "$PIDFILE" "$OVERLAY"
   say "stopped (port $PI_VM_PORT)"
 }

@@ -65,7 +65,7 @@ def build_venv(lay: Layout, env: str, wheel: str, *, find_links: str | None = No
     files = [os.path.join(str(find_links), w) for w in wheels or []] + [str(wheel)]
     if uv:
         cmd = [uv, "pip", "install", "--python", str(v / "bin" / "python"), "--offline", "--no-index", "--no-deps",
-               "--no-cache", "--no-progress", *files]
+               "--no-cache", "--no-progress", "--link-mode=copy", *files]
     else:
         cmd = [str(v / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
                "--progress-bar", "off", "--no-cache-dir"]
