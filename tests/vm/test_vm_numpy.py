@@ -56,12 +56,12 @@ def test_apt_numpy_modules_still_import_in_the_deployed_venv(vm, deployed):
     assert vm.frames() > 0
 
 
-@pytest.mark.skipif(PI_OS != "bookworm", reason="only Bookworm's apt numpy (1.x) has an incompatible numpy 2 "
-                    "to shadow it; on Trixie any venv numpy fails the numpy_file check above")
-def test_a_venv_numpy_2_would_break_bookworms_apt_modules(vm, deployed, tmp_path):
-    """The control: what the check above catches. A scratch venv with numpy 2 of its own breaks apt's cv2."""
+def test_the_check_catches_a_venv_numpy_shadowing_apts(vm, deployed, tmp_path):
+    """The control: what the test above catches. A scratch venv with a numpy of its own (2.4.6): on Bookworm apt's
+    cv2 (built on 1.24) no longer imports; on Trixie it imports on the venv's numpy, not apt's 2.2."""
+    pyver = RELEASES[PI_OS]["python"]
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(tmp_path),
-           "--platform", "manylinux_2_27_aarch64", "--platform", "manylinux2014_aarch64", "--python-version", "3.11",
+           "--platform", "manylinux_2_27_aarch64", "--platform", "manylinux2014_aarch64", "--python-version", pyver,
            "numpy==2.4.6"]
     subprocess.run(cmd, check=True, capture_output=True, timeout=600)
     whl = next(tmp_path.glob("numpy-*.whl"))
@@ -69,8 +69,12 @@ def test_a_venv_numpy_2_would_break_bookworms_apt_modules(vm, deployed, tmp_path
            "-o", f"UserKnownHostsFile={vm.known_hosts}", "-o", "StrictHostKeyChecking=yes", str(whl), "pi@127.0.0.1:/tmp/"]
     subprocess.run(scp, check=True, capture_output=True, timeout=600)
     vm.ssh(f"rm -rf /tmp/shadow && python3 -m venv --system-site-packages --without-pip /tmp/shadow && "
-           f"python3 -c 'import zipfile; zipfile.ZipFile(\"/tmp/{whl.name}\").extractall(\"/tmp/shadow/lib/python3.11/site-packages\")'",
+           f"python3 -c 'import zipfile; zipfile.ZipFile(\"/tmp/{whl.name}\").extractall(\"/tmp/shadow/lib/python{pyver}/site-packages\")'",
            timeout=600)
     r = vm.ssh(f"/tmp/shadow/bin/python -c {shlex.quote(APT_CV2)}", check=False, timeout=600)
     vm.ssh("rm -rf /tmp/shadow /tmp/numpy-*.whl", check=False)
-    assert r.returncode != 0 and "numpy" in r.stderr, (r.stdout[-500:], r.stderr[-1500:])
+    if PI_OS == "bookworm":
+        assert r.returncode != 0 and "numpy" in r.stderr, (r.stdout[-500:], r.stderr[-1500:])
+    else:
+        got = json.loads(r.stdout.strip().splitlines()[-1])
+        assert got["numpy"] == "2.4.6" and got["numpy_file"].startswith("/tmp/shadow/"), got
