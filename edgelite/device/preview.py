@@ -36,7 +36,6 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import cv2
 
-from edgelite.core import is_loopback, parse_http_address
 from edgelite.device.errors import RunError
 from edgelite.device.outputs import draw_overlay
 from edgelite.device.pipeline import STAGES, Result
@@ -49,6 +48,7 @@ from edgelite.device.preview_server import (
     GatedHTTPServer,
 )
 from edgelite.device.sources import Frame
+from edgelite.http_address import is_loopback, parse_http_address
 
 log = logging.getLogger("edgelite.device")
 
@@ -57,7 +57,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 
 def parse_address(value: str) -> tuple[str, int]:
-    """'8080' | 'HOST:8080' | '[::1]:8080' -> (host, port); a bare port binds 127.0.0.1 (`edgelite.core`'s rule)."""
+    """'8080' | 'HOST:8080' | '[::1]:8080' -> (host, port); a bare port binds 127.0.0.1 (`edgelite.http_address`'s rule)."""
     return parse_http_address(value, error=RunError)
 
 

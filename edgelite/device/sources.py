@@ -30,10 +30,10 @@ from pathlib import Path
 
 import cv2
 
-from edgelite.core import IMAGE_SUFFIXES
 from edgelite.device.errors import SourceError, SourceFailed
 from edgelite.device.frames import Frame, Source
 from edgelite.device.rtsp import redact_url
+from edgelite.images import IMAGE_SUFFIXES
 
 log = logging.getLogger("edgelite.device")
 
