@@ -40,7 +40,7 @@ from edgelite.deploy.errors import (
     DeployError,
 )
 from edgelite.deploy.preflight import PROBE, Facts, assess, parse_probe, report
-from edgelite.device.rtsp import redact_url
+from edgelite.device.sources.rtsp import redact_url
 from edgelite.http_address import is_loopback, parse_http_address
 from edgelite.remote.connection import Connection
 from edgelite.remote.layout import FRAMES, unit_name

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgelite.device.frames import Frame
 from edgelite.device.preprocess import prepare_bgr
 from edgelite.device.runtime import Model, ModelLoadError, Prediction, top_k
-from edgelite.device.sources import Frame
 
 if TYPE_CHECKING:
     from edgelite.bundle import InputSpec

@@ -23,9 +23,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from edgelite.device.frames import Frame, Source
+from edgelite.device.frames import Frame
 from edgelite.device.pipeline import Pipeline
 from edgelite.device.runtime import Model, ONNXModel, TFLiteModel
+from edgelite.device.sources.base import Source
 
 READ_SLICE = 0.2  # s: the longest a copy waits for a frame before it looks at stop again
 

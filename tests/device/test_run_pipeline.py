@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from edgelite.bundle import Bundle
+from edgelite.device.frames import Frame
 from edgelite.device.pipeline import Pipeline, StageStats
 from edgelite.device.preprocess import prepare_bgr
 from edgelite.device.runtime import load_from_bundle
-from edgelite.device.sources import Frame
 from tests.device import devicekit
 
 
