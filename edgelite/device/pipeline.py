@@ -182,10 +182,6 @@ class Pipeline:
             prepare_bgr(image_bgr, self.spec, out=self._rgb)
             self.model.set_input(self._rgb)
 
-    def infer(self) -> np.ndarray:
-        """invoke -> float32 scores (num_classes,)."""
-        return self.model.dequantize(self.infer_raw())
-
     def infer_raw(self) -> np.ndarray:
         """invoke -> the output as the model wrote it (int8/uint8 for a quantized model); `model.dequantize` it."""
         try:
