@@ -34,7 +34,7 @@ from edgelite.device.options import RunOptions
 from edgelite.device.outputs import open_outputs
 from edgelite.device.outputs.base import Output
 from edgelite.device.outputs.text import silence_stdout
-from edgelite.device.pipeline import TIMINGS, Pipeline, Result
+from edgelite.device.pipeline import TIMINGS, ModelOutput, Pipeline, Result
 from edgelite.device.reporter import Reporter
 from edgelite.device.runtime import Model, load_from_bundle, load_model
 from edgelite.device.sources import describe_source, open_source
@@ -185,7 +185,7 @@ class _Loop:
         self.outputs: list[Output] = []
         self.preview = None
         self.source: Source | None = None
-        self.reporter: Reporter | None = None
+        self.reporter: Reporter[ModelOutput] | None = None
         self.pool: FramePool | None = None  # --threads N on a file: N frames at a time
         self.submitted = 0  # frames through the model (their results may still be on the reporting thread)
         self._emitted = 0  # model outputs handed to the reporting thread
@@ -320,7 +320,7 @@ class _Loop:
             try:
                 for frame in frames:  # as little Python between two invoke() calls as can be
                     frame.dropped = dropped
-                    self._emit(frame, *pipe.run_model(frame))
+                    self._emit(pipe.run_model(frame))
             except BrokenPipeError:  # `edgelite run ... --json - | head`: the reader is done
                 silence_stdout()
                 return 0, "output closed"
@@ -352,28 +352,27 @@ class _Loop:
             return 0, "output closed"
         return (0, "max frames") if pool.done else None
 
-    def _emit(self, frame: Frame, raw, prep_ms: float, inference_ms: float) -> None:
+    def _emit(self, out: ModelOutput) -> None:
         """A frame's model output, in frame order, to the reporting thread (or reported here, with --display);
         called on the loop's thread or a model copy's. Raises BrokenPipeError when the output's reader left."""
         if not self._emitted and not self.source.drops:
-            self.reporter.max_pending = pending_for(frame.image.nbytes)
+            self.reporter.max_pending = pending_for(out.frame.image.nbytes)
         self._emitted += 1
-        self.reporter.submit(frame, raw, frame.capture_ms, prep_ms, inference_ms, frame.dropped)
+        self.reporter.submit(out)
 
-    def _report(self, frame: Frame, raw, capture_ms: float, prep_ms: float, inference_ms: float,
-                dropped: int) -> None:
+    def _report(self, out: ModelOutput) -> None:
         """A frame's result: finished, counted and written to every output (on the reporting thread)."""
-        result = self.pipeline.report(frame, raw, capture_ms, prep_ms, inference_ms, dropped)
+        result, frame = self.pipeline.report(out), out.frame
         self._record(result, frame)
-        for out in self.outputs:
-            out.write(result, frame)
+        for output in self.outputs:
+            output.write(result, frame)
         if self.on_result is not None:
             self.on_result(result, frame)
 
     def _flush_outputs(self) -> None:
-        for out in self.outputs:
+        for output in self.outputs:
             try:
-                out.flush()
+                output.flush()
             except BrokenPipeError:  # the reader is gone; the next write ends the loop
                 pass
 
