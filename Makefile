@@ -19,7 +19,7 @@ DEMO_SIZE   ?= 96
 
 help:
 	@echo "make demo   - set up, then train EfficientNet-Lite0 on Fashion-MNIST, convert, bench and run it"
-	@echo "make test   - set up, then run the whole test suite"
+	@echo "make test   - set up (incl. the emulated Pi's Trixie image), then run the whole test suite"
 	@echo "make lint | bench | deploy DEVICE=user@host | pi-emulator | clean"
 
 setup: $(STAMP) system-deps
@@ -33,8 +33,12 @@ $(STAMP): pyproject.toml constraints.txt
 system-deps:
 	@sh scripts/system-deps.sh
 
-# the VM's minute-long resilience tests (watchdog, camera gone, rollback, reboot) run in `make test-device`
+# The emulated Pi is part of the suite: the image of PI_OS (default trixie) is built when it is not cached (root; ~7 min once), and
+# the quick VM tests boot it. PI_VM=0 skips the build (the VM tests then skip, saying why). The VM's minute-long
+# resilience tests (watchdog, camera gone, rollback, reboot) and the Bookworm image run in `make test-device`.
+PI_VM ?= 1
 test: setup
+	@if [ "$(PI_VM)" != 0 ]; then sh scripts/pi-vm.sh build; fi
 	$(BIN)/python -m pytest -q -m "not vm_long"
 
 demo: setup
@@ -57,7 +61,8 @@ bench: setup
 	$(if $(DEVICE),,$(BIN)/python benchmarks/bench_224.py)
 
 lint: setup
-	$(BIN)/ruff check edgelite tests benchmarks
+	$(BIN)/ruff check edgelite tests benchmarks conftest.py
+	$(BIN)/python -m pytest -q tests/test_shell.py
 
 clean:
 	rm -rf runs bundles data .pytest_cache test-artifacts

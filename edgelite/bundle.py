@@ -10,11 +10,20 @@ A bundle is a directory::
 
 Standard library + numpy only: the device reads this module without TensorFlow.
 
-Example::
+Example: a bundle written, read back, and a changed byte caught before anything loads the file::
 
-    >>> b = Bundle.load("bundle/")                      # doctest: +SKIP
-    >>> entry = b.select("int8")                        # doctest: +SKIP
-    >>> path = b.verified_path(entry)                   # raises BundleError on a bad checksum
+    >>> import tempfile; tmp = tempfile.TemporaryDirectory(); root = Path(tmp.name)
+    >>> _ = (root / "model_int8.tflite").write_bytes(b"the model")
+    >>> b = Bundle(root, labels=["cat", "dog"], input=InputSpec(96, 96), models=[])
+    >>> _ = b.add_file(ModelEntry("int8", "model_int8.tflite", "tflite", "int8")); _ = b.save()
+    >>> b = Bundle.load(root)
+    >>> b.verified_path(b.select()).name            # select(): the best model this device can run
+    'model_int8.tflite'
+    >>> _ = (root / "model_int8.tflite").write_bytes(b"the modeL")
+    >>> b.verified_path(b.select("int8"))           # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    edgelite.bundle.ChecksumError: .../model_int8.tflite fails its checksum (...): the file is corrupt; copy the bundle again
+    >>> tmp.cleanup()
 """
 
 from __future__ import annotations

@@ -29,15 +29,15 @@ die() { say "error: $*"; exit 1; }
 need_root() { [ "$(id -u)" = 0 ] || die "run as root (debootstrap, chroot and mount need it)"; }
 
 host_tools() {
-  missing=""
-  command -v debootstrap >/dev/null 2>&1 || missing="$missing debootstrap"
-  [ -x /usr/bin/qemu-aarch64-static ] || missing="$missing qemu-user-static"
-  command -v update-binfmts >/dev/null 2>&1 || missing="$missing binfmt-support"
-  if [ -n "$missing" ]; then
-    command -v apt-get >/dev/null 2>&1 || die "install$missing (Debian packages) first"
-    say "apt-get install$missing"
+  set --  # the missing packages, one argument each
+  command -v debootstrap >/dev/null 2>&1 || set -- "$@" debootstrap
+  [ -x /usr/bin/qemu-aarch64-static ] || set -- "$@" qemu-user-static
+  command -v update-binfmts >/dev/null 2>&1 || set -- "$@" binfmt-support
+  if [ $# -gt 0 ]; then
+    command -v apt-get >/dev/null 2>&1 || die "install $* (Debian packages) first"
+    say "apt-get install $*"
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
   fi
 }
 
@@ -141,7 +141,9 @@ start() {
   if running; then say "already running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PI_PORT"; print_env; return 0; fi
   pi_cpuinfo >"$PI_HOME/cpuinfo"
   sshd_conf
-  # a private mount namespace: /proc, /sys, /dev, /run inside the rootfs vanish with its last process
+  # a private mount namespace: /proc, /sys, /dev, /run inside the rootfs vanish with its last process;
+  # the inner sh expands $1..$3 (its arguments), hence the single quotes
+  # shellcheck disable=SC2016
   QEMU_CPU=cortex-a72 setsid unshare --mount --propagation private -- /bin/sh -c '
     R=$1; P=$2
     mount -t proc proc "$R/proc"
@@ -177,13 +179,13 @@ emulator_pids() {
 stop() {
   if ! running; then rm -f "$PIDFILE"; say "not running on port $PI_PORT"; return 0; fi
   pids=$(emulator_pids)
-  # shellcheck disable=SC2086
-  [ -n "$pids" ] && kill $pids 2>/dev/null || true
+  # shellcheck disable=SC2086  # one pid a word
+  if [ -n "$pids" ]; then kill $pids 2>/dev/null || true; fi
   i=0
   while running && [ $i -lt 20 ]; do sleep 0.5; i=$((i + 1)); done
   pids=$(emulator_pids)
-  # shellcheck disable=SC2086
-  [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+  # shellcheck disable=SC2086  # one pid a word
+  if [ -n "$pids" ]; then kill -9 $pids 2>/dev/null || true; fi
   rm -f "$PIDFILE"
   say "stopped (port $PI_PORT)"
 }

@@ -1,15 +1,21 @@
 #!/bin/sh
-# The emulated Raspberry Pi as a whole machine: an arm64 Debian Bookworm VM (the base of Raspberry Pi OS
-# 64-bit) under qemu-system-aarch64 -M virt -cpu cortex-a72, with systemd as PID 1, a V4L2 camera
-# (the kernel's `vivid` module, /dev/video0), a `pi` user with key-only SSH and passwordless sudo.
+# The emulated Raspberry Pi as a whole machine: an arm64 Debian VM (the base of Raspberry Pi OS 64-bit)
+# under qemu-system-aarch64 -M virt, with systemd as PID 1, a V4L2 camera (the kernel's `vivid` module,
+# /dev/video0), a `pi` user with key-only SSH and passwordless sudo.
+#
+# Two axes, as users flash them:
+#   PI_OS=trixie   (default: Raspberry Pi OS 13, Python 3.13, apt numpy 2.2, kernel 6.12) | bookworm (12: 3.11, 1.24, 6.1)
+#   PI_CPU=cortex-a76 (Pi 5: dot-product int8 kernels; trixie's default) | cortex-a72 (Pi 4; bookworm's default)
+# One image per OS (the userland does not depend on the CPU model, which is a boot flag).
 #
 #   scripts/pi-vm.sh build     # once (see README: ~15 min here): debootstrap + kernel + initrd -> base.img
 #   scripts/pi-vm.sh start     # boot a clean copy-on-write overlay; SSH on 127.0.0.1:$PI_VM_PORT
 #   scripts/pi-vm.sh stop      # power the VM off (the overlay, and all it wrote, is thrown away)
 #   scripts/pi-vm.sh ssh [CMD] | status | env
 #
-# Everything lives in $PI_VM_HOME (default ~/.cache/edgelite/pi-vm): base.img (the root disk, read-only),
-# vmlinuz + initrd.img (direct kernel boot), id_ed25519 (the client key authorised for `pi`), host_key.pub
+# Everything lives in $PI_VM_HOME (default ~/.cache/edgelite/pi-vm): id_ed25519 (the client key authorised for
+# `pi`, shared by the images) and per OS in $PI_VM_HOME/$PI_OS: base.img (the root disk, read-only),
+# vmlinuz + initrd.img (direct kernel boot), host_key.pub
 # (the guest's SSH host key: known_hosts is written from it, nothing is accepted blindly), and per port:
 # overlay-PORT.qcow2, qemu-PORT.pid, console-PORT.log.
 #
@@ -29,10 +35,19 @@ PI_VM_HTTP=${PI_VM_HTTP:-8088}
 PI_VM_MEM=${PI_VM_MEM:-2048}
 PI_VM_SMP=${PI_VM_SMP:-2}
 PI_VM_ARCH=${PI_VM_ARCH:-arm64}
-PI_SUITE=${PI_SUITE:-bookworm}
+PI_OS=${PI_OS:-trixie}
 PI_VM_MIRROR=${PI_VM_MIRROR:-http://deb.debian.org/debian}
-H=$PI_VM_HOME
-[ "$PI_VM_ARCH" = arm64 ] || H=$PI_VM_HOME/$PI_VM_ARCH
+case "$PI_OS" in
+  trixie) PI_CPU=${PI_CPU:-cortex-a76} ;;
+  bookworm) PI_CPU=${PI_CPU:-cortex-a72} ;;
+  *) echo "pi-vm: error: PI_OS=$PI_OS: trixie or bookworm" >&2; exit 2 ;;
+esac
+case "$PI_CPU" in
+  cortex-a76|cortex-a72) ;;
+  *) echo "pi-vm: error: PI_CPU=$PI_CPU: cortex-a76 (Pi 5) or cortex-a72 (Pi 4)" >&2; exit 2 ;;
+esac
+H=$PI_VM_HOME/$PI_OS
+[ "$PI_VM_ARCH" = arm64 ] || H=$PI_VM_HOME/$PI_OS-$PI_VM_ARCH
 KEY=$PI_VM_HOME/id_ed25519
 ROOTFS=$H/rootfs.partial
 READY=$H/image.ready
@@ -69,6 +84,7 @@ host_tools() {
     command -v apt-get >/dev/null 2>&1 || die "install$missing (Debian packages) first"
     say "apt-get install$missing"
     apt-get update -qq >/dev/null
+    # shellcheck disable=SC2086 # one package a word
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
   fi
 }
@@ -99,7 +115,7 @@ Dir::Cache "$A/cache";
 Acquire::Languages "none";
 APT::Sandbox::User "root";
 EOF
-    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $PI_VM_MIRROR $PI_SUITE main" \
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $PI_VM_MIRROR $PI_OS main" \
       >"$A/etc/apt/sources.list"
   fi
   APT_CONFIG=$A/apt.conf "$@"
@@ -110,11 +126,15 @@ kernel() {
   if [ -e "$H/kernel/.done" ]; then return 0; fi
   guest_apt apt-get update -qq
   pkg=$(guest_apt apt-cache depends "linux-image-$PI_VM_ARCH" | awk '/Depends: linux-image-/ {print $2; exit}')
-  [ -n "$pkg" ] || die "no linux-image-$PI_VM_ARCH in $PI_VM_MIRROR $PI_SUITE"
+  [ -n "$pkg" ] || die "no linux-image-$PI_VM_ARCH in $PI_VM_MIRROR $PI_OS"
   rm -rf "$H/apt/debs" "$H/kernel" && mkdir -p "$H/apt/debs" "$H/kernel"
   say "apt-get download $pkg busybox-static ($PI_VM_ARCH, on the host)"
   (cd "$H/apt/debs" && guest_apt apt-get download -qq "$pkg" busybox-static)
   dpkg-deb -x "$H/apt/debs/$pkg"_*.deb "$H/kernel"
+  # trixie's kernel package ships /usr/lib/modules (merged /usr); the host's depmod -b looks in lib/modules
+  if [ -d "$H/kernel/usr/lib/modules" ] && [ ! -d "$H/kernel/lib/modules" ]; then
+    mkdir -p "$H/kernel/lib" && mv "$H/kernel/usr/lib/modules" "$H/kernel/lib/modules"
+  fi
   mkdir -p "$H/busybox" && dpkg-deb -x "$H/apt/debs"/busybox-static_*.deb "$H/busybox"
   kver=$(ls "$H/kernel/lib/modules")
   depmod -b "$H/kernel" "$kver"
@@ -128,12 +148,16 @@ initrd() {
   kver=$1
   t=$H/initrd.tree
   rm -rf "$t" && mkdir -p "$t/bin" "$t/dev" "$t/proc" "$t/sys" "$t/newroot" "$t/modules"
-  cp "$H/busybox/bin/busybox" "$t/bin/busybox"
+  # bookworm ships /bin/busybox, trixie /usr/bin/busybox
+  for b in "$H/busybox/bin/busybox" "$H/busybox/usr/bin/busybox"; do [ -e "$b" ] && cp "$b" "$t/bin/busybox"; done
+  [ -e "$t/bin/busybox" ] || die "no busybox binary in busybox-static"
   : >"$t/modules/order"
   for m in $INITRD_MODULES; do
     modprobe -d "$H/kernel" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}' | while read -r f; do
-      b=$(basename "$f")
-      grep -qx "$b" "$t/modules/order" || { cp "$f" "$t/modules/$b"; echo "$b" >>"$t/modules/order"; }
+      b=$(basename "$f" .xz)  # trixie's modules are .ko.xz: busybox's insmod takes them uncompressed
+      grep -qx "$b" "$t/modules/order" && continue
+      case "$f" in *.xz) xz -dc "$f" >"$t/modules/$b" ;; *) cp "$f" "$t/modules/$b" ;; esac
+      echo "$b" >>"$t/modules/order"
     done
   done
   cat >"$t/init" <<'EOF'
@@ -157,8 +181,8 @@ in_root() { chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin 
 rootfs() {
   if [ -e "$ROOTFS/.debootstrap-done" ]; then return 0; fi
   rm -rf "$ROOTFS"
-  say "debootstrap --arch=$PI_VM_ARCH --variant=minbase $PI_SUITE (emulated; the long part: ~15 min)"
-  debootstrap --arch="$PI_VM_ARCH" --variant=minbase --include="$PACKAGES" "$PI_SUITE" "$ROOTFS" "$PI_VM_MIRROR" \
+  say "debootstrap --arch=$PI_VM_ARCH --variant=minbase $PI_OS (emulated; the long part: ~6-15 min)"
+  debootstrap --arch="$PI_VM_ARCH" --variant=minbase --include="$PACKAGES" "$PI_OS" "$ROOTFS" "$PI_VM_MIRROR" \
     >"$H/debootstrap.log" 2>&1 || { tail -n 20 "$H/debootstrap.log" >&2; die "debootstrap failed (log: $H/debootstrap.log)"; }
   touch "$ROOTFS/.debootstrap-done"
 }
@@ -219,6 +243,7 @@ build() {
   host_tools
   binfmt
   mkdir -p "$H"
+  migrate_old_cache
   start=$(date +%s)
   kernel
   t_kernel=$(( $(date +%s) - start ))
@@ -233,9 +258,17 @@ build() {
   chmod 444 "$H/base.img.partial"
   mv -f "$H/base.img.partial" "$H/base.img"
   secs=$(( $(date +%s) - start ))
-  echo "built in $secs s (kernel+initrd $t_kernel s, debootstrap $t_rootfs s), kernel $(cat "$H/kernel/.done"), $PI_VM_ARCH" >"$READY"
+  echo "built in $secs s (kernel+initrd $t_kernel s, debootstrap $t_rootfs s), kernel $(cat "$H/kernel/.done"), $PI_OS $PI_VM_ARCH" >"$READY"
   rm -rf "$ROOTFS"
   say "$(cat "$READY")"
+}
+
+# before PI_OS, the Bookworm image lived in $PI_VM_HOME itself: move it where it now belongs
+migrate_old_cache() {
+  [ "$PI_OS" = bookworm ] && [ "$PI_VM_ARCH" = arm64 ] && [ -e "$PI_VM_HOME/image.ready" ] && [ ! -e "$READY" ] || return 0
+  for f in base.img vmlinuz initrd.img host_key.pub image.ready; do mv -f "$PI_VM_HOME/$f" "$H/$f"; done
+  rm -rf "$PI_VM_HOME/kernel" "$PI_VM_HOME/apt" "$PI_VM_HOME/busybox"
+  say "moved the Bookworm image to $H"
 }
 
 running() { [ -e "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
@@ -254,7 +287,7 @@ start() {
   echo "[127.0.0.1]:$PI_VM_PORT $(cut -d' ' -f1,2 "$H/host_key.pub")" >"$KNOWN"
   append="root=/dev/vda rw console=$CONSOLE_TTY net.ifnames=0 quiet loglevel=4 systemd.show_status=auto"
   if [ "$PI_VM_ARCH" = arm64 ]; then
-    machine="-M virt -cpu cortex-a72 -accel tcg,thread=multi"
+    machine="-M virt -cpu $PI_CPU -accel tcg,thread=multi"
   else
     [ -w /dev/kvm ] || die "PI_VM_ARCH=amd64 needs /dev/kvm"
     machine="-M q35 -cpu host -accel kvm"
@@ -276,7 +309,7 @@ start() {
     fi
     sleep 1
   done
-  say "up: SSH on 127.0.0.1:$PI_VM_PORT after $(( $(date +%s) - t0 )) s ($(ssh_vm 'uname -m; systemctl is-system-running; ls /dev/video*' 2>/dev/null | tr '\n' ' '))"
+  say "up ($PI_OS, $PI_CPU): SSH on 127.0.0.1:$PI_VM_PORT after $(( $(date +%s) - t0 )) s ($(ssh_vm 'uname -m; systemctl is-system-running; ls /dev/video*' 2>/dev/null | tr '\n' ' '))"
   print_env
 }
 
@@ -286,7 +319,7 @@ stop() {
   kill "$pid" 2>/dev/null || true  # the disk is a throwaway overlay: no clean shutdown needed
   i=0
   while kill -0 "$pid" 2>/dev/null && [ $i -lt 20 ]; do sleep 0.5; i=$((i + 1)); done
-  kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+  if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
   rm -f "$PIDFILE" "$OVERLAY"
   say "stopped (port $PI_VM_PORT)"
 }
@@ -305,6 +338,7 @@ status() {
 
 case "${1:-}" in
   build) build ;;
+  path) echo "$H" ;;
   kernel) need_root; host_tools; mkdir -p "$H"; kernel; say "kernel $(cat "$H/kernel/.done"): $H/vmlinuz, $H/initrd.img" ;;
   start) start ;;
   up) build; start ;;
@@ -312,5 +346,5 @@ case "${1:-}" in
   status) status ;;
   env) print_env ;;
   ssh) shift; ssh_vm "$@" ;;
-  *) echo "usage: $0 build|start|up|stop|status|env|ssh [CMD]   (PI_VM_HOME=$PI_VM_HOME PI_VM_PORT=$PI_VM_PORT)" >&2; exit 2 ;;
+  *) echo "usage: $0 build|start|up|stop|status|env|path|ssh [CMD]   (PI_OS=$PI_OS PI_CPU=$PI_CPU PI_VM_HOME=$PI_VM_HOME PI_VM_PORT=$PI_VM_PORT)" >&2; exit 2 ;;
 esac

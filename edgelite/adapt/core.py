@@ -1,4 +1,5 @@
 """`adapt`: a trained run + unlabeled images from the device's camera -> a new run for that domain.
+(The example needs TensorFlow, a run and camera frames: skipped as a doctest.)
 
     >>> from edgelite.adapt import adapt                                                  # doctest: +SKIP
     >>> r = adapt("runs/demo", unlabeled="frames/", out="runs/demo-cam", eval_dir="labelled/")  # doctest: +SKIP

@@ -1,5 +1,6 @@
 """The images `edgelite bench` scores top-1 on: `--data` (a class-folder tree or an .npz) or the
 bundle's held-out split, made model-ready by the same `prepare_*` path as `edgelite run`.
+(The example needs a bundle and photos: skipped as a doctest.)
 
     >>> images, labels, source, skipped = load_data("photos/val", bundle.input, bundle.labels)  # doctest: +SKIP
 """

@@ -4,13 +4,16 @@ Standard library only (plus `runtime_versions`), and every path is read relative
 can hand in a fake `/proc` + `/sys` tree of a Raspberry Pi. The Pi's throttling state comes from
 `vcgencmd get_throttled` (found on PATH; absent = not recorded), read before the run and after it.
 
-On a Pi 4 with the `ondemand` governor (not measured here: these lines are skipped as doctests):
+On a Pi 4 with the `ondemand` governor (`read_environment()` reads this there; here a few of its keys
+stand in for it):
 
-    >>> env = read_environment()             # doctest: +SKIP
-    >>> governor_warning(env)                # doctest: +SKIP
-    "CPU governor is ondemand, not 'performance': ..."
-    >>> throttled_after_run(env)             # doctest: +SKIP
-    >>> environment_stem(env, [1, 2, 4])     # doctest: +SKIP
+    >>> env = {"board": "Raspberry Pi 4 Model B Rev 1.4", "machine": "aarch64",
+    ...        "runtimes": {"ai_edge_litert": "2.3.0"}, "governors": {"cpu0": "ondemand"}, "throttled": None}
+    >>> print(governor_warning(env))         # doctest: +ELLIPSIS
+    CPU governor is ondemand, not 'performance': latencies include clock ramp-up ...
+    >>> throttled_after_run(env) is None     # no vcgencmd before the run: nothing to compare
+    True
+    >>> environment_stem(env, [1, 2, 4])
     'raspberry-pi-4-model-b-rev-1-4_aarch64_litert-2.3.0_t1-2-4'
 
 `throttled_after_run` goes after the run: None unless the board throttled while it ran.

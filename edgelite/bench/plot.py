@@ -5,6 +5,8 @@
 * top-1 vs p50 latency, marker area proportional to the model's size in MB;
 * with `--pipeline`, p50 time per stage of the camera loop as stacked bars.
 
+With a result from `edgelite.bench.run.bench` (skipped as a doctest: it needs a bundle):
+
     >>> plot_result(result, "bench.png")                    # doctest: +SKIP
 """
 

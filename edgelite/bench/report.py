@@ -13,6 +13,8 @@ ROW (keys in ROW_KEYS order): target, name, format, precision, threads, status, 
   target's float row on the same images: `delta_reference`), delta_ci [lo, hi] (paired 95 %),
   delta_distinguishable
 
+With a result from `edgelite.bench.run.bench` (skipped as a doctest: it needs a bundle):
+
     >>> print(format_table(result))                                      # doctest: +SKIP
     >>> write_json(result, "out.json"); write_csv(result, "out.csv")     # doctest: +SKIP
 """

@@ -1,7 +1,8 @@
 """`edgelite bench`: latency, size, memory and accuracy per format × thread count, with where it ran.
+(The example needs a converted bundle: skipped as a doctest.)
 
     >>> result = bench(["bundles/demo"], threads=[1, 4], runs=200)      # doctest: +SKIP
-    >>> print(format_table(result))                                      # doctest: +SKIP  (edgelite.bench.report)
+    >>> print(format_table(result))            # edgelite.bench.report   # doctest: +SKIP
 
 This module is the orchestration: one job per (model, threads), a progress bar (the options are
 `edgelite.bench.options`). Each row runs in its own worker process (`edgelite.bench.worker`): memory

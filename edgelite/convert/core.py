@@ -1,4 +1,5 @@
 """`convert`: a training run -> a validated bundle (TFLite fp32/fp16/dynamic/int8, pruned, QAT, ONNX, Edge TPU).
+(The example needs TensorFlow and a training run: skipped as a doctest.)
 
     >>> from edgelite.convert import convert                                          # doctest: +SKIP
     >>> b = convert("runs/demo", "bundles/demo", formats="fp32,int8,onnx", prune=0.5)  # doctest: +SKIP

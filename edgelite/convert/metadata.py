@@ -7,7 +7,7 @@ The TFLite flatbuffer has a ``metadata`` list of (name, buffer index) entries. W
      "model": "int8", "precision": "int8", "quantization": {...}}
 
 The writer uses TensorFlow's ``flatbuffer_utils`` (convert time); the reader below is standard
-library only, so a device (or anyone with just the file) can read it back::
+library only, so a device (or anyone with just the file) can read it back (skipped as a doctest: it needs a converted .tflite file)::
 
     >>> meta = read_metadata("model_int8.tflite")            # doctest: +SKIP
     >>> meta["labels"][:2], meta["input"]["height"]           # doctest: +SKIP

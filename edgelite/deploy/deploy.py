@@ -176,19 +176,26 @@ class _Deployment:
         self.wheel = package.build_wheel(opts.wheel)
         self.constraints = package.constraints_file()
         cons = sysnumpy.device_constraints(self.constraints, facts.get("system_numpy"), package.cache_dir())
-        if cons != self.constraints:  # apt's numpy 1.x stays the venv's numpy (picamera2 & co. are built on it)
+        keep_numpy = cons != self.constraints
+        if keep_numpy:  # apt's numpy stays the venv's numpy (picamera2 & co. are built on it)
             self.constraints = cons
-            self.steps.say(f"  keeping the device's system numpy {facts.get('system_numpy')} (no numpy 2 in the venv)")
-        self.house = None
+            self.steps.say(f"  keeping the device's system numpy {facts.get('system_numpy')} (apt's; the venv gets "
+                           "no numpy of its own)")
+        self.house = self.installer = None
+        self.wheels: list[str] | None = None
         deps: list[Path] = []
         if opts.offline:
             self.house = package.wheelhouse(facts.platform_tag(), facts.python_tag(), constraints=self.constraints,
                                             log=self.steps.say)
             deps = sorted(self.house.glob("*.whl"))
+            self.wheels = package.install_list(self.house, keep_numpy)
+            self.installer = package.installer_wheel(facts.platform_tag(), self.constraints, log=self.steps.say)
         # the device venv is keyed by everything installed into it: a new wheel set, a new venv
-        self.env_id = package.venv_id(self.wheel, deps, self.constraints, facts.arch, facts.python_tag(), opts.offline)
+        self.env_id = package.venv_id(self.wheel, deps + ([self.installer] if self.installer else []), self.constraints,
+                                      facts.arch, facts.python_tag(), opts.offline)
         self.wheel_dir = f"{self.root}/wheels/edgelite/{package.files_digest([self.wheel])}"
         self.deps_dir = f"{self.root}/wheels/deps/{self.house.name}" if self.house else None
+        self.tools_dir = f"{self.root}/wheels/tools" if self.installer else None
         self.cons_remote = (f"{self.root}/wheels/constraints-{package.files_digest([self.constraints])}.txt"
                             if self.constraints else None)
         mb = sum(p.stat().st_size for p in deps) / 1e6
@@ -202,7 +209,8 @@ class _Deployment:
         remote, root, transfer, bid = self.remote, self.root, self.transfer, self.bundle_id
         self.steps.step("push", f"bundle {bid}, wheels and agent to {root} ({transfer})")
         dirs = [root, f"{root}/bundles/.incoming", self.wheel_dir, f"{root}/media", f"{root}/releases", f"{root}/run"]
-        remote.run("mkdir -p " + " ".join(shlex.quote(d) for d in dirs + ([self.deps_dir] if self.deps_dir else [])))
+        extra = [d for d in (self.deps_dir, self.tools_dir) if d]
+        remote.run("mkdir -p " + " ".join(shlex.quote(d) for d in dirs + extra))
         remote.push([build_agent()], root, transfer=transfer)  # agent.pyz, the device side
         state = self.agent.call("prepare-bundle", bundle=bid)
         if state.get("damaged"):
@@ -219,6 +227,8 @@ class _Deployment:
         remote.push([self.wheel], self.wheel_dir, transfer=transfer)
         if self.deps_dir:
             remote.push([self.house], self.deps_dir, transfer=transfer, contents=True)
+        if self.tools_dir:
+            remote.push([self.installer], self.tools_dir, transfer=transfer)
         if self.cons_remote:
             remote.push([self.constraints], f"{root}/wheels", transfer=transfer)
             remote.run(f"mv -f {shlex.quote(f'{root}/wheels/{self.constraints.name}')} {shlex.quote(self.cons_remote)}")
@@ -236,7 +246,8 @@ class _Deployment:
         self.steps.step("install", f"venv {self.env_id} (--system-site-packages)")
         venv, lines = self.agent.run_detached(
             "venv", env=self.env_id, wheel=f"{self.wheel_dir}/{self.wheel.name}", offline=bool(self.deps_dir),
-            find_links=self.deps_dir, constraints=self.cons_remote, timeout=3600,
+            find_links=self.deps_dir, constraints=self.cons_remote, wheels=self.wheels,
+            installer=f"{self.tools_dir}/{self.installer.name}" if self.installer else None, timeout=3600,
             on_line=(lambda ln: self.steps.say("  " + ln)) if opts.connection.verbose else None)
         if not venv["ok"]:
             text = "\n".join(lines)
@@ -251,7 +262,7 @@ class _Deployment:
                               int(venv.get("exit_code") or EXIT_REMOTE))
         how = "offline" if opts.offline else "from the index"
         detail = (f"venv {self.env_id} reused" if venv.get("reused")
-                  else f"venv {self.env_id} created in {venv.get('seconds')} s ({how})")
+                  else f"venv {self.env_id} created in {venv.get('seconds')} s ({how}, {venv.get('installer', 'pip')})")
         vers = venv.get("versions") or {}
         self.steps.say("  " + detail + (": " + ", ".join(f"{k} {v}" for k, v in vers.items()) if vers else ""))
 

@@ -170,6 +170,42 @@ def wheelhouse(platform_tag: str, python: str, *, requirements: list[str] | None
     return out
 
 
+#: the device's installer for --offline: uv, a native binary from its PyPI wheel (aarch64 and x86_64)
+INSTALLER = "uv"
+
+
+def installer_wheel(platform_tag: str, constraints: Path | None = None, log=print) -> Path | None:
+    """The uv wheel for the device's platform (downloaded once, cached), or None when it cannot be had.
+
+    An emulated (or a real Pi's) CPython spends most of a `pip install` in pip itself: starting it, resolving,
+    byte-compiling. uv is native code and, given the pre-resolved wheel list, does no resolving at all.
+    The agent takes the binary out of the wheel with zipfile (nothing is installed to run it).
+    """
+    pins = constraints.read_bytes() if constraints else b""
+    key = hashlib.sha256(platform_tag.encode() + b"\0" + pins).hexdigest()[:12]
+    out = cache_dir() / "installer" / f"{INSTALLER}-{platform_tag}-{key}"
+    found = sorted(out.glob(f"{INSTALLER}-*.whl")) if out.is_dir() else []
+    if found:
+        return found[0]
+    cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q", "-d", str(out), "--no-deps",
+           "--only-binary=:all:", *[a for t in compatible_platforms(platform_tag) for a in ("--platform", t)], INSTALLER]
+    if constraints:
+        cmd += ["-c", str(constraints)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    found = sorted(out.glob(f"{INSTALLER}-*.whl")) if out.is_dir() else []
+    if r.returncode != 0 or not found:
+        log(f"  no {INSTALLER} wheel for {platform_tag} ({(r.stderr or r.stdout).strip()[-160:]}); the device uses pip")
+        return None
+    return found[0]
+
+
+def install_list(house: Path, keep_system_numpy: bool) -> list[str]:
+    """The wheel files (names in the wheelhouse) the device installs --no-deps: the resolved set that `pip
+    download` left in `house`, less numpy when the venv uses the device's own (`sysnumpy`)."""
+    return sorted(p.name for p in house.glob("*.whl")
+                  if not (keep_system_numpy and p.name.split("-", 1)[0].lower() == "numpy"))
+
+
 def compatible_platforms(platform_tag: str) -> list[str]:
     """manylinux_2_36_aarch64 -> [manylinux_2_36_aarch64, manylinux_2_35_aarch64, ..., manylinux2014_aarch64]."""
     import re

@@ -16,7 +16,7 @@ import json
 import os
 import random
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +135,23 @@ def _to_rgb(im) -> np.ndarray:
     return np.asarray(im.convert("RGB"))  # L, P, CMYK, YCbCr, 1, ...
 
 
+def _decoded(root: Path, items: Sequence[tuple[str, int]], skipped: list[Skipped], progress: bool,
+             desc: str) -> Iterator[tuple[str, int, np.ndarray]]:
+    """(relative path, label, RGB pixels) of each item that decodes, in order; one that does not is
+    appended to `skipped` with why."""
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(items, desc=desc, unit="img", leave=False)
+    for rel, y in items:
+        try:
+            rgb = decode_rgb(root / rel)
+        except ValueError as e:
+            skipped.append(Skipped(rel, str(e)))
+            continue
+        yield rel, y, rgb
+
+
 def load_images(
     data_dir: str | os.PathLike,
     items: Sequence[tuple[str, int]],
@@ -146,23 +163,12 @@ def load_images(
     """Decode + resize `items` -> (uint8 N x H x W x 3, int32 labels, skipped)."""
     from edgelite.device.preprocess import resize
 
-    root = Path(data_dir)
     h, w = size
     out = np.empty((len(items), h, w, 3), np.uint8)
     labels = np.empty((len(items),), np.int32)
     skipped: list[Skipped] = []
     n = 0
-    it = items
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(items, desc=desc, unit="img", leave=False)
-    for rel, y in it:
-        try:
-            rgb = decode_rgb(root / rel)
-        except ValueError as e:
-            skipped.append(Skipped(rel, str(e)))
-            continue
+    for _, y, rgb in _decoded(Path(data_dir), items, skipped, progress, desc):
         out[n] = resize(rgb, h, w, interpolation)
         labels[n] = y
         n += 1
@@ -182,18 +188,7 @@ def scan(data_dir: str | os.PathLike, progress: bool = False, size: tuple[int, i
     items, skipped = [], []
     pixels: dict[str, np.ndarray] = {}
     all_items = [(p, i) for i, c in enumerate(classes) for p in files[c]]
-    it = all_items
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(all_items, desc="decoding images", unit="img", leave=False)
-    root = Path(data_dir)
-    for rel, y in it:
-        try:
-            rgb = decode_rgb(root / rel)
-        except ValueError as e:
-            skipped.append(Skipped(rel, str(e)))
-            continue
+    for rel, y, rgb in _decoded(Path(data_dir), all_items, skipped, progress, "decoding images"):
         items.append((rel, y))
         if size is not None:
             pixels[rel] = resize(rgb, size[0], size[1], interpolation)

@@ -146,10 +146,11 @@ def EfficientNetLite0(  # noqa: N802 - Keras applications naming
     :func:`cache_dir`), ``None`` (random init), or a path to a Keras weights file (``.h5``, loaded
     by layer name; ``.weights.h5``) or a torch ``.pth`` state_dict of the same architecture.
     ``pooling`` (only without the top): ``None`` (4-D features), ``"avg"`` or ``"max"``.
-    Weights do not depend on the input size; any height/width >= 32 works.
+    Weights do not depend on the input size; any height/width >= 32 works. (Skipped as a doctest: it builds
+    a TensorFlow model; tests/train builds it.)
 
-    >>> model = EfficientNetLite0(input_shape=(160, 160, 3), include_top=False, pooling="avg")
-    >>> model.output_shape
+    >>> model = EfficientNetLite0(input_shape=(160, 160, 3), include_top=False, pooling="avg")  # doctest: +SKIP
+    >>> model.output_shape                                                                    # doctest: +SKIP
     (None, 1280)
     """
     shape = _check_input_shape(input_shape)

@@ -15,7 +15,7 @@ contributes one view, drawn at random:
 Both phases come from one pass over the images. The models trained are built from the classifier's own
 layer objects (`keras.Model(split, model.output)` shares them), so training them trains the flat
 classifier: nothing is copied and the saved model is the same graph. Keras' EfficientNetB0 has
-stochastic depth (dropout) inside its blocks: in the frozen blocks it is off when cached.
+stochastic depth (dropout) inside its blocks: in the frozen blocks it is off when cached. (The example needs TensorFlow and a model: skipped as a doctest.)
 
     >>> cache = build_cache(model, x_train, views=1, batch_size=32, split=split_tensor(model))  # doctest: +SKIP
 """

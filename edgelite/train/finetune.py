@@ -1,4 +1,5 @@
 """Fine-tuning: phase 1 trains the head on a frozen backbone, phase 2 unfreezes the top blocks.
+(The example trains with TensorFlow on a photo folder: skipped as a doctest.)
 
     >>> from edgelite.train import train                                   # doctest: +SKIP
     >>> run = train("photos/", out="runs/flowers", image_size=160, epochs=5)  # doctest: +SKIP

@@ -18,6 +18,7 @@ an ``adaptation:`` section in config.yaml and metrics.json (ADAPTATION: method, 
 adapt_history.csv (ADAPT_HISTORY, tent/pseudo steps) and pseudo_labels.csv (PSEUDO_LABELS, pseudo).
 
 Importing this module imports neither TensorFlow nor yaml; `load_model` loads Keras when called.
+The examples need a run folder (skipped as doctests):
 
     >>> run = RunDir.load("runs/flowers")                     # doctest: +SKIP
     >>> run.labels, run.config.image_size, run.metrics["test"]["accuracy"]   # doctest: +SKIP
@@ -219,7 +220,7 @@ class RunDir:
     @contextlib.contextmanager
     def staged(cls, path: str | os.PathLike) -> Iterator[RunDir]:
         """A new run written into a hidden folder next to `path` and renamed into place when the block ends
-        (replacing what is there); an error removes the half-written folder and leaves `path` untouched.
+        (replacing what is there); an error removes the half-written folder and leaves `path` untouched. (Skipped as a doctest: it writes a run.)
 
             >>> with RunDir.staged("runs/new") as run:            # doctest: +SKIP
             ...     run.config, run.labels, run.split = cfg, labels, split

@@ -14,7 +14,7 @@ Every workstation module that needs TensorFlow or Keras gets it here (`import_te
   said there is no CUDA driver (the error then says nothing new), and writes everything else back
   to stderr: a real error or warning still reaches the user.
 
-Nothing here imports TensorFlow at module import.
+Nothing here imports TensorFlow at module import (the example does: skipped as a doctest).
 
     >>> from edgelite.train.tfenv import import_keras     # doctest: +SKIP
     >>> keras = import_keras()                             # doctest: +SKIP

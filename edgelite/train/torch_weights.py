@@ -340,7 +340,7 @@ def load_legacy_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarra
 
     Only tensors, typed storages and ``OrderedDict`` may appear in the pickle; any other global
     raises :class:`TorchFileError` (an ``UnpicklingError``) naming it, before it is imported.
-    A ``{"state_dict": {...}}`` wrapper is unwrapped; non-tensor entries are dropped.
+    A ``{"state_dict": {...}}`` wrapper is unwrapped; non-tensor entries are dropped. (The example needs the weights file: skipped as a doctest.)
 
     >>> sd = load_legacy_torch_state_dict("efficientnet-lite0-57934424.pth")  # doctest: +SKIP
     >>> sd["_conv_stem.weight"].shape  # doctest: +SKIP

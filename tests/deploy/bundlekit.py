@@ -51,8 +51,9 @@ def build_bundle(out: Path, seed: int = 0) -> Path:
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "model_int8.tflite").write_bytes(kit.int8_tflite(model, representative))
+    # heldout.npz: `edgelite bench` scores the same 100 images on the device (the VM's top-1 vs this machine's)
     return kit.write_bundle(out, {"int8": out / "model_int8.tflite"}, labels=LABELS, top1=top1,
-                            info={"made_by": "tests/deploy/bundlekit.py", "keras_top1": top1})
+                            info={"made_by": "tests/deploy/bundlekit.py", "keras_top1": top1}, heldout=(xt, yt))
 
 
 def write_video(path: Path, frames: int = 40, fps: float = 10.0) -> Path:

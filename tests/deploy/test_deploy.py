@@ -68,7 +68,8 @@ def test_first_deploy_offline(dev, tiny_bundle, http_port):
     assert result["unit"] == {"verified": True, "findings": None}  # systemd-analyze verify on the device
     for n, name in enumerate(["preflight", "package", "push", "install", "smoke test", "switch", "health"], 1):
         assert f"[{n}/7] {name}" in out, out
-    assert "device wheels" in out and "(offline)" in out  # --offline: the wheelhouse was pushed
+    assert "device wheels" in out and "(offline)" not in out  # --offline: the wheelhouse was pushed ...
+    assert "(offline, uv)" in out  # ... and uv installed the pre-resolved list (no pip, no resolver)
     assert "sha256 of every file verified on the device" in out
     body = wait_healthz(http_port)  # the host reads the device's results
     assert body["model"] == "int8" and body["status"] == "ok"

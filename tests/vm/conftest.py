@@ -1,4 +1,4 @@
-"""The whole emulated Pi: one arm64 Bookworm VM per session (systemd, vivid's /dev/video0), booted from a
+"""The whole emulated Pi: one arm64 VM per session (PI_OS: trixie, the default, or bookworm) (systemd, vivid's /dev/video0), booted from a
 clean copy-on-write overlay of the cached image, and one real deploy to it that the tests then poke at.
 
 Every test here skips, with the reason, when the image is not cached (`make pi-vm` builds it once);
@@ -16,7 +16,7 @@ import pytest
 
 from tests.deploy.rig import write_broken_copy
 
-from .vmkit import ROOT, TIMINGS, VM, env, free_port, image_ready
+from .vmkit import PI_CPU, PI_OS, ROOT, TIMINGS, VM, env, free_port, image_ready
 
 HERE = Path(__file__).resolve().parent
 BUNDLEKIT = ROOT / "tests" / "deploy" / "bundlekit.py"
@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_terminal_summary(terminalreporter):
     if TIMINGS:
-        terminalreporter.write_sep("-", "emulated Pi VM: measured times")
+        terminalreporter.write_sep("-", f"emulated Pi VM ({PI_OS}, {PI_CPU}): measured times")
         for k, v in TIMINGS.items():
             terminalreporter.write_line(f"{k:<40} {v:7.1f} s")
 

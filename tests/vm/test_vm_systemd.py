@@ -7,12 +7,13 @@ The tests run in file order on one deployment (the `deployed` fixture); each lea
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 
 import pytest
 
-from .vmkit import DIR, TIMINGS, last_json, wait_until
+from .vmkit import DIR, PI_OS, RELEASES, TIMINGS, last_json, wait_until
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
 LABELS = {"red", "green", "blue", "yellow"}
@@ -25,7 +26,8 @@ def current_release(vm) -> str:
 
 
 def test_deploy_installs_a_systemd_unit(vm, deployed):
-    assert "aarch64 (64-bit)" in deployed and "bookworm" in deployed, deployed
+    assert "aarch64 (64-bit)" in deployed and PI_OS in deployed, deployed
+    assert re.search(rf"python +\S+ {RELEASES[PI_OS]['python']}\.\d+ ", deployed), deployed  # the OS's own Python
     result = last_json(deployed)
     assert result["ok"] and result["health"]["frames"] >= 1, result
     assert vm.ssh("systemctl is-active edgelite").stdout.strip() == "active"

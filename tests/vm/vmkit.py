@@ -1,7 +1,11 @@
 """The emulated Pi VM as the tests see it: boot it (scripts/pi-vm.sh start), talk to it over SSH, deploy to it.
 
-Everything is a real process: qemu-system-aarch64 with Debian Bookworm's kernel and systemd, OpenSSH,
+Everything is a real process: qemu-system-aarch64 with Debian's kernel and systemd, OpenSSH,
 `python -m edgelite deploy`. Nothing here imports edgelite beyond the CLI it runs.
+
+Which Pi: PI_OS=trixie (default; Raspberry Pi OS 13, Python 3.13, apt numpy 2.2, booted as a Pi 5's
+Cortex-A76) or PI_OS=bookworm (12, Python 3.11, numpy 1.24, a Pi 4's Cortex-A72); PI_CPU overrides the CPU.
+`make test-device` runs this folder once per OS.
 """
 
 from __future__ import annotations
@@ -18,6 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]  # the checkout
 SCRIPT = ROOT / "scripts" / "pi-vm.sh"
 HOME = Path(os.environ.get("PI_VM_HOME") or "~/.cache/edgelite/pi-vm").expanduser()
+#: the OS release the VM runs and the CPU qemu models (scripts/pi-vm.sh's defaults)
+PI_OS = os.environ.get("PI_OS") or "trixie"
+PI_CPU = os.environ.get("PI_CPU") or {"trixie": "cortex-a76", "bookworm": "cortex-a72"}.get(PI_OS, "")
+#: per OS: its Python and apt numpy (the Debian release's packages), what the tests expect to find
+RELEASES = {"trixie": {"python": "3.13", "numpy": "2.2"}, "bookworm": {"python": "3.11", "numpy": "1.24"}}
+IMAGE = HOME / PI_OS  # base.img, vmlinuz, initrd.img, host_key.pub, image.ready, known_hosts-PORT
 DIR = "~/edgelite"  # the deploy directory on the VM (the default a user gets)
 HEALTH = "127.0.0.1:8080"  # the service's preview/health address inside the VM (the deploy default)
 
@@ -27,8 +37,11 @@ TIMINGS: dict[str, float] = {}
 
 def image_ready() -> str | None:
     """Why the VM tests cannot run here, or None when they can."""
-    if not (HOME / "image.ready").exists():
-        return f"the Pi VM image is not built ({HOME}/image.ready missing): `make pi-vm` builds it once (~15 min)"
+    if PI_OS not in RELEASES:
+        return f"PI_OS={PI_OS}: trixie or bookworm"
+    if not (IMAGE / "image.ready").exists():
+        return (f"the {PI_OS} Pi VM image is not built ({IMAGE}/image.ready missing): `PI_OS={PI_OS} make pi-vm` "
+                "builds it once (~7-15 min)")
     if os.geteuid() != 0:
         return "the Pi VM tests run scripts/pi-vm.sh as root"
     return None
@@ -52,11 +65,12 @@ class VM:
     def __init__(self, port: int, http: int):
         self.port, self.http = port, http
         self.key = HOME / "id_ed25519"
-        self.known_hosts = HOME / f"known_hosts-{port}"
+        self.known_hosts = IMAGE / f"known_hosts-{port}"
         self.boot_seconds = 0.0
 
     def script(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-        e = dict(os.environ, PI_VM_HOME=str(HOME), PI_VM_PORT=str(self.port), PI_VM_HTTP=str(self.http))
+        e = dict(os.environ, PI_VM_HOME=str(HOME), PI_VM_PORT=str(self.port), PI_VM_HTTP=str(self.http),
+                 PI_OS=PI_OS, PI_CPU=PI_CPU)
         return subprocess.run(["sh", str(SCRIPT), *args], env=e, capture_output=True, text=True, timeout=timeout)
 
     def start(self) -> None:

@@ -41,7 +41,8 @@ facts              —                                                      pyth
 verify             path (a bundle folder)                                 problems: [] (exit 4 and the list if any)
 prepare-bundle     bundle (id)                                            present, damaged (problems of a bad copy)
 accept-bundle      bundle (id)                                            — (exit 4 with problems)
-venv               env, wheel, find_links?, constraints?, offline?       reused, versions, seconds, created
+venv               env, wheel, find_links?, constraints?, offline?,      reused, versions, seconds, created,
+                   wheels? (resolved, --no-deps), installer? (uv wheel)  installer (uv|pip)
 smoke              env, bundle, format?, timeout? (300 s)                 seconds, label, score, inference_ms (exit 5)
 configure          mode (systemd|systemd-user|supervisor|none), user,    mode, unit, user, unit_file
                    unit? ("edgelite")
