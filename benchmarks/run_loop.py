@@ -107,7 +107,7 @@ sys.stderr.write(f"{n / (time.perf_counter() - t)}\n")
 CAPTURE_COST = r"""
 import sys, time
 import cv2
-from edgelite.device.sources import VideoSource
+from edgelite.device.sources.videocapture import VideoSource
 clip, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 cap = VideoSource(clip, live=False)._open_capture()  # as `edgelite run` opens it
 imgs, t = [], time.perf_counter()

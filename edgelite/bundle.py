@@ -36,9 +36,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgelite.core import MANIFEST, confined_file, sha256_file, write_json, write_text_atomic
 from edgelite.errors import EXIT_CHECKSUM, EdgeliteError, first_line
 from edgelite.formats import FORMATS  # noqa: F401  (the manifest's model names; re-exported)
+from edgelite.jsonfile import write_json, write_text_atomic
+from edgelite.manifest import MANIFEST, confined_file, sha256_file
 
 SCHEMA = 1
 LABELS = "labels.txt"

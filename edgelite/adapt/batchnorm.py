@@ -162,18 +162,3 @@ def adapt_batchnorm(model, layers: list, source_images: np.ndarray, target_image
     return {"layers": len(layers), "source_images": int(len(source_images)), "target_images": int(len(target_images)),
             "mean_input_shift_sd": {"first": round(shifts[0], 3), "max": round(max(shifts), 3),
                                     "mean": round(float(np.mean(shifts)), 3)}}
-
-
-def adapt_batchnorm_sequential(model, layers: list, source_images: np.ndarray, target_images: np.ndarray, *,
-                               batch_size: int = 32) -> None:
-    """The reference: one batched pass over the target images per layer (slow; the tests compare against it)."""
-    probe = Probe(model, layers, batch_size)
-    source = probe(source_images)
-    for i, layer in enumerate(layers):
-        m_t, v_t = probe(target_images)[i]
-        m_s, v_s = source[i]
-        new_mu, new_var = matched_statistics(layer.moving_mean.numpy().astype(np.float64),
-                                             layer.moving_variance.numpy().astype(np.float64),
-                                             float(layer.epsilon), m_s, v_s, m_t, v_t)
-        layer.moving_mean.assign(new_mu.astype(np.float32))
-        layer.moving_variance.assign(new_var.astype(np.float32))

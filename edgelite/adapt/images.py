@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelite.adapt.errors import AdaptError
-from edgelite.core import IMAGE_SUFFIXES, find_images
+from edgelite.images import IMAGE_SUFFIXES, find_images
 
 
 def load_unlabeled(folder: str | os.PathLike, size: int, interpolation: str, *, minimum: int, flag: str = "--unlabeled",

@@ -45,7 +45,7 @@ def shifted_domain(heldout: str | os.PathLike, unlabeled: str | os.PathLike, lab
     unlabeled/ (flat, class names removed from the file names). The two never share an image."""
     import cv2
 
-    from edgelite.core import find_images
+    from edgelite.images import find_images
     from edgelite.train.data import decode_rgb
 
     rng = np.random.default_rng(seed)

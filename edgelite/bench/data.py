@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelite.bench.errors import BenchUsageError
-from edgelite.core import IMAGE_SUFFIXES
+from edgelite.images import IMAGE_SUFFIXES
 
 
 def read_image_folder(root: str | os.PathLike, labels: list[str] | None

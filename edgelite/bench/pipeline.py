@@ -46,8 +46,8 @@ def time_pipeline(model, cfg: dict[str, Any], tick: Callable[[], None] | None = 
                 break
             if frame is None:
                 raise TimeoutError(f"no frame from {cfg['source']} within {timeout:g} s")
-            capture_ms = (time.perf_counter() - t) * 1e3
-            result = pipe.process(frame, capture_ms=capture_ms)
+            frame.capture_ms = (time.perf_counter() - t) * 1e3
+            result = pipe.process(frame)
             if warmup > 0:
                 warmup -= 1
             else:

@@ -207,16 +207,6 @@ def write_csv(result: dict[str, Any], path: str | os.PathLike) -> None:
     Path(path).write_text(to_csv(result))
 
 
-def load_result(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a result JSON written by `write_json` (or fetched from a device)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise BenchUsageError(f"cannot read bench result {path}: {e}") from None
-    check_result(data, str(path))
-    return data
-
-
 def check_result(data: Any, where: str = "result") -> None:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("rows"), list):
         raise BenchUsageError(f"{where} is not an edgelite bench result (schema {SCHEMA})")

@@ -19,8 +19,8 @@ from edgelite.convert.errors import ConvertError
 
 def calibration_images(folder: str | os.PathLike, spec, count: int, seed: int = 0) -> tuple[np.ndarray, int]:
     """(uint8 N x H x W x 3 RGB, number unreadable) of at most `count` images under `folder` (a seeded sample)."""
-    from edgelite.core import IMAGE_SUFFIXES, find_images
     from edgelite.device.preprocess import prepare_rgb
+    from edgelite.images import IMAGE_SUFFIXES, find_images
     from edgelite.train.data import decode_rgb
 
     root = Path(folder)

@@ -62,14 +62,14 @@ class Job:
             if kind == "float":
                 model = self.float_model
             elif kind == "pruned":
-                from edgelite.convert.pruning import prune
+                from edgelite.convert.optimize.pruning import prune
 
                 model, info = prune(self.src.load_model(), *self.train, sparsity=s.prune, epochs=s.prune_epochs,
                                     block=s.prune_block,
                                     batch_size=self.batch, lr=s.prune_lr, seed=s.seed, log=self.log)
                 self.optimisation["prune"] = info
             elif kind == "qat":
-                from edgelite.convert.qat import quantize_aware
+                from edgelite.convert.optimize.qat import quantize_aware
 
                 base = self.model_for("pruned") if s.prune is not None else self.src.load_model()
                 model, info = quantize_aware(base, *self.train, self.calib, epochs=s.qat_epochs, batch_size=self.batch,

@@ -88,7 +88,7 @@ def _write_json(obj, where: str, indent: int | None = None) -> None:
     if where == "-":
         print(json.dumps(obj, indent=indent))
     else:
-        from edgelite.core import write_json
+        from edgelite.jsonfile import write_json
 
         write_json(where, obj)
 

@@ -29,7 +29,6 @@ import sys
 import time
 from pathlib import Path
 
-from edgelite.core import is_loopback, parse_http_address, whoami
 from edgelite.deploy.client import Agent, failure
 from edgelite.deploy.errors import (
     EXIT_CHECKSUM,
@@ -41,10 +40,12 @@ from edgelite.deploy.errors import (
     DeployError,
 )
 from edgelite.deploy.preflight import PROBE, Facts, assess, parse_probe, report
-from edgelite.device.rtsp import redact_url
+from edgelite.device.sources.rtsp import redact_url
+from edgelite.http_address import is_loopback, parse_http_address
 from edgelite.remote.connection import Connection
 from edgelite.remote.layout import FRAMES, unit_name
 from edgelite.remote.ssh import Remote, Target, rq
+from edgelite.whoami import whoami
 
 STEPS = 7
 DEFAULT_HTTP = "127.0.0.1:8080"

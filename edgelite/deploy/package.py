@@ -60,7 +60,8 @@ def source_hash(root: Path) -> str:
 
 
 #: what the device agent's zipapp holds besides its own package (all standard library only)
-AGENT_SUPPORT = ("edgelite/__init__.py", "edgelite/errors.py", "edgelite/core.py", "edgelite/deploy/__init__.py",
+AGENT_SUPPORT = ("edgelite/__init__.py", "edgelite/errors.py", "edgelite/manifest.py", "edgelite/jsonfile.py",
+                 "edgelite/http_address.py", "edgelite/deploy/__init__.py",
                  "edgelite/remote/__init__.py", "edgelite/remote/layout.py")  # the device folder's names
 # the archive's own __main__.py (zipapp's `main=` would drop the exit status)
 AGENT_MAIN = "import sys\n\nfrom edgelite.deploy.agent.__main__ import main\n\nsys.exit(main())\n"

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from edgelite.device.errors import EndOfSource, RunError, SourceFailed
-from edgelite.device.outputs import save_jpeg, time_stamp
-from edgelite.device.rtsp import redact_url, set_rtsp_transport
+from edgelite.device.outputs.uncertain import save_jpeg, time_stamp
 from edgelite.device.sources import open_source
+from edgelite.device.sources.rtsp import redact_url, set_rtsp_transport
 
 READ_SLICE = 0.2  # s: the longest a read waits before the loop looks at stop/count again
 

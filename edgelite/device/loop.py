@@ -25,18 +25,21 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from edgelite.bundle import Bundle, BundleError, InputSpec, read_labels
 from edgelite.device.errors import EXIT_SOURCE_LOST, EndOfSource, RunError, SourceFailed
+from edgelite.device.frames import Frame
 from edgelite.device.notify import Notifier
 from edgelite.device.options import RunOptions
-from edgelite.device.outputs import open_outputs, silence_stdout
-from edgelite.device.pipeline import TIMINGS, Pipeline, Result
+from edgelite.device.outputs import open_outputs
+from edgelite.device.outputs.base import Output
+from edgelite.device.outputs.text import silence_stdout
+from edgelite.device.pipeline import TIMINGS, ModelOutput, Pipeline, Result
 from edgelite.device.reporter import Reporter
-from edgelite.device.rtsp import redact_url, set_rtsp_transport
 from edgelite.device.runtime import Model, load_from_bundle, load_model
-from edgelite.device.sources import Frame, Source, describe_source, open_source
+from edgelite.device.sources import describe_source, open_source
+from edgelite.device.sources.base import Source
+from edgelite.device.sources.rtsp import redact_url, set_rtsp_transport
 from edgelite.device.summary import RunSummary
 from edgelite.device.workers import FramePool, can_split
 from edgelite.formats import canonical, model_format
@@ -179,10 +182,10 @@ class _Loop:
                                  threshold=opts.class_thresholds(loaded.labels), smooth=opts.smooth,
                                  min_duration=opts.min_duration)
         self.notifier = Notifier()
-        self.outputs: list[Any] = []
+        self.outputs: list[Output] = []
         self.preview = None
         self.source: Source | None = None
-        self.reporter: Reporter | None = None
+        self.reporter: Reporter[ModelOutput] | None = None
         self.pool: FramePool | None = None  # --threads N on a file: N frames at a time
         self.submitted = 0  # frames through the model (their results may still be on the reporting thread)
         self._emitted = 0  # model outputs handed to the reporting thread
@@ -206,7 +209,7 @@ class _Loop:
         o = self.opts
         self.outputs += open_outputs(o, on_quit=self.stop.set)
         if o.http:
-            from edgelite.device.preview import PreviewServer
+            from edgelite.device.outputs.preview import PreviewServer
 
             token = o.token or os.environ.get("EDGELITE_TOKEN") or None
             self.preview = PreviewServer(o.http, info=self.info, token=token, max_viewers=o.max_viewers,
@@ -214,7 +217,7 @@ class _Loop:
             self.outputs.append(self.preview)
             log.info("preview at %s%s", self.preview.url, " (token required)" if token else "")
         if o.mqtt:
-            from edgelite.device.mqtt import MqttOutput
+            from edgelite.device.outputs.mqtt import MqttOutput
 
             mqtt = MqttOutput(o.mqtt, info=self.info, every=o.mqtt_every, ca_file=o.mqtt_ca,
                               discovery_prefix=o.mqtt_discovery)
@@ -317,7 +320,7 @@ class _Loop:
             try:
                 for frame in frames:  # as little Python between two invoke() calls as can be
                     frame.dropped = dropped
-                    self._emit(frame, *pipe.run_model(frame))
+                    self._emit(pipe.run_model(frame))
             except BrokenPipeError:  # `edgelite run ... --json - | head`: the reader is done
                 silence_stdout()
                 return 0, "output closed"
@@ -349,32 +352,29 @@ class _Loop:
             return 0, "output closed"
         return (0, "max frames") if pool.done else None
 
-    def _emit(self, frame: Frame, raw, prep_ms: float, inference_ms: float) -> None:
+    def _emit(self, out: ModelOutput) -> None:
         """A frame's model output, in frame order, to the reporting thread (or reported here, with --display);
         called on the loop's thread or a model copy's. Raises BrokenPipeError when the output's reader left."""
         if not self._emitted and not self.source.drops:
-            self.reporter.max_pending = pending_for(frame.image.nbytes)
+            self.reporter.max_pending = pending_for(out.frame.image.nbytes)
         self._emitted += 1
-        self.reporter.submit(frame, raw, frame.capture_ms, prep_ms, inference_ms, frame.dropped)
+        self.reporter.submit(out)
 
-    def _report(self, frame: Frame, raw, capture_ms: float, prep_ms: float, inference_ms: float,
-                dropped: int) -> None:
+    def _report(self, out: ModelOutput) -> None:
         """A frame's result: finished, counted and written to every output (on the reporting thread)."""
-        result = self.pipeline.report(frame, raw, capture_ms, prep_ms, inference_ms, dropped)
+        result, frame = self.pipeline.report(out), out.frame
         self._record(result, frame)
-        for out in self.outputs:
-            out.write(result, frame)
+        for output in self.outputs:
+            output.write(result, frame)
         if self.on_result is not None:
             self.on_result(result, frame)
 
     def _flush_outputs(self) -> None:
-        for out in self.outputs:
-            flush = getattr(out, "flush", None)
-            if flush is not None:
-                try:
-                    flush()
-                except BrokenPipeError:  # the reader is gone; the next write ends the loop
-                    pass
+        for output in self.outputs:
+            try:
+                output.flush()
+            except BrokenPipeError:  # the reader is gone; the next write ends the loop
+                pass
 
     def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds

@@ -58,11 +58,11 @@ class RunOptions:
     token: str | None = None
     max_viewers: int = 4
     rtsp_transport: str | None = None  # tcp | udp (None = OpenCV's default, tcp)
-    mqtt: str | None = None  # mqtt[s]://[user@]host[:port]/topic/prefix (edgelite.device.mqtt)
+    mqtt: str | None = None  # mqtt[s]://[user@]host[:port]/topic/prefix (edgelite.device.outputs.mqtt)
     mqtt_every: int = 0  # also publish every Nth result; 0 = label changes only
     mqtt_ca: str | None = None
     mqtt_discovery: str = "homeassistant"  # Home Assistant discovery prefix; "" = no discovery
-    save_uncertain: str | None = None  # keep low-confidence frames here (edgelite.device.outputs.UncertainOutput)
+    save_uncertain: str | None = None  # keep low-confidence frames here (edgelite.device.outputs.uncertain)
     below: float = 0.6  # with save_uncertain: a frame is uncertain when its top-1 score is below this
     max_per_hour: int = 60  # with save_uncertain: frames kept in any rolling hour
     max_mb: float = 200.0  # with save_uncertain: the folder's size cap (frames already there count)

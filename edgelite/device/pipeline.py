@@ -1,8 +1,11 @@
 """One frame through the model: preprocess -> invoke -> postprocess, with per-stage timings.
 
     >>> pipe = Pipeline(model, bundle.input, bundle.labels, top_k=3)      # doctest: +SKIP
-    >>> result = pipe.process(frame)                                      # a Result
+    >>> result = pipe.process(frame)                                      # doctest: +SKIP
     >>> result.label, result.timings_ms["inference"], result.fps          # doctest: +SKIP
+
+`process` is `report(run_model(frame))`: the camera loop runs the two halves on two threads, handing a
+`ModelOutput` from the model's thread to the reporting thread.
 
 The model is loaded once by the caller (`runtime.load_from_bundle` / `runtime.load_model`); the
 pipeline owns no thread and no I/O, so `bench` can time exactly what `run` does.
@@ -17,23 +20,38 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from edgelite.device.frames import Frame
 from edgelite.device.preprocess import prepare_bgr
 from edgelite.device.runtime import Model, ModelLoadError, Prediction, top_k
-from edgelite.device.sources import Frame
 
 if TYPE_CHECKING:
     from edgelite.bundle import InputSpec
 
-__all__ = ["STAGES", "TIMINGS", "Pipeline", "Prediction", "Result", "StageStats"]
+__all__ = ["STAGES", "TIMINGS", "ModelOutput", "Pipeline", "Prediction", "Result", "StageStats"]
 
 #: the camera loop's stages, in order: the keys of `Result.timings_ms` (with "total"), of `run`'s summary,
 #: the preview's /metrics and `bench --pipeline`'s columns
 STAGES = ("capture", "preprocess", "inference", "postprocess")
 TIMINGS = (*STAGES, "total")
+
+
+class ModelOutput(NamedTuple):
+    """A frame's model output, from the model's thread (`Pipeline.run_model`) to the reporting thread
+    (`Pipeline.report`). The frame carries the rest of its timings (`capture_ms`) and the drop count."""
+
+    frame: Frame
+    raw: np.ndarray  # the output as the model wrote it (int8/uint8 for a quantized model)
+    prep_ms: float  # preprocess: the capture thread's `prepare` plus the copy into the input tensor
+    inference_ms: float  # invoke()
+
+
+# ModelOutput(...) runs the NamedTuple's Python-level __new__ (about 1 us here); tuple.__new__ makes the same
+# tuple in 0.17 us, and run_model makes one per frame between two invoke() calls
+_new_output = tuple.__new__
 
 
 @dataclasses.dataclass
@@ -182,10 +200,6 @@ class Pipeline:
             prepare_bgr(image_bgr, self.spec, out=self._rgb)
             self.model.set_input(self._rgb)
 
-    def infer(self) -> np.ndarray:
-        """invoke -> float32 scores (num_classes,)."""
-        return self.model.dequantize(self.infer_raw())
-
     def infer_raw(self) -> np.ndarray:
         """invoke -> the output as the model wrote it (int8/uint8 for a quantized model); `model.dequantize` it."""
         try:
@@ -225,15 +239,15 @@ class Pipeline:
         return self._last_label
 
     # -- the whole frame
-    def process(self, frame: Frame, capture_ms: float = 0.0, dropped: int = 0) -> Result:
-        """`run_model` then `report`: one frame through the model and into a Result."""
-        scores, prep_ms, inference_ms = self.run_model(frame)
-        return self.report(frame, scores, capture_ms, prep_ms, inference_ms, dropped)
+    def process(self, frame: Frame) -> Result:
+        """`run_model` then `report`: one frame through the model and into a Result (its capture time and
+        drop count are the frame's `capture_ms` and `dropped`)."""
+        return self.report(self.run_model(frame))
 
-    def run_model(self, frame: Frame) -> tuple[np.ndarray, float, float]:
-        """The model's part of a frame, on the model's thread: input in, invoke, output out. Returns (raw
-        output, preprocess ms, inference ms); `report` dequantizes (off this thread: right after invoke()
-        each Python operation runs cold, several microseconds, and a 1 ms model runs 1,000 frames a second)."""
+    def run_model(self, frame: Frame) -> ModelOutput:
+        """The model's part of a frame, on the model's thread: input in, invoke, output out. `report`
+        dequantizes (off this thread: right after invoke() each Python operation runs cold, several
+        microseconds, and a 1 ms model runs 1,000 frames a second)."""
         t0 = time.perf_counter()
         if frame.model_input is not None:  # prepared in the capture thread: only the copy is left
             self.load_input(frame.model_input)
@@ -243,15 +257,15 @@ class Pipeline:
             prep_ms = 0.0
         t1 = time.perf_counter()
         raw = self.infer_raw()
-        return raw, prep_ms + (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
+        return _new_output(ModelOutput, (frame, raw, prep_ms + (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3))
 
-    def report(self, frame: Frame, raw: np.ndarray, capture_ms: float, prep_ms: float, inference_ms: float,
-               dropped: int = 0) -> Result:
-        """The rest of a frame from `run_model`'s raw output — dequantizing, top-k, thresholds, smoothing,
-        label events, statistics — as a Result. Results must be reported in frame order (smoothing and
-        label events carry state), on any thread."""
+    def report(self, out: ModelOutput) -> Result:
+        """The rest of a frame from `run_model`'s output — dequantizing, top-k, thresholds, smoothing,
+        label events, statistics — as a Result; the capture time and drop count come from `out.frame`.
+        Results must be reported in frame order (smoothing and label events carry state), on any thread."""
         t2 = time.perf_counter()
-        preds, scores = self.postprocess(self.model.dequantize(raw))
+        frame = out.frame
+        preds, scores = self.postprocess(self.model.dequantize(out.raw))
         label = preds[0].label if preds else None
         score = preds[0].score if preds else 0.0
         if self.min_duration > 0:
@@ -261,7 +275,7 @@ class Pipeline:
         changed, previous = label != self._last_label or self.count == 0, self._last_label
         self._last_label = label
         t3 = time.perf_counter()
-        timings = {"capture": capture_ms, "preprocess": prep_ms, "inference": inference_ms,
+        timings = {"capture": frame.capture_ms, "preprocess": out.prep_ms, "inference": out.inference_ms,
                    "postprocess": (t3 - t2) * 1e3}
         timings["total"] = sum(timings.values())
         self._times.append(t3)
@@ -270,6 +284,6 @@ class Pipeline:
         self.stats.add(timings)
         result = Result(frame=self.count, source_frame=frame.index, timestamp=frame.timestamp, top_k=preds,
                         label=label, score=score, changed=changed, previous=previous, timings_ms=timings,
-                        fps=fps, dropped=dropped, file=frame.file)
+                        fps=fps, dropped=frame.dropped, file=frame.file)
         self.count += 1
         return result

@@ -8,9 +8,11 @@ deque (no lock, no wake-up: this thread polls every 5 ms and drains what is ther
 when `max_pending` results are queued: the outputs never fall further behind than that (2 for a live
 camera, whose loop must never lag; a file may run ahead by 64).
 
-    >>> rep = Reporter(handle)              # doctest: +SKIP
-    >>> rep.submit(frame, scores, ...)      # handle(frame, scores, ...) runs on the reporting thread
-    >>> rep.close()                         # finishes the queue, then raises what handle raised, if anything
+    >>> seen = []
+    >>> rep = Reporter(seen.append)         # the loop: Reporter(self._report), items are ModelOutputs
+    >>> rep.submit(1); rep.submit(2)        # handle(item) runs on the reporting thread, in order
+    >>> rep.close(); seen                   # finishes the queue, then raises what handle raised, if anything
+    [1, 2]
 """
 
 from __future__ import annotations
@@ -19,18 +21,21 @@ import collections
 import threading
 import time
 from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")  # the loop's: pipeline.ModelOutput
 
 POLL = 0.005  # s between looks at an empty queue
 
 
-class Reporter:
-    """Runs `handle(*item)` for every submitted item, in order, on its own thread (or inline when not
+class Reporter(Generic[T]):
+    """Runs `handle(item)` for every submitted item, in order, on its own thread (or inline when not
     `threaded`). An exception in `handle` stops the thread; the next `submit` (or `close`) raises it."""
 
-    def __init__(self, handle: Callable[..., None], *, max_pending: int = 64, threaded: bool = True,
+    def __init__(self, handle: Callable[[T], None], *, max_pending: int = 64, threaded: bool = True,
                  idle: Callable[[], None] | None = None):
         self.handle, self.idle, self.max_pending = handle, idle, max(1, max_pending)
-        self._q: collections.deque[tuple] = collections.deque()
+        self._q: collections.deque[T] = collections.deque()
         self._error: BaseException | None = None
         self._closing = False
         self._thread = None
@@ -39,9 +44,9 @@ class Reporter:
             self._thread = threading.Thread(target=self._main, name="edgelite-report", daemon=True)
             self._thread.start()
 
-    def submit(self, *item) -> None:
+    def submit(self, item: T) -> None:
         if self._thread is None:
-            self.handle(*item)
+            self.handle(item)
             return
         self.raise_error()
         while len(self._q) >= self.max_pending:  # the outputs fell behind: wait for them
@@ -73,7 +78,7 @@ class Reporter:
                 time.sleep(POLL)
                 continue
             busy = True
-            if not self._call(self.handle, *q.popleft()):
+            if not self._call(self.handle, q.popleft()):
                 q.clear()
                 return
 

@@ -10,9 +10,12 @@ Each copy runs on its own thread and takes its next frame from the source itself
 frame (a relaying loop thread cost 48 us of CPU a frame and a wake-up on a core the models needed).
 
     >>> pool = FramePool(pipeline, copies=2)               # doctest: +SKIP
-    >>> pool.start(source, emit, limit=1000)               # emit(frame, raw, prep_ms, infer_ms), in order
-    >>> while not pool.wait(0.2): ...                      # the caller watches stop, stalls, the watchdog
-    >>> pool.stop(); pool.raise_error()                    # EndOfSource, SourceFailed, what emit raised, ...
+    >>> pool.start(source, emit, limit=1000)               # doctest: +SKIP
+    >>> while not pool.wait(0.2): ...                      # doctest: +SKIP
+    >>> pool.stop(); pool.raise_error()                    # doctest: +SKIP
+
+`emit` gets each frame's `ModelOutput`, in frame order; the caller watches stop, stalls and the watchdog
+while it waits; `raise_error` raises what ended the reading (EndOfSource, SourceFailed, what emit raised).
 """
 
 from __future__ import annotations
@@ -21,11 +24,10 @@ import copy
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
-from edgelite.device.frames import Frame, Source
-from edgelite.device.pipeline import Pipeline
+from edgelite.device.pipeline import ModelOutput, Pipeline
 from edgelite.device.runtime import Model, ONNXModel, TFLiteModel
+from edgelite.device.sources.base import Source
 
 READ_SLICE = 0.2  # s: the longest a copy waits for a frame before it looks at stop again
 
@@ -46,7 +48,7 @@ def can_split(model: Model, threads: int | None) -> bool:
 
 class FramePool:
     """`copies` threads, each with a one-thread copy of `pipeline`'s model, read frames from one source
-    and hand `emit(frame, raw, prep_ms, inference_ms)` (raw: the model's output) the results in frame order (one call at a time)."""
+    and hand `emit` each frame's `ModelOutput` in frame order (one call at a time)."""
 
     def __init__(self, pipeline: Pipeline, copies: int):
         self.copies = copies
@@ -57,13 +59,13 @@ class FramePool:
         self.last_frame = time.monotonic()  # when a copy last got a frame (the caller's stall check)
         self.error: BaseException | None = None
 
-    def start(self, source: Source, emit: Callable[[Frame, Any, float, float], None], limit: int | None = None) -> None:
+    def start(self, source: Source, emit: Callable[[ModelOutput], None], limit: int | None = None) -> None:
         """Read the (open) `source` until it ends, `limit` frames were read, `stop()` or an error."""
         self.stop()
         self._source, self._emit, self._limit = source, emit, limit
         self._stop = threading.Event()
         self._read_lock, self._emit_lock = threading.Lock(), threading.Lock()
-        self._held: dict[int, tuple] = {}  # finished out of order, by sequence number
+        self._held: dict[int, ModelOutput] = {}  # finished out of order, by sequence number
         self._next = self.taken = 0
         self.error = None
         self.last_frame = time.monotonic()
@@ -114,11 +116,11 @@ class FramePool:
                     seq = self.taken
                     self.taken += 1
                     self.last_frame = time.monotonic()
-                raw, prep_ms, inference_ms = twin.run_model(frame)
+                out = twin.run_model(frame)
                 with self._emit_lock:  # whoever finishes the next frame in order emits every one ready
-                    self._held[seq] = (frame, raw, prep_ms, inference_ms)
+                    self._held[seq] = out
                     while self._next in self._held:
-                        self._emit(*self._held.pop(self._next))
+                        self._emit(self._held.pop(self._next))
                         self._next += 1
         except BaseException as e:  # the first one ends the reading (the others finish their frames)
             with self._emit_lock:

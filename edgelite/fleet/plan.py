@@ -18,13 +18,13 @@ import json
 import sys
 from pathlib import Path
 
-from edgelite.core import whoami
 from edgelite.deploy.agent.layout import AGENT_FILE
 from edgelite.deploy.deploy import check_bundle
 from edgelite.deploy.preflight import PROBE, assess, parse_probe
 from edgelite.errors import EXIT_FAILED, EdgeliteError
 from edgelite.fleet.errors import EXIT_USAGE, FleetError
 from edgelite.remote.layout import BUNDLES, DEFAULT_DIR, INCOMING, MEDIA, WHEELS, unit_name
+from edgelite.whoami import whoami
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelite.core import IMAGE_SUFFIXES
 from edgelite.errors import first_line
+from edgelite.images import IMAGE_SUFFIXES
 from edgelite.train.errors import DataError
 
 MIN_IMAGES_PER_CLASS = 3  # one each for train, val and test

@@ -52,8 +52,8 @@ def test_qat_works_on_the_pretrained_backbone_classifier(qat_bundle):
 def test_qat_range_init_makes_the_untrained_qat_model_match_float(run_dir):
     """tfmot starts every range at [-6, 6], which clamps raw 0..255 pixels: without the range
     initialisation a freshly quantized model is garbage, with it it follows the float model."""
-    from edgelite.convert.calibration import _quant_vars
-    from edgelite.convert.qat import quantize_aware
+    from edgelite.convert.optimize.calibration import _quant_vars
+    from edgelite.convert.optimize.qat import quantize_aware
     from edgelite.train.rundir import load_run_model, load_split_images
 
     x, y, _ = load_split_images(run_dir, "test")

@@ -37,7 +37,7 @@ def _conv_bn_relu_model(seed: int = 0):
 def test_fold_batchnorm_keeps_the_function_and_removes_every_batchnorm():
     import tf_keras as keras
 
-    from edgelite.convert.fold_batchnorm import _convs_before_activation, fold_batchnorm
+    from edgelite.convert.optimize.fold_batchnorm import _convs_before_activation, fold_batchnorm
 
     model = _conv_bn_relu_model()
     folded = fold_batchnorm(model)
@@ -57,7 +57,7 @@ def test_fold_batchnorm_keeps_the_function_and_removes_every_batchnorm():
 def test_block_pruning_zeroes_whole_runs_along_the_input_channels():
     import tf_keras as keras
 
-    from edgelite.convert.pruning import prune
+    from edgelite.convert.optimize.pruning import prune
 
     inp = keras.Input((4, 4, 32), name="image")
     x = keras.layers.Conv2D(8, 1, name="pw")(inp)
@@ -85,7 +85,7 @@ def test_block_pruning_zeroes_whole_runs_along_the_input_channels():
 def test_unstructured_pruning_is_not_blocky():
     import tf_keras as keras
 
-    from edgelite.convert.pruning import prune
+    from edgelite.convert.optimize.pruning import prune
 
     inp = keras.Input((4, 4, 32), name="image")
     x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 1, name="pw")(inp))
@@ -100,7 +100,7 @@ def test_unstructured_pruning_is_not_blocky():
 def test_per_tensor_qat_file_has_one_scale_per_kernel_after_relu6_relu_and_linear_convs():
     from tensorflow.lite.tools import flatbuffer_utils as fu
 
-    from edgelite.convert.qat import quantize_aware
+    from edgelite.convert.optimize.qat import quantize_aware
     from edgelite.convert.tflite import to_tflite
 
     model = _conv_bn_relu_model()
@@ -128,7 +128,7 @@ def test_qat_reports_kernels_tfmot_leaves_unquantized():
     no-op config, and QAT says so instead of pretending the kernel trained at int8."""
     import tf_keras as keras
 
-    from edgelite.convert.qat import quantize_aware
+    from edgelite.convert.optimize.qat import quantize_aware
 
     inp = keras.Input((8, 8, 3), name="image")
     x = keras.layers.Conv2D(8, 3, name="conv")(keras.layers.Rescaling(1.0 / 255.0, name="rescaling")(inp))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from edgelite import core
+from edgelite import jsonfile
 from edgelite.bundle import Bundle, BundleError, ChecksumError
 from edgelite.deploy import package
 from edgelite.deploy.agent import __doc__ as PROTOCOL_DOC
@@ -24,6 +24,7 @@ from edgelite.deploy.agent.__main__ import COMMANDS, REQUIRED, handle
 from edgelite.deploy.agent.layout import Layout
 from edgelite.deploy.errors import DeployError
 from edgelite.errors import EXIT_CHECKSUM, EXIT_REMOTE, EXIT_USAGE
+from edgelite.manifest import MANIFEST, sha256_file
 
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 
@@ -35,8 +36,8 @@ def mini_bundle(root: Path) -> Path:
     model.write_bytes(bytes(range(256)) * 8)
     manifest = {"schema": 1, "labels": ["a", "b"], "input": {"height": 8, "width": 8},
                 "models": [{"name": "int8", "path": model.name, "format": "tflite", "precision": "int8",
-                            "sha256": core.sha256_file(model), "bytes": model.stat().st_size}]}
-    core.write_json(root / core.MANIFEST, manifest)
+                            "sha256": sha256_file(model), "bytes": model.stat().st_size}]}
+    jsonfile.write_json(root / MANIFEST, manifest)
     return root
 
 
@@ -80,7 +81,7 @@ def test_zipapp_answers_in_isolation(pyz, tmp_path):
     code, reply = call(pyz, {"command": "verify", "path": str(good)}, tmp_path)
     assert code == EXIT_CHECKSUM == reply["exit_code"] and reply["ok"] is False
     assert reply["problems"] == [f"model_int8.tflite fails its sha256 check (manifest "
-                                 f"{json.loads((good / core.MANIFEST).read_text())['models'][0]['sha256'][:12]}…)"]
+                                 f"{json.loads((good / MANIFEST).read_text())['models'][0]['sha256'][:12]}…)"]
     code, reply = call(pyz, {"command": "status", "dir": str(tmp_path / "dev")}, tmp_path)
     assert code == 0 and reply["ok"] and reply["current"] is None and reply["releases"] == []
     code, reply = call(pyz, {"command": "facts", "dir": str(tmp_path / "dev")}, tmp_path)
@@ -109,7 +110,7 @@ def test_a_detached_commit_is_followed_to_its_reply(pyz, tmp_path):
     lay = Layout(root)
     lay.ensure()
     (lay.releases / "r1").mkdir()
-    core.write_json(lay.releases / "r1" / "release.json", {"id": "r1", "http": "127.0.0.1:1"})
+    jsonfile.write_json(lay.releases / "r1" / "release.json", {"id": "r1", "http": "127.0.0.1:1"})
     code, reply = call(pyz, {"command": "configure", "dir": str(root), "mode": "none", "user": "pi"}, tmp_path)
     assert code == 0 and reply["mode"] == "none"
     code, started = call(pyz, {"command": "commit", "dir": str(root), "release": "r1", "detach": True}, tmp_path)
@@ -126,7 +127,7 @@ def test_a_detached_commit_is_followed_to_its_reply(pyz, tmp_path):
             break
     assert w["done"] and w["reply"]["ok"] and w["reply"]["release"] == "r1"
     assert "switch: current -> releases/r1 (was nothing)" in lines
-    assert lay.current_rid() == "r1" and core.read_json(lay.run / "commit-r1.json")["ok"] is True
+    assert lay.current_rid() == "r1" and jsonfile.read_json(lay.run / "commit-r1.json")["ok"] is True
     _, again = call(pyz, {"command": "wait", "dir": str(root), "job": "commit-r1", "offset": offset}, tmp_path)
     assert again["done"] and again["output"] == []  # nothing is handed over twice
 
@@ -171,14 +172,14 @@ def test_agent_imports_only_the_standard_library_and_itself():
 
 def test_write_json_is_atomic_and_leaves_no_temp_file(tmp_path):
     p = tmp_path / "state.json"
-    core.write_json(p, {"a": 1})
+    jsonfile.write_json(p, {"a": 1})
     with pytest.raises(TypeError):
-        core.write_json(p, {"a": object()})
+        jsonfile.write_json(p, {"a": object()})
     with pytest.raises(OSError):
-        core.write_text_atomic(tmp_path, "x")  # rename over a directory fails
-    assert core.read_json(p) == {"a": 1} and sorted(x.name for x in tmp_path.iterdir()) == ["state.json"]
+        jsonfile.write_text_atomic(tmp_path, "x")  # rename over a directory fails
+    assert jsonfile.read_json(p) == {"a": 1} and sorted(x.name for x in tmp_path.iterdir()) == ["state.json"]
     assert p.stat().st_mode & 0o777 == 0o644
-    assert core.read_json(tmp_path / "missing.json", {}) == {}
+    assert jsonfile.read_json(tmp_path / "missing.json", {}) == {}
 
 
 def test_a_corrupt_bundle_is_a_checksum_error_with_exit_4(tmp_path):

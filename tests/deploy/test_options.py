@@ -39,7 +39,7 @@ def test_options_hold_the_connection_and_are_frozen():
                                            ("0.0.0.0:8080", True), ("[::]:8080", True), ("cam.local:80", True)])
 def test_public_preview_rule_is_the_previews(tiny_bundle, http, refused):
     """deploy refuses exactly the addresses `edgelite run --http` would refuse without a token."""
-    from edgelite.device.preview import is_loopback, parse_address
+    from edgelite.device.outputs.preview import is_loopback, parse_address
 
     assert refused == (not is_loopback(parse_address(http)[0]))
     opts = DeployOptions(bundle=tiny_bundle, connection=NOWHERE, http=http)

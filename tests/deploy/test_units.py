@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from edgelite.core import read_json
 from edgelite.deploy.agent import supervisor as sv
 from edgelite.deploy.agent.__main__ import handle
 from edgelite.deploy.agent.bundles import verify_bundle
@@ -26,6 +25,7 @@ from edgelite.deploy.agent.layout import Layout, atomic_symlink
 from edgelite.deploy.agent.release import split_token
 from edgelite.deploy.agent.service import render_unit, verify_unit
 from edgelite.deploy.package import compatible_platforms
+from edgelite.jsonfile import read_json
 
 from .rig import free_port, wait_healthz
 

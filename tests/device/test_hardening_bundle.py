@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgelite.bundle import Bundle, BundleError
-from edgelite.core import MANIFEST
+from edgelite.manifest import MANIFEST
 from tests.device import devicekit
 
 

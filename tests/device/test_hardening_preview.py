@@ -14,9 +14,9 @@ import time
 import numpy as np
 import pytest
 
+from edgelite.device.frames import Frame
+from edgelite.device.outputs.preview import PreviewServer
 from edgelite.device.pipeline import Prediction, Result
-from edgelite.device.preview import PreviewServer
-from edgelite.device.sources import Frame
 from tests.device import devicekit
 from tests.device.test_run_preview import get, wait_healthy
 
@@ -142,7 +142,7 @@ def test_healthz_says_stopping_once_the_loop_stops():
 
 def test_load_300_half_open_and_10_stalled_readers(served):
     """The issue's load test: a good client gets /healthz in under 1 s, the thread count stays bounded."""
-    from edgelite.device.preview_server import MAX_CONNECTIONS
+    from edgelite.device.outputs.preview_server import MAX_CONNECTIONS
 
     proc, base, port = served
     before = threads(proc.pid)

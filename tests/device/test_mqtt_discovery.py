@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from edgelite.device.mqtt import discovery_payloads, entity_slug, parse_mqtt_url
+from edgelite.device.outputs.mqtt import discovery_payloads, entity_slug, parse_mqtt_url
 
 # homeassistant/core.py (VALID_ENTITY_ID) and homeassistant/components/mqtt/discovery.py (TOPIC_MATCHER)
 VALID_ENTITY_ID = re.compile(r"^(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)$")

@@ -10,10 +10,10 @@ import pytest
 
 from edgelite.device import run
 from edgelite.device.errors import RunError
+from edgelite.device.frames import Frame
 from edgelite.device.loop import load
 from edgelite.device.options import RunOptions
 from edgelite.device.pipeline import Pipeline
-from edgelite.device.sources import Frame
 from tests import kit
 from tests.device import devicekit
 

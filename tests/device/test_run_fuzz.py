@@ -22,7 +22,7 @@ from tests.device import devicekit
 from edgelite.bundle import InputSpec
 from edgelite.device.pipeline import Pipeline
 from edgelite.device.runtime import ModelLoadError, load_model
-from edgelite.device.sources import Frame
+from edgelite.device.frames import Frame
 
 def child(path):
     try:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from edgelite.bundle import Bundle
+from edgelite.device.frames import Frame
 from edgelite.device.pipeline import Pipeline, StageStats
 from edgelite.device.preprocess import prepare_bgr
 from edgelite.device.runtime import load_from_bundle
-from edgelite.device.sources import Frame
 from tests.device import devicekit
 
 
@@ -76,10 +76,11 @@ def test_gray_and_bgra_frames(bundle, heldout):
 def test_result_json_and_timings(bundle, heldout):
     model, _ = load_from_bundle(bundle, "int8")
     pipe = Pipeline(model, bundle.input, bundle.labels, top_k=2)
-    results = [pipe.process(Frame(frame_of(img), i, 123.0 + i), capture_ms=0.5) for i, img in enumerate(heldout[0][:5])]
+    results = [pipe.process(Frame(frame_of(img), i, 123.0 + i, capture_ms=0.5, dropped=2))
+               for i, img in enumerate(heldout[0][:5])]
     d = json.loads(json.dumps(results[-1].to_dict()))
     assert d["frame"] == 4 and d["timestamp"] == 127.0 and len(d["top_k"]) == 2
-    assert d["timings_ms"]["capture"] == 0.5
+    assert d["timings_ms"]["capture"] == 0.5 and d["dropped"] == 2  # both from the Frame
     assert d["timings_ms"]["total"] == pytest.approx(sum(v for k, v in d["timings_ms"].items() if k != "total"),
                                                      abs=1e-3)
     assert results[-1].fps > 0 and pipe.stats.count == 5

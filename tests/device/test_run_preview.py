@@ -17,9 +17,9 @@ import pytest
 
 from edgelite.device import run
 from edgelite.device.errors import RunError
+from edgelite.device.frames import Frame
+from edgelite.device.outputs.preview import PreviewServer, PreviewState, is_loopback, parse_address
 from edgelite.device.pipeline import Prediction, Result
-from edgelite.device.preview import PreviewServer, PreviewState, is_loopback, parse_address
-from edgelite.device.sources import Frame
 from tests.device import devicekit
 
 

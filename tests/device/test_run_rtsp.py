@@ -12,7 +12,7 @@ import pytest
 
 from edgelite.device import run
 from edgelite.device.errors import RunError
-from edgelite.device.rtsp import FFMPEG_OPTIONS_ENV, redact_url
+from edgelite.device.sources.rtsp import FFMPEG_OPTIONS_ENV, redact_url
 from tests.device import devicekit, rtspkit
 
 _why = rtspkit.unavailable()

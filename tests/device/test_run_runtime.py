@@ -10,9 +10,9 @@ import pytest
 
 from edgelite.bundle import Bundle
 from edgelite.device import pipeline, runtime
+from edgelite.device.frames import Frame
 from edgelite.device.pipeline import Pipeline
 from edgelite.device.runtime import Model, Prediction, load_from_bundle, top_k
-from edgelite.device.sources import Frame
 
 
 @pytest.fixture(scope="module")

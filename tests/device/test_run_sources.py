@@ -13,7 +13,8 @@ import pytest
 from edgelite.device import run
 from edgelite.device.errors import EXIT_SOURCE_LOST, EndOfSource, SourceError
 from edgelite.device.loop import backoff_delays
-from edgelite.device.sources import FolderSource, describe_source, open_source
+from edgelite.device.sources import describe_source, open_source
+from edgelite.device.sources.folder import FolderSource
 from edgelite.device.video import write_video
 from tests.device import devicekit
 
@@ -163,7 +164,7 @@ def test_a_file_of_small_frames_is_decoded_on_one_thread(tmp_path, size, one_thr
     inference; frames above VGA keep them. Every frame still arrives, in order."""
     import os
 
-    from edgelite.device.sources import VideoSource
+    from edgelite.device.sources.videocapture import VideoSource
 
     clip = tmp_path / "c.mp4"
     w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30, size)

@@ -50,7 +50,7 @@ def _pool(tiny, copies: int) -> tuple[Pipeline, FramePool]:
 
 def _read_all(pool: FramePool, source, limit=None) -> list:
     got = []
-    pool.start(source.open(), lambda *item: got.append(item), limit=limit)
+    pool.start(source.open(), got.append, limit=limit)
     while not pool.wait(1.0):
         pass
     pool.stop()
@@ -64,13 +64,13 @@ def test_copies_read_the_source_and_emit_in_frame_order_to_the_end(tiny, heldout
         got = _read_all(pool, source)
         with pytest.raises(EndOfSource):  # the end of the file is what stopped them
             pool.raise_error()
-        assert [f.index for f, *_ in got] == list(range(len(tiny["heldout"][0])))
-        direct = [pipe.run_model(f)[0] for f, *_ in got]  # the full-thread interpreter, on the same inputs
-        assert all(np.array_equal(s, d) for (_, s, _, _), d in zip(got, direct, strict=True))
+        assert [o.frame.index for o in got] == list(range(len(tiny["heldout"][0])))
+        direct = [pipe.run_model(o.frame).raw for o in got]  # the full-thread interpreter, on the same inputs
+        assert all(np.array_equal(o.raw, d) for o, d in zip(got, direct, strict=True))
         # read again after the end (a --loop reopening): the same copies, from frame 0, up to a limit
         again = _read_all(pool, source, limit=5)
         pool.raise_error()  # the limit is not an error
-        assert pool.done and [f.index for f, *_ in again] == list(range(5))
+        assert pool.done and [o.frame.index for o in again] == list(range(5))
     finally:
         pool.stop()
         source.close()
@@ -86,10 +86,10 @@ def test_an_error_in_a_copy_or_in_emit_reaches_the_caller(tiny, heldout_video):
             pool.raise_error()
         source.close()
 
-        def emit(frame, *_):  # the output's reader left after three results
-            if frame.index == 3:
+        def emit(out):  # the output's reader left after three results
+            if out.frame.index == 3:
                 raise BrokenPipeError(32, "Broken pipe")
-            seen.append(frame.index)
+            seen.append(out.frame.index)
 
         seen: list[int] = []
         source = open_source(heldout_video, start=False, prepare=pipe.prepare)

@@ -2,7 +2,7 @@
 
 It runs on the device with the system `python3` (before any venv exists), shipped as ONE zipapp,
 `DIR/agent.pyz`, built from this package plus `edgelite/__init__.py`, `edgelite/errors.py`,
-`edgelite/core.py` and `edgelite/remote/layout.py` (the device folder's names, shared with
+`edgelite/manifest.py`, `edgelite/jsonfile.py`, `edgelite/http_address.py` and `edgelite/remote/layout.py` (the device folder's names, shared with
 `bench --host`) (`edgelite.deploy.package.build_agent`). It owns everything that must stay true
 when the workstation goes away mid-deploy:
 

@@ -15,7 +15,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from edgelite.core import write_json
 from edgelite.deploy.agent import PROTOCOL, jobs
 from edgelite.deploy.agent.bundles import cmd_accept_bundle, cmd_prepare_bundle, cmd_verify
 from edgelite.deploy.agent.commit import cmd_commit, cmd_rollback
@@ -27,6 +26,7 @@ from edgelite.deploy.agent.status import cmd_facts, cmd_gc, cmd_logs, cmd_previo
 from edgelite.deploy.agent.supervisor import Supervisor
 from edgelite.deploy.agent.venv import cmd_venv
 from edgelite.errors import EXIT_FAILED, EXIT_USAGE
+from edgelite.jsonfile import write_json
 
 DEFAULT_DIR = "~/edgelite"
 

@@ -6,9 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
-from edgelite.core import MANIFEST, confined_file, sha256_file
 from edgelite.deploy.agent.layout import AgentError, Layout
 from edgelite.errors import EXIT_CHECKSUM, EXIT_USAGE
+from edgelite.manifest import MANIFEST, confined_file, sha256_file
 
 
 def verify_bundle(root: Path) -> list[str]:

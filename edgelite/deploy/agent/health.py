@@ -7,9 +7,9 @@ import time
 import urllib.error
 import urllib.request
 
-from edgelite.core import local_url
 from edgelite.deploy.agent.layout import Layout
 from edgelite.deploy.agent.service import log_tail, service_state
+from edgelite.http_address import local_url
 
 
 def health_url(http: str) -> str:

@@ -12,9 +12,9 @@ import re
 import subprocess
 import time
 
-from edgelite.core import read_json
 from edgelite.deploy.agent.layout import AgentError, Layout, agent_argv, pid_alive_with
 from edgelite.errors import EXIT_REMOTE, EXIT_USAGE
+from edgelite.jsonfile import read_json
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 

@@ -11,8 +11,8 @@ import time
 import zipimport
 from pathlib import Path
 
-from edgelite.core import read_json
 from edgelite.errors import EXIT_FAILED, EXIT_USAGE, EdgeliteError
+from edgelite.jsonfile import read_json
 from edgelite.remote.layout import AGENT, FAILED_SUFFIX, MARKER, RELEASE_JSON
 from edgelite.remote.layout import Layout as DeviceLayout
 

@@ -6,9 +6,9 @@ import shlex
 import shutil
 import time
 
-from edgelite.core import write_json
 from edgelite.deploy.agent.layout import AgentError, Layout, now_iso
 from edgelite.errors import EXIT_USAGE
+from edgelite.jsonfile import write_json
 from edgelite.remote.layout import FAILED_SUFFIX, RELEASE_JSON, VENV_READY
 
 RUN_TEMPLATE = """#!/bin/sh

@@ -13,10 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from edgelite.core import read_json, write_json
 from edgelite.deploy.agent import supervisor as sv
 from edgelite.deploy.agent.layout import AgentError, Layout, agent_argv
 from edgelite.errors import EXIT_USAGE
+from edgelite.jsonfile import read_json, write_json
 
 MODES = ("systemd", "systemd-user", "supervisor", "none")
 

@@ -11,11 +11,11 @@ import sys
 import time
 
 from edgelite import __version__
-from edgelite.core import read_json
 from edgelite.deploy.agent.health import health_url, probe_health
 from edgelite.deploy.agent.layout import AgentError, Layout
 from edgelite.deploy.agent.service import log_tail, service_remove, service_state
 from edgelite.errors import EXIT_USAGE
+from edgelite.jsonfile import read_json
 from edgelite.remote.layout import FAILED_SUFFIX, RELEASE_JSON
 
 KEEP = 3  # releases kept besides the current one

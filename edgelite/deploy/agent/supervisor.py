@@ -19,8 +19,8 @@ import threading
 import time
 from pathlib import Path
 
-from edgelite.core import read_json, write_json
 from edgelite.deploy.agent.layout import Layout, pid_alive_with
+from edgelite.jsonfile import read_json, write_json
 
 RESTART_SEC = 2.0  # Restart= delay
 START_LIMIT_BURST, START_LIMIT_INTERVAL = 5, 60.0

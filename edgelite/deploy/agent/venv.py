@@ -18,9 +18,9 @@ import time
 import zipfile
 from pathlib import Path
 
-from edgelite.core import read_json, write_json
 from edgelite.deploy.agent.layout import AgentError, Layout, now_iso, say
 from edgelite.errors import EXIT_REMOTE
+from edgelite.jsonfile import read_json, write_json
 from edgelite.remote.layout import VENV_READY
 
 # the versions a deploy reports, read inside the new venv

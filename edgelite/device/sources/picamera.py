@@ -16,7 +16,8 @@ import time
 import cv2
 
 from edgelite.device.errors import SourceError, SourceFailed
-from edgelite.device.frames import Frame, Source
+from edgelite.device.frames import Frame
+from edgelite.device.sources.base import Source
 
 MAIN_SIZE = (640, 480)  # (width, height) of the preview stream
 

@@ -8,7 +8,7 @@ layer is the in-graph preprocessing (a ``Rescaling``). Two things make tfmot wor
   elementwise) an output-only QuantizeConfig, so the whole graph is fake-quantized from the input on.
 * tfmot starts every activation range at [-6, 6] and moves it by an EMA with decay 0.999, i.e. 0.1 %
   per step. With raw 0..255 pixels in the graph that clamps the input to 6 and ruins the model for
-  thousands of steps. :func:`edgelite.convert.calibration.init_quant_ranges` sets every activation
+  thousands of steps. :func:`edgelite.convert.optimize.calibration.init_quant_ranges` sets every activation
   range from the float model's own activations on calibration images (what post-training
   quantization does) before QAT starts.
 
@@ -21,11 +21,11 @@ import time
 
 import numpy as np
 
-import edgelite.convert.tuning as tuning
-from edgelite.convert.calibration import init_quant_ranges, pin_input_range
+import edgelite.convert.optimize.tuning as tuning
 from edgelite.convert.errors import ConvertError
-from edgelite.convert.fold_batchnorm import _convs_before_activation, fold_batchnorm
-from edgelite.convert.tuning import Log, kernel_sparsity, prunable
+from edgelite.convert.optimize.calibration import init_quant_ranges, pin_input_range
+from edgelite.convert.optimize.fold_batchnorm import _convs_before_activation, fold_batchnorm
+from edgelite.convert.optimize.tuning import Log, kernel_sparsity, prunable
 from edgelite.errors import first_line
 from edgelite.train.tfenv import import_keras
 

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from edgelite.device.errors import RunError
+from edgelite.device.outputs.base import Output
 
 log = logging.getLogger("edgelite.device")
 
@@ -133,7 +134,7 @@ def state_payload(result, info: dict) -> dict[str, Any]:
             "timestamp": round(result.timestamp, 3), "model": info.get("model")}
 
 
-class MqttOutput:
+class MqttOutput(Output):
     """An output of the camera loop (`write(result, frame)`, `close()`) that publishes to an MQTT broker."""
 
     def __init__(self, url: str, *, info: dict, every: int = 0, discovery_prefix: str | None = "homeassistant",

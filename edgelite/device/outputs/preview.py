@@ -16,7 +16,7 @@ JPEG encoding happens in the viewer threads, once per new frame however many vie
 never when nobody watches: the camera loop only hands over references.
 
 Hostile clients: a connection gets a thread only once its whole request head has arrived, and only
-while fewer than MAX_CONNECTIONS requests are served (`edgelite.device.preview_server`). Every socket has a timeout, so a stream
+while fewer than MAX_CONNECTIONS requests are served (`preview_server.py`). Every socket has a timeout, so a stream
 viewer that stops reading is dropped after SOCKET_TIMEOUT s; every response closes its connection.
 ``/healthz`` says which release serves (``$EDGELITE_RELEASE``) and 503 "stopping" once the loop stops;
 it never shows the source (a camera URL may carry a password).
@@ -36,19 +36,20 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import cv2
 
-from edgelite.core import is_loopback, parse_http_address
 from edgelite.device.errors import RunError
-from edgelite.device.outputs import draw_overlay
-from edgelite.device.pipeline import STAGES, Result
-from edgelite.device.preview_page import PAGE
-from edgelite.device.preview_server import (
+from edgelite.device.frames import Frame
+from edgelite.device.outputs.base import Output
+from edgelite.device.outputs.display import draw_overlay
+from edgelite.device.outputs.preview_page import PAGE
+from edgelite.device.outputs.preview_server import (
     MAX_CONNECTIONS,
     SOCKET_TIMEOUT,
     STREAM_SNDBUF,
     Gate,
     GatedHTTPServer,
 )
-from edgelite.device.sources import Frame
+from edgelite.device.pipeline import STAGES, Result
+from edgelite.http_address import is_loopback, parse_http_address
 
 log = logging.getLogger("edgelite.device")
 
@@ -57,7 +58,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 
 def parse_address(value: str) -> tuple[str, int]:
-    """'8080' | 'HOST:8080' | '[::1]:8080' -> (host, port); a bare port binds 127.0.0.1 (`edgelite.core`'s rule)."""
+    """'8080' | 'HOST:8080' | '[::1]:8080' -> (host, port); a bare port binds 127.0.0.1 (`edgelite.http_address`'s rule)."""
     return parse_http_address(value, error=RunError)
 
 
@@ -324,7 +325,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 state.viewers -= 1
 
 
-class PreviewServer:
+class PreviewServer(Output):
     """Start with `start()`, feed with `publish(frame, result)`, stop with `close()`."""
 
     def __init__(self, address: str, *, info: dict, token: str | None = None, max_viewers: int = 4,

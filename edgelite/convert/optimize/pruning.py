@@ -8,7 +8,7 @@ import contextlib
 import numpy as np
 
 from edgelite.convert.errors import ConvertError
-from edgelite.convert.tuning import (
+from edgelite.convert.optimize.tuning import (
     Log,
     check_flat,
     compile_model,

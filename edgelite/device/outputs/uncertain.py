@@ -1,0 +1,123 @@
+"""Frames on disk: `--save-uncertain DIR` keeps the frames the model was unsure of, and `save_jpeg` is the
+one way a device writes a frame (`edgelite capture` uses it too).
+
+    >>> safe_name("traffic light/red"), time_stamp(0.5)
+    ('traffic-light-red', '19700101-000000-500')
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgelite.device.errors import RunError
+from edgelite.device.frames import Frame
+from edgelite.device.outputs.base import Output
+from edgelite.device.pipeline import Result
+
+log = logging.getLogger("edgelite.device")
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(text: str) -> str:
+    """`text` as a file-name part: letters, digits, '.', '_' and '-' only (a label may hold spaces or '/').
+
+    >>> safe_name("traffic light/red")
+    'traffic-light-red'
+    """
+    return _UNSAFE.sub("-", text).strip("-.") or "x"
+
+
+def save_jpeg(folder: Path, stem: str, image: np.ndarray, quality: int = 92) -> Path:
+    """Write `image` (BGR) as `folder/stem.jpg` — or `stem-2.jpg`, ... when taken — and return the path.
+
+    Written to a hidden `.part` file first and renamed, so `edgelite train` (which skips hidden files) and
+    a `--pull-frames` copy never see half a JPEG. A full disk is a RunError that says so.
+    """
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RunError(f"OpenCV cannot encode a {image.shape} frame as JPEG")
+    path, n = folder / f"{stem}.jpg", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}-{n}.jpg"
+    part = folder / f".{path.name}.part"
+    try:
+        part.write_bytes(buf.tobytes())
+        os.replace(part, path)
+    except OSError as e:
+        part.unlink(missing_ok=True)
+        raise RunError(f"cannot write frames to {folder}: {e.strerror}; free some space or pick another folder") from None
+    return path
+
+
+def time_stamp(t: float) -> str:
+    """`20261130-204501-123` (UTC, milliseconds): sorts in capture order, safe in file names."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime(t)) + f"-{int(t * 1000) % 1000:03d}"
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the JPEGs already in `folder` (they count against a size cap across restarts)."""
+    return sum(p.stat().st_size for p in folder.glob("*.jpg") if p.is_file())
+
+
+class UncertainOutput(Output):
+    """`--save-uncertain DIR`: keep the frames the model was unsure of, to label and retrain on.
+
+    A frame is kept when its top-1 score is below `below` (or no class passed --threshold); it is named
+    `<time>_<top-1>-<score>_<top-2>-<score>....jpg`. Capped so a device's SD card never fills: at most
+    `max_per_hour` frames in any rolling hour, and at most `max_mb` MB in DIR (the frames already there
+    count; when full, saving stops with one warning until `edgelite deploy --pull-frames` or a user makes
+    room). `min_gap` seconds between kept frames keeps a burst from filling the hour with near-copies.
+    """
+
+    def __init__(self, folder: str | os.PathLike, *, below: float = 0.6, max_per_hour: int = 60,
+                 max_mb: float = 200.0, min_gap: float = 1.0, quality: int = 92):
+        self.folder = Path(folder).expanduser()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunError(f"--save-uncertain {folder}: cannot create it ({e.strerror})") from None
+        if not os.access(self.folder, os.W_OK):
+            raise RunError(f"--save-uncertain {folder}: not writable by this user; pick another folder")
+        self.below, self.max_per_hour, self.min_gap, self.quality = below, max_per_hour, min_gap, quality
+        self.max_bytes = int(max_mb * 1e6)
+        self.used = folder_bytes(self.folder)
+        self.kept: collections.deque[float] = collections.deque()  # monotonic times of the frames kept in the last hour
+        self.saved = self.skipped_rate = self.skipped_full = 0
+        self._warned_full = False
+
+    def write(self, result: Result, frame: Frame) -> None:
+        if result.top_k and result.score >= self.below:
+            return  # the common case: confident, one comparison
+        now = time.monotonic()
+        while self.kept and now - self.kept[0] >= 3600.0:
+            self.kept.popleft()
+        if len(self.kept) >= self.max_per_hour or (self.kept and now - self.kept[-1] < self.min_gap):
+            self.skipped_rate += 1
+            return
+        if self.used >= self.max_bytes:
+            self.skipped_full += 1
+            if not self._warned_full:
+                self._warned_full = True
+                log.warning("--save-uncertain: %s holds %.0f MB, the --max-mb cap; not saving more frames until "
+                            "they are pulled (edgelite deploy --pull-frames) or removed", self.folder, self.used / 1e6)
+            return
+        guesses = "_".join(f"{safe_name(p.label)}-{p.score:.2f}" for p in result.top_k[:3]) or "none"
+        path = save_jpeg(self.folder, f"{time_stamp(frame.timestamp)}_{guesses}", frame.image, self.quality)
+        self.used += path.stat().st_size
+        self.kept.append(now)
+        self.saved += 1
+
+    def close(self) -> None:
+        if self.saved or self.skipped_rate or self.skipped_full:
+            log.info("--save-uncertain: kept %d frames in %s (%d skipped by the rate cap, %d by the size cap)",
+                     self.saved, self.folder, self.skipped_rate, self.skipped_full)

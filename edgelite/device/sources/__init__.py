@@ -1,0 +1,100 @@
+"""Frame sources for the camera loop.
+
+One `open_source(spec)` for every kind the CLI's `--source` accepts:
+
+=====================================  =========================================================
+``0``, ``/dev/video0``                 camera through OpenCV `VideoCapture` (live)
+``rtsp://…``, ``http://…`` (any URL)   network stream through OpenCV/FFmpeg (live)
+``clip.mp4``                           a video file (read in order, no drops, unless realtime)
+``frames/``                            an image folder (natural name order: 2.jpg before 10.jpg)
+``picamera2``, ``picamera2:1``         the Raspberry Pi camera N (`picamera.py`; default 0)
+=====================================  =========================================================
+
+Every source decodes in its own capture thread (`base.Source`, handing over `Frame`s). Live
+sources keep only the latest frame (the loop never lags behind the camera; overwritten frames are
+counted as drops); files and folders are read ahead through a small bounded queue, so decoding
+overlaps inference and no frame is dropped. `open_source` imports the source it makes (OpenCV's
+`videocapture.py`, `folder.py`, `picamera.py`): importing this package imports no OpenCV.
+
+    >>> with open_source("clip.avi") as src:            # doctest: +SKIP
+    ...     frame = src.read(timeout=1.0)                # Frame(image=BGR ndarray, index=0, ...)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgelite.device.errors import SourceError
+
+if TYPE_CHECKING:
+    from edgelite.device.sources.base import Source
+
+_PICAMERA_N = re.compile(r"^(picamera2?)(?::(\d+))?$", re.I)
+
+
+def picamera_number(spec: str | int) -> int | None:
+    """The camera number of a picamera2 source (`picamera2` -> 0, `picamera2:1` -> 1), else None.
+
+    >>> picamera_number("picamera2:1"), picamera_number("picamera2"), picamera_number("0")
+    (1, 0, None)
+    """
+    m = _PICAMERA_N.match(str(spec))
+    return int(m.group(2) or 0) if m else None
+
+
+URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+
+
+def describe_source(spec: str | int) -> str:
+    """'camera' | 'stream' | 'file' | 'folder' | 'picamera2' | 'missing' for a --source value."""
+    s = str(spec)
+    if picamera_number(s) is not None:
+        return "picamera2"
+    if s.isdigit() or s.startswith("/dev/"):
+        return "camera"
+    if s.lower().startswith(URL_SCHEMES) or "://" in s:
+        return "stream"
+    p = Path(s)
+    if p.is_dir():
+        return "folder"
+    if p.is_file():
+        return "file"
+    return "missing"
+
+
+def open_source(spec: str | int, *, model_size: tuple[int, int] | None = None, loop: bool = False,
+                realtime: bool = False, open_timeout: float = 10.0, read_timeout: float = 5.0,
+                start: bool = True, prepare=None) -> Source:
+    """Make (and by default open) the source for a --source value.
+
+    `model_size` (height, width) sizes picamera2's low-resolution inference stream; `loop` restarts
+    files and folders at their end; `realtime` plays them at their frame rate, dropping frames the loop
+    cannot keep up with, as a live camera would; the timeouts bound opening and each read of live sources.
+    """
+    kind = describe_source(spec)
+    if kind == "missing":
+        raise SourceError(f"source {spec!r} is not a camera index, /dev/video device, URL, video file, image folder "
+                          "or picamera2[:N] (no such file or folder)")
+    if kind == "picamera2":
+        from edgelite.device.sources.picamera import PicameraSource
+
+        src: Source = PicameraSource(model_size=model_size, camera_num=picamera_number(spec))
+    elif kind == "folder":
+        from edgelite.device.sources.folder import FolderSource
+
+        src = FolderSource(spec, loop=loop, realtime=realtime)
+    elif kind == "camera":
+        from edgelite.device.sources.videocapture import VideoSource
+
+        s = str(spec)
+        src = VideoSource(int(s) if s.isdigit() else s, live=True, open_timeout=open_timeout,
+                          read_timeout=read_timeout)
+    else:
+        from edgelite.device.sources.videocapture import VideoSource
+
+        src = VideoSource(str(spec), live=(kind == "stream"), open_timeout=open_timeout, read_timeout=read_timeout,
+                          loop=loop, realtime=realtime)
+    src.prepare = prepare  # e.g. Pipeline.prepare: resize in the capture thread, overlapping inference
+    return src.open() if start else src
