@@ -1,8 +1,9 @@
-"""What the workstation builds for a deploy, once: the checked bundle, the agent, the wheel, the pins and
-(--offline) a wheelhouse per device platform; `Builder.for_device` hands the plan one device's files.
+"""What the workstation builds for a deploy, once: the checked bundle, the wheel, the pins and (--offline) a
+wheelhouse per device platform; `Builder.for_device` hands the plan one device's files. (The agent is
+pushed before the plan exists: the preflight asks it for the device's facts.)
 
 Shared by `edgelite deploy` (one device) and `edgelite fleet` (every host of a rollout: the wheel and the
-agent are built once, a wheelhouse once per platform and Python).
+pins are built once, a wheelhouse once per platform and Python).
 """
 
 from __future__ import annotations
@@ -37,13 +38,12 @@ def checked_bundle(path: str | Path, *, verify: bool = True) -> BundleInfo:
 
 
 class Builder:
-    """The agent, the wheel and the pins, built (or found in the cache) once; wheelhouses per platform."""
+    """The wheel and the pins, built (or found in the cache) once; wheelhouses per platform."""
 
     def __init__(self, offline: bool, wheel: str | None = None, log: Callable[[str], None] = print):
         from edgelite.deploy import package
 
         self.package, self.offline, self.log = package, offline, log
-        self.agent = package.build_agent()
         self.wheel = package.build_wheel(wheel or None)
         self.constraints = package.constraints_file()
         self.houses: dict[tuple, Path] = {}
@@ -63,4 +63,4 @@ class Builder:
             deps = sorted(house.glob("*.whl"))
         # the device venv is keyed by everything installed into it: a new wheel set, a new venv
         env = pkg.venv_id(self.wheel, deps, cons, facts.arch, facts.python_tag(), self.offline)
-        return Artifacts(agent=self.agent, wheel=self.wheel, constraints=cons, house=house, env=env)
+        return Artifacts(wheel=self.wheel, constraints=cons, house=house, env=env)

@@ -72,7 +72,6 @@ class BundleInfo:
 class Artifacts:
     """The files built on the workstation for one device (`edgelite.deploy.artifacts.Builder.for_device`)."""
 
-    agent: Path
     wheel: Path
     constraints: Path | None  # the pins (the device's system numpy kept when it has one)
     house: Path | None  # --offline: every dependency wheel

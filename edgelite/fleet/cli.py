@@ -72,6 +72,10 @@ def register(sub) -> None:
     pb = fsub.add_parser("playbook", help="print the path of the shipped playbook (for ansible-playbook)")
     pb.set_defaults(func=_playbook)
 
+    pl = fsub.add_parser("plan", help="the rollout plan as JSON: a request on stdin (what the role sends), "
+                                      "every host's deploy plan on stdout")
+    pl.set_defaults(func=_plan)
+
 
 def _inventory(p: argparse.ArgumentParser, limit: bool = True) -> None:
     g = p.add_argument_group("Ansible")
@@ -120,6 +124,12 @@ def _logs(args: argparse.Namespace) -> int:
 
     logs(args.inventory, args.host, lines=args.lines, strict_host_key=args.strict_host_key, known_hosts=args.known_hosts)
     return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from edgelite.fleet.plan import main
+
+    return main([])
 
 
 def _playbook(args: argparse.Namespace) -> int:

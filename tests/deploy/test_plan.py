@@ -98,7 +98,7 @@ def test_deploy_and_fleet_make_the_same_plan(facts, tmp_path):
     """`edgelite deploy`'s options and a fleet host's inventory values for the same choices -> the same plan."""
     clip = tmp_path / "clip.avi"
     clip.write_bytes(b"not really a video")
-    art = planning.Artifacts(agent=Path(__file__), wheel=Path(__file__), constraints=None, house=None, env="e1")
+    art = planning.Artifacts(wheel=Path(__file__), constraints=None, house=None, env="e1")
     bundle = planning.BundleInfo("0123456789abcdef", tmp_path, {"models": [{"name": "int8", "sha256": "ab" * 32}]})
     conn = Connection(parse_target("pi@cam1"), dir="~/edgelite-plan-unit")
     for choice in ({}, {"source": str(clip), "http": "127.0.0.1:8081", "print_every": 5, "format": "int8",

@@ -80,7 +80,7 @@ def test_a_host_is_refused_with_what_to_do(monkeypatch):
 
 
 def _shared(monkeypatch):
-    """A Shared without building anything: the wheel and agent stand-ins are real files."""
+    """A Shared without building anything: the wheel stand-in is a real file."""
     from edgelite.deploy import package
     from edgelite.deploy.artifacts import Builder
     from edgelite.deploy.plan import BundleInfo
@@ -88,7 +88,7 @@ def _shared(monkeypatch):
     s = plan.Shared.__new__(plan.Shared)
     b = s.builder = Builder.__new__(Builder)
     b.package, b.offline, b.log, b.houses = package, False, print, {}
-    b.agent = b.wheel = Path(__file__)  # any file: only its bytes and name are hashed
+    b.wheel = Path(__file__)  # any file: only its bytes and name are hashed
     b.constraints = package.constraints_file()
     s.bundle = BundleInfo("0123456789abcdef", REPO, {"models": [{"name": "int8", "sha256": "ab" * 32}]})
     return s
