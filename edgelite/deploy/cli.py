@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from edgelite.deploy.agent import DEFAULT_HTTP, HEALTH_TIMEOUT, PRINT_EVERY
 from edgelite.remote.connection import add_connection_arguments
 
 EXAMPLES = """\
 examples:
-  edgelite deploy bundles/demo --host pi@raspberrypi.local                  # camera 0, preview on the Pi's 127.0.0.1:8080
+  edgelite deploy bundles/demo --host pi@raspberrypi.local                  # camera 0, preview on the Pi's loopback
   edgelite deploy bundles/demo --host pi@10.0.0.7:2222 --identity ~/.ssh/pi --offline --source clip.mp4
   edgelite deploy --host pi@raspberrypi.local --status | --logs [-n 100] [--follow] | --rollback | --uninstall
   edgelite deploy bundles/demo --host pi@raspberrypi.local --save-uncertain --run-args '--below 0.5 --max-per-hour 30'
@@ -31,10 +32,11 @@ def register(sub) -> None:
     r.add_argument("--source", default="0", metavar="SRC",
                    help="camera index (0), /dev/videoN, picamera2, a URL, a device path, or a local video file "
                         "(copied over and looped). Default 0")
-    r.add_argument("--http", default="127.0.0.1:8080", metavar="[HOST:]PORT",
-                   help="the preview/health address on the device (default 127.0.0.1:8080: loopback only)")
+    r.add_argument("--http", default=DEFAULT_HTTP, metavar="[HOST:]PORT",
+                   help=f"the preview/health address on the device (default {DEFAULT_HTTP}: loopback only)")
     r.add_argument("--format", metavar="NAME", help="bundle model to run (int8, fp16, edgetpu, ...; default: the best)")
-    r.add_argument("--print-every", type=int, default=30, metavar="N", help="a console/log line every N results (default 30)")
+    r.add_argument("--print-every", type=int, default=PRINT_EVERY, metavar="N",
+                   help=f"a console/log line every N results (default {PRINT_EVERY})")
     r.add_argument("--run-args", default="", metavar="'ARGS'", help="more `edgelite run` options, e.g. '--threads 4'")
     r.add_argument("--save-uncertain", action="store_true",
                    help="the service keeps its low-confidence frames in DIR/frames (caps and --below through "
@@ -46,8 +48,9 @@ def register(sub) -> None:
     d.add_argument("--no-service", action="store_true", help="install and switch, but start no service")
     d.add_argument("--no-smoke-test", dest="smoke_test", action="store_false",
                    help="skip the one-inference test on the device before the switch")
-    d.add_argument("--health-timeout", type=float, default=90.0, metavar="S",
-                   help="seconds for the new release to report frames on /healthz before it is rolled back (default 90)")
+    d.add_argument("--health-timeout", type=float, default=HEALTH_TIMEOUT, metavar="S",
+                   help="seconds for the new release to report frames on /healthz before it is rolled back "
+                        f"(default {HEALTH_TIMEOUT:g})")
     d.add_argument("--transfer", choices=["auto", "rsync", "scp"], default="auto",
                    help="file copy tool (default: rsync when both ends have it, else scp)")
     d.add_argument("--wheel", metavar="FILE", help="edgelite wheel to install (default: built from this checkout)")

@@ -18,7 +18,8 @@ import tempfile
 import zipapp
 from pathlib import Path
 
-from edgelite.deploy.errors import EXIT_USAGE, DeployError
+from edgelite.deploy.errors import EXIT_PREFLIGHT, EXIT_USAGE, DeployError
+from edgelite.deploy.preflight import MIN_PYTHON
 
 #: the device runtime (pyproject's core dependencies); the wheelhouse holds these and what they pull in
 CORE_REQUIREMENTS = ["numpy", "opencv-python-headless", "ai-edge-litert"]
@@ -63,8 +64,16 @@ def source_hash(root: Path) -> str:
 AGENT_SUPPORT = ("edgelite/__init__.py", "edgelite/errors.py", "edgelite/manifest.py", "edgelite/jsonfile.py",
                  "edgelite/http_address.py", "edgelite/deploy/__init__.py",
                  "edgelite/remote/__init__.py", "edgelite/remote/layout.py")  # the device folder's names
-# the archive's own __main__.py (zipapp's `main=` would drop the exit status)
-AGENT_MAIN = "import sys\n\nfrom edgelite.deploy.agent.__main__ import main\n\nsys.exit(main())\n"
+# the archive's own __main__.py (zipapp's `main=` would drop the exit status); on a Python older than the
+# agent's own floor it answers the preflight's refusal as a failure reply instead of a traceback
+AGENT_MAIN = (
+    "import sys\n\n"
+    f"if sys.version_info < {MIN_PYTHON}:\n"
+    "    print('{\"ok\": false, \"protocol\": 1, \"exit_code\": %d, \"error\": \"Python too old: the device has Python "
+    f"%d.%d; edgelite needs {'.'.join(map(str, MIN_PYTHON))} or newer (Raspberry Pi OS Bookworm ships 3.11): "
+    "upgrade the OS\"}' % ((" + str(EXIT_PREFLIGHT) + ",) + tuple(sys.version_info[:2])))\n"
+    f"    sys.exit({EXIT_PREFLIGHT})\n"
+    "from edgelite.deploy.agent.__main__ import main  # noqa: E402\n\nsys.exit(main())\n")
 
 
 def agent_files() -> tuple[Path, list[Path]]:

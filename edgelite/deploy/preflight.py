@@ -1,17 +1,20 @@
-"""Preflight: what the device is, and whether edgelite can run there — before anything is copied.
+"""Preflight: what the device is, and whether edgelite can run there — before anything but the agent is copied.
 
-A POSIX `sh` probe (PROBE) runs on the device and prints `key=value` lines; `parse_probe` reads them
-into `Facts`, `assess` turns facts into problems (a clear stop) and warnings, and `report` prints it.
-The three are pure functions, so the refusals are tested on real probe output.
+The device agent answers a `facts` request (`edgelite.deploy.agent.facts`: flat `key: "value"` strings);
+`Facts` reads them, `assess` turns facts into problems (a clear stop) and warnings, and `report` prints
+it. The three are pure functions, so the refusals are tested on the agent's real answer.
 
-    >>> facts = parse_probe("uname_m=armv7l\\nlong_bit=32\\npython_version=3.11.2\\npython_bits=32\\nprobe_end=1\\n")
-    >>> [p.split(":")[0] for p in assess(facts).problems]
+    >>> facts = Facts({"uname_m": "armv7l", "long_bit": "32", "python": "/usr/bin/python3",
+    ...                "python_version": "3.11.2", "python_bits": "32", "probe_end": "1"})
+    >>> [p.split(":")[0] for p in assess(facts, source="picamera2").problems]
     ['32-bit OS']
 """
 
 from __future__ import annotations
 
 import dataclasses
+
+from edgelite.device.source_kind import camera_device
 
 #: the oldest Python edgelite supports (pyproject's requires-python) and the newest LiteRT has wheels for
 MIN_PYTHON = (3, 10)
@@ -23,49 +26,10 @@ BITS32 = {"armv6l", "armv7l", "armv8l", "armhf", "armel", "i386", "i686", "x86"}
 #: free space needed on the device: a venv with numpy + OpenCV + LiteRT is ~250 MB, wheels ~80 MB
 NEED_MB = {"online": 400, "offline": 600}
 
-# Prints key=value lines; $1 = the deploy directory (may start with ~/). Never fails half-way: every
-# probe is guarded so a minimal system still answers.
-PROBE = r"""
-D=${1:-~/edgelite}
-case "$D" in "~") D=$HOME ;; "~/"*) D="$HOME/${D#\~/}" ;; /*) ;; *) D="$HOME/$D" ;; esac
-echo "probe=1"
-echo "uname_m=$(uname -m 2>/dev/null)"
-echo "kernel=$(uname -r 2>/dev/null)"
-echo "long_bit=$(getconf LONG_BIT 2>/dev/null)"
-echo "dpkg_arch=$(dpkg --print-architecture 2>/dev/null)"
-if [ -r /etc/os-release ]; then
-  (. /etc/os-release; echo "os_id=${ID:-}"; echo "os_version=${VERSION_ID:-}"; echo "os_name=${PRETTY_NAME:-}")
-fi
-echo "glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')"
-if [ -r /proc/device-tree/model ]; then echo "board=$(tr -d '\000' </proc/device-tree/model)";
-else echo "board=$(sed -n 's/^Model[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)"; fi
-echo "user=$(id -un 2>/dev/null)"
-echo "home=$HOME"
-echo "dir=$D"
-echo "mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null)"
-P=$D; while [ ! -d "$P" ]; do P=$(dirname "$P"); done
-echo "disk_free_kb=$(df -Pk "$P" 2>/dev/null | awk 'NR==2 {print $4}')"
-echo "cameras=$(ls /dev/video* 2>/dev/null | tr '\n' ' ')"
-PY=$(command -v python3 2>/dev/null)
-echo "python=$PY"
-if [ -n "$PY" ]; then
-  "$PY" -c 'import struct, sys, platform; v = sys.version_info; print("python_version=%d.%d.%d" % (v[0], v[1], v[2])); print("python_bits=%d" % (8 * struct.calcsize("P"))); print("python_machine=" + platform.machine())' 2>/dev/null
-  if "$PY" -c 'import venv, ensurepip' 2>/dev/null; then echo "python_venv=yes"; else echo "python_venv=no"; fi
-  "$PY" -c 'import numpy; print("system_numpy=" + numpy.__version__)' 2>/dev/null
-fi
-if command -v rsync >/dev/null 2>&1; then echo "rsync=yes"; else echo "rsync=no"; fi
-if [ -d /run/systemd/system ]; then echo "systemd=yes"; else echo "systemd=no"; fi
-if [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then echo "sudo=yes"; else echo "sudo=no"; fi
-if [ -d /run/systemd/system ] && systemctl --user show-environment >/dev/null 2>&1; then echo "systemd_user=yes"; else echo "systemd_user=no"; fi
-if command -v systemd-analyze >/dev/null 2>&1; then echo "systemd_analyze=yes"; else echo "systemd_analyze=no"; fi
-if [ -L "$D/current" ]; then echo "current=$(basename "$(readlink "$D/current")")"; fi
-if [ -f "$D/service.json" ]; then echo "service_json=$(tr -d '\n' <"$D/service.json")"; fi
-echo "probe_end=1"
-"""
-
-
 @dataclasses.dataclass
 class Facts:
+    """The agent's `facts` (strings; a missing key is "")."""
+
     raw: dict[str, str]
 
     def get(self, key: str, default: str = "") -> str:
@@ -144,16 +108,6 @@ class Facts:
         return f"{v[0]}.{v[1]}" if v else None
 
 
-def parse_probe(text: str) -> Facts:
-    """`key=value` lines (the PROBE's output) -> Facts; other lines (motd, warnings) are ignored."""
-    raw: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key and key.replace("_", "").isalnum() and key.islower():
-            raw[key] = value.strip()
-    return Facts(raw)
-
-
 @dataclasses.dataclass
 class Assessment:
     problems: list[str]  # each stops the deploy
@@ -173,7 +127,7 @@ def assess(facts: Facts, *, source: str = "0", offline: bool = False) -> Assessm
     problems: list[str] = []
     warnings: list[str] = []
     if not facts.complete:
-        return Assessment(["device probe failed: the probe did not finish (is /bin/sh a POSIX shell?)"], [])
+        return Assessment(["device probe failed: the agent's facts are incomplete (it did not finish)"], [])
     if facts.is_32bit:
         what = facts.get("dpkg_arch") or facts.machine or "32-bit"
         problems.append(f"32-bit OS: the device runs a 32-bit userland ({what}, {facts.machine}); LiteRT and "
@@ -207,8 +161,8 @@ def assess(facts: Facts, *, source: str = "0", offline: bool = False) -> Assessm
     mem = facts.mem_mb
     if mem is not None and mem < 400:
         warnings.append(f"only {mem} MB of memory: large models may not fit")
-    if source.isdigit() or source.startswith("/dev/video"):
-        dev = source if source.startswith("/dev/") else f"/dev/video{source}"
+    dev = camera_device(source)
+    if dev:
         if dev not in facts.cameras:
             problems.append(f"no camera at {dev} (--source {source}): the device has "
                             f"{' '.join(facts.cameras) or 'no /dev/video* device'}; connect one, or pass "

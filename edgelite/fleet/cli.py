@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from edgelite.deploy.agent import DEFAULT_HTTP, HEALTH_TIMEOUT
+from edgelite.remote.layout import DEFAULT_DIR
+
 EXAMPLES = """\
 examples:
   edgelite fleet deploy bundles/demo -i hosts.ini --canary 1 --serial 25% --max-fail 10% --offline
@@ -44,11 +47,11 @@ def register(sub) -> None:
     r.add_argument("--wheel", metavar="FILE", help="edgelite wheel to install (default: built from this checkout)")
     s = d.add_argument_group("defaults for the hosts (an inventory value wins)")
     s.add_argument("--source", metavar="SRC", help="camera index, /dev/videoN, picamera2, URL or a video file here")
-    s.add_argument("--http", metavar="[HOST:]PORT", help="preview and /healthz address on the device (127.0.0.1:8080)")
+    s.add_argument("--http", metavar="[HOST:]PORT", help=f"preview and /healthz address on the device ({DEFAULT_HTTP})")
     s.add_argument("--format", metavar="NAME", help="bundle model to run (int8, fp16, ...)")
     s.add_argument("--threads", type=int, metavar="N", help="interpreter threads (edgelite run --num-threads)")
-    s.add_argument("--health-timeout", type=float, metavar="S", help="seconds to become healthy (default 90)")
-    s.add_argument("--dir", metavar="DIR", help="the edgelite folder on the devices (default ~/edgelite)")
+    s.add_argument("--health-timeout", type=float, metavar="S", help=f"seconds to become healthy (default {HEALTH_TIMEOUT:g})")
+    s.add_argument("--dir", metavar="DIR", help=f"the edgelite folder on the devices (default {DEFAULT_DIR})")
     d.set_defaults(func=_deploy)
 
     st = fsub.add_parser("status", help="one row per host: release, model, service, health, fps, version")
@@ -69,6 +72,10 @@ def register(sub) -> None:
     pb = fsub.add_parser("playbook", help="print the path of the shipped playbook (for ansible-playbook)")
     pb.set_defaults(func=_playbook)
 
+    pl = fsub.add_parser("plan", help="the rollout plan as JSON: a request on stdin (what the role sends), "
+                                      "every host's deploy plan on stdout")
+    pl.set_defaults(func=_plan)
+
 
 def _inventory(p: argparse.ArgumentParser, limit: bool = True) -> None:
     g = p.add_argument_group("Ansible")
@@ -76,6 +83,10 @@ def _inventory(p: argparse.ArgumentParser, limit: bool = True) -> None:
     if limit:
         g.add_argument("-l", "--limit", metavar="PATTERN", help="only these hosts (an Ansible host pattern)")
     g.add_argument("--vault-password-file", metavar="FILE", help="for vault-encrypted inventory values (tokens)")
+    g.add_argument("--known-hosts", metavar="FILE", help="known_hosts file for the devices' keys (default: ssh's)")
+    g.add_argument("--strict-host-key", action="store_true",
+                   help="require each device's host key in known_hosts already (default, as edgelite deploy: accept "
+                        "a new device's key on first contact and remember it, refuse a changed one)")
     g.add_argument("-v", "--verbose", action="store_true", help="Ansible's -v")
 
 
@@ -103,15 +114,22 @@ def _rollback(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from edgelite.fleet.status import status
 
-    status(args.inventory, limit=args.limit, as_json=args.json)
+    status(args.inventory, limit=args.limit, as_json=args.json, strict_host_key=args.strict_host_key,
+           known_hosts=args.known_hosts)
     return 0
 
 
 def _logs(args: argparse.Namespace) -> int:
     from edgelite.fleet.status import logs
 
-    logs(args.inventory, args.host, lines=args.lines)
+    logs(args.inventory, args.host, lines=args.lines, strict_host_key=args.strict_host_key, known_hosts=args.known_hosts)
     return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from edgelite.fleet.plan import main
+
+    return main([])
 
 
 def _playbook(args: argparse.Namespace) -> int:

@@ -22,10 +22,11 @@ from pathlib import Path
 from edgelite.errors import EdgeliteError
 from edgelite.fleet.errors import EXIT_FLEET, EXIT_USAGE, FleetError
 from edgelite.fleet.runner import run_playbook
+from edgelite.remote.ssh import explain_ssh_failure
 
 #: the results that mean "this host runs the release it should"
 GOOD = ("deployed", "unchanged", "would deploy")
-ROLLOUT_PLAY = "edgelite rollout"
+ROLLOUT_PLAY = "Edgelite rollout"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +54,8 @@ class FleetOptions:
     wheel: str | None = None
     vault_password_file: str | None = None
     verbose: bool = False
+    strict_host_key: bool = False
+    known_hosts: str | None = None
 
 
 def _batch(value: str, flag: str) -> int | str:
@@ -89,7 +92,7 @@ def defaults(opts: FleetOptions) -> dict:
 def deploy(opts: FleetOptions, out=None) -> dict:
     """Roll `opts.bundle` out; prints Ansible's progress and the summary; returns the summary (a dict).
     Raises FleetError(EXIT_FLEET) after the summary when some host did not get the release."""
-    from edgelite.deploy.deploy import check_bundle
+    from edgelite.deploy.artifacts import checked_bundle
 
     if opts.bundle is None:
         raise FleetError("edgelite fleet deploy BUNDLE: name the bundle folder to roll out", EXIT_USAGE)
@@ -97,18 +100,19 @@ def deploy(opts: FleetOptions, out=None) -> dict:
     if not bundle.is_dir():
         raise FleetError(f"bundle {opts.bundle}: no such directory", EXIT_USAGE)
     try:
-        bundle_id, _ = check_bundle(bundle)  # before any host is touched; a checksum mismatch keeps exit 4
+        bundle_id = checked_bundle(bundle).id  # before any host is touched; a checksum mismatch keeps exit 4
     except EdgeliteError as e:
         raise FleetError(str(e), e.exit_code) from None
     if opts.forks < 1:
         raise FleetError(f"--forks {opts.forks}: expected 1 or more parallel hosts", EXIT_USAGE)
-    evars = {"bundle": str(bundle), "edgelite_serial": serial_plan(opts),
+    evars = {"bundle": str(bundle), "edgelite_bundle_checked": bundle_id, "edgelite_serial": serial_plan(opts),
              "edgelite_max_fail": max_fail_percent(opts.max_fail), "edgelite_offline": opts.offline,
              "edgelite_dry_run": opts.dry_run, **defaults(opts)}
     if opts.wheel:
         evars["edgelite_wheel"] = str(Path(opts.wheel).expanduser().resolve())
     rc, report = run_playbook("deploy", opts.inventory, evars, limit=opts.limit, forks=opts.forks,
                               vault_password_file=opts.vault_password_file, verbose=opts.verbose,
+                              strict_host_key=opts.strict_host_key, known_hosts=opts.known_hosts,
                               out=_progress_stream(opts, out))
     summary = summarize(report, ROLLOUT_PLAY, bundle=bundle_id)
     return _finish(opts, summary, out, what="rollout")
@@ -119,8 +123,9 @@ def rollback(opts: FleetOptions, out=None) -> dict:
     evars = {"edgelite_serial": _batch(opts.serial, "--serial"), **defaults(opts)}
     _, report = run_playbook("rollback", opts.inventory, evars, limit=opts.limit, forks=opts.forks,
                              vault_password_file=opts.vault_password_file, verbose=opts.verbose,
+                             strict_host_key=opts.strict_host_key, known_hosts=opts.known_hosts,
                              out=_progress_stream(opts, out))
-    return _finish(opts, summarize(report, "edgelite rollback", good=("rolled back",)), out, what="rollback")
+    return _finish(opts, summarize(report, "Edgelite rollback", good=("rolled back",)), out, what="rollback")
 
 
 def _progress_stream(opts: FleetOptions, out):
@@ -152,6 +157,7 @@ def summarize(report: dict, play: str, *, bundle: str | None = None, good: tuple
         result = h.get("result") or "failed"
         if h.get("unreachable"):
             result = "unreachable"
+            h = {**h, "error": explain_ssh_failure(name, str(h.get("error") or ""))}
         elif result == "planned":  # preflight passed, but no batch of the rollout reached it
             result = "not started"
         before = h.get("before")

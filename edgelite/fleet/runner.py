@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -37,9 +38,19 @@ def ansible_playbook() -> str:
     return found
 
 
-def environment(report: Path) -> dict[str, str]:
-    """ansible-playbook's environment: our callback enabled (besides the user's), quiet interpreter discovery."""
+def environment(report: Path, strict_host_key: bool = False, known_hosts: str | None = None) -> dict[str, str]:
+    """ansible-playbook's environment: our callback enabled (besides the user's), quiet interpreter discovery,
+    and `edgelite deploy`'s host-key policy for Ansible's ssh (`edgelite.remote.ssh.policy_options`:
+    accept-new, or yes with --strict-host-key; an inventory's own ansible_ssh_common_args come first and win).
+    Ansible's host_key_checking stays on: it would otherwise turn checking off."""
+    from edgelite.remote.ssh import policy_options
+
     env = dict(os.environ)
+    policy = shlex.join(policy_options(strict_host_key, known_hosts, batch=False))
+    for tool in ("SSH", "SFTP", "SCP"):  # the file copies too, when they open their own connection
+        name = f"ANSIBLE_{tool}_EXTRA_ARGS"
+        env[name] = " ".join(filter(None, (env.get(name, ""), policy)))
+    env["ANSIBLE_HOST_KEY_CHECKING"] = "True"
     cbs = [c for c in env.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c.strip()]
     env["ANSIBLE_CALLBACKS_ENABLED"] = ",".join([*cbs, "edgelite_report"])
     paths = [str(ANSIBLE_DIR / "callback_plugins"), *filter(None, env.get("ANSIBLE_CALLBACK_PLUGINS", "").split(":"))]
@@ -54,7 +65,7 @@ def environment(report: Path) -> dict[str, str]:
 
 def run_playbook(name: str, inventory: Path | str, extra_vars: dict, *, limit: str | None = None,
                  forks: int | None = None, vault_password_file: str | None = None, verbose: bool = False,
-                 out=None) -> tuple[int, dict]:
+                 strict_host_key: bool = False, known_hosts: str | None = None, out=None) -> tuple[int, dict]:
     """(ansible-playbook's exit status, the report: {"plays", "hosts": {name: {...}}, "seconds"}).
 
     Ansible's own progress goes to `out` (default stdout). Raises FleetError when no host ran at all.
@@ -77,7 +88,8 @@ def run_playbook(name: str, inventory: Path | str, extra_vars: dict, *, limit: s
         if verbose:
             cmd.append("-v")
         out.flush()
-        proc = subprocess.run(cmd, env=environment(report), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.run(cmd, env=environment(report, strict_host_key, known_hosts), stdout=out,
+                              stderr=subprocess.STDOUT)
         data = json.loads(report.read_text()) if report.exists() else {}
     if not data.get("hosts"):
         why = ("no host matched" if proc.returncode == 0 else

@@ -3,6 +3,7 @@
     target.py      `user@host[:port]`, `ssh://...`, `user@[IPv6]:port` -> Target
     ssh.py         Remote: the only module that starts ssh / rsync / scp (one host-key policy,
                    identity, known_hosts, extra -o options, one shared ControlMaster connection)
+    connector.py   Connector: the interface (run / put / push / get) every transport implements
     connection.py  Connection (what to reach and how) and the one argparse group of SSH flags
     layout.py      the device folder under DIR (default ~/edgelite); stdlib only, the agent ships it
     errors.py      RemoteError (exit codes EXIT_CONNECT / EXIT_REMOTE / EXIT_USAGE)

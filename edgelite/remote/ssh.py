@@ -42,6 +42,17 @@ def rq(path: str) -> str:
     return shlex.quote(path)
 
 
+def python_file_command(path: str, *, missing: int, no_python: int) -> str:
+    """The device command line that runs the Python file `path` (a zipapp; `~/` allowed) with the device's
+    python3, its stdin passed on; exit `missing` when there is no such file, `no_python` without python3.
+
+    >>> python_file_command("~/edgelite/agent.pyz", missing=127, no_python=126)
+    'test -f ~/edgelite/agent.pyz || exit 127; command -v python3 >/dev/null || exit 126; exec python3 ~/edgelite/agent.pyz'
+    """
+    q = rq(path)
+    return f"test -f {q} || exit {int(missing)}; command -v python3 >/dev/null || exit {int(no_python)}; exec python3 {q}"
+
+
 def host_key_policy(strict_host_key: bool, ssh_options: Iterable[str]) -> tuple[str, list[str]]:
     """(StrictHostKeyChecking value, the other -o options). A StrictHostKeyChecking among `ssh_options`
     may make the policy stricter (yes / ask) but never turn checking off (no / off: a usage error).
@@ -63,6 +74,41 @@ def host_key_policy(strict_host_key: bool, ssh_options: Iterable[str]) -> tuple[
                               "key to a file with ssh-keyscan and pass --known-hosts FILE (or keep the default, "
                               "accept-new)", EXIT_USAGE)
     return ("yes" if strict else "accept-new"), rest
+
+
+def policy_options(strict_host_key: bool, known_hosts: str | None = None, *, batch: bool = True) -> list[str]:
+    """The `ssh -o` options of the one host-key policy (keys only, accept-new or yes, which known_hosts):
+    `Remote` starts ssh with them, `edgelite fleet` hands them to Ansible's ssh.
+
+    >>> policy_options(False)
+    ['-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=accept-new']
+    """
+    opts = ["-o", "BatchMode=yes"] if batch else []  # keys only: fail instead of asking for a password
+    opts += ["-o", f"StrictHostKeyChecking={'yes' if strict_host_key else 'accept-new'}"]
+    if known_hosts:
+        opts += ["-o", f"UserKnownHostsFile={Path(known_hosts).expanduser()}"]
+    return opts
+
+
+def explain_ssh_failure(target: object, stderr: str) -> str:
+    """ssh's last words (exit 255) as one line that says what to do; `edgelite fleet` explains Ansible's
+    unreachable hosts with it too.
+
+    >>> explain_ssh_failure("pi@cam1", "Host key verification failed.").split(";")[1].strip()[:40]
+    'with --strict-host-key add it to known_h'
+    """
+    text = " ".join(stderr.strip().splitlines()[-3:]) or "ssh exited with 255"
+    where = f"cannot reach {target} over SSH"
+    if "Permission denied" in text:
+        dest = getattr(target, "destination", target)
+        return (f"{where}: the key was refused ({text}); pass --identity KEY for a key the device accepts "
+                f"(ssh-copy-id {dest} installs yours)")
+    if "Host key verification failed" in text or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
+        return (f"{where}: its host key is unknown or changed ({text}); with --strict-host-key add it to "
+                "known_hosts first (ssh-keyscan), or check that the device is really the one you meant")
+    if "Connection refused" in text or "timed out" in text or "No route" in text or "resolve" in text:
+        return f"{where}: {text}; is the device on and is sshd running?"
+    return f"{where}: {text}"
 
 
 def _remove_stale_control_dirs(age: float = 120.0) -> None:
@@ -104,12 +150,9 @@ class Remote:
         # one control connection per Remote, never shared between runs: a reused master would skip
         # authentication with another --identity
         self._ctl_dir = tempfile.mkdtemp(prefix="edgelite-ssh-")
-        opts = ["-o", "BatchMode=yes",  # keys only: fail instead of asking for a password
-                "-o", f"StrictHostKeyChecking={policy}"]
+        opts = policy_options(policy == "yes", known_hosts)
         if identity:
             opts += ["-i", str(Path(identity).expanduser()), "-o", "IdentitiesOnly=yes"]
-        if known_hosts:
-            opts += ["-o", f"UserKnownHostsFile={Path(known_hosts).expanduser()}"]
         for opt in extra:
             opts += ["-o", opt]
         opts += [
@@ -151,10 +194,14 @@ class Remote:
                               f"{' / '.join(lines[-3:]) or 'no output'}", EXIT_REMOTE)
         return r
 
-    def stream(self, command: str, *, timeout: float | None = None, on_line=None) -> tuple[int, list[str]]:
-        """Run a command and hand each output line to `on_line` as it arrives; (exit code, lines)."""
-        p = subprocess.Popen(self.ssh_argv(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, bufsize=1)
+    def stream(self, command: str, *, input: str | None = None, timeout: float | None = None,
+               on_line=None) -> tuple[int, list[str]]:
+        """Run a command (its stdin `input`) and hand each output line to `on_line` as it arrives; (exit code, lines)."""
+        p = subprocess.Popen(self.ssh_argv(command), stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        if input is not None and p.stdin:
+            p.stdin.write(input)
+            p.stdin.close()
         lines = []
         for line in p.stdout or ():
             line = line.rstrip("\n")
@@ -167,17 +214,7 @@ class Remote:
         return code, lines
 
     def _explain_ssh_failure(self, stderr: str) -> str:
-        text = " ".join(stderr.strip().splitlines()[-3:]) or "ssh exited with 255"
-        where = f"cannot reach {self.target} over SSH"
-        if "Permission denied" in text:
-            return (f"{where}: the key was refused ({text}); pass --identity KEY for a key the device accepts "
-                    f"(ssh-copy-id {self.target.destination} installs yours)")
-        if "Host key verification failed" in text or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
-            return (f"{where}: its host key is unknown or changed ({text}); with --strict-host-key add it to "
-                    "known_hosts first (ssh-keyscan), or check that the device is really the one you meant")
-        if "Connection refused" in text or "timed out" in text or "No route" in text or "resolve" in text:
-            return f"{where}: {text}; is the device on and is sshd running?"
-        return f"{where}: {text}"
+        return explain_ssh_failure(self.target, stderr)
 
     # ------------------------------------------------------------------ files
     def has_rsync_locally(self) -> bool:
@@ -228,7 +265,23 @@ class Remote:
             raise RemoteError(f"{what} failed: {text}", EXIT_CONNECT)
         return r.stdout
 
-    def pull(self, remote_dir: str, local_dir: str | os.PathLike, *, transfer: str = "rsync",
+    def makedirs(self, paths: Sequence[str]) -> None:
+        """`mkdir -p` every device path (a leading `~/` is the device user's home)."""
+        self.run("mkdir -p -- " + " ".join(rq(p) for p in paths))
+
+    def put(self, local: str | os.PathLike, remote_path: str, *, transfer: str = "rsync") -> None:
+        """Copy one local file to the device file `remote_path` (its folder exists), replacing it whole:
+        rsync writes a temporary file and renames it; scp (SFTP) writes in place. A leading `~/` is the
+        device user's home (both take a relative path from there)."""
+        dest = self._scp_destination(remote_path[2:] if remote_path.startswith("~/") else remote_path).rstrip("/")
+        if transfer == "rsync":
+            cmd = ["rsync", "-lpt", "--protect-args", "-e", shlex.join(["ssh", *self.ssh_opts]), "--", str(local), dest]
+        else:
+            port = ["-P", str(self.target.port)] if self.target.port else []
+            cmd = ["scp", "-q", "-p", "-s", *port, *self._common_opts, "--", str(local), dest]
+        self._copy(cmd, f"copying {Path(local).name} to {self.target}:{remote_path} with {transfer}")
+
+    def get(self, remote_dir: str, local_dir: str | os.PathLike, *, transfer: str = "rsync",
              remove_source: bool = False) -> list[str]:
         """Copy the files under `remote_dir` (an absolute device path) into `local_dir`; hidden files (a
         frame still being written is `.NAME.part`) are left. Returns the relative paths copied.

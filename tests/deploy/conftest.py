@@ -226,8 +226,10 @@ def wheel_b(wheel, tmp_path_factory) -> Path:
 def wheelhouse(sshd) -> Path:
     """The device's dependency wheels, downloaded once into ~/.cache/edgelite/wheelhouse (the deploy uses it)."""
     from edgelite.deploy import package
-    from edgelite.deploy.preflight import PROBE, parse_probe
+    from edgelite.deploy.preflight import Facts
 
-    facts = parse_probe(sshd.ssh("sh -s", input=PROBE).stdout)
+    from .rig import agent_facts
+
+    facts = Facts(agent_facts())  # the test device is this machine
     return package.wheelhouse(facts.platform_tag(), facts.python_tag(), constraints=package.constraints_file(),
                               log=lambda *_: None)

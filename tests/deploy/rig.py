@@ -1,8 +1,10 @@
-"""Small helpers the deploy tests share: a free loopback port, and the device's /healthz read from the host."""
+"""Small helpers the deploy tests share: a free loopback port, the device's /healthz read from the host, and
+the agent's facts of this machine."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from pathlib import Path
@@ -54,3 +56,17 @@ def write_broken_copy(bundle: Path, out: Path) -> Path:
     b.info["broken"] = True
     b.save()
     return out
+
+
+_FACTS = ("import json, sys\nfrom edgelite.deploy.agent.facts import facts\nfrom edgelite.deploy.agent.layout import Layout\n"
+          "print(json.dumps(facts(Layout(sys.argv[1]))))\n")
+
+
+def agent_facts(directory: str = "~/edgelite", *prefix: str) -> dict[str, str]:
+    """The agent's real `facts` of this machine (as a device's), run under `prefix` (e.g. setarch i686)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([*prefix, sys.executable, "-c", _FACTS, directory], capture_output=True, text=True,
+                         check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
+    return json.loads(out)

@@ -85,7 +85,7 @@ def test_zipapp_answers_in_isolation(pyz, tmp_path):
     code, reply = call(pyz, {"command": "status", "dir": str(tmp_path / "dev")}, tmp_path)
     assert code == 0 and reply["ok"] and reply["current"] is None and reply["releases"] == []
     code, reply = call(pyz, {"command": "facts", "dir": str(tmp_path / "dev")}, tmp_path)
-    assert code == 0 and reply["python"].count(".") == 2 and reply["agent_version"]
+    assert code == 0 and reply["facts"]["python_version"].count(".") == 2 and reply["facts"]["probe_end"] == "1"
 
 
 @pytest.mark.parametrize("request_text,says", [
@@ -183,7 +183,7 @@ def test_write_json_is_atomic_and_leaves_no_temp_file(tmp_path):
 
 
 def test_a_corrupt_bundle_is_a_checksum_error_with_exit_4(tmp_path):
-    from edgelite.deploy.deploy import check_bundle
+    from edgelite.deploy.artifacts import checked_bundle as check_bundle
 
     root = mini_bundle(tmp_path / "b")
     Bundle.load(root).verify()

@@ -1,24 +1,29 @@
-"""Preflight: the probe's real output, parsed and assessed; and one real refusal over SSH.
+"""Preflight: the agent's real `facts`, assessed; and one real refusal over SSH.
 
-The probe runs for real (on this machine with `sh`, under a 32-bit personality with `setarch i686`,
-and over SSH on the test device). Where a real device is out of reach (a Pi with Python 3.9), one line
-of real output is replaced by what that device prints, so the refusal is still judged on the real format.
+The facts are the agent's, for real (on this machine, under a 32-bit personality with `setarch i686`,
+and over SSH on the test device). Where a real device is out of reach (a Pi with Python 3.9), one fact
+of the real answer is replaced by what that device reports, so the refusal is still judged on the real
+format (written here as `key=value` lines, one fact a line, to edit them).
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import pytest
 
 from edgelite.deploy.errors import EXIT_PREFLIGHT
-from edgelite.deploy.preflight import PROBE, assess, parse_probe, report
+from edgelite.deploy.preflight import Facts, assess, report
+
+from .rig import agent_facts
 
 
 def probe_here(*prefix: str) -> str:
-    return subprocess.run([*prefix, "sh", "-s", "--", "~/edgelite"], input=PROBE, capture_output=True,
-                          text=True, check=True).stdout
+    return "".join(f"{k}={v}\n" for k, v in agent_facts("~/edgelite", *prefix).items())
+
+
+def parse_probe(text: str) -> Facts:
+    return Facts(dict(line.split("=", 1) for line in text.splitlines() if "=" in line))
 
 
 @pytest.fixture(scope="module")
@@ -97,10 +102,11 @@ def test_truncated_probe_is_a_failure(real_output):
 
 
 def test_real_preflight_refusal_over_ssh(sshd, tiny_bundle):
-    """The probe over SSH on the test device; --source 0 with no camera stops before anything is copied."""
+    """The agent's facts over SSH on the test device; --source 0 with no camera stops before anything but the
+    agent is copied."""
     r = sshd.cli(str(tiny_bundle), "--source", "0", directory="~/edgelite-refused")
     assert r.returncode == EXIT_PREFLIGHT, r.stdout
     assert "preflight" in r.stdout and "x86_64 (64-bit)" in r.stdout
     assert "no camera at /dev/video0" in r.stdout
     assert "[2/7]" not in r.stdout  # refused at step 1
-    assert sshd.ssh("test -e ~/edgelite-refused", check=False).returncode == 1  # nothing written on the device
+    assert sshd.ssh("ls -A ~/edgelite-refused").stdout.split() == ["agent.pyz"]  # nothing but the agent

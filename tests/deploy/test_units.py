@@ -215,3 +215,14 @@ def test_split_token():
     assert split_token(["--token", "a b", "-k", "3"]) == (["-k", "3"], "a b")
     assert split_token(["--token=x"]) == ([], "x")
     assert split_token(["--top-k", "3"]) == (["--top-k", "3"], None)
+
+
+def test_install_list_leaves_numpy_to_apt_when_kept(tmp_path):
+    from edgelite.deploy.package import install_list
+
+    for name in ("numpy-2.2.4-cp313-cp313-manylinux_2_17_aarch64.whl", "opencv_python_headless-5.0.0.93-cp37-abi3-x.whl",
+                 "ai_edge_litert-2.3.0-cp313-cp313-y.whl"):
+        (tmp_path / name).write_bytes(b"")
+    assert [n.split("-")[0] for n in install_list(tmp_path, keep_system_numpy=True)] == ["ai_edge_litert",
+                                                                                          "opencv_python_headless"]
+    assert len(install_list(tmp_path, keep_system_numpy=False)) == 3

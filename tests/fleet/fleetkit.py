@@ -138,8 +138,10 @@ class Fleet:
         return f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
 
     def inventory(self, path: Path, video: Path | str, overrides: dict[str, dict] | None = None,
-                  devices: list[Device] | None = None, extra_hosts: list[str] = ()) -> Path:
-        """An INI inventory of the devices (group `pis`): each its port, user, key, /healthz port and source."""
+                  devices: list[Device] | None = None, extra_hosts: list[str] = (), pinned: bool = True) -> Path:
+        """An INI inventory of the devices (group `pis`): each its port, user, key, /healthz port and source.
+        `pinned`: the host keys come from the fleet's known_hosts (else as a new user's inventory: nothing
+        about host keys, so edgelite's policy decides)."""
         lines = ["[pis]"]
         for d in devices or self.devices:
             settings = {"ansible_host": "127.0.0.1", "ansible_port": d.port, "ansible_user": d.user,
@@ -148,7 +150,8 @@ class Fleet:
             lines.append(d.name + "".join(f" {k}={v}" for k, v in settings.items()))
         lines += list(extra_hosts)
         lines += ["", "[pis:vars]", f"ansible_ssh_private_key_file={self.key}",
-                  f"ansible_ssh_common_args='{self.ssh_args()}'", "edgelite_health_timeout=60",
+                  f"ansible_ssh_common_args='{self.ssh_args() if pinned else '-o IdentitiesOnly=yes'}'",
+                  "edgelite_health_timeout=60",
                   "edgelite_print_every=5"]
         path.write_text("\n".join(lines) + "\n")
         return path

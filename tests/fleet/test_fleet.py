@@ -27,11 +27,11 @@ from .conftest import ROOT, env
 pytestmark = pytest.mark.timeout(900)
 
 
-def edgelite(*args: str, timeout: float = 600, merge: bool = True) -> subprocess.CompletedProcess:
-    """`python -m edgelite ARGS`; stderr joins stdout unless `merge` is False."""
+def edgelite(*args: str, timeout: float = 600, merge: bool = True, **environ: str) -> subprocess.CompletedProcess:
+    """`python -m edgelite ARGS` (with `environ` added); stderr joins stdout unless `merge` is False."""
     return subprocess.run([sys.executable, "-m", "edgelite", *args], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT if merge else subprocess.PIPE, text=True, timeout=timeout,
-                          cwd=ROOT, env=env())
+                          cwd=ROOT, env={**env(), **environ})
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +45,11 @@ def inv(fleet, video, tmp_path_factory):
     return make
 
 
-def rollout(inventory, bundle, *extra: str, tmp_path) -> tuple[subprocess.CompletedProcess, dict]:
+def rollout(inventory, bundle, *extra: str, tmp_path, **environ: str) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path / "summary.json"
-    r = edgelite("fleet", "deploy", str(bundle), "-i", str(inventory), "--offline", "--json", str(out), *extra)
+    out.unlink(missing_ok=True)
+    r = edgelite("fleet", "deploy", str(bundle), "-i", str(inventory), "--offline", "--json", str(out), *extra,
+                 **environ)
     return r, (json.loads(out.read_text()) if out.exists() else {})
 
 
@@ -174,12 +176,12 @@ def test_a_rollout_killed_mid_way_leaves_every_host_serving(fleet, inv, bundles)
     try:
         for line in p.stdout:
             seen.append(line)
-            if "switch - followed to its end" in line:  # the device-side commit has started on the canary
+            if "Switch - followed to its end" in line:  # the device-side commit has started on the canary
                 break
     finally:
         os.killpg(p.pid, signal.SIGKILL)
         p.wait(30)
-    assert any("switch - followed" in ln for ln in seen), "".join(seen[-40:])
+    assert any("Switch - followed" in ln for ln in seen), "".join(seen[-40:])
     new_bundle = bundle_id(bundles["c"])
     deadline = time.monotonic() + 180
     # the canary's detached commit goes on without us: wait until it has logged its verdict (on a loaded
@@ -235,6 +237,29 @@ def test_dry_run_refuses_a_host_without_its_camera_and_changes_nothing(fleet, in
     assert by["dev2"]["result"] == "refused" and "no camera at /dev/video7" in by["dev2"]["error"]
     assert {by[n]["result"] for n in ("dev1", "dev3", "dev4", "dev5")} == {"would deploy"}
     assert {d.name: d.current() for d in fleet.devices} == current
+
+
+def test_never_seen_hosts_are_accepted_as_edgelite_deploy_does(fleet, video, bundles, tmp_path):
+    """A new user's inventory (nothing about host keys) and an empty known_hosts: the rollout accepts each new
+    key and remembers it (accept-new, as `edgelite deploy`); --strict-host-key refuses with deploy's hint."""
+    hosts = fleet.inventory(tmp_path / "new.ini", video, devices=fleet.devices[:2], pinned=False)
+    known = tmp_path / "known_hosts"
+    # Ansible's own SSH connections of the earlier tests (ControlPersist) would skip the host-key check
+    fresh = {"ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "cp")}
+    r, summary = rollout(hosts, bundles["a"], "--known-hosts", str(known), tmp_path=tmp_path, **fresh)
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert {row["result"] for row in summary["hosts"]} <= {"deployed", "unchanged"}
+    for d in fleet.devices[:2]:  # remembered (ssh may hash the names: ask ssh-keygen)
+        assert subprocess.run(["ssh-keygen", "-F", f"[127.0.0.1]:{d.port}", "-f", str(known)],
+                              capture_output=True).returncode == 0, d.name
+    fresh = {"ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "cp2")}
+    r, summary = rollout(hosts, bundles["a"], "--known-hosts", str(tmp_path / "empty"), "--strict-host-key",
+                         tmp_path=tmp_path, **fresh)
+    assert r.returncode == EXIT_FLEET, r.stdout[-3000:]
+    for row in summary["hosts"]:
+        assert row["result"] == "unreachable" and "its host key is unknown or changed" in row["error"], row
+        assert "--strict-host-key add it to known_hosts first (ssh-keyscan)" in row["error"]
+    assert "--strict-host-key add it to known_hosts first" in r.stdout  # the summary's line for each host
 
 
 def test_bad_input_is_one_clear_line(fleet, inv, bundles, tmp_path):

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from edgelite.deploy.preflight import PROBE
 from edgelite.errors import EXIT_FLEET, EXIT_USAGE
 from edgelite.fleet import plan
 from edgelite.fleet.errors import FleetError
@@ -43,10 +42,11 @@ def test_bad_max_fail_is_a_usage_error():
         max_fail_percent("120%")
 
 
-def _probe() -> str:
-    """This machine's real preflight probe output (as a device's, seen through `sh`)."""
-    return subprocess.run(["sh", "-s", "--", "~/edgelite-fleet-unit"], input=PROBE, capture_output=True,
-                          text=True, check=True).stdout
+def _probe() -> dict:
+    """This machine's real facts from the agent (as a device's)."""
+    from tests.deploy.rig import agent_facts
+
+    return agent_facts("~/edgelite-fleet-unit")
 
 
 def test_the_plan_is_deploys_names_and_changes_with_what_runs(tmp_path, monkeypatch):
@@ -56,13 +56,13 @@ def test_the_plan_is_deploys_names_and_changes_with_what_runs(tmp_path, monkeypa
     pytest.importorskip("cv2")
     video = write_video(tmp_path / "clip.avi")
     shared = _shared(monkeypatch)
-    host = {"probe": _probe(), "dir": "~/edgelite-fleet-unit", "source": str(video), "http": "127.0.0.1:8081",
+    host = {"facts": _probe(), "dir": "~/edgelite-fleet-unit", "source": str(video), "http": "127.0.0.1:8081",
             "print_every": 5}
     p = plan.host_plan(shared, "pi", host)
     assert not p["problems"], p["problems"]
     assert p["release"]["source_is_file"] and p["media"]["dest"].endswith("-clip.avi")
     assert p["unit"] == "edgelite-" + __import__("hashlib").sha256(p["root"].encode()).hexdigest()[:8]
-    assert p["release"]["meta"]["fleet_key"] == p["key"]
+    assert p["release"]["meta"]["key"] == p["key"]
     # the same settings -> the same key (a second rollout leaves the host alone); any change -> another
     assert plan.host_plan(shared, "pi", dict(host))["key"] == p["key"]
     for change in ({"http": "127.0.0.1:8082"}, {"threads": 2}, {"token_sha256": "ab" * 32}, {"format": "fp16"}):
@@ -71,23 +71,26 @@ def test_the_plan_is_deploys_names_and_changes_with_what_runs(tmp_path, monkeypa
 
 def test_a_host_is_refused_with_what_to_do(monkeypatch):
     shared = _shared(monkeypatch)
-    p = plan.host_plan(shared, "pi", {"probe": _probe(), "source": "/dev/video7"})
+    p = plan.host_plan(shared, "pi", {"facts": _probe(), "source": "/dev/video7"})
     assert any("no camera at /dev/video7" in x for x in p["problems"]) and "key" not in p
-    p = plan.host_plan(shared, "pi", {"probe": _probe(), "source": "/x.avi", "http": "0.0.0.0:8080"})
+    p = plan.host_plan(shared, "pi", {"facts": _probe(), "source": "/x.avi", "http": "0.0.0.0:8080"})
     assert any("edgelite_token" in x for x in p["problems"])
-    p = plan.host_plan(shared, "pi", {"probe": "", "source": "0"})
-    assert p["problems"] == ["device probe failed: the probe did not finish (is /bin/sh a POSIX shell?)"]
+    p = plan.host_plan(shared, "pi", {"facts": {}, "source": "0"})
+    assert p["problems"] == ["device probe failed: the agent's facts are incomplete (it did not finish)"]
 
 
 def _shared(monkeypatch):
-    """A Shared without building anything: the wheel and agent stand-ins are real files."""
-    s = plan.Shared.__new__(plan.Shared)
+    """A Shared without building anything: the wheel stand-in is a real file."""
     from edgelite.deploy import package
+    from edgelite.deploy.artifacts import Builder
+    from edgelite.deploy.plan import BundleInfo
 
-    wheel = Path(__file__)  # any file: only its bytes and name are hashed
-    s.package, s.bundle, s.bundle_id, s.offline = package, REPO, "0123456789abcdef", False
-    s.wheel, s.constraints, s.houses, s.version = wheel, package.constraints_file(), {}, "0.1.0"
-    s.manifest, s.meta = {}, {"models": ["int8"], "edgelite": "0.1.0"}
+    s = plan.Shared.__new__(plan.Shared)
+    b = s.builder = Builder.__new__(Builder)
+    b.package, b.offline, b.log, b.houses = package, False, print, {}
+    b.wheel = Path(__file__)  # any file: only its bytes and name are hashed
+    b.constraints = package.constraints_file()
+    s.bundle = BundleInfo("0123456789abcdef", REPO, {"models": [{"name": "int8", "sha256": "ab" * 32}]})
     return s
 
 

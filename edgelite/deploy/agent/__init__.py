@@ -24,7 +24,7 @@ object (one line) on stdout; progress lines go to stderr; the exit status is 0 o
 
 * ``"dir"`` — the deploy directory (default ``~/edgelite``);
 * ``"detach": true`` — run the command in a new session, away from this SSH connection; the reply is
-  at once ``{"ok": true, "job": NAME, "pid": N}``; its progress goes to ``run/NAME.log`` and its reply to
+  at once ``{"ok": true, "job": NAME, "pid": N, "follow_s": S}`` (S: how long to follow it before giving up); its progress goes to ``run/NAME.log`` and its reply to
   ``run/NAME.json`` (follow both with `wait`). A `commit` job is named ``commit-<release>``, any other
   ``<command>-<time>-<n>`` unless the request names it (``"job"``).
 
@@ -35,9 +35,9 @@ Every reply has ``"ok"`` and ``"protocol": 1``. A failure is
 =================  =====================================================  ===========================================
 command            request fields (besides "command", "dir")             reply fields (besides "ok")
 =================  =====================================================  ===========================================
-facts              —                                                      python, python_bits, machine, os, glibc,
-                                                                          disk_free_mb, systemd, root, rsync, cameras,
-                                                                          current, service, agent_version
+facts              —                                                      facts: {uname_m, python_version, glibc,
+                                                                          disk_free_kb, cameras, systemd, sudo, rsync,
+                                                                          dir, current, ...: strings} (the preflight)
 verify             path (a bundle folder)                                 problems: [] (exit 4 and the list if any)
 prepare-bundle     bundle (id)                                            present, damaged (problems of a bad copy)
 accept-bundle      bundle (id)                                            — (exit 4 with problems)
@@ -59,7 +59,6 @@ logs               lines? (50), follow?                                   lines:
                                                                           goes to stderr until the call is killed
 previous           —                                                      current, previous
 service            action (start|stop)                                    state
-gc                 keep? (3)                                              removed: [...]
 uninstall          —                                                      removed (the folder), kept (what it left there)
 =================  =====================================================  ===========================================
 
@@ -88,3 +87,9 @@ This package's `__init__` imports nothing; `__main__` holds the dispatcher (`han
 """
 
 PROTOCOL = 1
+
+# The request defaults, written once: the agent applies them to a request that leaves a field out, and the
+# workstation's plan (`edgelite.deploy.plan`, for `deploy` and `fleet`) and CLI defaults import them.
+DEFAULT_HTTP = "127.0.0.1:8080"  # the preview and /healthz address: the device's loopback only
+HEALTH_TIMEOUT = 90.0  # seconds for a new release to report frames on /healthz before it is rolled back
+PRINT_EVERY = 30  # the service's console line every N results

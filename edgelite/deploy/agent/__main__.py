@@ -18,17 +18,17 @@ from collections.abc import Callable
 from edgelite.deploy.agent import PROTOCOL, jobs
 from edgelite.deploy.agent.bundles import cmd_accept_bundle, cmd_prepare_bundle, cmd_verify
 from edgelite.deploy.agent.commit import cmd_commit, cmd_rollback
+from edgelite.deploy.agent.facts import cmd_facts
 from edgelite.deploy.agent.layout import AgentError, Layout
 from edgelite.deploy.agent.release import cmd_release
 from edgelite.deploy.agent.service import cmd_configure, cmd_service
 from edgelite.deploy.agent.smoke import cmd_smoke
-from edgelite.deploy.agent.status import cmd_facts, cmd_gc, cmd_logs, cmd_previous, cmd_status, cmd_uninstall
+from edgelite.deploy.agent.status import cmd_logs, cmd_previous, cmd_status, cmd_uninstall
 from edgelite.deploy.agent.supervisor import Supervisor
 from edgelite.deploy.agent.venv import cmd_venv
 from edgelite.errors import EXIT_FAILED, EXIT_USAGE
 from edgelite.jsonfile import write_json
-
-DEFAULT_DIR = "~/edgelite"
+from edgelite.remote.layout import DEFAULT_DIR
 
 COMMANDS: dict[str, Callable[[Layout, dict], dict]] = {
     "facts": cmd_facts,
@@ -46,7 +46,6 @@ COMMANDS: dict[str, Callable[[Layout, dict], dict]] = {
     "logs": cmd_logs,
     "previous": cmd_previous,
     "service": cmd_service,
-    "gc": cmd_gc,
     "uninstall": cmd_uninstall,
 }
 

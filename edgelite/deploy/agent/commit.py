@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 
+from edgelite.deploy.agent import HEALTH_TIMEOUT
 from edgelite.deploy.agent.health import wait_healthy
 from edgelite.deploy.agent.layout import AgentError, Layout, atomic_symlink, now_iso, say
 from edgelite.deploy.agent.service import check_unit, log_tail, service_start, service_stop
@@ -82,10 +83,20 @@ def commit(lay: Layout, rid: str, health_timeout: float, no_service: bool = Fals
 
 def cmd_commit(lay: Layout, req: dict) -> dict:
     """`commit(release)`; an unhealthy release is a failure reply (exit 6) that still carries every field."""
-    result = commit(lay, str(req["release"]), float(req.get("health_timeout", 90)), bool(req.get("no_service")))
+    result = commit(lay, str(req["release"]), float(req.get("health_timeout", HEALTH_TIMEOUT)), bool(req.get("no_service")))
     if not result["ok"]:
-        raise AgentError(result["why"], EXIT_UNHEALTHY, **result)
+        raise AgentError(unhealthy_message(result), EXIT_UNHEALTHY, **result)
     return result
+
+
+def unhealthy_message(result: dict) -> str:
+    """The one line for a release that was not healthy (the failure reply's `error`; deploy and fleet print it)."""
+    head = f"release {result.get('release')} was not healthy ({result.get('why')})"
+    back = result.get("rolled_back_to")
+    if not back:
+        return f"{head}; nothing to go back to, the service is stopped"
+    again = "and it is healthy again" if result.get("previous_healthy") else "BUT IT IS NOT HEALTHY EITHER"
+    return f"{head}; switched back to {back} {again}"
 
 
 def cmd_rollback(lay: Layout, req: dict) -> dict:

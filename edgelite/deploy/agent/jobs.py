@@ -12,6 +12,7 @@ import re
 import subprocess
 import time
 
+from edgelite.deploy.agent import HEALTH_TIMEOUT
 from edgelite.deploy.agent.layout import AgentError, Layout, agent_argv, pid_alive_with
 from edgelite.errors import EXIT_REMOTE, EXIT_USAGE
 from edgelite.jsonfile import read_json
@@ -33,12 +34,20 @@ def job_name(req: dict) -> str:
     return str(name)
 
 
+def follow_seconds(req: dict) -> float:
+    """How long a workstation (`edgelite deploy`, the fleet role) follows this job before giving up on it:
+    the job ends by its own timeouts; a switch may run two health checks (the new release, then the old)."""
+    if req.get("command") in ("commit", "rollback"):
+        return 2 * float(req.get("health_timeout", HEALTH_TIMEOUT)) + 300
+    return 3600.0 if req.get("command") == "venv" else 900.0
+
+
 def paths(lay: Layout, name: str):
     return lay.run / f"{name}.log", lay.run / f"{name}.json", lay.run / f"{name}.pid"
 
 
 def start(lay: Layout, req: dict) -> dict:
-    """Start `req` (without "detach") as `agent job NAME` in a new session; reply {job, pid} at once."""
+    """Start `req` (without "detach") as `agent job NAME` in a new session; reply {job, pid, follow_s} at once."""
     name = job_name(req)
     lay.ensure()
     log, result, pidfile = paths(lay, name)
@@ -52,7 +61,7 @@ def start(lay: Layout, req: dict) -> dict:
     p.stdin.write(json.dumps(child_req).encode())
     p.stdin.close()
     pidfile.write_text(f"{p.pid}\n")
-    return {"job": name, "pid": p.pid}
+    return {"job": name, "pid": p.pid, "follow_s": follow_seconds(req)}
 
 
 def cmd_wait(lay: Layout, req: dict) -> dict:

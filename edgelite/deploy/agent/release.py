@@ -6,6 +6,7 @@ import shlex
 import shutil
 import time
 
+from edgelite.deploy.agent import PRINT_EVERY
 from edgelite.deploy.agent.layout import AgentError, Layout, now_iso
 from edgelite.errors import EXIT_USAGE
 from edgelite.jsonfile import write_json
@@ -55,7 +56,7 @@ def split_token(args: list[str]) -> tuple[list[str], str | None]:
 def run_argv(lay: Layout, rel: dict) -> list[str]:
     # no --source: `edgelite run` reads $EDGELITE_SOURCE, exported by the run script (out of `ps`)
     argv = [str(lay.venv_bin(rel["venv"], "python")), "-m", "edgelite", "run", str(lay.bundles / rel["bundle"]),
-            "--http", rel["http"], "--print-every", str(rel.get("print_every", 30))]
+            "--http", rel["http"], "--print-every", str(rel.get("print_every", PRINT_EVERY))]
     if rel.get("format"):
         argv += ["--format", rel["format"]]
     if rel.get("source_is_file"):
@@ -81,7 +82,7 @@ def cmd_release(lay: Layout, req: dict) -> dict:
     run_args, token = split_token(shlex.split(run_args) if isinstance(run_args, str) else [str(a) for a in run_args])
     rel = {"id": rid, "bundle": bundle, "venv": env, "source": str(req["source"]),
            "source_is_file": bool(req.get("source_is_file")), "http": str(req["http"]), "format": req.get("format"),
-           "print_every": int(req.get("print_every", 30)), "run_args": run_args, "token": token is not None,
+           "print_every": int(req.get("print_every", PRINT_EVERY)), "run_args": run_args, "token": token is not None,
            "reports_release": True, "created": now_iso(), "meta": req.get("meta") or {}}
     tmp = lay.releases / f".{rid}.partial"
     shutil.rmtree(tmp, ignore_errors=True)

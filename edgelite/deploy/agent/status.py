@@ -1,16 +1,14 @@
-"""What is on the device and how it runs: status, logs, the previous release, gc, uninstall, facts."""
+"""What is on the device and how it runs: status, logs, the previous release, uninstall, facts; and the
+clean-up after a healthy switch (`gc`)."""
 
 from __future__ import annotations
 
-import glob
-import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
 
-from edgelite import __version__
+from edgelite.deploy.agent import DEFAULT_HTTP
 from edgelite.deploy.agent.health import health_url, probe_health
 from edgelite.deploy.agent.layout import AgentError, Layout
 from edgelite.deploy.agent.service import log_tail, service_remove, service_state
@@ -66,7 +64,7 @@ def status(lay: Layout) -> dict:
     if cur:
         rel = read_json(lay.releases / cur / RELEASE_JSON) or {}
         out["current"] = rel
-        url = health_url(rel.get("http", "127.0.0.1:8080"))
+        url = health_url(rel.get("http", DEFAULT_HTTP))
         code, body = probe_health(url)
         out["health"] = {"http": code, "body": body, "url": url}
     return out
@@ -85,10 +83,6 @@ def cmd_status(lay: Layout, req: dict) -> dict:
 
 def cmd_previous(lay: Layout, req: dict) -> dict:
     return previous(lay)
-
-
-def cmd_gc(lay: Layout, req: dict) -> dict:
-    return {"removed": gc(lay, int(req.get("keep", KEEP)))}
 
 
 def cmd_logs(lay: Layout, req: dict) -> dict:
@@ -130,22 +124,3 @@ def cmd_uninstall(lay: Layout, req: dict) -> dict:
     if not kept:
         lay.root.rmdir()
     return {"removed": str(lay.root), "kept": kept}
-
-
-def cmd_facts(lay: Layout, req: dict) -> dict:
-    """What this device is, as the agent sees it (the workstation's preflight probe asks before any agent exists)."""
-    v = sys.version_info
-    os_release = {}
-    try:
-        os_release = platform.freedesktop_os_release()
-    except OSError:
-        pass
-    probe = lay.root if lay.root.exists() else lay.root.parent
-    while not probe.exists():
-        probe = probe.parent
-    return {"python": f"{v.major}.{v.minor}.{v.micro}", "python_bits": 64 if sys.maxsize > 2**32 else 32,
-            "machine": platform.machine(), "os": os_release.get("PRETTY_NAME"),
-            "glibc": platform.libc_ver()[1] or None, "disk_free_mb": shutil.disk_usage(probe).free // (1 << 20),
-            "systemd": os.path.isdir("/run/systemd/system"), "root": os.geteuid() == 0,
-            "rsync": shutil.which("rsync") is not None, "cameras": sorted(glob.glob("/dev/video*")),
-            "current": lay.current_rid(), "service": read_json(lay.service_json), "agent_version": __version__}

@@ -22,46 +22,23 @@ overlaps inference and no frame is dropped. `open_source` imports the source it 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgelite.device.errors import SourceError
+from edgelite.device.source_kind import HELDOUT, picamera_number, source_kind
 
 if TYPE_CHECKING:
     from edgelite.device.sources.base import Source
 
-_PICAMERA_N = re.compile(r"^(picamera2?)(?::(\d+))?$", re.I)
-
-
-def picamera_number(spec: str | int) -> int | None:
-    """The camera number of a picamera2 source (`picamera2` -> 0, `picamera2:1` -> 1), else None.
-
-    >>> picamera_number("picamera2:1"), picamera_number("picamera2"), picamera_number("0")
-    (1, 0, None)
-    """
-    m = _PICAMERA_N.match(str(spec))
-    return int(m.group(2) or 0) if m else None
-
-
-URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
-
-
 def describe_source(spec: str | int) -> str:
-    """'camera' | 'stream' | 'file' | 'folder' | 'picamera2' | 'missing' for a --source value."""
-    s = str(spec)
-    if picamera_number(s) is not None:
-        return "picamera2"
-    if s.isdigit() or s.startswith("/dev/"):
-        return "camera"
-    if s.lower().startswith(URL_SCHEMES) or "://" in s:
-        return "stream"
-    p = Path(s)
-    if p.is_dir():
-        return "folder"
-    if p.is_file():
-        return "file"
-    return "missing"
+    """'camera' | 'stream' | 'file' | 'folder' | 'picamera2' | 'missing' for a --source value
+    (`edgelite.device.source_kind`, and for a path whether it is here)."""
+    kind = source_kind(spec)
+    if kind not in ("path", HELDOUT):
+        return kind
+    p = Path(str(spec))
+    return "folder" if p.is_dir() else "file" if p.is_file() else "missing"
 
 
 def open_source(spec: str | int, *, model_size: tuple[int, int] | None = None, loop: bool = False,
