@@ -20,6 +20,7 @@ from pathlib import Path
 
 from edgelite.deploy.errors import EXIT_PREFLIGHT, EXIT_USAGE, DeployError
 from edgelite.deploy.preflight import MIN_PYTHON
+from edgelite.remote.layout import AGENT_UNPACKED
 
 #: the device runtime (pyproject's core dependencies); the wheelhouse holds these and what they pull in
 CORE_REQUIREMENTS = ["numpy", "opencv-python-headless", "ai-edge-litert"]
@@ -64,6 +65,38 @@ def source_hash(root: Path) -> str:
 AGENT_SUPPORT = ("edgelite/__init__.py", "edgelite/errors.py", "edgelite/manifest.py", "edgelite/jsonfile.py",
                  "edgelite/http_address.py", "edgelite/deploy/__init__.py",
                  "edgelite/remote/__init__.py", "edgelite/remote/layout.py")  # the device folder's names
+# Python never caches bytecode for a zip: every request would compile the whole agent again (2.5 s a request
+# on the emulated Pi, a second on a Pi 4). So the agent runs from a copy unpacked once beside it, keyed by
+# the archive's sha256 (older copies go a day later), where Python keeps its .pyc files.
+UNPACK = f"""
+def _unpacked():
+    import hashlib, os, shutil, time, zipfile
+    pyz = os.path.abspath(sys.path[0])
+    try:
+        with open(pyz, "rb") as f:
+            key = hashlib.sha256(f.read()).hexdigest()[:16]
+        base = os.path.join(os.path.dirname(pyz), {AGENT_UNPACKED!r})
+        dest = os.path.join(base, key)
+        if not os.path.isdir(dest):
+            tmp = "%s.%d.tmp" % (dest, os.getpid())
+            zipfile.ZipFile(pyz).extractall(tmp)
+            try:
+                os.rename(tmp, dest)
+            except OSError:  # another request unpacked it first
+                shutil.rmtree(tmp, ignore_errors=True)
+            for old in os.listdir(base):  # older agents, once no request of theirs can still be running
+                path = os.path.join(base, old)
+                if old != key and os.path.getmtime(path) < time.time() - 86400:
+                    shutil.rmtree(path, ignore_errors=True)
+        return dest
+    except (OSError, zipfile.BadZipFile):
+        return None  # run from the archive (slower, same code)
+
+
+_dir = _unpacked()
+if _dir:
+    sys.path[0] = _dir
+"""
 # the archive's own __main__.py (zipapp's `main=` would drop the exit status); on a Python older than the
 # agent's own floor it answers the preflight's refusal as a failure reply instead of a traceback
 AGENT_MAIN = (
@@ -73,6 +106,7 @@ AGENT_MAIN = (
     f"%d.%d; edgelite needs {'.'.join(map(str, MIN_PYTHON))} or newer (Raspberry Pi OS Bookworm ships 3.11): "
     "upgrade the OS\"}' % ((" + str(EXIT_PREFLIGHT) + ",) + tuple(sys.version_info[:2])))\n"
     f"    sys.exit({EXIT_PREFLIGHT})\n"
+    + UNPACK +
     "from edgelite.deploy.agent.__main__ import main  # noqa: E402\n\nsys.exit(main())\n")
 
 

@@ -19,6 +19,7 @@ DEFAULT_DIR = "~/edgelite"
 
 # names under DIR (the workstation joins them to a DIR it has not expanded: f"{rq(dir)}/{AGENT}")
 AGENT = "agent.pyz"  # the device agent (a zipapp: edgelite.deploy.package.build_agent)
+AGENT_UNPACKED = ".agent"  # .agent/<sha256 of agent.pyz>/: the agent unpacked once, so Python caches its bytecode
 BUNDLES = "bundles"  # bundles/<id>/: verified bundles; <id> = sha256 of the manifest (16 hex)
 INCOMING = ".incoming"  # bundles/.incoming/<id>/: pushed here first; the agent verifies, then renames
 WHEELS = "wheels"  # the edgelite wheel(s) and, with --offline, every dependency wheel
@@ -48,6 +49,7 @@ class Layout:
     def __init__(self, root: str | os.PathLike = DEFAULT_DIR):
         self.root = Path(os.path.expanduser(str(root))).absolute()
         self.agent = self.root / AGENT
+        self.agent_unpacked = self.root / AGENT_UNPACKED
         self.bundles = self.root / BUNDLES
         self.incoming = self.bundles / INCOMING
         self.wheels = self.root / WHEELS

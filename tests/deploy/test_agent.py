@@ -88,6 +88,28 @@ def test_zipapp_answers_in_isolation(pyz, tmp_path):
     assert code == 0 and reply["facts"]["python_version"].count(".") == 2 and reply["facts"]["probe_end"] == "1"
 
 
+def test_the_agent_runs_from_a_copy_unpacked_once_where_its_bytecode_is_kept(pyz, tmp_path):
+    """Python caches no bytecode for a zip: the agent unpacks itself beside the archive once (keyed by its sha256)
+    and runs from there, so the next request imports .pyc files instead of compiling the agent again."""
+    import hashlib
+    import shutil
+
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    shutil.copy2(pyz, dev / "agent.pyz")
+    for _ in range(2):
+        code, reply = call(dev / "agent.pyz", {"command": "status", "dir": str(dev)}, tmp_path)
+        assert code == 0 and reply["ok"], reply
+    key = hashlib.sha256((dev / "agent.pyz").read_bytes()).hexdigest()[:16]
+    (unpacked,) = (dev / ".agent").iterdir()
+    assert unpacked.name == key
+    # bytecode exists only where the agent imported from the copy (zipimport writes none) ...
+    (pyc,) = (unpacked / "edgelite" / "deploy" / "agent" / "__pycache__").glob("status.*.pyc")
+    mtime = pyc.stat().st_mtime_ns
+    code, reply = call(dev / "agent.pyz", {"command": "status", "dir": str(dev)}, tmp_path)
+    assert code == 0 and reply["ok"] and pyc.stat().st_mtime_ns == mtime  # ... and is reused, not compiled again
+
+
 @pytest.mark.parametrize("request_text,says", [
     ("not json", "not JSON"),
     ('["status"]', 'a JSON object with a "command"'),
