@@ -429,7 +429,7 @@ def test_progress_bar_renders():
 
 # ------------------------------------------------------------------------------------------ --host
 def test_remote_command_construction():
-    from edgelite.bench.remote import plan_paths, run_script
+    from edgelite.bench.remote import plan_paths
     from edgelite.remote.errors import RemoteError
     from edgelite.remote.ssh import Remote, parse_target, rq
 
@@ -457,10 +457,9 @@ def test_remote_command_construction():
         plan_paths(["/no/such/bundle"], None, None)
     with pytest.raises(BenchUsageError, match="/srv/el/current"):  # device:deployed names the --dir it looked in
         plan_paths(["device:deployed"], None, None, None, "/srv/el")
-    s = run_script("deployed", "/home/pi/edgelite/venvs/env1/bin/edgelite", "/tmp/x", ["t0/b", "--json", "-"])
-    assert "exec /home/pi/edgelite/venvs/env1/bin/edgelite bench t0/b --json -" in s
-    s = run_script("temporary", None, "/tmp/x", ["t0/b"])
-    assert "python3 -m venv --system-site-packages" in s and "ai-edge-litert" in s and 'PYTHONPATH="$tmp/src' in s
+    # no shell on the device: paths go to the agent as they are (it expands `~/`), uploads by work-folder name
+    targets, data, pipe, uploads = plan_paths([str(Path(__file__).parent), "device:/srv/my bundle"], None, None)
+    assert targets == ["t0/bench", "/srv/my bundle"] and uploads == [(Path(__file__).parent, "t0/bench")]
 
 
 def _ssh_args(opts: list[str]) -> list[str]:
