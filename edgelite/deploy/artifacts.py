@@ -61,9 +61,9 @@ class Builder:
             key = (facts.platform_tag(), facts.python_tag(), cons)
             if key not in self.houses:
                 self.houses[key] = pkg.wheelhouse(*key[:2], constraints=cons, log=self.log)
-            house = self.houses[key]
+            wheels = tuple(pkg.install_list(self.houses[key], keep_system_numpy=cons != self.constraints))
+            house = pkg.pushed_house(self.houses[key], list(wheels))
             deps = sorted(house.glob("*.whl"))
-            wheels = tuple(pkg.install_list(house, keep_system_numpy=cons != self.constraints))
             ikey = (facts.platform_tag(), cons)
             if ikey not in self.installers:
                 self.installers[ikey] = pkg.installer_wheel(facts.platform_tag(), cons, log=self.log)

@@ -151,6 +151,25 @@ def install_list(house: Path, keep_system_numpy: bool) -> list[str]:
                   if not (keep_system_numpy and p.name.split("-", 1)[0].lower() == "numpy"))
 
 
+def pushed_house(house: Path, names: list[str]) -> Path:
+    """The folder the device gets: `house` itself, or (when the install list leaves wheels out, e.g. numpy
+    where apt's is kept) a sibling holding only `names` as hard links, so nothing unused is sent."""
+    if set(names) == {p.name for p in house.glob("*.whl")}:
+        return house
+    out = house.with_name(f"{house.name}-{hashlib.sha256(' '.join(sorted(names)).encode()).hexdigest()[:8]}")
+    if (out / ".complete").exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        if not (out / n).exists():
+            try:
+                os.link(house / n, out / n)
+            except OSError:
+                shutil.copy2(house / n, out / n)
+    (out / ".complete").write_text("\n".join(names) + "\n")
+    return out
+
+
 def compatible_platforms(platform_tag: str) -> list[str]:
     """manylinux_2_36_aarch64 -> [manylinux_2_36_aarch64, manylinux_2_35_aarch64, ..., manylinux2014_aarch64]."""
     import re

@@ -226,3 +226,16 @@ def test_install_list_leaves_numpy_to_apt_when_kept(tmp_path):
     assert [n.split("-")[0] for n in install_list(tmp_path, keep_system_numpy=True)] == ["ai_edge_litert",
                                                                                           "opencv_python_headless"]
     assert len(install_list(tmp_path, keep_system_numpy=False)) == 3
+
+
+def test_the_device_gets_only_the_wheels_it_installs(tmp_path):
+    from edgelite.deploy.package import install_list, pushed_house
+
+    house = tmp_path / "cp313-x"
+    house.mkdir()
+    for name in ("numpy-2.2.4-cp313-cp313-x.whl", "opencv_python_headless-5.0.0.93-cp37-abi3-x.whl"):
+        (house / name).write_bytes(b"w")
+    assert pushed_house(house, install_list(house, keep_system_numpy=False)) == house
+    kept = pushed_house(house, install_list(house, keep_system_numpy=True))
+    assert kept != house and sorted(p.name for p in kept.glob("*.whl")) == ["opencv_python_headless-5.0.0.93-cp37-abi3-x.whl"]
+    assert pushed_house(house, install_list(house, keep_system_numpy=True)) == kept  # made once

@@ -10,7 +10,7 @@ import contextlib
 from edgelite.deploy.agent import HEALTH_TIMEOUT
 from edgelite.deploy.agent.health import wait_healthy
 from edgelite.deploy.agent.layout import AgentError, Layout, atomic_symlink, now_iso, say
-from edgelite.deploy.agent.service import check_unit, log_tail, service_start, service_stop
+from edgelite.deploy.agent.service import UnitCheck, log_tail, service_start, service_stop
 from edgelite.deploy.agent.status import KEEP, gc, previous
 from edgelite.errors import EXIT_UNHEALTHY, EXIT_USAGE
 from edgelite.remote.layout import FAILED_SUFFIX
@@ -39,11 +39,9 @@ def commit(lay: Layout, rid: str, health_timeout: float, no_service: bool = Fals
         say(f"switch: current -> releases/{rid} (was {prev or 'nothing'})")
         _switch(lay, rid)
         _history(lay, f"switch {prev or '-'} -> {rid}")
-        unit = check_unit(lay, svc)
-        if unit["findings"]:
-            say(f"systemd-analyze verify {svc.get('unit', 'edgelite')}.service: {unit['findings']}")
+        check = UnitCheck(lay, svc)  # runs while the service restarts
         if no_service or svc["mode"] == "none":
-            return {"ok": True, "release": rid, "previous": prev, "health": None, "unit": unit,
+            return {"ok": True, "release": rid, "previous": prev, "health": None, "unit": _unit(check, svc),
                     "note": "--no-service: not started"}
         say(f"restart: {svc['mode']} service {svc['unit']}")
         try:
@@ -51,6 +49,7 @@ def commit(lay: Layout, rid: str, health_timeout: float, no_service: bool = Fals
             ok, why, body = wait_healthy(lay, svc, rel, health_timeout)
         except AgentError as e:  # e.g. sudo refused: the switch must still be undone
             ok, why, body = False, str(e), None
+        unit = _unit(check, svc)
         if ok:
             say(f"health: {why}")
             _history(lay, f"healthy {rid}")
@@ -79,6 +78,13 @@ def commit(lay: Layout, rid: str, health_timeout: float, no_service: bool = Fals
         if lay.current_rid() != rid:
             (lay.releases / rid).rename(lay.releases / f"{rid}{FAILED_SUFFIX}")
         return result
+
+
+def _unit(check: UnitCheck, svc: dict) -> dict:
+    unit = check.result()
+    if unit["findings"]:
+        say(f"systemd-analyze verify {svc.get('unit', 'edgelite')}.service: {unit['findings']}")
+    return unit
 
 
 def cmd_commit(lay: Layout, req: dict) -> dict:

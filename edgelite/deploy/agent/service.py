@@ -84,9 +84,13 @@ def verify_unit(path: Path) -> str | None:
     if not tool:
         return None
     r = subprocess.run([tool, "verify", str(path)], capture_output=True, text=True, timeout=60)
+    return _findings(path, r.returncode, r.stdout + r.stderr, r.stderr)
+
+
+def _findings(path: Path, code: int, output: str, stderr: str) -> str | None:
     # it also complains about unrelated units on the system; keep the lines about this file
-    lines = [ln for ln in (r.stdout + r.stderr).splitlines() if path.name in ln or str(path) in ln]
-    return "\n".join(lines) or (None if r.returncode == 0 else (r.stderr.strip() or f"exit {r.returncode}"))
+    lines = [ln for ln in output.splitlines() if path.name in ln or str(path) in ln]
+    return "\n".join(lines) or (None if code == 0 else (stderr.strip() or f"exit {code}"))
 
 
 def cmd_configure(lay: Layout, req: dict) -> dict:
@@ -104,14 +108,34 @@ def cmd_configure(lay: Layout, req: dict) -> dict:
     return {"unit_file": str(lay.unit_file), **svc}
 
 
-def check_unit(lay: Layout, svc: dict) -> dict:
-    """`systemd-analyze verify` of the unit as it will be installed (needs `current/run` to exist)."""
-    if not shutil.which("systemd-analyze"):
-        return {"verified": False, "findings": None}
-    with tempfile.TemporaryDirectory() as tmp:
-        named = Path(tmp) / f"{svc.get('unit', 'edgelite')}.service"
-        shutil.copyfile(lay.unit_file, named)
-        return {"verified": True, "findings": verify_unit(named)}
+class UnitCheck:
+    """`systemd-analyze verify` of the unit as it will be installed (needs `current/run` to exist), started in
+    the background: on a Pi (and more so under emulation) it takes seconds, and it only reports, so it runs
+    while the service restarts and `result()` collects it afterwards."""
+
+    def __init__(self, lay: Layout, svc: dict):
+        self.proc = None
+        tool = shutil.which("systemd-analyze")
+        if not tool:
+            return
+        self.tmp = tempfile.mkdtemp(prefix="edgelite-unit-")
+        self.named = Path(self.tmp) / f"{svc.get('unit', 'edgelite')}.service"
+        shutil.copyfile(lay.unit_file, self.named)
+        self.proc = subprocess.Popen([tool, "verify", str(self.named)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+
+    def result(self) -> dict:
+        if self.proc is None:
+            return {"verified": False, "findings": None}
+        try:
+            out, err = self.proc.communicate(timeout=60)
+            return {"verified": True, "findings": _findings(self.named, self.proc.returncode, out + err, err)}
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            return {"verified": False, "findings": "systemd-analyze verify took over 60 s"}
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def _sudo() -> list[str]:

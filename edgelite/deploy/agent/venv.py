@@ -8,7 +8,6 @@ made --without-pip: no pip start-up, no resolver, no byte-compiling under an emu
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shlex
 import shutil
@@ -23,11 +22,23 @@ from edgelite.errors import EXIT_REMOTE
 from edgelite.jsonfile import read_json, write_json
 from edgelite.remote.layout import VENV_READY
 
-# the versions a deploy reports, read inside the new venv
-_PROBE = ("import json, importlib.metadata as md\nout = {}\n"
-          "for n in ('edgelite', 'numpy', 'opencv-python-headless', 'ai-edge-litert'):\n"
-          "    try:\n        out[n] = md.version(n)\n    except md.PackageNotFoundError:\n        pass\n"
-          "print(json.dumps(out))")
+# the versions a deploy reports
+REPORTED = ("edgelite", "numpy", "opencv-python-headless", "ai-edge-litert")
+
+
+def venv_versions(v: Path) -> dict:
+    """The versions the venv sees (its own packages first, then the system's, as --system-site-packages
+    orders them), read here: starting the venv's Python for it costs seconds on a Pi or under emulation."""
+    import importlib.metadata as md
+
+    own = sorted(str(p) for p in v.glob("lib/python3*/site-packages"))
+    system = [p for p in sys.path if p.endswith(("dist-packages", "site-packages"))]
+    out = {}
+    for name in REPORTED:
+        found = next(iter(md.distributions(name=name, path=own + system)), None)
+        if found is not None:
+            out[name] = found.version
+    return out
 
 
 def cmd_venv(lay: Layout, req: dict) -> dict:
@@ -82,8 +93,7 @@ def build_venv(lay: Layout, env: str, wheel: str, *, find_links: str | None = No
         shutil.rmtree(v, ignore_errors=True)
         raise AgentError(f"{'uv' if uv else 'pip'} install failed (exit {r.returncode}); see the lines above",
                          EXIT_REMOTE)
-    out = subprocess.run([str(v / "bin" / "python"), "-c", _PROBE], capture_output=True, text=True)
-    versions = json.loads(out.stdout) if out.returncode == 0 and out.stdout.strip() else {}
+    versions = venv_versions(v)
     info = {"versions": versions, "seconds": round(time.monotonic() - t0, 1), "created": now_iso(),
             "installer": "uv" if uv else "pip"}
     write_json(ready, info)
