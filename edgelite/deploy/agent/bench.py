@@ -12,7 +12,9 @@ Which edgelite runs the bench (the reply's `install`):
   OpenCV or a TFLite runtime - with a throwaway venv (WORK/venv, --system-site-packages) of the core wheels.
 
 `bench` runs `edgelite bench TARGETS ARGS [--data D] [--pipeline P] --json -` in WORK, as a list (no
-shell): its progress goes to stderr as it comes, its JSON result comes back in the reply.
+shell): its progress goes to stderr as it comes, its JSON result comes back in the reply. It runs in the
+call, not detached as a switch does: it changes nothing that must outlive the workstation, its progress bar
+redraws one line (`wait` hands over whole lines only), and a result nobody waits for has no reader.
 """
 
 from __future__ import annotations
