@@ -14,7 +14,6 @@ API `bench(paths, **options)` / `bench_remote(host, paths, **options)` takes the
 from __future__ import annotations
 
 import dataclasses
-import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -100,12 +99,12 @@ def parse_formats(text: str | Sequence[str] | None) -> list[str] | None:
 
 
 def device_argv(opts: BenchOptions) -> list[str]:
-    """The measurement options as `edgelite bench` flags (shell-quoted), for the bench a device runs."""
+    """The measurement options as `edgelite bench` flags (an argv list, no shell), for the bench a device runs."""
     argv: list[str] = []
     for flag, value in (("--formats", opts.formats), ("--threads", opts.threads)):
         if value:
             text = value if isinstance(value, str) else ",".join(map(str, value))
-            argv += [flag, shlex.quote(text)]
+            argv += [flag, text]
     argv += ["--runs", str(int(opts.runs)), "--warmup", str(int(opts.warmup)),
              "--min-seconds", repr(float(opts.min_seconds))]
     return argv + (["--no-isolate"] if not opts.isolate else []) + ["--progress" if opts.progress else "--no-progress"]

@@ -14,7 +14,7 @@ The seven steps (each printed as `[n/7]`), and why an interrupted deploy is harm
 
 Steps 1-5 only add files next to the live release; step 6-7 run on the device by themselves, so
 killing this process at any point leaves the previous release serving (or the new one, healthy).
-Every device step is a call of the device agent (`edgelite.deploy.client.Agent`): one JSON request,
+Every device step is a call of the device agent (`edgelite.remote.agent.Agent`): one JSON request,
 one JSON reply; a failure reply carries its exit code.
 
     >>> from edgelite.remote.target import parse_target
@@ -33,7 +33,7 @@ from pathlib import Path
 from edgelite.deploy import plan as planning
 from edgelite.deploy.agent import DEFAULT_HTTP, HEALTH_TIMEOUT, PRINT_EVERY
 from edgelite.deploy.artifacts import Builder, checked_bundle
-from edgelite.deploy.client import Agent, failure, read_status
+from edgelite.deploy.client import failure, read_status
 from edgelite.deploy.errors import (
     EXIT_CHECKSUM,
     EXIT_PREFLIGHT,
@@ -45,8 +45,9 @@ from edgelite.deploy.errors import (
 )
 from edgelite.deploy.preflight import Facts, assess, report
 from edgelite.device.sources.rtsp import redact_url
+from edgelite.remote.agent import Agent, push_agent
 from edgelite.remote.connection import Connection
-from edgelite.remote.layout import AGENT, CURRENT, FRAMES, RELEASES
+from edgelite.remote.layout import CURRENT, FRAMES, RELEASES
 from edgelite.remote.ssh import Remote, Target
 
 STEPS = 7
@@ -104,11 +105,7 @@ class Steps:
 # ------------------------------------------------------------------------------------------- steps
 def run_preflight(remote: Remote, directory: str) -> Facts:
     """Push the agent (small, standard library only) into `directory`, then ask it what the device is."""
-    from edgelite.deploy.package import build_agent
-
-    remote.makedirs([directory])
-    remote.put(build_agent(), f"{directory}/{AGENT}", transfer="scp")  # rsync may be missing: the facts say
-    return Facts(Agent(remote, directory).call("facts", ssh_timeout=120)["facts"])
+    return Facts(push_agent(remote, directory).call("facts", ssh_timeout=120)["facts"])
 
 
 def deploy(opts: DeployOptions, out=None) -> dict:

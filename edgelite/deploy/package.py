@@ -1,10 +1,9 @@
-"""Package: the device agent's zipapp, the edgelite wheel built from this checkout, and (for --offline) the
-device's dependency wheels.
+"""Package: the edgelite wheel built from this checkout, and (for --offline) the device's dependency wheels.
 
-All three are cached under ~/.cache/edgelite (EDGELITE_CACHE overrides): the wheel by a hash of the source
-tree, the agent by a hash of the files it holds, the wheelhouse by platform + Python + the pinned versions, so a re-deploy builds and downloads
-nothing. The device's core install is the runtime only: numpy, opencv-python-headless, ai-edge-litert,
-pinned by the checkout's constraints.txt when there is one.
+Both are cached under ~/.cache/edgelite (`edgelite.remote.agent.cache_dir`, which also holds the agent's
+zipapp): the wheel by a hash of the source tree, the wheelhouse by platform + Python + the pinned versions,
+so a re-deploy builds and downloads nothing. The device's core install is the runtime only: numpy,
+opencv-python-headless, ai-edge-litert, pinned by the checkout's constraints.txt when there is one.
 """
 
 from __future__ import annotations
@@ -15,20 +14,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import zipapp
 from pathlib import Path
 
-from edgelite.deploy.errors import EXIT_PREFLIGHT, EXIT_USAGE, DeployError
-from edgelite.deploy.preflight import MIN_PYTHON
-from edgelite.remote.layout import AGENT_UNPACKED
+from edgelite.deploy.errors import EXIT_USAGE, DeployError
+from edgelite.remote.agent import cache_dir, tree_digest
 
 #: the device runtime (pyproject's core dependencies); the wheelhouse holds these and what they pull in
 CORE_REQUIREMENTS = ["numpy", "opencv-python-headless", "ai-edge-litert"]
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("EDGELITE_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "edgelite")
-    return Path(base).expanduser()
 
 
 def project_root() -> Path | None:
@@ -44,102 +36,12 @@ def constraints_file() -> Path | None:
     return root / "constraints.txt" if root and (root / "constraints.txt").is_file() else None
 
 
-def tree_digest(root: Path, files: list[Path]) -> str:
-    """sha256 over the files' paths relative to `root` and their bytes (16 hex)."""
-    h = hashlib.sha256()
-    for p in files:
-        h.update(str(p.relative_to(root)).encode() + b"\0")
-        h.update(p.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def source_hash(root: Path) -> str:
     """sha256 over pyproject.toml and every file of the package (names and bytes)."""
     files = [root / "pyproject.toml"] + sorted(
         p for p in (root / "edgelite").rglob("*") if p.is_file() and "__pycache__" not in p.parts
         and p.suffix not in (".pyc", ".pyo"))
     return tree_digest(root, files)
-
-
-#: what the device agent's zipapp holds besides its own package (all standard library only)
-AGENT_SUPPORT = ("edgelite/__init__.py", "edgelite/errors.py", "edgelite/manifest.py", "edgelite/jsonfile.py",
-                 "edgelite/http_address.py", "edgelite/deploy/__init__.py",
-                 "edgelite/remote/__init__.py", "edgelite/remote/layout.py")  # the device folder's names
-# Python never caches bytecode for a zip: every request would compile the whole agent again (2.5 s a request
-# on the emulated Pi, a second on a Pi 4). So the agent runs from a copy unpacked once beside it, keyed by
-# the archive's sha256 (older copies go a day later), where Python keeps its .pyc files.
-UNPACK = f"""
-def _unpacked():
-    import hashlib, os, shutil, time, zipfile
-    pyz = os.path.abspath(sys.path[0])
-    try:
-        with open(pyz, "rb") as f:
-            key = hashlib.sha256(f.read()).hexdigest()[:16]
-        base = os.path.join(os.path.dirname(pyz), {AGENT_UNPACKED!r})
-        dest = os.path.join(base, key)
-        if not os.path.isdir(dest):
-            tmp = "%s.%d.tmp" % (dest, os.getpid())
-            zipfile.ZipFile(pyz).extractall(tmp)
-            try:
-                os.rename(tmp, dest)
-            except OSError:  # another request unpacked it first
-                shutil.rmtree(tmp, ignore_errors=True)
-            for old in os.listdir(base):  # older agents, once no request of theirs can still be running
-                path = os.path.join(base, old)
-                if old != key and os.path.getmtime(path) < time.time() - 86400:
-                    shutil.rmtree(path, ignore_errors=True)
-        return dest
-    except (OSError, zipfile.BadZipFile):
-        return None  # run from the archive (slower, same code)
-
-
-_dir = _unpacked()
-if _dir:
-    sys.path[0] = _dir
-"""
-# the archive's own __main__.py (zipapp's `main=` would drop the exit status); on a Python older than the
-# agent's own floor it answers the preflight's refusal as a failure reply instead of a traceback
-AGENT_MAIN = (
-    "import sys\n\n"
-    f"if sys.version_info < {MIN_PYTHON}:\n"
-    "    print('{\"ok\": false, \"protocol\": 1, \"exit_code\": %d, \"error\": \"Python too old: the device has Python "
-    f"%d.%d; edgelite needs {'.'.join(map(str, MIN_PYTHON))} or newer (Raspberry Pi OS Bookworm ships 3.11): "
-    "upgrade the OS\"}' % ((" + str(EXIT_PREFLIGHT) + ",) + tuple(sys.version_info[:2])))\n"
-    f"    sys.exit({EXIT_PREFLIGHT})\n"
-    + UNPACK +
-    "from edgelite.deploy.agent.__main__ import main  # noqa: E402\n\nsys.exit(main())\n")
-
-
-def agent_files() -> tuple[Path, list[Path]]:
-    """(the folder holding `edgelite/`, the files of the agent's zipapp), from the edgelite imported here."""
-    import edgelite
-
-    base = Path(edgelite.__file__).resolve().parent.parent
-    files = [base / f for f in AGENT_SUPPORT] + sorted((base / "edgelite" / "deploy" / "agent").glob("*.py"))
-    return base, files
-
-
-def build_agent() -> Path:
-    """The device agent as one zipapp (`python3 agent.pyz`), built from this edgelite's own source files
-    and cached under the cache dir by their content: an unchanged agent is neither rebuilt nor re-sent."""
-    base, files = agent_files()
-    key = hashlib.sha256((tree_digest(base, files) + AGENT_MAIN).encode()).hexdigest()[:16]
-    out = cache_dir() / "agent" / key / "agent.pyz"
-    if out.is_file():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="edgelite-agent-") as tmp:
-        src = Path(tmp) / "src"
-        for f in files:
-            dest = src / f.relative_to(base)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(f, dest)
-        (src / "__main__.py").write_text(AGENT_MAIN)
-        built = Path(tmp) / "agent.pyz"
-        zipapp.create_archive(src, built, compressed=True)
-        shutil.copyfile(built, out.with_suffix(".tmp"))
-        os.replace(out.with_suffix(".tmp"), out)
-    return out
 
 
 def build_wheel(wheel: str | os.PathLike | None = None) -> Path:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import dataclasses
 
 from edgelite.device.source_kind import camera_device
+from edgelite.remote.agent import MIN_PYTHON
 
-#: the oldest Python edgelite supports (pyproject's requires-python) and the newest LiteRT has wheels for
-MIN_PYTHON = (3, 10)
+# MIN_PYTHON: the oldest Python edgelite supports (pyproject's requires-python), the agent's floor too
+#: the newest Python LiteRT has wheels for
 MAX_TESTED_PYTHON = (3, 13)
 #: the oldest glibc the device wheels are built for (LiteRT: manylinux_2_27)
 MIN_GLIBC = (2, 27)

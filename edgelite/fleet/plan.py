@@ -82,7 +82,7 @@ def make_plan(request: dict) -> dict:
 def layout(build: bool = False) -> dict:
     """What the role needs before any plan (status, logs, rollback too): the device folder's default and the
     agent's file name (`edgelite.remote.layout`, never YAML); with `build`, the agent zipapp to push first."""
-    from edgelite.deploy.package import build_agent
+    from edgelite.remote.agent import build_agent
     from edgelite.remote.layout import AGENT, DEFAULT_DIR
 
     return {"dir": DEFAULT_DIR, "agent": AGENT, "agent_src": str(build_agent()) if build else None}

@@ -6,6 +6,8 @@
     connector.py   Connector: the interface (run / put / push / get) every transport implements
     connection.py  Connection (what to reach and how) and the one argparse group of SSH flags
     layout.py      the device folder under DIR (default ~/edgelite); stdlib only, the agent ships it
+    agent.py       the device agent's workstation side: its zipapp built (from edgelite/deploy/agent/'s
+                   files, never imported here), pushed, and called (Agent: one JSON request, one reply)
     errors.py      RemoteError (exit codes EXIT_CONNECT / EXIT_REMOTE / EXIT_USAGE)
 
 Nothing is imported here, so the device agent can ship `layout.py` without the rest.

@@ -2,7 +2,8 @@
 
 Everything that reaches a device goes through a `Connector`; `edgelite.remote.ssh.Remote` is the
 implementation (OpenSSH, rsync or scp, one host-key policy). What runs on the device is the agent
-(`edgelite.deploy.agent`): a connector runs the agent's command line, copies files, fetches files back.
+(`edgelite.deploy.agent`, called through `edgelite.remote.agent.Agent`): a connector runs the agent's command
+line, copies files, fetches files back.
 `edgelite fleet` hands the same host-key policy to Ansible's ssh (`edgelite.remote.ssh.policy_options`).
 
     >>> from edgelite.remote.ssh import Remote

@@ -1,7 +1,7 @@
 """The device folder `edgelite deploy` lays out under DIR (default ~/edgelite), written once.
 
-Standard library only and free of other edgelite imports: the device agent ships this file, and
-`edgelite bench --host` sends its source to the device's python3 to find the deployed install.
+Standard library only and free of other edgelite imports: the device agent ships this file (and finds
+the deployed install with it for `edgelite bench --host`).
 
     >>> lay = Layout("/home/pi/edgelite")
     >>> str(lay.current), str(lay.venv_bin("env1", "edgelite"))
@@ -18,7 +18,7 @@ from pathlib import Path
 DEFAULT_DIR = "~/edgelite"
 
 # names under DIR (the workstation joins them to a DIR it has not expanded: f"{rq(dir)}/{AGENT}")
-AGENT = "agent.pyz"  # the device agent (a zipapp: edgelite.deploy.package.build_agent)
+AGENT = "agent.pyz"  # the device agent (a zipapp: edgelite.remote.agent.build_agent)
 AGENT_UNPACKED = ".agent"  # .agent/<sha256 of agent.pyz>/: the agent unpacked once, so Python caches its bytecode
 BUNDLES = "bundles"  # bundles/<id>/: verified bundles; <id> = sha256 of the manifest (16 hex)
 INCOMING = ".incoming"  # bundles/.incoming/<id>/: pushed here first; the agent verifies, then renames

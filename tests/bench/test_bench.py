@@ -22,7 +22,7 @@ from edgelite.bench import run as B
 from edgelite.bench import stats, worker
 from edgelite.bench.env import environment_stem, governor_warning, read_environment
 from edgelite.bench.errors import BenchUsageError
-from edgelite.errors import EXIT_CONNECT
+from edgelite.errors import EXIT_CONNECT, EXIT_REMOTE
 from tests.bench import bench_fixtures as bf
 from tests.sshkit import free_port
 
@@ -429,7 +429,7 @@ def test_progress_bar_renders():
 
 # ------------------------------------------------------------------------------------------ --host
 def test_remote_command_construction():
-    from edgelite.bench.remote import plan_paths, run_script
+    from edgelite.bench.remote import plan_paths
     from edgelite.remote.errors import RemoteError
     from edgelite.remote.ssh import Remote, parse_target, rq
 
@@ -457,10 +457,9 @@ def test_remote_command_construction():
         plan_paths(["/no/such/bundle"], None, None)
     with pytest.raises(BenchUsageError, match="/srv/el/current"):  # device:deployed names the --dir it looked in
         plan_paths(["device:deployed"], None, None, None, "/srv/el")
-    s = run_script("deployed", "/home/pi/edgelite/venvs/env1/bin/edgelite", "/tmp/x", ["t0/b", "--json", "-"])
-    assert "exec /home/pi/edgelite/venvs/env1/bin/edgelite bench t0/b --json -" in s
-    s = run_script("temporary", None, "/tmp/x", ["t0/b"])
-    assert "python3 -m venv --system-site-packages" in s and "ai-edge-litert" in s and 'PYTHONPATH="$tmp/src' in s
+    # no shell on the device: paths go to the agent as they are (it expands `~/`), uploads by work-folder name
+    targets, data, pipe, uploads = plan_paths([str(Path(__file__).parent), "device:/srv/my bundle"], None, None)
+    assert targets == ["t0/bench", "/srv/my bundle"] and uploads == [(Path(__file__).parent, "t0/bench")]
 
 
 def _ssh_args(opts: list[str]) -> list[str]:
@@ -532,6 +531,28 @@ def test_host_with_no_install_uses_a_temporary_copy(tmp_path, root_sshd, bench_b
     assert res["remote"]["install"] == "temporary"
     assert res["rows"][0]["status"] == "ok" and res["rows"][0]["top1"] == pytest.approx(bf.ACCURACY)
     assert not Path(res["remote"]["tmp"]).exists()
+
+
+def test_host_bench_that_fails_on_the_device_exits_8_after_its_own_messages(tmp_path, root_sshd, bench_bundle, capfd):
+    """The device's `edgelite bench` (here one on its PATH) fails: its messages reach this terminal as they come,
+    then one line says so (exit 8, a step on the device failed); the work folder is removed all the same."""
+    from edgelite.cli import main
+
+    home, bindir = tmp_path / "home", tmp_path / "devbin"
+    home.mkdir()
+    bindir.mkdir()
+    (bindir / "edgelite").write_text('#!/bin/sh\necho "$PWD" > "$HOME/work"\n'
+                                     'echo "edgelite bench: error: no format int4 here" >&2\nexit 2\n')
+    (bindir / "edgelite").chmod(0o755)
+    opts = root_sshd(home, f"{bindir}:/usr/bin:/bin").options
+    rc = main(["bench", str(bench_bundle), "--host", "root@127.0.0.1", *_ssh_args(opts), "--formats", "int8"])
+    err = capfd.readouterr().err
+    assert rc == EXIT_REMOTE, err
+    assert "with the path install" in err and "no format int4 here" in err
+    assert err.strip().splitlines()[-1] == ("edgelite bench: error: on root@127.0.0.1: edgelite bench failed (exit code "
+                                            "2); its messages are above")
+    work = Path((home / "work").read_text().strip())
+    assert work.name.startswith("edgelite-bench.") and not work.exists()
 
 
 def test_host_unreachable_is_a_user_error(capsys, bench_bundle):

@@ -18,13 +18,13 @@ import pytest
 
 from edgelite import jsonfile
 from edgelite.bundle import Bundle, BundleError, ChecksumError
-from edgelite.deploy import package
 from edgelite.deploy.agent import __doc__ as PROTOCOL_DOC
 from edgelite.deploy.agent.__main__ import COMMANDS, REQUIRED, handle
 from edgelite.deploy.agent.layout import Layout
 from edgelite.deploy.errors import DeployError
 from edgelite.errors import EXIT_CHECKSUM, EXIT_REMOTE, EXIT_USAGE
 from edgelite.manifest import MANIFEST, sha256_file
+from edgelite.remote import agent as package  # the zipapp's builder
 
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 
@@ -67,7 +67,7 @@ def test_zipapp_holds_only_the_agent_and_is_cached(pyz):
     import zipfile
 
     names = {n for n in zipfile.ZipFile(pyz).namelist() if not n.endswith("/")}
-    modules = {f"edgelite/deploy/agent/{p.name}" for p in (Path(package.__file__).parent / "agent").glob("*.py")}
+    modules = {f"edgelite/deploy/agent/{p.name}" for p in (package.agent_files()[0] / package.AGENT_PACKAGE).glob("*.py")}
     assert names == {"__main__.py", *package.AGENT_SUPPORT, *modules}
     mtime = pyz.stat().st_mtime_ns
     assert package.build_agent() == pyz and pyz.stat().st_mtime_ns == mtime  # same sources: not rebuilt
@@ -221,3 +221,40 @@ def test_a_corrupt_bundle_is_a_checksum_error_with_exit_4(tmp_path):
     with pytest.raises(BundleError) as e:
         Bundle.load(root).verify()
     assert type(e.value) is BundleError and e.value.exit_code == EXIT_USAGE
+
+
+def test_bench_requests_find_the_install_run_it_without_a_shell_and_clean_up(pyz, tmp_path):
+    """prepare-bench -> bench -> clean-bench, as `edgelite bench --host` sends them (the zipapp, the system
+    python3): an `edgelite` on the PATH runs in the work folder with the paths as given (`~/` expanded, no
+    shell); its JSON is the reply's result; a failed bench is exit 8; only a work folder is ever removed."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "edgelite").write_text('#!/bin/sh\necho "$PWD|$*" > "$HOME/argv"\necho "progress 50%" >&2\n'
+                                   'case "$2" in fail) echo "no bundle there" >&2; exit 2;; esac\n'
+                                   'echo \'{"rows": [], "targets": []}\'\n')
+    (fake / "edgelite").chmod(0o755)
+    env = {"PATH": f"{fake}:{os.environ['PATH']}", "HOME": str(tmp_path)}
+
+    def send(request: dict) -> tuple[int, dict, str]:
+        r = subprocess.run([PYTHON, "-I", str(pyz)], input=json.dumps({"dir": str(tmp_path / "dev"), **request}),
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+        return r.returncode, json.loads(r.stdout), r.stderr
+
+    code, prep, _ = send({"command": "prepare-bench"})
+    work = Path(prep["work"])
+    assert code == 0 and work.is_dir() and work.name.startswith("edgelite-bench.")
+    assert prep["install"] == "path" and prep["edgelite"] == str(fake / "edgelite") and prep["bundle"] is None
+    code, reply, err = send({"command": "bench", "work": str(work), "targets": ["t0/b", "~/my bundle"],
+                             "args": ["--formats", "int8;rm -rf x"], "pipeline": "0"})
+    assert code == 0 and reply["result"] == {"rows": [], "targets": []} and "progress 50%" in err
+    assert (tmp_path / "argv").read_text() == f"{work}|bench t0/b {tmp_path}/my bundle --formats int8;rm -rf x " \
+                                              "--pipeline 0 --json -\n"
+    code, reply, err = send({"command": "bench", "work": str(work), "targets": ["fail"]})
+    assert code == EXIT_REMOTE == reply["exit_code"] and "exit code 2" in reply["error"] and "no bundle there" in err
+    code, reply, _ = send({"command": "bench", "work": str(work), "targets": ["-rf"]})
+    assert code == EXIT_USAGE and "as an option" in reply["error"]
+    for not_ours in ("/etc", str(tmp_path), "/tmp/../etc/edgelite-bench.x"):
+        code, reply, _ = send({"command": "clean-bench", "work": not_ours})
+        assert code == EXIT_USAGE and "not a bench work folder" in reply["error"], not_ours
+    assert send({"command": "clean-bench", "work": str(work)})[1]["removed"] == str(work) and not work.exists()
+    assert send({"command": "clean-bench", "work": str(work)})[1]["removed"] is None

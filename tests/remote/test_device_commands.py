@@ -14,7 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 ALLOWED = ("edgelite/deploy/agent/", "edgelite/remote/")
 #: modules still shipping their own device code, with what replaces it (issue #20 item 2)
-NOT_YET = {"edgelite/bench/remote.py": "bench --host through the agent (a `bench` request)"}
+NOT_YET: dict[str, str] = {}
 CALLS = ("run", "stream", "ssh_argv")
 
 

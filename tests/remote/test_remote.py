@@ -249,21 +249,24 @@ def test_unreachable_and_refused_keys_say_what_to_do(device, tmp_path):
             r.run("true")
 
 
-def test_bench_probe_reads_the_deployed_install_under_dir(device):
-    """bench --host finds the release `edgelite deploy` made current under --dir, read by the layout module."""
-    from edgelite.bench.remote import _cleanup, _probe
+def test_bench_finds_the_deployed_install_under_dir_through_the_agent(device):
+    """bench --host finds the release `edgelite deploy` made current under --dir: the agent pushed there (as a
+    tar stream, into the shell's ~) answers prepare-bench, and clean-bench removes the work folder."""
+    from edgelite.remote.agent import push_agent
 
     server, home = device
     exe = _fake_release(home / "srv-el")
     with _conn(server, known_hosts=str(server.known_hosts)).remote() as r:
-        info = _probe(r, "~/srv-el")
+        agent = push_agent(r, "~/srv-el", transfer="tar")
+        info = agent.call("prepare-bench")
         assert info["install"] == "deployed" and info["edgelite"] == str(exe)
-        assert info["bundle"] == str(home / "srv-el/bundles/b0") and Path(info["tmp"]).is_dir()
-        _cleanup(r, info["tmp"])
-        assert not Path(info["tmp"]).exists()
-        other = _probe(r, "~/edgelite")  # the default dir has no release: not the one under ~/srv-el
-        assert other["bundle"] is None and other["install"] in ("path", "temporary")
-        _cleanup(r, other["tmp"])
+        assert info["bundle"] == str(home / "srv-el/bundles/b0") and Path(info["work"]).is_dir()
+        assert agent.call("clean-bench", work=info["work"])["removed"] == info["work"]
+        assert not Path(info["work"]).exists()
+        other = push_agent(r, "~/edgelite", transfer="tar")  # the default dir has no release: not the one under ~/srv-el
+        info = other.call("prepare-bench")
+        assert info["bundle"] is None and info["install"] in ("path", "temporary")
+        other.call("clean-bench", work=info["work"])
 
 
 def test_deploy_reaches_the_device_with_ssh_options_and_dir(device, capsys):

@@ -1,10 +1,12 @@
-"""The device side of `edgelite deploy` (and of `edgelite fleet`): a stdlib-only agent with a JSON protocol.
+"""The device side of `edgelite deploy`, `edgelite fleet` and `bench --host`: a stdlib-only agent, JSON protocol.
 
 It runs on the device with the system `python3` (before any venv exists), shipped as ONE zipapp,
 `DIR/agent.pyz`, built from this package plus `edgelite/__init__.py`, `edgelite/errors.py`,
-`edgelite/manifest.py`, `edgelite/jsonfile.py`, `edgelite/http_address.py` and `edgelite/remote/layout.py` (the device folder's names, shared with
-`bench --host`) (`edgelite.deploy.package.build_agent`). It owns everything that must stay true
-when the workstation goes away mid-deploy:
+`edgelite/manifest.py`, `edgelite/jsonfile.py`, `edgelite/http_address.py` and `edgelite/remote/layout.py`
+(the device folder's names) by `edgelite.remote.agent.build_agent`, and reached through
+`edgelite.remote.agent.Agent` by `edgelite deploy`, `edgelite fleet` (its Ansible role) and `edgelite bench
+--host` (the `*-bench` requests, `bench.py`). It owns everything that must stay true when the workstation
+goes away mid-deploy:
 
 * bundles are verified (sha256 of every file against the manifest) before they are accepted;
 * `current` is only ever switched atomically (symlink + rename(2));
@@ -60,6 +62,13 @@ logs               lines? (50), follow?                                   lines:
 previous           —                                                      current, previous
 service            action (start|stop)                                    state
 uninstall          —                                                      removed (the folder), kept (what it left there)
+prepare-bench      —                                                      work (a new temporary folder), install
+                                                                          (deployed|path|temporary), edgelite,
+                                                                          bundle (the current release's), python
+bench              work, targets: [paths], args? ([flags]), data?,        result (the JSON of `edgelite bench ... --json
+                   pipeline? (`~/` expanded; the files are in work)      -`), returncode, install, edgelite, work;
+                                                                          its progress streams on stderr (exit 8)
+clean-bench        work                                                   removed (the folder, or null: it was gone)
 =================  =====================================================  ===========================================
 
 The supervisor is started by the agent itself (or systemd/nohup) as a plain command line:

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 
 from edgelite.deploy.agent import PROTOCOL, jobs
+from edgelite.deploy.agent.bench import cmd_bench, cmd_clean_bench, cmd_prepare_bench
 from edgelite.deploy.agent.bundles import cmd_accept_bundle, cmd_prepare_bundle, cmd_verify
 from edgelite.deploy.agent.commit import cmd_commit, cmd_rollback
 from edgelite.deploy.agent.facts import cmd_facts
@@ -47,6 +48,9 @@ COMMANDS: dict[str, Callable[[Layout, dict], dict]] = {
     "previous": cmd_previous,
     "service": cmd_service,
     "uninstall": cmd_uninstall,
+    "prepare-bench": cmd_prepare_bench,
+    "bench": cmd_bench,
+    "clean-bench": cmd_clean_bench,
 }
 
 #: the fields a request must have, per command (the optional ones are in the package docstring)
@@ -54,6 +58,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "verify": ("path",), "prepare-bundle": ("bundle",), "accept-bundle": ("bundle",), "venv": ("env", "wheel"),
     "smoke": ("env", "bundle"), "configure": ("mode", "user"), "release": ("bundle", "env", "source", "http"),
     "commit": ("release",), "wait": ("job",), "service": ("action",),
+    "bench": ("work", "targets"), "clean-bench": ("work",),
 }
 
 
