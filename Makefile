@@ -60,9 +60,14 @@ bench: setup
 	$(if $(DEVICE),,$(BIN)/python benchmarks/run_loop.py --small --size 224)
 	$(if $(DEVICE),,$(BIN)/python benchmarks/bench_224.py)
 
+# ansible-lint lives in its own venv: it wants its own ansible-core and must not move the project's pin
+LINT_VENV ?= .venv-lint
 lint: setup
 	$(BIN)/ruff check edgelite tests benchmarks conftest.py
 	$(BIN)/python -m pytest -q tests/test_shell.py
+	test -x $(LINT_VENV)/bin/ansible-lint || { $(PYTHON) -m venv $(LINT_VENV) && \
+		$(LINT_VENV)/bin/pip install -q 'ansible-lint==26.10.1' 'ansible-core==2.19.14'; }
+	cd edgelite/fleet/ansible && $(CURDIR)/$(LINT_VENV)/bin/ansible-lint --profile production --offline
 
 clean:
 	rm -rf runs bundles data .pytest_cache test-artifacts
