@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -289,18 +290,23 @@ class Remote:
         `remove_source`: delete each file on the device once it is safely here (rsync's
         --remove-source-files; without rsync, a tar stream and then `rm` of exactly the names received),
         so a device's capped folder has room again and the next pull brings only new files.
+
+        Nothing from a device is trusted: only regular files come here, as 0600 files in 0700 folders (no
+        symlinks, devices or setuid bits; rsync without -l/-D and with --chmod, the tar stream through
+        tarfile's data filter), and whatever is not a plain file inside `local_dir` afterwards is removed.
         """
         local = Path(local_dir)
         local.mkdir(parents=True, exist_ok=True)
         if transfer == "rsync":
-            cmd = ["rsync", "-rlpt", "--partial", "--protect-args", "--exclude=.*", "--out-format=%n",
-                   "-e", shlex.join(["ssh", *self.ssh_opts])]
+            # -r -t only: no -l (symlinks are skipped), no -D (devices, fifos), modes forced by --chmod
+            cmd = ["rsync", "-rt", "--perms", "--chmod=D700,F600", "--partial", "--protect-args", "--exclude=.*",
+                   "--out-format=%n", "-e", shlex.join(["ssh", *self.ssh_opts])]
             if remove_source:
                 cmd.append("--remove-source-files")
             cmd += ["--", self._scp_destination(remote_dir), str(local) + "/"]
             out = self._copy(cmd, f"copying from {self.target}:{remote_dir} with rsync")
-            return [ln for ln in out.splitlines() if ln and not ln.endswith("/")]
-        names = self._download_tar(remote_dir, local)
+            return plain_files(local, [ln for ln in out.splitlines() if ln and not ln.endswith("/")])
+        names = plain_files(local, self._download_tar(remote_dir, local))
         if remove_source and names:
             self.run(f"cd {rq(remote_dir)} && xargs -0 rm -f --", input="\0".join(names))
         return names
@@ -318,11 +324,16 @@ class Remote:
                 for member in tar:
                     if Path(member.name).name.startswith("."):
                         continue  # a frame still being written (`.NAME.part`); skipped here, never removed there
+                    if not inside(local, member.name):
+                        continue  # `../x` or `/x` from a device: never outside local_dir
                     if member.isfile():
-                        tar.extract(member, local, filter="data")
+                        try:
+                            tar.extract(member, local, filter="data")
+                        except tarfile.FilterError:
+                            continue
                         names.append(os.path.normpath(member.name))
                     elif member.isdir():
-                        (local / member.name).mkdir(parents=True, exist_ok=True)
+                        (local / member.name).mkdir(mode=0o700, parents=True, exist_ok=True)
         except tarfile.TarError as e:
             proc.kill()
             err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
@@ -372,3 +383,39 @@ class Remote:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def inside(root: Path, name: str) -> bool:
+    """True when the relative `name` (from a device) stays inside `root` here.
+
+    >>> inside(Path("/tmp/pulled"), "a/b.jpg"), inside(Path("/tmp/pulled"), "../../x"), inside(Path("/tmp/pulled"), "/etc/x")
+    (True, False, False)
+    """
+    if os.path.isabs(name):
+        return False
+    base = os.path.abspath(root)
+    return os.path.commonpath([base, os.path.abspath(os.path.join(base, name))]) == base
+
+
+def plain_files(root: Path, names: list[str]) -> list[str]:
+    """Of the `names` copied into `root`, those that are regular files inside it, each made 0600 (folders
+    0700); anything else a device sent (a symlink, a device node, a fifo) is removed and left out."""
+    kept = []
+    for name in names:
+        path = root / name
+        if not inside(root, name):
+            continue
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            os.chmod(path, 0o600)
+            kept.append(name)
+        elif not stat.S_ISDIR(st.st_mode):
+            path.unlink()
+    for d in {(root / n).parent for n in kept}:
+        while d != root and inside(root, os.path.relpath(d, root)):
+            os.chmod(d, 0o700)
+            d = d.parent
+    return kept

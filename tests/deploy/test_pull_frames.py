@@ -84,3 +84,34 @@ def test_a_service_deployed_with_save_uncertain_keeps_frames_that_pull_frames_fe
         assert all(cv2.imread(str(f)) is not None for f in pulled)
     finally:
         sshd.cli("--uninstall", directory=root)
+
+
+@pytest.mark.parametrize("transfer", ["rsync", "scp"])
+def test_a_hostile_device_plants_nothing_but_plain_private_files(sshd, tmp_path, transfer):
+    """Issue #22, hole 1: a compromised device's frames folder holds a setuid executable, a 0777 file and
+    symlinks to this machine's files. Only regular files come over, each 0600 in 0700 folders."""
+    good = _put_frames(sshd, ["20261201-090000-000_cat-0.41_dog-0.33_fox-0.10.jpg"], root=f"edgelite-hostile-{transfer}")
+    folder = sshd.home / f"edgelite-hostile-{transfer}" / "frames"
+    (folder / "suid.jpg").write_bytes(b"\x7fELF pretend")
+    (folder / "suid.jpg").chmod(0o6755)
+    (folder / "open.jpg").write_bytes(b"anyone may write")
+    (folder / "open.jpg").chmod(0o777)
+    (folder / "shadow.jpg").symlink_to("/etc/shadow")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "passwd.jpg").symlink_to("/etc/passwd")
+    (folder / "sub" / "ok.jpg").write_bytes(b"a frame")
+    for p in [folder / "suid.jpg", folder / "open.jpg", folder / "sub", folder / "sub" / "ok.jpg"]:
+        os.chown(p, sshd.uid, sshd.uid)
+    for p in [folder / "shadow.jpg", folder / "sub" / "passwd.jpg"]:
+        os.lchown(p, sshd.uid, sshd.uid)
+    dest = tmp_path / "pulled"
+    p = sshd.cli("--pull-frames", str(dest), "--transfer", transfer, directory=f"~/edgelite-hostile-{transfer}")
+    assert p.returncode == 0, p.stdout
+    got = {str(f.relative_to(dest)): f for f in dest.rglob("*")}
+    assert set(got) == {*good, "suid.jpg", "open.jpg", "sub", "sub/ok.jpg"}, sorted(got)
+    for name, f in got.items():
+        st = os.lstat(f)
+        assert not os.path.islink(f)
+        want = 0o700 if f.is_dir() else 0o600
+        assert st.st_mode & 0o7777 == want, (name, oct(st.st_mode))
+    assert "pulled 4 frames" in p.stdout, p.stdout

@@ -280,3 +280,35 @@ def test_deploy_reaches_the_device_with_ssh_options_and_dir(device, capsys):
                "--dir", "~/elsewhere"])
     err = capsys.readouterr().err
     assert rc == EXIT_USAGE and "nothing deployed at ~/elsewhere on root@127.0.0.1" in err, err
+
+
+def test_a_tar_stream_from_a_device_cannot_write_outside_the_folder(tmp_path, monkeypatch):
+    """Issue #22, hole 2: entries `../x`, `/abs`, a symlink and a setuid file in the tar stream a device sends
+    (here the archive is `cat` by the real subprocess path the stream takes)."""
+    import io
+    import tarfile
+
+    from edgelite.remote.ssh import Remote
+    from edgelite.remote.target import parse_target
+
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as tar:
+        def add(name, data=b"x", mode=0o644, kind=tarfile.REGTYPE, link=""):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.type, info.linkname = (len(data) if kind == tarfile.REGTYPE else 0), mode, kind, link
+            tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+        add("./ok.jpg", b"frame")
+        add("../escaped-dir", kind=tarfile.DIRTYPE)
+        add("../../escaped.jpg")
+        add("/tmp/absolute-from-device.jpg")
+        add("./link.jpg", kind=tarfile.SYMTYPE, link="/etc/passwd")
+        add("./suid.jpg", b"\x7fELF", mode=0o6755)
+    remote = Remote(parse_target("pi@127.0.0.1"))
+    monkeypatch.setattr(remote, "ssh_argv", lambda command: ["cat", str(archive)])
+    dest = tmp_path / "a" / "b" / "pulled"
+    names = remote.get("/home/pi/frames", dest, transfer="scp")
+    assert sorted(names) == ["ok.jpg", "suid.jpg"]
+    assert sorted(p.name for p in dest.iterdir()) == ["ok.jpg", "suid.jpg"]
+    assert not (tmp_path / "a" / "escaped-dir").exists() and not (tmp_path / "a" / "escaped.jpg").exists()
+    assert not os.path.exists("/tmp/absolute-from-device.jpg")
+    assert all(os.lstat(dest / n).st_mode & 0o7777 == 0o600 for n in names)
