@@ -168,7 +168,7 @@ class Agent:
             raise RemoteError(f"no python3 on {self.remote.target}: install it (sudo apt install python3 "
                               "python3-venv)", EXIT_REFUSED)
         try:
-            reply = json.loads(r.stdout)
+            reply = printable(json.loads(r.stdout))
         except ValueError:
             reply = None
         if not isinstance(reply, dict) or "ok" not in reply:
@@ -213,7 +213,28 @@ class Agent:
     def stream(self, command: str, on_line: Callable[[str], None], **fields) -> int:
         """A call whose progress lines are its answer (`logs` with follow): stream them until it ends."""
         request = json.dumps({"command": command, "dir": self.root, **fields})
-        code, _ = self.remote.stream(self.command_line, input=request, on_line=on_line)
+        code, _ = self.remote.stream(self.command_line, input=request, on_line=lambda ln: on_line(printable(ln)))
         if code == NO_AGENT:
             raise RemoteError(f"nothing deployed at {self.root} on {self.remote.target}", EXIT_USAGE)
         return code
+
+
+#: C0 controls but tab and newline, DEL and the C1 range: what moves a terminal's cursor, clears its screen,
+#: retitles its window or starts an escape sequence (ESC, CSI 0x9b)
+_CONTROL = {c: "?" for c in [*range(0x00, 0x09), *range(0x0b, 0x20), 0x7f, *range(0x80, 0xa0)]}
+
+
+def printable(value):
+    r"""Every string in a device's reply (nested in lists and dicts too) with its control characters shown as
+    `?`: nothing from a device reaches this terminal as an escape sequence.
+
+    >>> printable({"release": "r1\x1b]0;owned\x07", "lines": ["ok\r\x1b[2J", "tab\tand\nnewline"]})
+    {'release': 'r1?]0;owned?', 'lines': ['ok??[2J', 'tab\tand\nnewline']}
+    """
+    if isinstance(value, str):
+        return value.translate(_CONTROL)
+    if isinstance(value, list):
+        return [printable(v) for v in value]
+    if isinstance(value, dict):
+        return {printable(k): printable(v) for k, v in value.items()}
+    return value

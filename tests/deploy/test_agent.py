@@ -164,6 +164,17 @@ def test_wait_reports_a_job_that_died(tmp_path):
     assert reply["output"] == ["creating venv"]
 
 
+@pytest.mark.parametrize("job", ["../../outside", "/etc/passwd", "..", "a/b"])
+def test_wait_refuses_a_job_name_outside_its_folder(tmp_path, job):
+    """Issue #22, hole 11: `wait` read run/<job>.log for any name, `../../x` included."""
+    lay = Layout(tmp_path / "dev" / "edgelite")
+    lay.ensure()
+    (tmp_path / "outside.log").write_text("a secret of the device user\n")
+    reply = handle({"command": "wait", "dir": str(lay.root), "job": job, "timeout": 0})
+    assert reply["ok"] is False and reply["exit_code"] == EXIT_USAGE and "bad job name" in reply["error"], reply
+    assert "secret" not in json.dumps(reply)
+
+
 def test_protocol_docstring_names_every_command_and_its_fields():
     table = {ln.split()[0]: ln for ln in PROTOCOL_DOC.splitlines() if ln and not ln.startswith((" ", "="))}
     for command in COMMANDS:

@@ -105,6 +105,18 @@ def test_status_and_logs(dev, http_port):
     assert "frame " in logs.stdout and "fps" in logs.stdout  # the device's own result lines
 
 
+def test_device_text_reaches_the_terminal_without_escape_sequences(dev):
+    """Issue #22, hole 10: a line in the device's log that retitles the window and clears the screen comes
+    back with its control characters shown as `?`, in `--logs` and in `--status --json` alike."""
+    log = dev.root / "log" / "edgelite.log"
+    with open(log, "a") as f:
+        f.write("frame 999 \x1b]0;owned\x07\x1b[2J\r\x9bfake text\n")
+    logs = dev.device.cli("--logs", "-n", "5", directory=DIR)
+    # (the agent reads the log by lines, so the carriage return ends one there)
+    assert logs.returncode == 0 and "frame 999 ?]0;owned??[2J" in logs.stdout and "?fake text" in logs.stdout, logs.stdout
+    assert not any(c in logs.stdout for c in "\x1b\x07\r\x9b")
+
+
 def test_second_bundle_reuses_the_venv(dev, tiny_bundle, bundle_v2, http_port):
     first = dev.current()
     r = dev.deploy(bundle_v2)

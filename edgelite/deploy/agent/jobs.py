@@ -43,6 +43,10 @@ def follow_seconds(req: dict) -> float:
 
 
 def paths(lay: Layout, name: str):
+    """run/NAME.log, .json, .pid; a name that is not a job's (`../../x`, `/etc/x`) is refused, so a request
+    never reads or writes outside the run folder."""
+    if not _NAME.fullmatch(str(name)):
+        raise AgentError(f"bad job name {name!r}: letters, digits, '.', '_' and '-' only", EXIT_USAGE)
     return lay.run / f"{name}.log", lay.run / f"{name}.json", lay.run / f"{name}.pid"
 
 
