@@ -64,6 +64,9 @@ def host_key_policy(strict_host_key: bool, ssh_options: Iterable[str]) -> tuple[
     strict, rest = strict_host_key, []
     for opt in ssh_options:
         key, _, value = opt.replace("=", " ", 1).partition(" ")
+        if key.strip().lower() in ("userknownhostsfile", "globalknownhostsfile"):
+            for f in value.split():
+                forgetful_known_hosts(f, f"--ssh-option {opt}")
         if key.strip().lower() != "stricthostkeychecking":
             rest.append(opt)
             continue
@@ -87,8 +90,26 @@ def policy_options(strict_host_key: bool, known_hosts: str | None = None, *, bat
     opts = ["-o", "BatchMode=yes"] if batch else []  # keys only: fail instead of asking for a password
     opts += ["-o", f"StrictHostKeyChecking={'yes' if strict_host_key else 'accept-new'}"]
     if known_hosts:
+        forgetful_known_hosts(str(known_hosts), f"--known-hosts {known_hosts}")
         opts += ["-o", f"UserKnownHostsFile={Path(known_hosts).expanduser()}"]
     return opts
+
+
+def forgetful_known_hosts(path: str, given: str) -> None:
+    """Refuse a known_hosts that remembers nothing (/dev/null, `none`): with accept-new every key, a changed
+    one included, would be accepted each time, which is host-key checking turned off.
+
+    >>> forgetful_known_hosts("~/.ssh/known_hosts", "--known-hosts")
+    >>> forgetful_known_hosts("/dev/null", "--known-hosts /dev/null")
+    Traceback (most recent call last):
+    ...
+    edgelite.remote.errors.RemoteError: --known-hosts /dev/null: a known_hosts file that remembers nothing turns host-key checking off, which edgelite never does; pass a real file (ssh-keyscan HOST >> FILE) or keep the default
+    """
+    p = path.strip().strip('"')
+    if p.lower() == "none" or (p and os.path.realpath(os.path.expanduser(p)) == os.devnull):
+        raise RemoteError(f"{given}: a known_hosts file that remembers nothing turns host-key checking off, which "
+                          "edgelite never does; pass a real file (ssh-keyscan HOST >> FILE) or keep the default",
+                          EXIT_USAGE)
 
 
 def explain_ssh_failure(target: object, stderr: str) -> str:

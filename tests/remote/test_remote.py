@@ -312,3 +312,16 @@ def test_a_tar_stream_from_a_device_cannot_write_outside_the_folder(tmp_path, mo
     assert not (tmp_path / "a" / "escaped-dir").exists() and not (tmp_path / "a" / "escaped.jpg").exists()
     assert not os.path.exists("/tmp/absolute-from-device.jpg")
     assert all(os.lstat(dest / n).st_mode & 0o7777 == 0o600 for n in names)
+
+
+@pytest.mark.parametrize("flags", [["--known-hosts", "/dev/null"], ["--ssh-option", "UserKnownHostsFile=/dev/null"],
+                                   ["--ssh-option", "UserKnownHostsFile /dev/null"],
+                                   ["--ssh-option", "GlobalKnownHostsFile=none"]])
+def test_no_option_turns_host_key_checking_off(flags):
+    """Issue #22, hole 8: a known_hosts that remembers nothing made accept-new accept any key, every time.
+    Refused in one line (exit 2) before any connection is tried."""
+    r = subprocess.run([sys.executable, "-m", "edgelite", "deploy", "--status", "--host", "pi@127.0.0.1:1", *flags],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == EXIT_USAGE, (r.returncode, r.stdout, r.stderr)
+    err = r.stderr.strip().splitlines()[-1]
+    assert err.startswith("edgelite deploy: error: ") and "turns host-key checking off" in err, err
