@@ -40,10 +40,10 @@ def write_text_atomic(path: str | os.PathLike, text: str, mode: int = 0o644) -> 
 
 
 def write_json(path: str | os.PathLike, obj: Any, *, indent: int = 1, sort_keys: bool = True,
-               default: Callable[[Any], Any] | None = None) -> None:
+               default: Callable[[Any], Any] | None = None, mode: int = 0o644) -> None:
     """`obj` as JSON (one trailing newline), written atomically (see `write_text_atomic`)."""
     text = json.dumps(obj, indent=indent, sort_keys=sort_keys, default=default) + "\n"
-    write_text_atomic(path, text)
+    write_text_atomic(path, text, mode)
 
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:

@@ -85,15 +85,27 @@ def options_from_args(args, conn):
 
 
 def _write_json(obj, where: str, indent: int | None = None) -> None:
-    """`--json -|FILE`: JSON on stdout, or into FILE (atomically)."""
+    """`--json -|FILE`: JSON on stdout, or into FILE (atomically, owner-only), camera passwords redacted."""
     import json
 
+    obj = _redacted(obj)
     if where == "-":
         print(json.dumps(obj, indent=indent))
     else:
         from edgelite.jsonfile import write_json
 
-        write_json(where, obj)
+        write_json(where, obj, mode=0o600)
+
+
+def _redacted(obj):
+    """Every `source` (a camera URL may hold a password) through `redact_url`, at any depth."""
+    from edgelite.device.sources.rtsp import redact_url
+
+    if isinstance(obj, dict):
+        return {k: redact_url(v) if k == "source" and isinstance(v, str) else _redacted(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_redacted(v) for v in obj]
+    return obj
 
 
 def deploy_command(args) -> int:

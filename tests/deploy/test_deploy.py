@@ -105,6 +105,26 @@ def test_status_and_logs(dev, http_port):
     assert "frame " in logs.stdout and "fps" in logs.stdout  # the device's own result lines
 
 
+def test_status_json_file_is_private_and_redacted(dev, tmp_path):
+    """Issue #22, hole 6: `--status --json FILE` wrote the agent's reply raw (the camera password) to a
+    0644 file. Now every source is redacted and the file is the owner's only."""
+    rel = dev.root / "current" / "release.json"
+    original = rel.read_text()
+    data = json.loads(original)
+    data["source"] = "rtsp://admin:p@ssw0rd@cam:554/s?user=admin&pwd=hunter2"
+    rel.write_text(json.dumps(data))
+    try:
+        out = tmp_path / "status.json"
+        r = dev.device.cli("--status", "--json", str(out), directory=DIR)
+        assert r.returncode == 0, r.stdout
+        text = out.read_text()
+        assert os.stat(out).st_mode & 0o777 == 0o600
+        assert "ssw0rd" not in text and "hunter2" not in text and "admin:***@cam:554" in text, text
+        assert "ssw0rd" not in r.stdout and "hunter2" not in r.stdout
+    finally:
+        rel.write_text(original)
+
+
 def test_device_text_reaches_the_terminal_without_escape_sequences(dev):
     """Issue #22, hole 10: a line in the device's log that retitles the window and clears the screen comes
     back with its control characters shown as `?`, in `--logs` and in `--status --json` alike."""

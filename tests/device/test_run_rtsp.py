@@ -34,6 +34,11 @@ def _ffmpeg_env(monkeypatch):
 def test_redact_url():
     assert redact_url("rtsp://u:p@h:554/s?x=1") == "rtsp://u:***@h:554/s?x=1"
     assert redact_url("rtsp://u@h/s") == "rtsp://u@h/s" and redact_url("clip.mp4") == "clip.mp4"
+    # issue #22, hole 3: FFmpeg splits userinfo at the LAST '@', and IP cameras take passwords in the query
+    assert redact_url("rtsp://admin:p@ssw0rd@cam/s") == "rtsp://admin:***@cam/s"
+    assert redact_url("http://cam/video.cgi?user=admin&pwd=hunter2&Password=x&token=t#f") == \
+        "http://cam/video.cgi?user=admin&pwd=***&Password=***&token=***#f"
+    assert redact_url("rtsp://cam/s?channel=1&subtype=0") == "rtsp://cam/s?channel=1&subtype=0"
     assert redact_url("rtsp://h/a@b") == "rtsp://h/a@b"  # an @ in the path is no password
 
 

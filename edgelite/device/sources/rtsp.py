@@ -21,16 +21,39 @@ FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 TRANSPORTS = ("tcp", "udp")
 RTSP_SCHEMES = ("rtsp://", "rtsps://")
 
-_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/@]*)@")
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)")
+#: query keys IP cameras (and their vendors' URL schemes) put credentials in
+SECRET_KEYS = {"pass", "password", "passwd", "pwd", "pw", "psw", "token", "access_token", "auth", "key", "apikey",
+               "api_key", "secret", "credential", "credentials", "sig", "signature"}
 
 
 def redact_url(value: str) -> str:
-    """`value` with the password of a URL's user:password@ replaced by ***; anything else unchanged."""
-    m = _USERINFO.match(value)
-    if not m or ":" not in m.group(2):
+    """`value` with a URL's password (user:password@, split at the LAST `@` of the authority as FFmpeg does,
+    so a password may hold `@`) and the values of secret query keys (`pwd=`, `password=`, `token=`, ...)
+    replaced by ***; anything that is not a URL unchanged.
+
+    >>> redact_url("rtsp://admin:p@ssw0rd@cam:554/s?user=admin&pwd=hunter2&channel=1")
+    'rtsp://admin:***@cam:554/s?user=admin&pwd=***&channel=1'
+    """
+    m = _SCHEME.match(value)
+    if not m:
         return value
-    user = m.group(2).split(":", 1)[0]
-    return f"{m.group(1)}{user}:***@{value[m.end():]}"
+    rest = value[m.end():]
+    cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    if "@" in authority:
+        userinfo, host = authority.rsplit("@", 1)
+        if ":" in userinfo:
+            authority = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    if "?" in tail:
+        path, _, query = tail.partition("?")
+        query, hash_, frag = query.partition("#")
+        parts = []
+        for part in query.split("&"):
+            k, eq, v = part.partition("=")
+            parts.append(f"{k}=***" if eq and v and k.strip().lower() in SECRET_KEYS else part)
+        tail = f"{path}?{'&'.join(parts)}{hash_}{frag}"
+    return f"{m.group(1)}{authority}{tail}"
 
 
 def is_rtsp(source: str) -> bool:
