@@ -56,7 +56,8 @@ def test_unit_passes_systemd_analyze(tmp_path, sshd):
     assert verify_unit(unit) is None, verify_unit(unit)
     text = unit.read_text()
     for line in ("Type=notify", "Restart=on-failure", f"User={user}", f"WatchdogSec={sv.WATCHDOG_SEC}",
-                 "StandardOutput=journal", f"ExecStart={root}/current/run", "WantedBy=multi-user.target"):
+                 "StandardOutput=journal", f"ExecStart={root}/current/run", "WantedBy=multi-user.target",
+                 "UMask=0077"):  # issue #22, hole 9: saved frames were world-readable under systemd
         assert line in text
     user_unit = render_unit(str(root), None)  # systemctl --user: no User=, default.target
     assert "User=" not in user_unit and "WantedBy=default.target" in user_unit

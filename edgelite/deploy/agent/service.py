@@ -42,6 +42,8 @@ StandardOutput=journal
 StandardError=journal
 SyslogIdentifier={unit}
 NoNewPrivileges=yes
+# what the service writes (saved frames, its state) is its user's alone
+UMask=0077
 
 [Install]
 WantedBy={wanted_by}
