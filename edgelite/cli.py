@@ -20,6 +20,7 @@ from edgelite.adapt import cli as adapt_cli
 from edgelite.bench import cli as bench_cli
 from edgelite.convert import cli as convert_cli
 from edgelite.deploy import cli as deploy_cli
+from edgelite.deploy import sign_cli
 from edgelite.device import capture_cli
 from edgelite.device import cli as device_cli
 from edgelite.errors import EXIT_INTERRUPTED, EdgeliteError, require_extra
@@ -34,6 +35,7 @@ COMMAND_MODULES = [
     device_cli,  # run
     capture_cli,  # capture
     bench_cli,  # bench
+    sign_cli,  # sign
     deploy_cli,  # deploy
     fleet_cli,  # fleet
 ]

@@ -22,6 +22,7 @@ EXIT_UNHEALTHY = 6  # the new release did not become healthy; the previous one w
 EXIT_CONNECT = 7  # SSH could not connect or authenticate
 EXIT_REMOTE = 8  # a step on the device failed (pip install, the bench there, ...)
 EXIT_FLEET = 9  # fleet: some hosts did not get the release (refused, failed, rolled back, unreachable, not started)
+EXIT_UNTRUSTED = 10  # the bundle is not signed by a key the device (or --allowed-signers) trusts
 EXIT_SOURCE_LOST = 75  # run: the camera stayed lost after --max-reconnects (sysexits EX_TEMPFAIL)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
@@ -36,6 +37,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_CONNECT: "SSH could not connect or authenticate",
     EXIT_REMOTE: "a step on the device failed (install, bench)",
     EXIT_FLEET: "fleet: some hosts did not get the release; the summary says which release each host runs",
+    EXIT_UNTRUSTED: "untrusted: the bundle is not signed by a key the device trusts; the previous release keeps serving",
     EXIT_SOURCE_LOST: "run: the source stayed lost after --max-reconnects (systemd restarts it)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }

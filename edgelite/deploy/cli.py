@@ -12,10 +12,12 @@ examples:
   edgelite deploy --host pi@raspberrypi.local --status | --logs [-n 100] [--follow] | --rollback | --uninstall
   edgelite deploy bundles/demo --host pi@raspberrypi.local --save-uncertain --run-args '--below 0.5 --max-per-hour 30'
   edgelite deploy --host pi@raspberrypi.local --pull-frames frames/       # then: edgelite adapt ... --unlabeled frames/
+  edgelite deploy bundles/demo --host pi@raspberrypi.local --trust release.pub   # from now on: signed bundles only
 
 A local --source FILE is copied to the device and played in a loop at its frame rate.
 exit codes: 0 ok; 2 usage; 3 preflight refused; 4 checksum mismatch; 5 smoke test failed (nothing switched);
-            6 unhealthy, switched back to the previous release; 7 SSH connection/authentication; 8 a device step failed
+            6 unhealthy, switched back to the previous release; 7 SSH connection/authentication; 8 a device step failed;
+            10 the bundle is not signed by a key the device trusts (nothing switched)
 """
 
 
@@ -54,6 +56,13 @@ def register(sub) -> None:
     d.add_argument("--transfer", choices=["auto", "rsync", "scp"], default="auto",
                    help="file copy tool (default: rsync when both ends have it, else scp)")
     d.add_argument("--wheel", metavar="FILE", help="edgelite wheel to install (default: built from this checkout)")
+    t = p.add_argument_group("signed bundles (`edgelite sign`): the device's trust list, DIR/trusted_signers")
+    t.add_argument("--trust", action="append", metavar="KEY.pub",
+                   help="the device runs only bundles signed by this key (repeat for several; replaces the list)")
+    t.add_argument("--allowed-signers", metavar="FILE",
+                   help="the same from an OpenSSH allowed-signers file (man ssh-keygen); with --trust: both")
+    t.add_argument("--remove-trust", action="store_true",
+                   help="delete the device's trust list: it runs unsigned bundles again")
     d.add_argument("-v", "--verbose", action="store_true", help="show the ssh/rsync commands and pip's output")
     a = p.add_argument_group("instead of deploying").add_mutually_exclusive_group()
     a.add_argument("--status", action="store_true", help="what runs on the device, its health, the releases kept")
@@ -132,9 +141,14 @@ def deploy_command(args) -> int:
     if args.pull_frames:
         d.pull_frames(conn, args.pull_frames, transfer=args.transfer)
         return 0
+    if not args.bundle and (args.trust or args.allowed_signers or args.remove_trust):
+        from edgelite.signature import trust_list
+
+        d.set_trust(conn, trust_list(args.trust or (), args.allowed_signers), remove=args.remove_trust)
+        return 0
     if not args.bundle:
         raise DeployError("which bundle? `edgelite deploy BUNDLE --host USER@HOST` "
-                          "(or --status / --logs / --rollback / --uninstall / --pull-frames DIR)", EXIT_USAGE)
+                          "(or --status / --logs / --rollback / --uninstall / --pull-frames DIR / --trust KEY.pub)", EXIT_USAGE)
     result = d.deploy(options_from_args(args, conn))
     if args.json:
         _write_json(result, args.json)

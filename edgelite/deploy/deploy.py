@@ -40,6 +40,7 @@ from edgelite.deploy.errors import (
     EXIT_REMOTE,
     EXIT_SMOKE,
     EXIT_UNHEALTHY,
+    EXIT_UNTRUSTED,
     EXIT_USAGE,
     DeployError,
 )
@@ -49,6 +50,7 @@ from edgelite.remote.agent import Agent, push_agent
 from edgelite.remote.connection import Connection
 from edgelite.remote.layout import CURRENT, FRAMES, RELEASES
 from edgelite.remote.ssh import Remote, Target
+from edgelite.signature import SignatureError, trust_list, verify_with
 
 STEPS = 7
 
@@ -74,13 +76,18 @@ class DeployOptions:
     health_timeout: float = HEALTH_TIMEOUT
     transfer: str = "auto"  # auto | rsync | scp
     wheel: str | None = None
+    trust: list[str] | None = None  # KEY.pub files: the device's trust list becomes these keys (+ --allowed-signers)
+    allowed_signers: str | None = None  # an OpenSSH allowed-signers file: the device's trust list
+    remove_trust: bool = False  # delete the device's trust list
 
     def settings(self) -> planning.Settings:
         """The plan's settings (`edgelite fleet` makes the same from a host's inventory values)."""
         return planning.Settings(dir=self.connection.dir, source=self.source, http=self.http, format=self.format,
                                  print_every=int(self.print_every), run_args=tuple(shlex.split(self.run_args)),
                                  save_uncertain=self.save_uncertain, no_service=self.no_service,
-                                 health_timeout=float(self.health_timeout))
+                                 health_timeout=float(self.health_timeout),
+                                 allowed_signers=trust_list(self.trust or (), self.allowed_signers),
+                                 remove_trust=self.remove_trust)
 
 
 class Steps:
@@ -131,6 +138,11 @@ class _Deployment:
         self.opts, self.steps = opts, steps
         self.settings = opts.settings()
         self.bundle = checked_bundle(opts.bundle)  # before touching the device
+        if opts.remove_trust and self.settings.allowed_signers:
+            raise DeployError("--remove-trust deletes the device's trust list; --trust/--allowed-signers set it: "
+                              "pass one or the other", EXIT_USAGE)
+        if self.settings.allowed_signers:
+            check_signed(self.bundle.path, self.settings.allowed_signers)
         if planning.needs_token(opts.http) and "--token" not in self.settings.run_args:
             raise DeployError(f"--http {opts.http} serves the preview beyond the device itself; `edgelite run` "
                               "requires a token there: add --run-args '--token SECRET' (or keep the default "
@@ -171,6 +183,8 @@ class _Deployment:
         remote, plan, transfer, bid = self.remote, self.plan, self.transfer, self.bundle.id
         self.steps.step("push", f"bundle {bid}, wheels and agent to {plan['root']} ({transfer})")
         remote.makedirs(plan["dirs"])
+        if plan["requests"]["trust"]:
+            self.steps.say("  " + trust_note(self.agent.request(plan["requests"]["trust"])))
         state = self.agent.request(plan["requests"]["prepare-bundle"])
         if state.get("damaged"):
             self.steps.say(f"  the device's copy of bundle {bid} was damaged ({'; '.join(state['damaged'])}); re-sending")
@@ -181,6 +195,9 @@ class _Deployment:
             if r.get("exit_code") == EXIT_CHECKSUM:
                 raise DeployError(f"the bundle failed its sha256 check on the device ({'; '.join(r.get('problems', []))}); "
                                   "nothing was switched", EXIT_CHECKSUM)
+            if r.get("exit_code") == EXIT_UNTRUSTED:
+                raise DeployError(f"{r.get('error')}; nothing was switched, the previous release keeps serving",
+                                  EXIT_UNTRUSTED)
             if not r["ok"]:
                 raise failure(r, "accepting the bundle failed on the device")
         for item in (plan["wheel"], plan["constraints"], plan["media"], plan["installer"]):
@@ -224,7 +241,8 @@ class _Deployment:
         smoke = self.agent.request(self.plan["requests"]["smoke"], check=False, ssh_timeout=900)
         if not smoke["ok"]:
             raise DeployError(f"smoke test failed on the device: {smoke.get('error')}; nothing was switched, "
-                              "the previous release keeps serving", EXIT_SMOKE)
+                              "the previous release keeps serving",
+                              EXIT_UNTRUSTED if smoke.get("exit_code") == EXIT_UNTRUSTED else EXIT_SMOKE)
         self.steps.say(f"  {smoke.get('label')} {smoke.get('score') or 0:.2f}, {smoke.get('inference_ms') or 0:.1f} ms "
                        f"inference ({smoke.get('seconds')} s with start-up)")
 
@@ -261,8 +279,32 @@ def commit(agent: Agent, request: dict, steps: Steps, *, label: str = "health") 
         steps.say("  | " + ln)
     if "rolled_back_to" in result:  # the agent's one line for an unhealthy release
         raise DeployError(str(result.get("error")), EXIT_UNHEALTHY)
+    if result.get("exit_code") == EXIT_UNTRUSTED:  # refused before anything was switched
+        raise DeployError(f"{result.get('error')}; nothing was switched", EXIT_UNTRUSTED)
     raise DeployError(f"switching to {request.get('release')} failed: {result.get('why') or result.get('error')}",
                       EXIT_UNHEALTHY)
+
+
+def check_signed(bundle: Path, allowed_signers: str) -> None:
+    """Refuse (exit 10), before touching the device, to install a trust list that the bundle itself fails."""
+    try:
+        verify_with(bundle, allowed_signers)
+    except SignatureError as e:
+        raise DeployError(f"refusing to deploy: the trust list given (--trust/--allowed-signers) refuses this "
+                          f"bundle: {e}", EXIT_UNTRUSTED) from None
+
+
+def trust_note(reply: dict) -> str:
+    """One line for the agent's reply to a `trust` request."""
+    keys = reply.get("trusted") or []
+    if not keys:
+        return "trust list removed: the device runs unsigned bundles again" if reply.get("changed") else \
+            "no trust list on the device (nothing to remove)"
+    note = (f"trust list {'installed' if reply.get('changed') else 'unchanged'}: only bundles signed by "
+            f"{', '.join(keys)} run on the device")
+    if reply.get("current_trusted") is False:
+        note += "; the release serving now is not signed by these keys (this deploy replaces it)"
+    return note
 
 
 # --------------------------------------------------------------------------- status, logs, rollback
@@ -334,6 +376,19 @@ def pull_frames(conn: Connection, dest: str | Path, transfer: str = "auto", out=
         names = remote.get(f"{facts.get('dir')}/{FRAMES}", dest, transfer=transfer, remove_source=True)
     print(f"pulled {len(names)} frames from {conn.target} into {dest}", file=out or sys.stdout, flush=True)
     return names
+
+
+def set_trust(conn: Connection, allowed_signers: str, remove: bool = False, out=None) -> dict:
+    """`deploy --trust KEY.pub | --allowed-signers FILE | --remove-trust` without a bundle: only the trust list."""
+    if remove and allowed_signers:
+        raise DeployError("--remove-trust deletes the device's trust list; --trust/--allowed-signers set it: "
+                          "pass one or the other", EXIT_USAGE)
+    with conn.remote() as remote:
+        run_preflight(remote, conn.dir)  # this agent, whatever an older deploy left there
+        request = {"command": "trust", "dir": conn.dir, **({"remove": True} if remove else {"signers": allowed_signers})}
+        reply = Agent(remote, conn.dir).request(request)
+    print(f"{conn.target}: {trust_note(reply)}", file=out or sys.stdout, flush=True)
+    return reply
 
 
 def uninstall(conn: Connection, out=None) -> None:

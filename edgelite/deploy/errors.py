@@ -13,6 +13,7 @@ from edgelite.errors import (
     EXIT_REMOTE,
     EXIT_SMOKE,
     EXIT_UNHEALTHY,
+    EXIT_UNTRUSTED,
     EXIT_USAGE,
     EdgeliteError,
 )
@@ -20,7 +21,7 @@ from edgelite.errors import (
 EXIT_PREFLIGHT = EXIT_REFUSED  # the device cannot run edgelite (32-bit OS, Python too old, no disk, ...)
 
 __all__ = ["EXIT_CHECKSUM", "EXIT_CONNECT", "EXIT_PREFLIGHT", "EXIT_REMOTE", "EXIT_SMOKE", "EXIT_UNHEALTHY",
-           "EXIT_USAGE", "DeployError"]
+           "EXIT_UNTRUSTED", "EXIT_USAGE", "DeployError"]
 
 
 class DeployError(EdgeliteError):

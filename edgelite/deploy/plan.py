@@ -54,6 +54,8 @@ class Settings:
     token_sha256: str = ""  # fleet: the token's hash (the token itself never enters a plan)
     no_service: bool = False
     health_timeout: float = HEALTH_TIMEOUT
+    allowed_signers: str = ""  # the device's new trust list (allowed-signers text); "" leaves it as it is
+    remove_trust: bool = False  # delete the device's trust list (it then runs unsigned bundles again)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,6 +162,9 @@ def make_plan(facts: Facts, settings: Settings, bundle: BundleInfo, art: Artifac
         "release": release,
         "requests": {
             "status": req("status"),
+            # the trust list changes only by this explicit request, before the bundle is checked against it
+            "trust": (req("trust", signers=settings.allowed_signers) if settings.allowed_signers
+                      else req("trust", remove=True) if settings.remove_trust else None),
             "prepare-bundle": req("prepare-bundle", bundle=bundle.id),
             "accept-bundle": req("accept-bundle", bundle=bundle.id),
             "venv": req("venv", env=art.env, wheel=wheel["dest"], offline=deps is not None,

@@ -50,8 +50,20 @@ def settings(host: dict) -> planning.Settings:
         http=str(host.get("http") or defaults.http), format=host.get("format") or None,
         print_every=int(host.get("print_every") or defaults.print_every),
         run_args=tuple(str(a) for a in host.get("run_args") or ()), threads=int(host.get("threads") or 0),
-        token_sha256=str(host.get("token_sha256") or ""),
+        token_sha256=str(host.get("token_sha256") or ""), allowed_signers=str(host.get("allowed_signers") or ""),
         health_timeout=float(host.get("health_timeout") or defaults.health_timeout))
+
+
+def trust_problems(bundle: Path, allowed_signers: str) -> list[str]:
+    """Why a host's trust list (edgelite_allowed_signers) is refused, or would refuse the bundle itself."""
+    from edgelite.signature import check_allowed_signers, verify_with
+
+    try:
+        check_allowed_signers(allowed_signers, "edgelite_allowed_signers")
+        verify_with(bundle, allowed_signers)
+    except EdgeliteError as e:
+        return [f"edgelite_allowed_signers: {e}"]
+    return []
 
 
 def host_plan(shared: Shared, name: str, host: dict) -> dict:
@@ -64,6 +76,8 @@ def host_plan(shared: Shared, name: str, host: dict) -> dict:
     if planning.needs_token(s.http) and not s.token_sha256:
         problems.append(f"edgelite_http={s.http} serves the preview beyond the device: set edgelite_token for "
                         "this host (ansible-vault, or \"{{ lookup('env', 'EDGELITE_TOKEN') }}\") or keep 127.0.0.1")
+    if s.allowed_signers:
+        problems += trust_problems(shared.bundle.path, s.allowed_signers)
     out = {"host": name, "problems": problems, "warnings": assessment.warnings, "before": facts.get("current") or None}
     if problems:
         return out

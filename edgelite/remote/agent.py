@@ -38,7 +38,7 @@ MIN_PYTHON = (3, 10)
 #: what the device agent's zipapp holds besides its own package (all standard library only)
 AGENT_PACKAGE = "edgelite/deploy/agent"
 AGENT_SUPPORT = ("edgelite/__init__.py", "edgelite/errors.py", "edgelite/manifest.py", "edgelite/jsonfile.py",
-                 "edgelite/http_address.py", "edgelite/deploy/__init__.py",
+                 "edgelite/signature.py", "edgelite/http_address.py", "edgelite/deploy/__init__.py",
                  "edgelite/remote/__init__.py", "edgelite/remote/layout.py")  # the device folder's names
 # Python never caches bytecode for a zip: every request would compile the whole agent again (2.5 s a request
 # on the emulated Pi, a second on a Pi 4). So the agent runs from a copy unpacked once beside it, keyed by

@@ -41,6 +41,9 @@ MARKER = ".edgelite-deploy"  # written on first deploy: only a folder holding it
 RELEASE_JSON = "release.json"  # {"id", "bundle": <bundle id>, "venv": <env>, ...}
 FAILED_SUFFIX = ".failed"  # releases/<rid>.failed: a release that was not healthy
 VENV_READY = ".ready"
+# an OpenSSH allowed-signers file: once it exists the device runs only bundles signed by a key in it. Only
+# the agent's `trust` request writes it (deploy --trust / --allowed-signers); no bundle push reaches it.
+TRUSTED_SIGNERS = "trusted_signers"
 
 
 class Layout:
@@ -68,6 +71,7 @@ class Layout:
         self.state = self.run / STATE
         self.lock = self.root / LOCK
         self.marker = self.root / MARKER
+        self.trusted_signers = self.root / TRUSTED_SIGNERS
 
     def venv_bin(self, env: str, program: str) -> Path:
         return self.venvs / env / "bin" / program

@@ -8,7 +8,9 @@ It runs on the device with the system `python3` (before any venv exists), shippe
 --host` (the `*-bench` requests, `bench.py`). It owns everything that must stay true when the workstation
 goes away mid-deploy:
 
-* bundles are verified (sha256 of every file against the manifest) before they are accepted;
+* bundles are verified (sha256 of every file against the manifest) before they are accepted, and once the
+  device has a trust list (`trusted_signers`, written only by the `trust` request) the manifest's signature
+  too: `accept-bundle`, `smoke` and `commit` refuse (exit 10) a bundle no trusted key signed;
 * `current` is only ever switched atomically (symlink + rename(2));
 * the switch, the (re)start, the health check and the rollback run as ONE detached transaction
   (`commit` with `"detach": true`), so killing the workstation's deploy at any step leaves either the
@@ -32,7 +34,8 @@ object (one line) on stdout; progress lines go to stderr; the exit status is 0 o
 
 Every reply has ``"ok"`` and ``"protocol": 1``. A failure is
 ``{"ok": false, "error": "<one line that says what to do>", "exit_code": N, ...}`` with N from
-`edgelite.errors` (2 usage, 4 checksum, 5 smoke test, 6 unhealthy, 8 a device step failed, 1 other).
+`edgelite.errors` (2 usage, 4 checksum, 5 smoke test, 6 unhealthy, 8 a device step failed, 10 not signed by a
+trusted key, 1 other).
 
 =================  =====================================================  ===========================================
 command            request fields (besides "command", "dir")             reply fields (besides "ok")
@@ -40,9 +43,12 @@ command            request fields (besides "command", "dir")             reply f
 facts              —                                                      facts: {uname_m, python_version, glibc,
                                                                           disk_free_kb, cameras, systemd, sudo, rsync,
                                                                           dir, current, ...: strings} (the preflight)
+trust              signers (allowed-signers text) or remove: true         trusted: [key fingerprints], changed,
+                                                                          current_trusted (exit 2: not a list)
 verify             path (a bundle folder)                                 problems: [] (exit 4 and the list if any)
-prepare-bundle     bundle (id)                                            present, damaged (problems of a bad copy)
-accept-bundle      bundle (id)                                            — (exit 4 with problems)
+prepare-bundle     bundle (id)                                            present, damaged (problems of a bad copy),
+                                                                          untrusted (why a copy may not run)
+accept-bundle      bundle (id)                                            — (exit 4 with problems; 10: untrusted)
 venv               env, wheel, find_links?, constraints?, offline?,      reused, versions, seconds, created,
                    wheels? (resolved, --no-deps), installer? (uv wheel)  installer (uv|pip)
 smoke              env, bundle, format?, timeout? (300 s)                 seconds, label, score, inference_ms (exit 5)
@@ -91,6 +97,7 @@ Layout under DIR (default ~/edgelite; `edgelite.remote.layout`, extended by `lay
     run/                     supervisor.pid, state.json, notify socket, <job>.{log,json,pid}
     log/edgelite.log         service output under the supervisor (systemd: journald)
     log/deploys.log          one line per switch
+    trusted_signers          the trust list (OpenSSH allowed-signers): only bundles signed by a key in it run
 
 This package's `__init__` imports nothing; `__main__` holds the dispatcher (`handle(request) -> reply`).
 """

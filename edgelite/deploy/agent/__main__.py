@@ -26,6 +26,7 @@ from edgelite.deploy.agent.service import cmd_configure, cmd_service
 from edgelite.deploy.agent.smoke import cmd_smoke
 from edgelite.deploy.agent.status import cmd_logs, cmd_previous, cmd_status, cmd_uninstall
 from edgelite.deploy.agent.supervisor import Supervisor
+from edgelite.deploy.agent.trust import cmd_trust
 from edgelite.deploy.agent.venv import cmd_venv
 from edgelite.errors import EXIT_FAILED, EXIT_USAGE
 from edgelite.jsonfile import write_json
@@ -33,6 +34,7 @@ from edgelite.remote.layout import DEFAULT_DIR
 
 COMMANDS: dict[str, Callable[[Layout, dict], dict]] = {
     "facts": cmd_facts,
+    "trust": cmd_trust,
     "verify": cmd_verify,
     "prepare-bundle": cmd_prepare_bundle,
     "accept-bundle": cmd_accept_bundle,

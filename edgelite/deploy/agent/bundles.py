@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from edgelite.deploy.agent.layout import AgentError, Layout
+from edgelite.deploy.agent.trust import check_trusted, untrusted
 from edgelite.errors import EXIT_CHECKSUM, EXIT_USAGE
 from edgelite.manifest import MANIFEST, confined_file, sha256_file
 
@@ -62,30 +63,39 @@ def cmd_verify(lay: Layout, req: dict) -> dict:
 
 
 def cmd_prepare_bundle(lay: Layout, req: dict) -> dict:
-    """Is bundles/<id> already here and intact? A damaged copy is copied to .incoming for the push to repair."""
+    """Is bundles/<id> already here, intact and (with a trust list) signed by a trusted key? A damaged or
+    unsigned copy is copied to .incoming for the push to repair (the bundle id is the manifest's: a signature
+    added or replaced later keeps the id)."""
     bid = _bundle_id(req)
     lay.ensure()
     final, inc = lay.bundles / bid, lay.incoming / bid
     if final.is_dir():
         problems = verify_bundle(final)
+        why = None if problems else untrusted(lay, final)
         shutil.rmtree(inc, ignore_errors=True)
-        if not problems:
+        if not problems and not why:
             return {"present": True}
         shutil.copytree(final, inc, symlinks=True)  # rsync then sends only what differs
-        return {"present": False, "damaged": problems}
+        return {"present": False, "damaged": problems} if problems else {"present": False, "untrusted": why}
     inc.mkdir(parents=True, exist_ok=True)
     return {"present": False}
 
 
 def cmd_accept_bundle(lay: Layout, req: dict) -> dict:
-    """Verify .incoming/<id> on the device and move it to bundles/<id> (renames: all or nothing)."""
+    """Verify .incoming/<id> on the device (every file against the manifest, and the manifest's signature when
+    the device has a trust list: exit 10 otherwise) and move it to bundles/<id> (renames: all or nothing)."""
     bid = _bundle_id(req)
     inc, final = lay.incoming / bid, lay.bundles / bid
     problems = verify_bundle(inc)
     if problems:
         raise _refuse(inc, problems)
+    try:
+        check_trusted(lay, inc)
+    except AgentError:
+        shutil.rmtree(inc, ignore_errors=True)  # never kept where a later step could pick it up
+        raise
     if final.exists():
-        if not verify_bundle(final):
+        if not verify_bundle(final) and not untrusted(lay, final):
             shutil.rmtree(inc)
             return {}
         old = lay.incoming / f"{bid}.damaged"

@@ -12,6 +12,7 @@ from edgelite.deploy.agent.health import wait_healthy
 from edgelite.deploy.agent.layout import AgentError, Layout, atomic_symlink, now_iso, say
 from edgelite.deploy.agent.service import UnitCheck, log_tail, service_start, service_stop
 from edgelite.deploy.agent.status import KEEP, gc, previous
+from edgelite.deploy.agent.trust import check_trusted
 from edgelite.errors import EXIT_UNHEALTHY, EXIT_USAGE
 from edgelite.remote.layout import FAILED_SUFFIX
 
@@ -35,6 +36,7 @@ def commit(lay: Layout, rid: str, health_timeout: float, no_service: bool = Fals
     with lay.locked():
         svc = lay.service()
         rel = lay.release(rid)
+        check_trusted(lay, lay.bundles / str(rel.get("bundle")))  # before anything is switched (rollback too)
         prev = lay.current_rid()
         say(f"switch: current -> releases/{rid} (was {prev or 'nothing'})")
         _switch(lay, rid)

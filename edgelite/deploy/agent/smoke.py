@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from edgelite.deploy.agent.layout import AgentError, Layout
+from edgelite.deploy.agent.trust import check_trusted
 from edgelite.errors import EXIT_SMOKE
 
 
@@ -21,6 +22,7 @@ def cmd_smoke(lay: Layout, req: dict) -> dict:
     """`edgelite run BUNDLE --source <one frame> --max-frames 1 --json -` in the new venv; exit 5 if it fails."""
     py = lay.venv_bin(str(req["env"]), "python")
     bundle = lay.bundles / str(req["bundle"])
+    check_trusted(lay, bundle)  # the smoke test runs the model: not one this device's trust list refuses
     timeout = float(req.get("timeout") or 300)
     with tempfile.TemporaryDirectory(prefix="edgelite-smoke-") as tmp:
         write_ppm(Path(tmp) / "frame.ppm")
