@@ -34,10 +34,10 @@ from edgelite.remote.layout import DEFAULT_DIR
 
 COMMANDS: dict[str, Callable[[Layout, dict], dict]] = {
     "facts": cmd_facts,
-    "trust": cmd_trust,
     "verify": cmd_verify,
     "prepare-bundle": cmd_prepare_bundle,
     "accept-bundle": cmd_accept_bundle,
+    "trust": cmd_trust,
     "venv": cmd_venv,
     "smoke": cmd_smoke,
     "configure": cmd_configure,
