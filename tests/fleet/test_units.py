@@ -133,3 +133,32 @@ def test_exit_code_nine_is_in_the_table():
     from edgelite.errors import EXIT_CODES
 
     assert EXIT_FLEET == 9 and "fleet" in EXIT_CODES[EXIT_FLEET]
+
+
+def test_a_hosts_trust_list_is_in_its_plan_and_must_vouch_for_the_bundle(monkeypatch, tmp_path):
+    """edgelite_allowed_signers becomes the plan's `trust` request (the role sends it before the push); a list
+    that is malformed, or refuses the bundle being rolled out, refuses the host before anything is touched."""
+    import shutil
+
+    from edgelite.deploy.plan import BundleInfo
+    from edgelite.signature import sign, trust_list
+    from tests.deploy.test_agent import mini_bundle
+
+    if not shutil.which("ssh-keygen"):
+        pytest.skip("needs ssh-keygen")
+    key = tmp_path / "release"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "release", "-f", str(key)], check=True)
+    signers = trust_list([f"{key}.pub"])
+    shared = _shared(monkeypatch)
+    bundle = mini_bundle(tmp_path / "bundle")
+    shared.bundle = BundleInfo("0123456789abcdef", bundle, shared.bundle.manifest)
+    host = {"facts": _probe(), "dir": "~/edgelite-fleet-unit", "source": __file__}  # a file: looped
+    assert plan.host_plan(shared, "pi", host)["requests"]["trust"] is None  # no list: the device's stays
+    p = plan.host_plan(shared, "pi", {**host, "allowed_signers": signers})
+    assert p["problems"] == [f"edgelite_allowed_signers: {bundle} is not signed (no edgelite.json.sig) and only "
+                             "bundles signed by a key in" + p["problems"][0].split(" key in", 1)[1]]
+    sign(bundle, key)
+    p = plan.host_plan(shared, "pi", {**host, "allowed_signers": signers})
+    assert not p["problems"] and p["requests"]["trust"] == {"command": "trust", "dir": p["root"], "signers": signers}
+    p = plan.host_plan(shared, "pi", {**host, "allowed_signers": "release ssh-ed25519"})
+    assert "edgelite_allowed_signers, line 1: not `PRINCIPALS [OPTIONS] KEYTYPE BASE64`" in p["problems"][0]
