@@ -26,6 +26,7 @@ from pathlib import Path
 
 from edgelite.errors import EXIT_UNTRUSTED, EXIT_USAGE, EdgeliteError
 from edgelite.manifest import MANIFEST
+from edgelite.remote.layout import BUNDLES, MARKER, TRUSTED_SIGNERS
 
 #: the signature file, beside the manifest it signs
 SIGNATURE = MANIFEST + ".sig"
@@ -121,6 +122,16 @@ def verify(bundle: str | os.PathLike, allowed_signers: str | os.PathLike) -> str
             return principal
     raise SignatureError(f"{root}: the signature by {fingerprint} does not match {MANIFEST} (the manifest changed "
                          "after it was signed): sign the bundle again")
+
+
+def check_deployed(bundle: str | os.PathLike) -> None:
+    """`edgelite run` on a bundle of a deploy folder (DIR/bundles/<id>) whose device has a trust list: the same
+    check the agent made before the switch, again at every start (a bundle swapped in by hand, or one deployed
+    before the list, does not run). Anywhere else: nothing to check."""
+    path = Path(bundle).resolve()
+    root = path.parent.parent
+    if path.parent.name == BUNDLES and (root / MARKER).is_file() and (root / TRUSTED_SIGNERS).exists():
+        verify(path, root / TRUSTED_SIGNERS)
 
 
 def verify_with(bundle: str | os.PathLike, allowed_signers: str) -> str:

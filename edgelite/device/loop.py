@@ -43,6 +43,7 @@ from edgelite.device.sources.rtsp import redact_url, set_rtsp_transport
 from edgelite.device.summary import RunSummary
 from edgelite.device.workers import FramePool, can_split
 from edgelite.formats import canonical, model_format
+from edgelite.signature import check_deployed
 
 log = logging.getLogger("edgelite.device")
 
@@ -92,6 +93,7 @@ def load(model_path: str | os.PathLike, opts: RunOptions | None = None) -> Loade
         raise RunError("--labels is for a bare model file; a bundle carries its own labels (its labels.txt and "
                        "manifest) — drop --labels")
     bundle = Bundle.load(p)
+    check_deployed(p)  # a device with a trust list runs only signed bundles (exit 10)
     fmt = canonical(opts.format) if opts.format else None  # --format takes the aliases --formats takes
     if tpu is not None:
         if fmt not in (None, "auto", "edgetpu"):

@@ -209,3 +209,23 @@ def test_an_old_unsigned_release_is_neither_smoke_tested_nor_switched_to(tmp_pat
     assert r["ok"] and Layout(root).current_rid() == rid, r
     # removing the list takes an explicit request too
     assert ask(root, "trust", remove=True)["changed"] and not (root / "trusted_signers").exists()
+
+
+def test_edgelite_run_on_the_device_refuses_an_unsigned_bundle_once_there_is_a_trust_list(tmp_path, keys, capsys):
+    """Defence in depth: the service's own `edgelite run DIR/bundles/<id>` checks again at every start, so a
+    bundle swapped in by hand (or deployed before the list) does not run; a bundle elsewhere is not checked."""
+    root = tmp_path / "edgelite"
+    Layout(root).ensure()
+    bundle = mini_bundle(root / "bundles" / "0123456789abcdef")
+    args = ("run", bundle, "--source", tmp_path, "--max-frames", "1")
+    rc, out = edgelite(capsys, *args)
+    assert rc not in (0, EXIT_UNTRUSTED) and "trust" not in out  # no list: not a model, as before
+    assert ask(root, "trust", signers=trust_list([f"{keys[0]}.pub"]))["ok"]
+    rc, out = edgelite(capsys, *args)
+    assert rc == EXIT_UNTRUSTED and "is not signed" in out and len(out.strip().splitlines()) == 1, out
+    sign(bundle, keys[1])
+    rc, out = edgelite(capsys, *args)
+    assert rc == EXIT_UNTRUSTED and "does not trust" in out, out
+    sign(bundle, keys[0])
+    rc, out = edgelite(capsys, *args)
+    assert rc not in (0, EXIT_UNTRUSTED) and "trust" not in out, out  # signed: on to loading the (fake) model
