@@ -332,6 +332,8 @@ def format_status(st: dict, target: Target) -> str:
                                    or "none"))
     if r["failed"]:
         lines.append("  failed    " + ", ".join(r["failed"]))
+    if r["trusted"] is not None:
+        lines.append("  trust     only bundles signed by " + (", ".join(r["trusted"]) or "no key (the list is empty)"))
     return "\n".join(lines)
 
 

@@ -67,6 +67,8 @@ def test_an_untrusted_bundle_is_refused_and_the_signed_release_keeps_serving(ssh
         code, body = healthz(deploy.port)
         assert code == 200 and body["release"] == serving
     assert sorted(p.name for p in (root / "bundles").iterdir()) == kept  # nothing refused stays on the device
+    r = sshd.cli("--status", directory=DIR)
+    assert "  trust     only bundles signed by SHA256:" in r.stdout, r.stdout
     # the trust list given with a deploy must vouch for that very bundle: refused before touching the device
     r = deploy(v2_foreign, "--trust", f"{release}.pub")
     assert r.returncode == EXIT_UNTRUSTED and "[1/7]" not in r.stdout, r.stdout

@@ -160,6 +160,7 @@ def test_the_device_accepts_only_bundles_a_trusted_key_signed(tmp_path, keys):
     r = ask(root, "trust", signers=trust_list([f"{keys[0]}.pub"]))
     assert r["ok"] and r["changed"] and r["trusted"] == [fingerprint(Path(f"{keys[0]}.pub"))]
     assert ask(root, "trust", signers=trust_list([f"{keys[0]}.pub"]))["changed"] is False
+    assert ask(root, "status")["trusted"] == r["trusted"]
     unsigned = mini_bundle(tmp_path / "unsigned")
     foreign = mini_bundle(tmp_path / "foreign")
     foreign_manifest = json.loads((foreign / MANIFEST).read_text()) | {"info": {"v": 2}}
@@ -209,6 +210,7 @@ def test_an_old_unsigned_release_is_neither_smoke_tested_nor_switched_to(tmp_pat
     assert r["ok"] and Layout(root).current_rid() == rid, r
     # removing the list takes an explicit request too
     assert ask(root, "trust", remove=True)["changed"] and not (root / "trusted_signers").exists()
+    assert ask(root, "status")["trusted"] is None
 
 
 def test_edgelite_run_on_the_device_refuses_an_unsigned_bundle_once_there_is_a_trust_list(tmp_path, keys, capsys):

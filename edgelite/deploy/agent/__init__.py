@@ -62,7 +62,8 @@ commit             release, health_timeout? (90), no_service?            release
 rollback           health_timeout? (90)                                   as commit, for `previous` (exit 2: none)
 wait               job, offset? (0), timeout? (5 s)                       done, output: [lines], offset, reply (done)
 status             —                                                      dir, service, state, current, releases,
-                                                                          failed, health
+                                                                          failed, health, trusted (fingerprints,
+                                                                          null: no trust list)
 logs               lines? (50), follow?                                   lines: [...]; with follow: true the log
                                                                           goes to stderr until the call is killed
 previous           —                                                      current, previous

@@ -12,6 +12,7 @@ from edgelite.deploy.agent import DEFAULT_HTTP
 from edgelite.deploy.agent.health import health_url, probe_health
 from edgelite.deploy.agent.layout import AgentError, Layout
 from edgelite.deploy.agent.service import log_tail, service_remove, service_state
+from edgelite.deploy.agent.trust import trusted_keys
 from edgelite.errors import EXIT_USAGE
 from edgelite.jsonfile import read_json
 from edgelite.remote.layout import FAILED_SUFFIX, RELEASE_JSON
@@ -54,7 +55,7 @@ def status(lay: Layout) -> dict:
     svc = lay.service()
     cur = lay.current_rid()
     out = {"dir": str(lay.root), "service": svc, "current": None, "releases": [], "health": None,
-           "state": service_state(lay, svc) if lay.root.exists() else None}
+           "state": service_state(lay, svc) if lay.root.exists() else None, "trusted": trusted_keys(lay)}
     for rid in lay.release_ids():
         rel = read_json(lay.releases / rid / RELEASE_JSON) or {}
         out["releases"].append({"id": rid, "bundle": rel.get("bundle"), "meta": rel.get("meta"),

@@ -31,6 +31,16 @@ def check_trusted(lay: Layout, bundle: Path) -> None:
         raise AgentError(f"refused by this device's trust list: {why}", EXIT_UNTRUSTED)
 
 
+def trusted_keys(lay: Layout) -> list[str] | None:
+    """The key fingerprints of this device's trust list; None without one (any bundle may run)."""
+    try:
+        return check_allowed_signers(lay.trusted_signers.read_text(), "the trust list")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, SignatureError):  # unreadable or emptied by hand: it still refuses everything
+        return []
+
+
 def cmd_trust(lay: Layout, req: dict) -> dict:
     """Install `signers` (allowed-signers text) as the trust list, or delete it (`remove`). Replies the keys
     trusted, whether anything changed, and whether the current release is signed by one of them."""
