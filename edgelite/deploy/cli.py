@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from edgelite.deploy.agent import DEFAULT_HTTP, HEALTH_TIMEOUT, PRINT_EVERY
 from edgelite.remote.connection import add_connection_arguments
 
@@ -31,14 +33,18 @@ def register(sub) -> None:
     p.add_argument("bundle", metavar="BUNDLE", nargs="?", help="bundle directory (edgelite.json) to deploy")
     add_connection_arguments(p, host_required=True)
     r = p.add_argument_group("what runs on the device")
-    r.add_argument("--source", default="0", metavar="SRC",
+    r.add_argument("--source", default=os.environ.get("EDGELITE_SOURCE") or "0", metavar="SRC",
                    help="camera index (0), /dev/videoN, picamera2, a URL, a device path, or a local video file "
-                        "(copied over and looped). Default 0")
+                        "(copied over and looped). Default $EDGELITE_SOURCE, else 0 (a camera URL with a password: "
+                        "prefer $EDGELITE_SOURCE, `ps` shows --source to every user)")
     r.add_argument("--http", default=DEFAULT_HTTP, metavar="[HOST:]PORT",
                    help=f"the preview/health address on the device (default {DEFAULT_HTTP}: loopback only)")
     r.add_argument("--format", metavar="NAME", help="bundle model to run (int8, fp16, edgetpu, ...; default: the best)")
     r.add_argument("--print-every", type=int, default=PRINT_EVERY, metavar="N",
                    help=f"a console/log line every N results (default {PRINT_EVERY})")
+    r.add_argument("--token-file", metavar="FILE",
+                   help="the preview token (needed with --http beyond 127.0.0.1) from FILE's first line; default "
+                        "$EDGELITE_TOKEN. It reaches the service through a 0600 file, never a command line")
     r.add_argument("--run-args", default="", metavar="'ARGS'", help="more `edgelite run` options, e.g. '--threads 4'")
     r.add_argument("--save-uncertain", action="store_true",
                    help="the service keeps its low-confidence frames in DIR/frames (caps and --below through "
@@ -88,9 +94,12 @@ def options_from_args(args, conn):
     from pathlib import Path
 
     from edgelite.deploy.deploy import DeployOptions
+    from edgelite.deploy.errors import DeployError
+    from edgelite.device.token import read_token
     from edgelite.options import from_namespace
 
-    return from_namespace(DeployOptions, args, bundle=Path(args.bundle), connection=conn)
+    token = read_token(getattr(args, "token_file", None), error=DeployError)
+    return from_namespace(DeployOptions, args, bundle=Path(args.bundle), connection=conn, token=token)
 
 
 def _write_json(obj, where: str, indent: int | None = None) -> None:

@@ -51,7 +51,7 @@ class Settings:
     run_args: tuple[str, ...] = ()
     threads: int = 0
     save_uncertain: bool = False
-    token_sha256: str = ""  # fleet: the token's hash (the token itself never enters a plan)
+    token_sha256: str = ""  # the token's salted digest (`token_digest`; the token itself never enters a plan)
     no_service: bool = False
     health_timeout: float = HEALTH_TIMEOUT
     allowed_signers: str = ""  # the device's new trust list (allowed-signers text); "" leaves it as it is
@@ -95,6 +95,16 @@ def needs_token(http: str) -> bool:
     """True when --http serves the preview beyond the device's loopback (`edgelite run` then needs a token)."""
     host, _ = parse_http_address(http, error=DeployError)
     return not is_loopback(host)
+
+
+def token_digest(salt: str, token: str) -> str:
+    """sha256("SALT:TOKEN"), the salt the device's own (its facts' token_salt, random, made once): what a plan
+    holds of a token. The fleet role computes the same in Jinja, so either front end sees the same key.
+
+    >>> token_digest("ab", "t") == token_digest("ab", "t") != token_digest("cd", "t")
+    True
+    """
+    return hashlib.sha256(f"{salt}:{token}".encode()).hexdigest()
 
 
 def release_key(release: dict, token_sha256: str) -> str:

@@ -79,7 +79,9 @@ def register(sub) -> None:
     o.add_argument("--http", metavar="[HOST:]PORT",
                    help="serve the preview page (/, /stream.mjpg, /healthz, /metrics); binds 127.0.0.1 unless a HOST is given")
     o.add_argument("--token", default=None, metavar="T",
-                   help="require ?token=T on the preview (required off loopback; default $EDGELITE_TOKEN)")
+                   help="require ?token=T on the preview (required off loopback; default $EDGELITE_TOKEN). "
+                        "On a shared machine prefer --token-file or $EDGELITE_TOKEN: `ps` shows --token to every user")
+    o.add_argument("--token-file", metavar="FILE", help="read the preview token from FILE's first line")
     o.add_argument("--max-viewers", type=int, default=4, metavar="N", help="concurrent stream viewers (default 4)")
     o.add_argument("--mqtt", metavar="URL", help="publish results to MQTT: mqtt[s]://[user@]host[:port]/topic/prefix "
                    "(password from $EDGELITE_MQTT_PASSWORD; Home Assistant discovery; needs edgelite[mqtt])")
@@ -102,10 +104,13 @@ def register(sub) -> None:
 
 def options_from_args(args):
     """argparse namespace -> RunOptions, by field name (flag --top-k == RunOptions.top_k)."""
+    from edgelite.device.errors import RunError
     from edgelite.device.options import RunOptions
+    from edgelite.device.token import read_token
     from edgelite.options import from_namespace
 
-    return from_namespace(RunOptions, args)
+    token = args.token or (read_token(args.token_file, error=RunError) if getattr(args, "token_file", None) else None)
+    return from_namespace(RunOptions, args, token=token)
 
 
 def run_command(args) -> int:

@@ -39,6 +39,8 @@ STATE = "state.json"
 LOCK = ".lock"  # one switch at a time
 MARKER = ".edgelite-deploy"  # written on first deploy: only a folder holding it (or only these names) is ours
 RELEASE_JSON = "release.json"  # {"id", "bundle": <bundle id>, "venv": <env>, ...}
+RELEASE_ENV = "env"  # releases/<rid>/env (0600): the source and the token, for the unit's EnvironmentFile=
+TOKEN_SALT = "token-salt"  # run/token-salt (0600): this device's random salt for the fleet's token digest
 FAILED_SUFFIX = ".failed"  # releases/<rid>.failed: a release that was not healthy
 VENV_READY = ".ready"
 # an OpenSSH allowed-signers file: once it exists the device runs only bundles signed by a key in it. Only

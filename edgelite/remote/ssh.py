@@ -347,14 +347,16 @@ class Remote:
                         continue  # a frame still being written (`.NAME.part`); skipped here, never removed there
                     if not inside(local, member.name):
                         continue  # `../x` or `/x` from a device: never outside local_dir
-                    if member.isfile():
-                        try:
+                    # an entry that cannot land as a plain file or folder (`x/.`, a file where a folder is, a
+                    # name too long) is skipped, like one the data filter refuses
+                    try:
+                        if member.isfile():
                             tar.extract(member, local, filter="data")
-                        except tarfile.FilterError:
-                            continue
-                        names.append(os.path.normpath(member.name))
-                    elif member.isdir():
-                        (local / member.name).mkdir(mode=0o700, parents=True, exist_ok=True)
+                            names.append(os.path.normpath(member.name))
+                        elif member.isdir():
+                            (local / member.name).mkdir(mode=0o700, parents=True, exist_ok=True)
+                    except (tarfile.FilterError, OSError):
+                        continue
         except tarfile.TarError as e:
             proc.kill()
             err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
@@ -419,8 +421,8 @@ def inside(root: Path, name: str) -> bool:
 
 
 def plain_files(root: Path, names: list[str]) -> list[str]:
-    """Of the `names` copied into `root`, those that are regular files inside it, each made 0600 (folders
-    0700); anything else a device sent (a symlink, a device node, a fifo) is removed and left out."""
+    """Of the `names` copied into `root`, those that are regular files inside it, each made 0600 (every folder
+    under `root` 0700); anything else a device sent (a symlink, a device node, a fifo) is removed and left out."""
     kept = []
     for name in names:
         path = root / name
@@ -435,8 +437,8 @@ def plain_files(root: Path, names: list[str]) -> list[str]:
             kept.append(name)
         elif not stat.S_ISDIR(st.st_mode):
             path.unlink()
-    for d in {(root / n).parent for n in kept}:
-        while d != root and inside(root, os.path.relpath(d, root)):
-            os.chmod(d, 0o700)
-            d = d.parent
+    for d, dirs, _ in os.walk(root):  # every folder the copy made (a tar's parents too, kept files or not)
+        for name in dirs:
+            if not os.path.islink(os.path.join(d, name)):
+                os.chmod(os.path.join(d, name), 0o700)
     return kept

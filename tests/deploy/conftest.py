@@ -60,11 +60,12 @@ class Device:
         return ["--host", self.host, "--identity", str(self.key), "--known-hosts", str(self.known_hosts),
                 "--dir", directory]
 
-    def cli(self, *args: str, timeout: float = 300, directory: str = "~/edgelite") -> subprocess.CompletedProcess:
-        """`python -m edgelite deploy ARGS` as a real process; stdout+stderr in .stdout."""
+    def cli(self, *args: str, timeout: float = 300, directory: str = "~/edgelite",
+            environ: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """`python -m edgelite deploy ARGS` as a real process (`environ` added); stdout+stderr in .stdout."""
         cmd = [sys.executable, "-m", "edgelite", "deploy", *args, *self.conn_args(directory)]
         return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
-                              cwd=ROOT, env=_env())
+                              cwd=ROOT, env={**_env(), **(environ or {})})
 
     def popen(self, *args: str, directory: str = "~/edgelite") -> subprocess.Popen:
         cmd = [sys.executable, "-u", "-m", "edgelite", "deploy", *args, *self.conn_args(directory)]

@@ -282,6 +282,39 @@ def test_no_service_switches_without_restarting(dev, bundle_v2, http_port):
     wait_healthz(http_port)
 
 
+def test_token_and_source_from_a_file_and_the_environment_never_reach_a_command_line(dev, tiny_bundle, wheel, video,
+                                                                                    http_port, tmp_path):
+    """Issue #22, hole 7: --http beyond the loopback with the token from --token-file and the source from
+    $EDGELITE_SOURCE: neither is in the service's command line (`ps`), its run script or the unit; both are in
+    the release's env file, 0600 (the unit's EnvironmentFile=); without any token it is one line."""
+    token = "tok-5Jq2-never-in-ps"
+    (tmp_path / "token").write_text(token + "\n")
+    common = ["--offline", "--http", f"0.0.0.0:{http_port}", "--wheel", str(wheel), "--health-timeout", "60"]
+    r = dev.device.cli(str(tiny_bundle), *common, directory=DIR)
+    assert r.returncode == 2 and "$EDGELITE_TOKEN" in r.stdout and "--token-file" in r.stdout, r.stdout
+    r = dev.device.cli(str(tiny_bundle), *common, "--token-file", str(tmp_path / "token"), directory=DIR,
+                       environ={"EDGELITE_SOURCE": str(video)})
+    assert r.returncode == 0, r.stdout
+    assert token not in r.stdout
+    wait_healthz(http_port)
+    rid = dev.current()
+    rel = dev.release(rid)
+    assert rel["source"].startswith(str(dev.root / "media")) and rel["token"] is True  # the clip, pushed
+    state = json.loads((dev.root / "run" / "state.json").read_text())
+    cmdline = open(f"/proc/{state['pid']}/cmdline", "rb").read().decode()
+    run = (dev.root / "releases" / rid / "run").read_text()
+    unit = (dev.root / "edgelite.service").read_text()
+    for text in (cmdline, run, unit):
+        assert token not in text and rel["source"] not in text, text
+    env = dev.root / "releases" / rid / "env"
+    assert os.stat(env).st_mode & 0o777 == 0o600
+    assert f'EDGELITE_TOKEN="{token}"' in env.read_text() and f'EDGELITE_SOURCE="{rel["source"]}"' in env.read_text()
+    assert f"EnvironmentFile=-{dev.root}/current/env" in unit
+    # the process did get them: the preview asks for the token
+    environ = open(f"/proc/{state['pid']}/environ", "rb").read().split(b"\0")
+    assert f"EDGELITE_TOKEN={token}".encode() in environ
+
+
 def test_strict_host_key_and_wrong_key_are_refused(dev, tmp_path):
     d = dev.device
 

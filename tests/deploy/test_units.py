@@ -182,7 +182,7 @@ def test_public_preview_needs_a_token(tiny_bundle):
 
 
 def test_release_keeps_the_preview_token_out_of_argv_and_release_json(tmp_path):
-    """`--run-args '--token S'`: the run script exports EDGELITE_TOKEN (owner-only file) instead of passing
+    """`--run-args "--token S"`: the token goes to the release's env file (0600, the unit's EnvironmentFile=) instead of
     --token to `edgelite run`, so the token is not in `ps` output nor in release.json."""
     lay = Layout(tmp_path / "dev")
     lay.ensure()
@@ -200,16 +200,41 @@ def test_release_keeps_the_preview_token_out_of_argv_and_release_json(tmp_path):
         exec_line = next(line for line in run.read_text().splitlines() if line.startswith("exec "))
         assert "s3cret" not in exec_line and "--token" not in exec_line and "--num-threads 2" in exec_line
         assert "s3cret" not in json.dumps(rel) and rel["run_args"] == ["--num-threads", "2"]
+        env = lay.releases / rid / "env"
+        assert "s3cret" not in run.read_text() and "EDGELITE_" + "SOURCE=" not in run.read_text()
+        assert env.stat().st_mode & 0o777 == 0o600 and run.stat().st_mode & 0o777 == 0o700
         if "--token" in run_args:
-            assert "export EDGELITE_TOKEN=s3cret" in run.read_text() and rel["token"] is True
-            assert run.stat().st_mode & 0o777 == 0o700
+            assert 'EDGELITE_TOKEN="s3cret"' in env.read_text() and rel["token"] is True
         else:
-            assert "EDGELITE_TOKEN" not in run.read_text() and rel["token"] is False
-    # the exported token is what `edgelite run` reads (its --token defaults to $EDGELITE_TOKEN)
-    out = subprocess.run(["sh", "-c", "sed '/^exec /d' \"$1\" > \"$1.noexec\"; . \"$1.noexec\"; echo \"$EDGELITE_TOKEN\"",
-                          "sh", str(lay.releases / sorted(p.name for p in lay.releases.iterdir())[0] / "run")],
-                         capture_output=True, text=True)
-    assert out.stdout.strip() == "s3cret", out.stderr
+            assert "EDGELITE_TOKEN" not in env.read_text() and rel["token"] is False
+    # the run script (outside systemd: the supervisor) exports what the env file holds to `edgelite run`
+    # (its --token defaults to $EDGELITE_TOKEN, its --source to $EDGELITE_SOURCE)
+    first = lay.releases / sorted(p.name for p in lay.releases.iterdir())[0] / "run"
+    out = subprocess.run(["sh", "-c", "sed 's/^exec .*/env/' \"$1\" > \"$1.noexec\"; sh \"$1.noexec\"", "sh", str(first)],
+                         capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+    assert "EDGELITE_TOKEN=s3cret" in out.stdout.splitlines() and "EDGELITE_SOURCE=0" in out.stdout.splitlines(), out
+
+
+def test_a_release_takes_its_token_from_the_request_and_quotes_hostile_values(tmp_path):
+    """deploy --token-file / $EDGELITE_TOKEN and a fleet's edgelite_token arrive as the request's `token`; a
+    camera URL with quotes, `$` and backquotes comes back byte for byte from the env file; a line break is
+    refused in one line."""
+    lay = Layout(tmp_path / "dev")
+    lay.ensure()
+    (lay.bundles / "b1").mkdir()
+    (lay.venvs / "e1").mkdir()
+    (lay.venvs / "e1" / ".ready").touch()
+    source = "rtsp://admin:p\"a$(id)`x`'y\\z@cam/1?pwd=$HOME"
+    reply = handle({"command": "release", "dir": str(lay.root), "bundle": "b1", "env": "e1", "source": source,
+                    "http": "0.0.0.0:8080", "token": "730194826551093"})
+    assert reply["ok"], reply
+    env = lay.releases / reply["release"] / "env"
+    out = subprocess.run(["sh", "-c", 'set -a; . "$1"; printf "%s\\n%s" "$EDGELITE_SOURCE" "$EDGELITE_TOKEN"', "sh",
+                          str(env)], capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+    assert out.stdout == f"{source}\n730194826551093", out
+    bad = handle({"command": "release", "dir": str(lay.root), "bundle": "b1", "env": "e1", "source": "rtsp://cam/1\nX=1",
+                  "http": "127.0.0.1:8080"})
+    assert not bad["ok"] and "line break" in bad["error"] and "\n" not in bad["error"], bad
 
 
 def test_split_token():

@@ -171,3 +171,38 @@ def test_run_takes_its_source_from_the_environment(tiny, heldout_folder):
                           env=devicekit.cli_env(EDGELITE_SOURCE=str(heldout_folder)))
     assert p.returncode == 0, p.stderr[-800:]
     assert len([ln for ln in p.stdout.splitlines() if ln.startswith("{")]) == 2
+
+
+def test_run_takes_its_token_from_a_file_and_refuses_an_empty_one(tiny, heldout_folder, tmp_path):
+    """Issue #22, hole 7: off the loopback the token can come from --token-file (not only --token, which
+    `ps` shows); the preview then asks for it. A missing or empty file is one line, exit 2."""
+    import urllib.error
+    import urllib.request
+
+    token = tmp_path / "token"
+    token.write_text("file-tok-81\n")
+    port = devicekit.free_port()
+    p = devicekit.start_cmd(tiny["bundle"], "--source", str(heldout_folder), "--loop", "--print-every", "0",
+                            "--http", f"0.0.0.0:{port}", "--token-file", str(token))
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                raise AssertionError("the preview answered without the token")
+            except urllib.error.HTTPError as e:
+                assert e.code in (401, 403), e.code
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the preview did not start"
+                time.sleep(0.3)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/?token=file-tok-81", timeout=5) as r:
+            assert r.status == 200
+    finally:
+        p.terminate()
+        p.wait(30)
+    (tmp_path / "empty").write_text("\n")
+    for bad in (tmp_path / "empty", tmp_path / "missing"):
+        r = devicekit.run_cmd(tiny["bundle"], "--source", str(heldout_folder), "--http", "0.0.0.0:0",
+                              "--token-file", str(bad))
+        assert r.returncode == 2 and "--token-file" in r.stderr and "Traceback" not in r.stderr, r.stderr[-800:]

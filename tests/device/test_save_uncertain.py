@@ -111,3 +111,38 @@ def test_an_unwritable_folder_is_one_line(bundle_dir, heldout_video, tmp_path):
     p = devicekit.run_cmd(bundle_dir, "--source", heldout_video, "--save-uncertain", blocker / "sub")
     assert p.returncode == 2
     assert p.stderr.strip().splitlines()[-1].startswith("edgelite run: error: --save-uncertain "), p.stderr
+
+
+def test_saving_resumes_when_the_full_folder_gets_room_again(tmp_path, caplog):
+    """The size-cap warning promises saving resumes once frames are pulled or removed: it does (issue #22)."""
+    import logging
+    import time
+
+    import numpy as np
+
+    from edgelite.device.frames import Frame
+    from edgelite.device.outputs.uncertain import UncertainOutput
+    from edgelite.device.pipeline import Prediction, Result
+
+    rng = np.random.default_rng(0)
+    keep = tmp_path / "unsure"
+    out = UncertainOutput(keep, below=1.0, max_mb=0.05, min_gap=0, max_per_hour=10_000, recheck=0.2)
+
+    def feed(n: int) -> None:
+        for i in range(n):
+            image = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)  # noise: ~20 kB a JPEG
+            result = Result(frame=i, source_frame=i, timestamp=time.time(), top_k=[Prediction(0, "cat", 0.4)],
+                            label="cat", score=0.4, changed=False, previous=None, timings_ms={}, fps=10.0)
+            out.write(result, Frame(image=image, index=i, timestamp=time.time()))
+
+    with caplog.at_level(logging.WARNING, logger="edgelite.device"):
+        feed(20)
+        full = sorted(keep.glob("*.jpg"))
+        assert 2 <= len(full) < 20 and out.skipped_full > 0
+        assert "not saving more frames until some are pulled" in caplog.text
+        for p in full:  # what `deploy --pull-frames` does: the frames leave the device
+            p.unlink()
+        time.sleep(0.3)  # the full folder is measured again every `recheck` s
+        feed(3)
+    assert len(list(keep.glob("*.jpg"))) >= 1
+    assert "has room again" in caplog.text

@@ -3,6 +3,7 @@ one video. Built once; every test module shares them (the fleet's state carries 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -23,17 +24,24 @@ def env() -> dict[str, str]:
     return e
 
 
-@pytest.fixture(scope="session")
-def fleet(tmp_path_factory):
+@contextlib.contextmanager
+def running_fleet(workdir: Path, n: int, prefix: str = "elfl"):
+    """A Fleet of `n` devices, stopped (users removed) afterwards; skips where the rig cannot run."""
     why = missing_tools()
     if why:
         pytest.skip(why)
     pytest.importorskip("ansible", reason="edgelite fleet needs ansible-core: pip install 'edgelite[fleet]'")
-    f = Fleet(tmp_path_factory.mktemp("fleet"), N_DEVICES)
+    f = Fleet(workdir, n, prefix)
     try:
         yield f
     finally:
         f.stop()
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory):
+    with running_fleet(tmp_path_factory.mktemp("fleet"), N_DEVICES) as f:
+        yield f
 
 
 @pytest.fixture(scope="session")

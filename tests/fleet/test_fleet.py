@@ -221,7 +221,9 @@ def test_the_playbook_used_directly_with_ansible_playbook(fleet, inv, bundles, t
         wait_healthz(d.http)
     rel = dev5.release(dev5.current())
     assert rel["token"] is True and token not in json.dumps(rel)
-    assert f"EDGELITE_TOKEN={token}" in (dev5.root / "releases" / dev5.current() / "run").read_text()
+    release = dev5.root / "releases" / dev5.current()
+    assert token not in (release / "run").read_text()  # the run script and the unit hold no secret ...
+    assert f'EDGELITE_TOKEN="{token}"' in (release / "env").read_text()  # ... the 0600 env file does
     # a second run changes nothing
     again = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600,
                            cwd=tmp_path, env={**env(), "EDGELITE_TOKEN": token})

@@ -38,6 +38,22 @@ def test_deploy_installs_a_systemd_unit(vm, deployed):
     vm.wait_frames_above(5, timeout=120)
 
 
+def test_the_source_reaches_the_service_through_its_environment_file(vm, deployed):
+    """Issue #22, hole 7, under real systemd: the unit's EnvironmentFile= (the release's 0600 env file) gives
+    the service EDGELITE_SOURCE; neither its command line nor its run script holds it."""
+    pid = vm.unit()["MainPID"]
+    env_file = f"{DIR}/current/env"
+    assert vm.ssh(f"stat -L -c %a {env_file}").stdout.strip() == "600"
+    assert vm.ssh(f"cat {env_file}").stdout.strip() == 'EDGELITE_SOURCE="/dev/video0"'
+    shown = vm.ssh("systemctl show -p EnvironmentFiles edgelite.service").stdout
+    assert "/edgelite/current/env (ignore_errors=yes)" in shown, shown
+    cmdline = vm.ssh(f"tr '\\0' ' ' < /proc/{pid}/cmdline").stdout
+    assert "edgelite run" in cmdline.replace("-m edgelite run", "edgelite run") and "/dev/video0" not in cmdline, cmdline
+    assert "/dev/video0" not in vm.ssh(f"cat {DIR}/current/run").stdout
+    environ = vm.ssh(f"sudo -n cat /proc/{pid}/environ | tr '\\0' '\\n'").stdout.splitlines()
+    assert "EDGELITE_SOURCE=/dev/video0" in environ, environ
+
+
 def test_logs_come_from_journald_and_status_reports_the_unit(vm, deployed):
     logs = vm.deploy("--logs", "-n", "40", timeout=300)
     assert logs.returncode == 0, logs.stdout

@@ -11,6 +11,7 @@ import glob
 import importlib.util
 import os
 import platform
+import secrets
 import shutil
 import struct
 import subprocess
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 
 from edgelite.deploy.agent.layout import Layout
+from edgelite.remote.layout import TOKEN_SALT
 
 
 def _out(*argv: str) -> str:
@@ -98,8 +100,27 @@ def facts(lay: Layout) -> dict[str, str]:
         out["current"] = lay.current_rid()
     if lay.service_json.is_file():
         out["service_json"] = lay.service_json.read_text().replace("\n", "")
+    out["token_salt"] = token_salt(lay)
     out["probe_end"] = "1"
     return out
+
+
+def token_salt(lay: Layout) -> str:
+    """This device's random salt (made once, in DIR/run/, 0600): a fleet plan holds only sha256(salt:token), a
+    digest no table of common tokens was computed for. "" before the folder exists (the agent lives in it)."""
+    if not lay.root.is_dir():
+        return ""
+    path = lay.run / TOKEN_SALT
+    try:
+        return path.read_text().strip()
+    except OSError:
+        pass
+    lay.run.mkdir(mode=0o700, exist_ok=True)
+    salt = secrets.token_hex(16)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(salt + "\n")
+    return salt
 
 
 def cmd_facts(lay: Layout, req: dict) -> dict:

@@ -1,7 +1,9 @@
-"""Releases: releases/<rid>/ holds release.json and `run`, the service's ExecStart for that release."""
+"""Releases: releases/<rid>/ holds release.json, `run` (the service's ExecStart for that release) and `env`
+(0600: the source and the token, which neither `run` nor the unit holds)."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import time
@@ -10,7 +12,7 @@ from edgelite.deploy.agent import PRINT_EVERY
 from edgelite.deploy.agent.layout import AgentError, Layout, now_iso
 from edgelite.errors import EXIT_USAGE
 from edgelite.jsonfile import write_json
-from edgelite.remote.layout import FAILED_SUFFIX, RELEASE_JSON, VENV_READY
+from edgelite.remote.layout import FAILED_SUFFIX, RELEASE_ENV, RELEASE_JSON, VENV_READY
 
 RUN_TEMPLATE = """#!/bin/sh
 # edgelite release {rid} ({bundle}), started by the {unit} unit or the agent's supervisor.
@@ -22,9 +24,10 @@ export PYTHONUNBUFFERED=1
 # /healthz reports this id, so the agent's health check knows the new process from the old one
 export EDGELITE_RELEASE={rid}
 # the source (a camera URL may hold a password) and the token reach `edgelite run` through its
-# environment, never its argv (`ps` shows argv to every user); this file is readable by its owner only
-export EDGELITE_SOURCE={source}
-{env}exec {argv}
+# environment, never its argv (`ps` shows argv to every user), from the release's 0600 env file:
+# systemd read it already (EnvironmentFile=); the agent's supervisor did not
+if [ -z "${{INVOCATION_ID:-}}" ]; then set -a; . {env_file}; set +a; fi
+exec {argv}
 """
 
 
@@ -51,6 +54,23 @@ def split_token(args: list[str]) -> tuple[list[str], str | None]:
             out.append(args[i])
         i += 1
     return out, token
+
+
+def env_file_text(values: dict[str, str]) -> str:
+    r"""KEY="VALUE" lines that systemd's EnvironmentFile= and sh's `.` read the same way (in double quotes,
+    both take \\ \" \$ \` as escapes); a value with a line break is refused.
+
+    >>> env_file_text({"EDGELITE_SOURCE": 'rtsp://u:p"$x@cam/1'})
+    'EDGELITE_SOURCE="rtsp://u:p\\"\\$x@cam/1"\n'
+    """
+    lines = []
+    for key, value in values.items():
+        if "\n" in value or "\r" in value or "\0" in value:
+            raise AgentError(f"{key.removeprefix('EDGELITE_').lower()} holds a line break or NUL: give it on one line",
+                             EXIT_USAGE)
+        quoted = "".join("\\" + c if c in '\\"$`' else c for c in value)
+        lines.append(f'{key}="{quoted}"\n')
+    return "".join(lines)
 
 
 def run_argv(lay: Layout, rel: dict) -> list[str]:
@@ -80,6 +100,8 @@ def cmd_release(lay: Layout, req: dict) -> dict:
         rid = f"{base}.{n}"
     run_args = req.get("run_args") or []
     run_args, token = split_token(shlex.split(run_args) if isinstance(run_args, str) else [str(a) for a in run_args])
+    if req.get("token") not in (None, ""):  # deploy --token-file / $EDGELITE_TOKEN, a fleet's edgelite_token
+        token = str(req["token"])
     rel = {"id": rid, "bundle": bundle, "venv": env, "source": str(req["source"]),
            "source_is_file": bool(req.get("source_is_file")), "http": str(req["http"]), "format": req.get("format"),
            "print_every": int(req.get("print_every", PRINT_EVERY)), "run_args": run_args, "token": token is not None,
@@ -89,12 +111,16 @@ def cmd_release(lay: Layout, req: dict) -> dict:
     tmp.mkdir(mode=0o700)  # release.json holds the source; only the deploy user (who runs it) reads it
     write_json(tmp / RELEASE_JSON, rel)
     run = tmp / "run"
-    env_line = f"export EDGELITE_TOKEN={shlex.quote(token)}\n" if token is not None else ""
-    run.touch(mode=0o700)  # only its owner (who runs it) may read the source and a token in it
+    secrets = {"EDGELITE_SOURCE": rel["source"], **({"EDGELITE_TOKEN": token} if token is not None else {})}
+    env = tmp / RELEASE_ENV
+    fd = os.open(env, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(env_file_text(secrets))
+    run.touch(mode=0o700)
     run.chmod(0o700)
     run.write_text(RUN_TEMPLATE.format(rid=rid, bundle=bundle, unit=lay.service().get("unit", "edgelite"),
-                                       cwd=shlex.quote(str(lay.root)), env=env_line,
-                                       source=shlex.quote(rel["source"]),
+                                       cwd=shlex.quote(str(lay.root)),
+                                       env_file=shlex.quote(str(lay.releases / rid / RELEASE_ENV)),
                                        argv=" ".join(shlex.quote(x) for x in run_argv(lay, rel))))
     tmp.rename(lay.releases / rid)
     return {"release": rid}

@@ -17,6 +17,7 @@ from edgelite.deploy.agent import supervisor as sv
 from edgelite.deploy.agent.layout import AgentError, Layout, agent_argv
 from edgelite.errors import EXIT_USAGE
 from edgelite.jsonfile import read_json, write_json
+from edgelite.remote.layout import RELEASE_ENV
 
 MODES = ("systemd", "systemd-user", "supervisor", "none")
 
@@ -32,6 +33,8 @@ StartLimitBurst={limit_burst}
 Type=notify
 NotifyAccess=main
 {user_lines}WorkingDirectory={root_path}
+# the camera URL and the preview token (the release's 0600 env file), never on the command line
+EnvironmentFile=-{env_file}
 ExecStart={exec_start}
 Restart=on-failure
 RestartSec={restart_sec}
@@ -55,7 +58,8 @@ def render_unit(root: str, user: str | None, unit: str = "edgelite") -> str:
     the deploy user (never root; `user=None` for a `systemctl --user` unit), journald logging."""
     user_lines = f"User={user}\nSupplementaryGroups=video\n" if user else ""
     return UNIT_TEMPLATE.format(root_text=_specifiers(root), root_path=_specifiers(root),
-                                exec_start=unit_quote(f"{root}/current/run"), user_lines=user_lines, unit=unit, restart_sec=int(sv.RESTART_SEC),
+                                exec_start=unit_quote(f"{root}/current/run"), user_lines=user_lines,
+                                env_file=_specifiers(f"{root}/current/{RELEASE_ENV}"), unit=unit, restart_sec=int(sv.RESTART_SEC),
                                 watchdog=sv.WATCHDOG_SEC, timeout_start=sv.TIMEOUT_START_SEC,
                                 timeout_stop=sv.TIMEOUT_STOP_SEC, limit_interval=int(sv.START_LIMIT_INTERVAL),
                                 limit_burst=sv.START_LIMIT_BURST,

@@ -12,7 +12,10 @@ The password comes from $EDGELITE_MQTT_PASSWORD (never from the URL: it would sh
 'edgelite[mqtt]'`) is imported only when --mqtt is given.
 
 The camera loop never waits for the broker: `write` appends to a bounded queue (the oldest message is
-dropped and counted when it is full) and one thread publishes from it while connected; paho reconnects
+dropped and counted when it is full) and one thread publishes from it while connected, at most INFLIGHT
+messages unacknowledged at a time: a broker that never acknowledges (or is slow) leaves the rest in that
+bounded queue, never in paho's own (capped too). A message counts as published when the broker
+acknowledges it (QoS 1 PUBACK); /metrics shows queued, unacknowledged and dropped as they are. paho reconnects
 with backoff, and every (re)connect publishes availability, discovery and the latest state again, so a
 broker that restarted without persistence gets everything back. A wrong password or an unknown host is
 a one-line error at start; a broker that is merely down is a warning, and results flow when it is up.
@@ -41,6 +44,10 @@ PASSWORD_ENV = "EDGELITE_MQTT_PASSWORD"
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 QOS = 1
 QUEUE_SIZE = 256  # messages waiting for the broker; beyond that the oldest is dropped (and counted)
+INFLIGHT = 32  # messages handed to paho and not yet acknowledged by the broker
+# paho's own queue: the in-flight ones + what a (re)connect announces (availability, 3 discovery configs,
+# the state); beyond it paho refuses a publish instead of growing
+PAHO_QUEUE = INFLIGHT + 8
 CONNECT_WAIT = 5.0  # s the start waits for the broker's answer (auth errors surface here)
 BACKOFF = (0.5, 30.0)  # reconnect delay: first, max (paho doubles it per failed attempt)
 _AUTH_FAILURES = {4: "bad user name or password", 5: "not authorized", 134: "bad user name or password",
@@ -164,13 +171,16 @@ class MqttOutput(Output):
         self._first_answer = threading.Event()
         self._connect_error: str | None = None
         self.published = self.dropped = self.connects = 0
+        self._unacked: set[int] = set()  # mids handed to paho that the broker has not acknowledged
+        self._acked_early: set[int] = set()  # acknowledged before publish() returned their mid
         self.messages_since_connect = 0
 
         cid = client_id or f"edgelite-{node_id(t.prefix)}-{os.getpid()}"
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv311)
-        c.on_connect, c.on_disconnect = self._on_connect, self._on_disconnect
+        c.on_connect, c.on_disconnect, c.on_publish = self._on_connect, self._on_disconnect, self._on_publish
         c.reconnect_delay_set(min_delay=max(1, int(backoff[0])), max_delay=int(backoff[1]))
-        c.max_inflight_messages_set(32)
+        c.max_inflight_messages_set(INFLIGHT)
+        c.max_queued_messages_set(PAHO_QUEUE)
         password = os.environ.get(PASSWORD_ENV)
         if t.username or password:
             c.username_pw_set(t.username or "", password)
@@ -213,10 +223,10 @@ class MqttOutput(Output):
         self.connects += 1
         self._connect_error = None
         # everything the broker may have lost (restart without persistence): announce again, newest state
-        client.publish(self.topic_avail, "online", qos=QOS, retain=True)
+        self._send(self.topic_avail, b"online", True)
         if self.discovery_prefix:
             for topic, payload in discovery_payloads(self.target, self.info, self.discovery_prefix).items():
-                client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=QOS, retain=True)
+                self._send(topic, json.dumps(payload, separators=(",", ":")).encode(), True)
         with self._cond:
             self._connected = True
             self.messages_since_connect = 0
@@ -234,13 +244,39 @@ class MqttOutput(Output):
             log.warning("mqtt: disconnected from %s (%s); reconnecting with backoff", self.target.url, reason_code)
 
     def _stop_client(self) -> None:
-        try:
-            self.client.loop_stop()
-            self.client.disconnect()
-        except Exception:  # already down
-            pass
+        # disconnect first: paho's loop does not end while a message waits for its acknowledgement (a broker
+        # that never sends one held close() for a minute)
+        for step in (self.client.disconnect, self.client.loop_stop):
+            try:
+                step()
+            except Exception:  # already down
+                pass
 
     # ---------------------------------------------------------------- publishing
+    def _send(self, topic: str, payload: bytes, retain: bool) -> bool:
+        """Hand one message to paho and track it until the broker acknowledges it; False when paho refused it.
+        Never called with self._cond held: paho calls on_publish under its own lock (lock order)."""
+        info = self.client.publish(topic, payload, qos=QOS, retain=retain)
+        if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
+            return False
+        with self._cond:
+            if info.mid in self._acked_early:
+                self._acked_early.discard(info.mid)
+                self.published += 1
+            else:
+                self._unacked.add(info.mid)
+        return True
+
+    def _on_publish(self, client, userdata, mid, reason_code=None, properties=None) -> None:
+        """The broker acknowledged `mid` (QoS 1 PUBACK): only now is it published."""
+        with self._cond:
+            if mid in self._unacked:
+                self._unacked.discard(mid)
+                self.published += 1
+            else:
+                self._acked_early.add(mid)
+            self._cond.notify_all()
+
     def _enqueue(self, topic: str, payload: bytes, retain: bool) -> None:
         with self._cond:
             if len(self._queue) >= self._queue_size:
@@ -252,20 +288,19 @@ class MqttOutput(Output):
     def _publish_loop(self) -> None:
         while True:
             with self._cond:
-                while not self._closing and not (self._connected and self._queue):
+                # an unacknowledging broker holds INFLIGHT messages at most; the rest wait here (bounded)
+                while not self._closing and not (self._connected and self._queue and len(self._unacked) < INFLIGHT):
                     self._cond.wait(1.0)
-                if not (self._connected and self._queue):
-                    return  # closing: what is left was flushed by close() or cannot be sent
+                if self._closing:
+                    return  # what is left was flushed by close() or cannot be sent
                 topic, payload, retain = self._queue.popleft()
-            info = self.client.publish(topic, payload, qos=QOS, retain=retain)
-            if info.rc != self._mqtt.MQTT_ERR_SUCCESS:  # lost the connection in between: keep it for later
+            if not self._send(topic, payload, retain):  # lost the connection in between: keep it for later
                 with self._cond:
                     self._queue.appendleft((topic, payload, retain))
                     self._connected = self._connected and self.client.is_connected()
                     self._cond.wait(0.2)
                 continue
             with self._cond:
-                self.published += 1
                 self.messages_since_connect += 1
 
     def write(self, result, frame) -> None:
@@ -281,7 +316,7 @@ class MqttOutput(Output):
         """Send what is queued (up to `timeout`), announce "offline", disconnect."""
         end = time.monotonic() + timeout
         with self._cond:
-            while self._queue and self._connected and time.monotonic() < end:
+            while (self._queue or self._unacked) and self._connected and time.monotonic() < end:
                 self._cond.wait(0.05)
             self._closing = True
             self._cond.notify_all()
@@ -299,12 +334,15 @@ class MqttOutput(Output):
         """Prometheus lines for the preview's /metrics."""
         with self._cond:
             q, pub, drop, up, n = len(self._queue), self.published, self.dropped, int(self._connected), self.connects
+            unacked = len(self._unacked)
         out = []
         for name, kind, help_, value in (
                 ("edgelite_mqtt_connected", "gauge", "1 while connected to the MQTT broker.", up),
-                ("edgelite_mqtt_published_total", "counter", "MQTT messages handed to the broker.", pub),
+                ("edgelite_mqtt_published_total", "counter", "MQTT messages the broker acknowledged.", pub),
                 ("edgelite_mqtt_dropped_total", "counter", "MQTT messages dropped because the queue was full.", drop),
-                ("edgelite_mqtt_queued", "gauge", "MQTT messages waiting for the broker.", q),
+                ("edgelite_mqtt_queued", "gauge", "MQTT messages waiting for the broker (not yet sent).", q),
+                ("edgelite_mqtt_unacknowledged", "gauge", "MQTT messages sent, not yet acknowledged by the broker.",
+                 unacked),
                 ("edgelite_mqtt_connects_total", "counter", "Successful (re)connections to the broker.", n)):
             out += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", f"{name} {value}"]
         return out

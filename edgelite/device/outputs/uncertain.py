@@ -25,6 +25,7 @@ from edgelite.device.pipeline import Result
 log = logging.getLogger("edgelite.device")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+FULL_RECHECK = 10.0  # s between looks at a full folder: frames pulled or removed make room again
 
 
 def safe_name(text: str) -> str:
@@ -75,12 +76,12 @@ class UncertainOutput(Output):
     A frame is kept when its top-1 score is below `below` (or no class passed --threshold); it is named
     `<time>_<top-1>-<score>_<top-2>-<score>....jpg`. Capped so a device's SD card never fills: at most
     `max_per_hour` frames in any rolling hour, and at most `max_mb` MB in DIR (the frames already there
-    count; when full, saving stops with one warning until `edgelite deploy --pull-frames` or a user makes
-    room). `min_gap` seconds between kept frames keeps a burst from filling the hour with near-copies.
+    count; when full, saving stops with one warning, and the folder is measured again every `recheck` s:
+    once `edgelite deploy --pull-frames` or a user made room, saving resumes (and says so)). `min_gap` seconds between kept frames keeps a burst from filling the hour with near-copies.
     """
 
     def __init__(self, folder: str | os.PathLike, *, below: float = 0.6, max_per_hour: int = 60,
-                 max_mb: float = 200.0, min_gap: float = 1.0, quality: int = 92):
+                 max_mb: float = 200.0, min_gap: float = 1.0, quality: int = 92, recheck: float = FULL_RECHECK):
         self.folder = Path(folder).expanduser()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -94,6 +95,7 @@ class UncertainOutput(Output):
         self.kept: collections.deque[float] = collections.deque()  # monotonic times of the frames kept in the last hour
         self.saved = self.skipped_rate = self.skipped_full = 0
         self._warned_full = False
+        self.recheck, self._checked = recheck, time.monotonic()
 
     def write(self, result: Result, frame: Frame) -> None:
         if result.top_k and result.score >= self.below:
@@ -104,12 +106,20 @@ class UncertainOutput(Output):
         if len(self.kept) >= self.max_per_hour or (self.kept and now - self.kept[-1] < self.min_gap):
             self.skipped_rate += 1
             return
+        if self.used >= self.max_bytes and now - self._checked >= self.recheck:
+            self._checked = now
+            self.used = folder_bytes(self.folder)  # pulled or removed since?
+            if self.used < self.max_bytes and self._warned_full:
+                self._warned_full = False
+                log.warning("--save-uncertain: %s has room again (%.0f of %.0f MB); saving frames again",
+                            self.folder, self.used / 1e6, self.max_bytes / 1e6)
         if self.used >= self.max_bytes:
             self.skipped_full += 1
             if not self._warned_full:
                 self._warned_full = True
                 log.warning("--save-uncertain: %s holds %.0f MB, the --max-mb cap; not saving more frames until "
-                            "they are pulled (edgelite deploy --pull-frames) or removed", self.folder, self.used / 1e6)
+                            "some are pulled (edgelite deploy --pull-frames) or removed (looked at again every "
+                            "%.0f s)", self.folder, self.used / 1e6, self.recheck)
             return
         guesses = "_".join(f"{safe_name(p.label)}-{p.score:.2f}" for p in result.top_k[:3]) or "none"
         path = save_jpeg(self.folder, f"{time_stamp(frame.timestamp)}_{guesses}", frame.image, self.quality)

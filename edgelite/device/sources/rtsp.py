@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import unquote_plus
 
 from edgelite.device.errors import RunError
 
@@ -51,7 +52,9 @@ def redact_url(value: str) -> str:
         parts = []
         for part in query.split("&"):
             k, eq, v = part.partition("=")
-            parts.append(f"{k}=***" if eq and v and k.strip().lower() in SECRET_KEYS else part)
+            # the camera decodes the key (`p%77d` is `pwd`, `+` a space) before it reads it: so does this
+            secret = unquote_plus(k).strip().lower() in SECRET_KEYS
+            parts.append(f"{k}=***" if eq and v and secret else part)
         tail = f"{path}?{'&'.join(parts)}{hash_}{frag}"
     return f"{m.group(1)}{authority}{tail}"
 

@@ -5,7 +5,9 @@ Timing: `spans` = {play name: [epoch of the host's first task start, of its last
 `edgelite fleet` enables it (ANSIBLE_CALLBACKS_ENABLED=edgelite_report) and names the file in
 EDGELITE_FLEET_REPORT; it reads results from the role's own facts and the agent's JSON replies, never
 from Ansible's human output. Used directly with ansible-playbook it does nothing unless enabled.
-Standard library and Ansible only (it runs inside ansible-playbook).
+Every string from a device (release names, errors, health) goes into the file with its control
+characters shown as `?` (`edgelite.remote.agent.printable`, as `edgelite deploy`): the summary prints it.
+Standard library, Ansible and edgelite only (it runs inside ansible-playbook).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import os
 import time
 
 from ansible.plugins.callback import CallbackBase
+
+# edgelite is installed for the controller's Python (the role's plan runs there): one rule for device text
+from edgelite.remote.agent import printable
 
 DOCUMENTATION = """
 name: edgelite_report
@@ -35,6 +40,8 @@ def _error(res: dict) -> str:
                 return str(reply["error"])
         except ValueError:
             pass
+    if res.get("censored"):  # a no_log task (it carries settings) failed: the check after it says why
+        return "a step that carries this host's settings failed (its output is hidden: no_log)"
     if res.get("rc") == 127 and not out:
         return "no edgelite agent on this host (nothing deployed there yet)"
     msg = res.get("msg") or ""
@@ -77,7 +84,7 @@ class CallbackModule(CallbackBase):
         self._touch(name)
         report = (result._result.get("ansible_facts") or {}).get("edgelite_report")
         if isinstance(report, dict):
-            self._host(name).update(report)
+            self._host(name).update(printable(report))
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         name = result._host.get_name()
@@ -86,7 +93,7 @@ class CallbackModule(CallbackBase):
             return
         h = self._host(name)
         if "error" not in h:  # the first failure says why; a rescue's re-raise does not
-            h["error"] = _error(result._result)
+            h["error"] = printable(_error(result._result))
             h["failed_task"] = result._task.get_name()
 
     def v2_runner_on_unreachable(self, result):
@@ -94,7 +101,7 @@ class CallbackModule(CallbackBase):
         self._touch(name)
         h = self._host(name)
         h["unreachable"] = True
-        h.setdefault("error", _error(result._result))
+        h.setdefault("error", printable(_error(result._result)))
 
     def v2_playbook_on_stats(self, stats):
         if not self.path:
