@@ -1,0 +1,42 @@
+"""`edgelite review`: argument definitions (no heavy imports) and a thin handler over edgelite.review.core."""
+
+from __future__ import annotations
+
+EXAMPLES = """examples:
+  edgelite deploy --host pi@cam1.local --pull-frames frames/cam1
+  edgelite review frames/ --data photos/                      # scores from the frames' names (--save-uncertain)
+  edgelite review frames/ --data photos/ --run runs/demo      # scores from the run's own model
+  edgelite review frames/ --data photos/ --labels cat,dog,empty
+  edgelite review frames/ --data photos/ --http 0.0.0.0:8090 --token SECRET   # from another machine
+
+keys: 1-9 label (one per class), x discard, s skip, u undo, arrows move, PageDown/PageUp next/previous page.
+Labelled frames move to DATA_DIR/LABEL/ (provenance in DATA_DIR/review.csv); discarded ones wait in
+FRAMES_DIR/.discarded/ until you press "delete discarded". Then retrain:
+  edgelite train photos/ --out runs/demo-2
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("review", help="label the frames a device was unsure of, in a local web page",
+                       description="Show the frames in FRAMES_DIR (from `run --save-uncertain`, `deploy "
+                                   "--pull-frames` or `capture`) as a grid in a local web page, most uncertain "
+                                   "first, and move each frame you label into DATA_DIR/LABEL/.",
+                       epilog=EXAMPLES)
+    p.add_argument("frames", metavar="FRAMES_DIR", help="folder of frames (searched recursively)")
+    p.add_argument("--data", required=True, metavar="DATA_DIR", help="training photos, one sub-folder per class")
+    p.add_argument("--run", metavar="RUN_DIR", help="score the frames with this run's model (its labels are the classes)")
+    p.add_argument("--labels", metavar="A,B,...", help="classes to offer besides DATA_DIR's folders and the run's labels")
+    p.add_argument("--http", default="127.0.0.1:8090", metavar="[HOST:]PORT", help="where the page is served "
+                   "(default 127.0.0.1:8090; another address needs --token)")
+    p.add_argument("--token", metavar="T", help="required on every request (default $EDGELITE_TOKEN)")
+    p.set_defaults(func=_review)
+
+
+def _review(args) -> int:
+    import os
+
+    from edgelite.review.core import serve
+
+    serve(args.frames, args.data, run=args.run, labels=args.labels, http=args.http,
+          token=args.token or os.environ.get("EDGELITE_TOKEN") or None)
+    return 0
