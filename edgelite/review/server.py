@@ -165,8 +165,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._error(403, "unknown Host: open the page at the address `edgelite review` printed")
             return None
         if not self._allowed(query):
-            self._send(401, b"token required: add ?token=... or an Authorization: Bearer header\n",
-                       "text/plain; charset=utf-8", {"WWW-Authenticate": "Bearer"})
+            body = {"error": "token required: add ?token=... or an Authorization: Bearer header"}
+            self._send(401, (json.dumps(body) + "\n").encode(), "application/json", {"WWW-Authenticate": "Bearer"})
             return None
         return {"path": url.path, "query": query}
 
