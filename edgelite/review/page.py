@@ -60,7 +60,7 @@ function render() {
   const grid = $("grid"); grid.textContent = "";
   data.items.forEach((it, i) => {
     const t = el("div", "tile"); t.dataset.group = it.group; t.dataset.i = i;
-    const img = el("img"); img.loading = "lazy"; img.alt = it.name; img.title = it.name; img.src = `thumb/${it.frame}${QS}`;
+    const img = el("img"); img.alt = it.name; img.title = it.name; img.src = `thumb/${it.frame}${QS}`;
     t.append(img);
     if (it.n > 1) t.append(el("span", "n", "×" + it.n));
     if (it.unreadable) t.append(el("div", "bad", "not an image: x to discard"));
