@@ -195,7 +195,7 @@ def adapt(run: str | os.PathLike, unlabeled: str | os.PathLike, out: str | os.Pa
     metrics[ADAPTATION] = record
     config_record = {"method": s.method, "source_run": record["source_run"], "unlabeled": record["unlabeled"],
                      **record["settings"]}
-    _write_run(src, out, model, data=data, adaptation=config_record, metrics=metrics, history=history, extra=extra)
+    write_run(src, out, model, data=data, adaptation=config_record, metrics=metrics, history=history, extra=extra)
     say(f"adapted run written to {out} in {record['wall_seconds']:.0f} s (method {record['seconds']:.0f} s); "
         f"next: edgelite convert {out} --out bundles/{out.name} --calibration-data {unlabeled}")
     return Adapted(path=out, report=record, warnings=warnings)
@@ -245,7 +245,7 @@ def _check_out(out: str | os.PathLike, source: RunDir, overwrite: bool) -> Path:
     return out
 
 
-def _write_run(src: RunDir, out: Path, model, *, data, adaptation: dict[str, Any], metrics: dict[str, Any],
+def write_run(src: RunDir, out: Path, model, *, data, adaptation: dict[str, Any], metrics: dict[str, Any],
                history: list[dict[str, Any]], extra: dict[str, str]) -> None:
     """The adapted run at `out`: the source run's shape with `adaptation` in config.yaml (and, by the caller,
     metrics.json); `extra` = {RunDir file name: text}. --data: the new run points at the moved photos."""
