@@ -55,7 +55,7 @@ def split_new(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np
 
     >>> tr, ho = split_new(np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 2]), 0.3, 0)
     >>> len(tr), len(ho), sorted(np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 2])[ho].tolist())
-    (7, 4, [0, 1, 1])
+    (8, 3, [0, 1, 1])
     """
     rng = np.random.default_rng(seed)
     train, held = [], []

@@ -158,6 +158,8 @@ class Store:
             w.writerows({k: _cell(v) for k, v in r.items()} for r in rows)
 
     def _remove_rows(self, keys: set[str], action: str) -> None:
+        if not self.csv.is_file():
+            return  # removed by hand while the page was open: nothing to take out
         with open(self.csv, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
         # the last matching rows are the decision's (a frame labelled, undone and labelled again has one row)
