@@ -179,3 +179,13 @@ def test_fifty_thousand_frames_are_paged(tmp_path, serve):
     print(f"50,000 frames: indexed in {t_index:.1f} s, first page of 200 groups in {t_page * 1000:.0f} ms")
     assert t_page < 1.0
     assert get(srv.url + "api/groups?per=501")[0] == 400 and get(srv.url + "api/groups?per=x")[0] == 400
+
+
+def test_a_device_name_a_spreadsheet_would_run_is_quoted_in_the_csv(tmp_path, serve):
+    frames, data = tmp_path / "frames", data_folder(tmp_path / "data")
+    uncertain_frames(frames / "=HYPERLINK(evil)", 1)  # a device folder named like a formula
+    _, srv = serve(frames, data)
+    assert post(srv.url + "api/decide", {"group": 0, "action": "label", "label": "cat"})[0] == 200
+    r = rows(data)[0]
+    assert r["device"] == "'=HYPERLINK(evil)" and r["file"].startswith("cat/=HYPERLINK(evil)_")
+    assert (data / r["file"]).is_file()
