@@ -9,7 +9,7 @@ EXAMPLES = """examples:
   edgelite review frames/ --data photos/ --labels cat,dog,empty
   edgelite review frames/ --data photos/ --http 0.0.0.0:8090 --token SECRET   # from another machine
 
-keys: 1-9 label (one per class), x discard, s skip, u undo, arrows move, PageDown/PageUp next/previous page.
+keys: 1-9, 0 label (one per class, the first ten), x discard, s skip, u undo, arrows move, PageDown/PageUp next/previous page.
 Labelled frames move to DATA_DIR/LABEL/ (provenance in DATA_DIR/review.csv); discarded ones wait in
 FRAMES_DIR/.discarded/ until you press "delete discarded". Then retrain from the run's weights and roll out:
   edgelite review --data photos/ --run runs/demo --retrain runs/demo-2     # prints before/after per class

@@ -53,7 +53,7 @@ function firstOpen(from) {
 }
 function render() {
   const cls = $("classes"); cls.textContent = "";
-  data.labels.forEach((l, i) => { const b = el("button", "cls"); if (i < 9) b.append(el("kbd", "", String(i + 1)), " "); b.append(l);
+  data.labels.forEach((l, i) => { const b = el("button", "cls"); if (i < 10) b.append(el("kbd", "", String((i + 1) % 10)), " "); b.append(l);
     b.onclick = () => decide("label", l); b.dataset.label = l; cls.append(b); });
   const bx = el("button"); bx.append(el("kbd", "", "x"), " discard"); bx.onclick = () => decide("discard"); cls.append(bx);
   const bs = el("button"); bs.append(el("kbd", "", "s"), " skip"); bs.onclick = () => decide("skip"); cls.append(bs);
@@ -106,7 +106,8 @@ document.addEventListener("keydown", e => {
   if (!data || e.altKey || e.metaKey) return;
   if (e.ctrlKey && e.key !== "z") return;
   const k = e.key;
-  if (k >= "1" && k <= "9" && Number(k) <= data.labels.length) decide("label", data.labels[Number(k) - 1]);
+  const n = k === "0" ? 10 : Number(k);  // 1-9, then 0 for a tenth class
+  if (k.length === 1 && k >= "0" && k <= "9" && n <= data.labels.length) decide("label", data.labels[n - 1]);
   else if (k === "x") decide("discard");
   else if (k === "s") decide("skip");
   else if (k === "u" || (e.ctrlKey && k === "z")) undo();

@@ -72,3 +72,19 @@ def test_five_hundred_thumbnails_load_quickly(tmp_path, serve):
         seconds = time.perf_counter() - t0
     print(f"500 thumbnails loaded in {seconds:.2f} s")
     assert seconds < 5.0  # 1 s is the goal on a laptop; a shared, loaded 2-core runner gets more room
+
+
+def test_the_tenth_class_has_the_key_0(tmp_path, serve):
+    labels = [f"class{i:02d}" for i in range(1, 12)]  # eleven: the eleventh only by mouse
+    frames, data = tmp_path / "frames", data_folder(tmp_path / "data", labels)
+    paths = uncertain_frames(frames, 2)
+    _, srv = serve(frames, data)
+    with Browser() as b:
+        b.goto(srv.url)
+        b.wait("document.querySelectorAll('.tile').length === 2")
+        assert b.js("[...document.querySelectorAll('button.cls kbd')].map(k => k.textContent).join('')") == "1234567890"
+        b.key("0")
+        b.wait("document.querySelectorAll('.tile.done').length === 1")
+        b.click("button.cls[data-label='class11']")
+        b.wait("document.querySelectorAll('.tile.done').length === 2")
+    assert (data / "class10" / paths[0].name).is_file() and (data / "class11" / paths[1].name).is_file()
