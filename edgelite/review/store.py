@@ -70,7 +70,7 @@ class Store:
     # ------------------------------------------------------------------ decisions
     def decide(self, group: int, action: str, label: str = "") -> Decision:
         """Label, discard or skip every frame of `group`; raises ReviewError for a bad request."""
-        if not isinstance(group, int) or not 0 <= group < len(self.index.groups):
+        if isinstance(group, bool) or not isinstance(group, int) or not 0 <= group < len(self.index.groups):
             raise ReviewError(f"no group {group!r}")
         if action == "label" and label not in self.labels:
             raise ReviewError(f"label {label!r} is not a class of this review ({', '.join(self.labels)})")
@@ -110,8 +110,12 @@ class Store:
         with self.lock:
             if not self.history:
                 return None
-            d = self.history.pop()
-            self._move_back(d)
+            d = self.history[-1]
+            try:
+                self._move_back(d)
+            except OSError as e:
+                raise ReviewError(f"cannot undo: {e.strerror or e} (a file was moved or removed by hand since)") from None
+            self.history.pop()
             if d.rows:
                 self._remove_rows({r["file"] or r["source"] for r in d.rows}, d.action)
             del self.decided[d.group]
@@ -143,10 +147,11 @@ class Store:
                 "group": d.group, "reviewed": _iso(_dt.datetime.now(_dt.timezone.utc).timestamp())}
 
     def _move_back(self, d: Decision) -> None:
-        for src, dst in reversed(d.moves):
+        while d.moves:  # one at a time: a failure leaves the moves not yet taken back, for a retry
+            src, dst = d.moves[-1]
             src.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(dst), str(src))
-        d.moves.clear()
+            d.moves.pop()
 
     def _append(self, rows: list[dict]) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -189,3 +189,15 @@ def test_a_device_name_a_spreadsheet_would_run_is_quoted_in_the_csv(tmp_path, se
     r = rows(data)[0]
     assert r["device"] == "'=HYPERLINK(evil)" and r["file"].startswith("cat/=HYPERLINK(evil)_")
     assert (data / r["file"]).is_file()
+
+
+def test_undo_after_a_labelled_frame_was_moved_by_hand_says_so(tmp_path, serve):
+    frames, data = tmp_path / "frames", data_folder(tmp_path / "data")
+    uncertain_frames(frames, 1, still=3)
+    _, srv = serve(frames, data)
+    assert post(srv.url + "api/decide", {"group": 1, "action": "label", "label": "cat"})[0] == 200
+    gone = sorted((data / "cat").iterdir())[0]
+    gone.unlink()
+    code, reply = post(srv.url + "api/undo", {})
+    assert code == 400 and reply["error"].startswith("cannot undo") and "by hand" in reply["error"]
+    assert post(srv.url + "api/decide", {"group": True, "action": "skip"})[0] == 400  # JSON true is no group
