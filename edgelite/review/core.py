@@ -94,9 +94,14 @@ def serve(frames_dir, data_dir, *, run=None, labels=None, http: str = "127.0.0.1
     stop = threading.Event()
     threading.Thread(target=store.index.warm, args=(WARM, stop), name="thumbs", daemon=True).start()
     print(f"review {len(store.index.frames)} frames at {server.url}  (Ctrl-C to stop)", flush=True)
+    done = threading.Event()
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or a service manager's stop: the summary, exit 0
+        signal.signal(sig, lambda *_: done.set())
     try:
-        while True:
-            time.sleep(3600)
+        while not done.wait(1.0):
+            pass
     finally:
         stop.set()
         server.close()

@@ -201,3 +201,24 @@ def test_undo_after_a_labelled_frame_was_moved_by_hand_says_so(tmp_path, serve):
     code, reply = post(srv.url + "api/undo", {})
     assert code == 400 and reply["error"].startswith("cannot undo") and "by hand" in reply["error"]
     assert post(srv.url + "api/decide", {"group": True, "action": "skip"})[0] == 400  # JSON true is no group
+
+
+def test_the_command_serves_until_stopped_then_says_what_it_did(tmp_path):
+    import signal
+
+    frames, data = tmp_path / "frames", data_folder(tmp_path / "data")
+    uncertain_frames(frames, 3)
+    p = subprocess.Popen([sys.executable, "-m", "edgelite", "review", str(frames), "--data", str(data), "--http",
+                          "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        url = p.stdout.readline().split(" at ", 1)[1].split()[0]
+        assert post(url + "api/decide", {"group": 0, "action": "label", "label": "dog"})[0] == 200
+        p.send_signal(signal.SIGTERM)  # what systemd or a terminal's Ctrl-C (SIGINT) does
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 0, err
+    assert f"labelled 1 frames into {data}" in out and len(list((data / "dog").iterdir())) == 1
