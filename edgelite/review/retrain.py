@@ -71,7 +71,7 @@ def retrain(run: str | os.PathLike, data_dir: str | os.PathLike, out: str | os.P
             lr: float = 1e-4, seed: int = 0, overwrite: bool = False, say=print) -> dict[str, Any]:
     """Fine-tune `run` on the frames labelled into `data_dir` (+ old photos); write the new run at `out`.
     Returns the record written into its metrics.json under ``adaptation`` (method "review")."""
-    from edgelite.adapt.core import _check_out, _open_source, _predict, _split_images, write_run
+    from edgelite.adapt.core import check_out, open_source, predict, split_images, write_run
     from edgelite.adapt.images import decode_files
     from edgelite.adapt.pseudo import fine_tune, trainable_for_pseudo
     from edgelite.adapt.signals import accuracy
@@ -80,8 +80,8 @@ def retrain(run: str | os.PathLike, data_dir: str | os.PathLike, out: str | os.P
 
     t0 = time.perf_counter()
     data_dir = Path(data_dir)
-    src = _open_source(run)
-    out = _check_out(out, src, overwrite)
+    src = open_source(run)
+    out = check_out(out, src, overwrite)
     size, interp, bs = src.config.image_size, src.config.interpolation, src.config.batch_size
     items = labelled_frames(data_dir, src.labels)
     if len(items) < 4:
@@ -92,13 +92,13 @@ def retrain(run: str | os.PathLike, data_dir: str | os.PathLike, out: str | os.P
     y_new = np.asarray([c for r, c in items if str(Path(r)) in keep], np.int64)
     tr, ho = split_new(y_new, HELDOUT, seed)
     n_old = min(len(src.split.train), OLD_PER_NEW * max(1, len(tr)))
-    x_old, y_old = _split_images(src, "train", data_dir if (data_dir / src.split.train[0][0]).exists() else None,
+    x_old, y_old = split_images(src, "train", data_dir if (data_dir / src.split.train[0][0]).exists() else None,
                                  limit=n_old, seed=seed)
     say(f"retraining {src.path} on {len(tr)} labelled frames + {len(y_old)} of its training photos; "
         f"{len(ho)} labelled frames held out" + (f" ({len(skipped)} unreadable left out)" if skipped else ""))
 
     model = src.load_model()
-    before = accuracy(_predict(model, x_new[ho], bs), y_new[ho], src.labels) if len(ho) else None
+    before = accuracy(predict(model, x_new[ho], bs), y_new[ho], src.labels) if len(ho) else None
     if not trainable_for_pseudo(model, src.config.backbone):
         raise ReviewError(f"{src.path}: no Dense head to fine-tune in this model")
     history = fine_tune(model, np.concatenate([x_new[tr], x_old]), np.concatenate([y_new[tr], y_old]),
@@ -109,13 +109,13 @@ def retrain(run: str | os.PathLike, data_dir: str | os.PathLike, out: str | os.P
                               "lr": lr, "seed": seed}
     if len(ho):
         p_before = src.load_model()
-        hit0 = _predict(p_before, x_new[ho], bs).argmax(1) == y_new[ho]
-        probs = _predict(model, x_new[ho], bs)
+        hit0 = predict(p_before, x_new[ho], bs).argmax(1) == y_new[ho]
+        probs = predict(model, x_new[ho], bs)
         after = accuracy(probs, y_new[ho], src.labels)
         record["heldout"] = {"before": before, "after": after,
                              "delta": paired_delta(probs.argmax(1) == y_new[ho], hit0)}
-    x_test, y_test = _split_images(src, "test", None if (Path(src.split.data_dir)).exists() else data_dir)
-    metrics = report.classification_metrics(y_test, _predict(model, x_test, bs), src.labels)
+    x_test, y_test = split_images(src, "test", None if (Path(src.split.data_dir)).exists() else data_dir)
+    metrics = report.classification_metrics(y_test, predict(model, x_test, bs), src.labels)
     record["clean_test"] = {"before": (src.metrics.get("test") or {}).get("accuracy"),
                             "after": metrics["test"]["accuracy"], "n": int(len(y_test))}
     record["wall_seconds"] = round(time.perf_counter() - t0, 1)
