@@ -25,6 +25,7 @@ from edgelite.device import capture_cli
 from edgelite.device import cli as device_cli
 from edgelite.errors import EXIT_INTERRUPTED, EdgeliteError, require_extra
 from edgelite.fleet import cli as fleet_cli
+from edgelite.review import cli as review_cli
 from edgelite.train import cli as train_cli
 
 # subpackage cli modules, in the order the commands appear in --help
@@ -38,6 +39,7 @@ COMMAND_MODULES = [
     sign_cli,  # sign
     deploy_cli,  # deploy
     fleet_cli,  # fleet
+    review_cli,  # review
 ]
 
 #: commands that need an optional extra: command -> (extra, the modules it installs that the command imports).

@@ -21,7 +21,7 @@ from edgelite.cli import main
 from edgelite.errors import EXIT_CODES, EdgeliteError, MissingExtra, UsageError
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ("train", "data", "adapt", "convert", "run", "capture", "bench", "sign", "deploy", "fleet")
+COMMANDS = ("train", "data", "adapt", "convert", "run", "capture", "bench", "sign", "deploy", "fleet", "review")
 
 
 def _edgelite(tmp_path: Path, *argv, hide: tuple[str, ...] = ()) -> subprocess.CompletedProcess:

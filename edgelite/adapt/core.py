@@ -97,8 +97,8 @@ def adapt(run: str | os.PathLike, unlabeled: str | os.PathLike, out: str | os.Pa
                  batch_size=batch_size, max_images=max_images, seed=seed).check()
     say = _Say(verbose)
     show = verbose and sys.stderr.isatty()  # progress bars only on a terminal
-    src = _open_source(run)
-    out = _check_out(out, src, overwrite)
+    src = open_source(run)
+    out = check_out(out, src, overwrite)
     size, interp = src.config.image_size, src.config.interpolation
     bs = s.batch_size or src.config.batch_size
 
@@ -126,7 +126,7 @@ def adapt(run: str | os.PathLike, unlabeled: str | os.PathLike, out: str | os.Pa
         f"{len(x_t)} unlabeled images from {unlabeled} with --method {s.method} -> {out}")
 
     train_hist = np.bincount([y for _, y in src.split.train], minlength=len(src.labels)).astype(np.float64)
-    probs_t0 = _predict(model, x_t, bs)
+    probs_t0 = predict(model, x_t, bs)
     before = _signals(model, probs_t0, train_hist, x_eval, y_eval, src.labels, bs)
     say(_describe("before", before))
 
@@ -140,7 +140,7 @@ def adapt(run: str | os.PathLike, unlabeled: str | os.PathLike, out: str | os.Pa
     if bn_layers:
         from edgelite.adapt.batchnorm import adapt_batchnorm
 
-        x_s, _ = _split_images(src, "train", data, limit=SOURCE_IMAGES, seed=s.seed, progress=show)
+        x_s, _ = split_images(src, "train", data, limit=SOURCE_IMAGES, seed=s.seed, progress=show)
         x_bn = x_t
         n_bn = max(MIN_IMAGES, BN_PIXELS // (size * size))
         if len(x_t) > n_bn:
@@ -164,7 +164,7 @@ def adapt(run: str | os.PathLike, unlabeled: str | os.PathLike, out: str | os.Pa
         extra[PSEUDO_LABELS] = pseudo_labels_csv(rels, probs_p, used, src.labels)
     record["seconds"] = round(time.perf_counter() - t_method, 1)
 
-    after = _signals(model, _predict(model, x_t, bs), train_hist, x_eval, y_eval, src.labels, bs)
+    after = _signals(model, predict(model, x_t, bs), train_hist, x_eval, y_eval, src.labels, bs)
     say(_describe("after ", after))
     from edgelite.adapt.signals import collapse_warning
 
@@ -180,8 +180,8 @@ def adapt(run: str | os.PathLike, unlabeled: str | os.PathLike, out: str | os.Pa
     # the adapted model on the run's own (clean) held-out split: what the new domain cost the old one
     from edgelite.train import report
 
-    x_test, y_test = _split_images(src, "test", data, progress=show)
-    metrics = report.classification_metrics(y_test, _predict(model, x_test, bs), src.labels)
+    x_test, y_test = split_images(src, "test", data, progress=show)
+    metrics = report.classification_metrics(y_test, predict(model, x_test, bs), src.labels)
     src_test = (src.metrics.get("test") or {}).get("accuracy")
     record["clean_test"] = {"before": src_test, "after": metrics["test"]["accuracy"], "n": int(len(y_test))}
     say(f"clean held-out split of the source run: top-1 {_fmt(src_test)} -> {metrics['test']['accuracy']:.3f}")
@@ -195,7 +195,7 @@ def adapt(run: str | os.PathLike, unlabeled: str | os.PathLike, out: str | os.Pa
     metrics[ADAPTATION] = record
     config_record = {"method": s.method, "source_run": record["source_run"], "unlabeled": record["unlabeled"],
                      **record["settings"]}
-    _write_run(src, out, model, data=data, adaptation=config_record, metrics=metrics, history=history, extra=extra)
+    write_run(src, out, model, data=data, adaptation=config_record, metrics=metrics, history=history, extra=extra)
     say(f"adapted run written to {out} in {record['wall_seconds']:.0f} s (method {record['seconds']:.0f} s); "
         f"next: edgelite convert {out} --out bundles/{out.name} --calibration-data {unlabeled}")
     return Adapted(path=out, report=record, warnings=warnings)
@@ -210,12 +210,12 @@ def _run_step(step, *args, **kwargs):
         raise AdaptError(str(e)) from None
 
 
-def _open_source(path: str | os.PathLike) -> RunDir:
+def open_source(path: str | os.PathLike) -> RunDir:
     """The run to adapt, written by `edgelite train` or `edgelite adapt`; read only."""
     return _run_step(RunDir.load, path)
 
 
-def _split_images(src: RunDir, subset: str, data, **kw) -> tuple[np.ndarray, np.ndarray]:
+def split_images(src: RunDir, subset: str, data, **kw) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 N x H x W x 3 RGB, int64 labels) of a split of the run's own photos (at `data` when they moved)."""
     x, y, _ = _run_step(src.images, subset, data_dir=data, **kw)
     if not len(y):
@@ -225,7 +225,7 @@ def _split_images(src: RunDir, subset: str, data, **kw) -> tuple[np.ndarray, np.
     return x, y.astype(np.int64)
 
 
-def _check_out(out: str | os.PathLike, source: RunDir, overwrite: bool) -> Path:
+def check_out(out: str | os.PathLike, source: RunDir, overwrite: bool) -> Path:
     """The destination folder, refused when it is the source run or holds something without --overwrite."""
     out = Path(out)
     try:
@@ -245,7 +245,7 @@ def _check_out(out: str | os.PathLike, source: RunDir, overwrite: bool) -> Path:
     return out
 
 
-def _write_run(src: RunDir, out: Path, model, *, data, adaptation: dict[str, Any], metrics: dict[str, Any],
+def write_run(src: RunDir, out: Path, model, *, data, adaptation: dict[str, Any], metrics: dict[str, Any],
                history: list[dict[str, Any]], extra: dict[str, str]) -> None:
     """The adapted run at `out`: the source run's shape with `adaptation` in config.yaml (and, by the caller,
     metrics.json); `extra` = {RunDir file name: text}. --data: the new run points at the moved photos."""
@@ -292,7 +292,7 @@ def _images_or_error(folder, size, interp, s: Settings, show: bool):
                           progress=show)
 
 
-def _predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
+def predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
     return model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)
 
 
@@ -301,7 +301,7 @@ def _signals(model, probs_t, train_hist, x_eval, y_eval, labels, bs) -> dict:
 
     d: dict[str, Any] = {"label_free": label_free(probs_t, train_hist)}
     if x_eval is not None:
-        d["eval"] = accuracy(_predict(model, x_eval, bs), y_eval, labels)
+        d["eval"] = accuracy(predict(model, x_eval, bs), y_eval, labels)
     return d
 
 

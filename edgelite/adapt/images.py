@@ -27,7 +27,7 @@ def load_unlabeled(folder: str | os.PathLike, size: int, interpolation: str, *, 
                          "device's camera into it")
     if limit is not None and len(files) > limit:
         files = [files[int(i)] for i in np.sort(np.random.default_rng(seed).permutation(len(files))[:limit])]
-    x, rels, skipped = _decode(root, files, size, interpolation, progress)
+    x, rels, skipped = decode_files(root, files, size, interpolation, progress)
     if len(x) < minimum:
         what = f"only {len(x)} readable image(s)" + (f" ({len(skipped)} unreadable, e.g. {skipped[0][0]}: "
                                                      f"{skipped[0][1]})" if skipped else "")
@@ -55,7 +55,7 @@ def load_labelled(folder: str | os.PathLike, labels: list[str], size: int, inter
     if not files:
         raise AdaptError(f"{flag} {root} holds no labelled images; put them in one sub-folder per class, "
                          f"e.g. {root}/{labels[0]}/*.jpg")
-    x, rels, skipped = _decode(root, files, size, interpolation, progress)
+    x, rels, skipped = decode_files(root, files, size, interpolation, progress)
     keep = {r for r in rels}
     y = np.asarray([yy for f, yy in zip(files, ys, strict=True) if str(f.relative_to(root)) in keep], np.int64)
     if not len(y):
@@ -63,7 +63,9 @@ def load_labelled(folder: str | os.PathLike, labels: list[str], size: int, inter
     return x, y, skipped
 
 
-def _decode(root: Path, files: list[Path], size: int, interpolation: str, progress: bool):
+def decode_files(root: Path, files: list[Path], size: int, interpolation: str, progress: bool = False):
+    """(uint8 N x size x size x 3 RGB, paths relative to root, skipped [(path, reason)]) of `files`, decoded as
+    training decodes them and resized with the device's resize; `edgelite review --retrain` uses it too."""
     from edgelite.device.preprocess import resize
     from edgelite.train.data import decode_rgb
 

@@ -62,9 +62,6 @@ def adapt_pseudo(model, images: np.ndarray, backbone: str | None, *, threshold: 
                  lr: float = 1e-4, batch_size: int = 32, seed: int = 0, label_smoothing: float = 0.1,
                  progress: Callable | None = None) -> tuple[dict, list[dict], np.ndarray, np.ndarray]:
     """Fine-tune in place on confident pseudo-labels. Returns (summary, history rows, probs before, used indices)."""
-    import tensorflow as tf
-    import tf_keras as keras
-
     probs = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
     used = select(probs, threshold)
     if len(used) < MIN_PSEUDO:
@@ -75,11 +72,29 @@ def adapt_pseudo(model, images: np.ndarray, backbone: str | None, *, threshold: 
     trainable = trainable_for_pseudo(model, backbone)
     if not trainable:
         raise AdaptError("--method pseudo found no Dense head to fine-tune in this model")
+    rows = fine_tune(model, images[used], y, n_cls, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                     label_smoothing=label_smoothing)
+    counts = np.bincount(y, minlength=n_cls)
+    summary = {"threshold": threshold, "epochs": epochs, "lr": lr, "label_smoothing": label_smoothing,
+               "confident": int((probs.max(1) >= threshold).sum()), "used": int(len(used)),
+               "per_class": counts.tolist(), "trainable_layers": int(trainable)}
+    return summary, rows, probs, used
+
+
+def fine_tune(model, images: np.ndarray, y: np.ndarray, n_cls: int, *, epochs: int, lr: float, batch_size: int,
+              seed: int = 0, label_smoothing: float = 0.1, weights: np.ndarray | None = None) -> list[dict]:
+    """Train the model's trainable layers in place on (uint8 images, int labels), images flipped at random;
+    `weights`: one per image (None: all 1). Returns one history row per epoch. `edgelite review --retrain`
+    fine-tunes with it too."""
+    import tensorflow as tf
+    import tf_keras as keras
+
     keras.utils.set_random_seed(seed)
     model.compile(optimizer=keras.optimizers.Adam(lr),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing), metrics=["accuracy"])
-    ds = tf.data.Dataset.from_tensor_slices((images[used], tf.one_hot(y, n_cls))).shuffle(len(used), seed=seed)
-    ds = ds.map(lambda img, lab: (tf.image.random_flip_left_right(tf.cast(img, tf.float32)), lab))
+    w = np.ones(len(y), np.float32) if weights is None else np.asarray(weights, np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((images, tf.one_hot(y, n_cls), w)).shuffle(len(y), seed=seed)
+    ds = ds.map(lambda img, lab, wt: (tf.image.random_flip_left_right(tf.cast(img, tf.float32)), lab, wt))
     ds = ds.batch(batch_size)
     rows: list[dict] = []
 
@@ -88,11 +103,7 @@ def adapt_pseudo(model, images: np.ndarray, backbone: str | None, *, threshold: 
             rows.append({"epoch": epoch + 1, **{k: round(float(v), 4) for k, v in (logs or {}).items()}})
 
     model.fit(ds, epochs=epochs, verbose=0, callbacks=[_Rows()])
-    counts = np.bincount(y, minlength=n_cls)
-    summary = {"threshold": threshold, "epochs": epochs, "lr": lr, "label_smoothing": label_smoothing,
-               "confident": int((probs.max(1) >= threshold).sum()), "used": int(len(used)),
-               "per_class": counts.tolist(), "trainable_layers": int(trainable)}
-    return summary, rows, probs, used
+    return rows
 
 
 def pseudo_labels_csv(rels: list[str], probs: np.ndarray, used: np.ndarray, labels: list[str]) -> str:
