@@ -44,6 +44,7 @@ class BenchOptions:
     csv: str | None = None
     plot: str | None = None
     out: str | None = None  # <env>.json, .csv and .png into this folder
+    overwrite: bool = False  # replace an earlier <env>.* in `out` (else <env>-2.*)
     min_top1: float | None = None  # every row must reach this top-1 (0..1), else exit code 3
     max_p50: float | None = None  # every row's p50 latency must be at most this many ms, else exit code 3
     connection: Connection | None = None  # --host and the SSH flags: bench on that device

@@ -51,7 +51,9 @@ def register(sub) -> None:
                                    "with the device's own runtime and preprocessing.",
                        epilog=EXAMPLES)
     p.add_argument("source", metavar="RUN_DIR", help="run directory (or a .keras model file with --data)")
-    p.add_argument("--out", required=True, metavar="BUNDLE_DIR", help="bundle folder to write (replaced if it is a bundle)")
+    p.add_argument("--out", required=True, metavar="BUNDLE_DIR", help="bundle folder to write (an existing bundle only with --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the bundle at --out (files convert did not write there, e.g. bench/, are kept)")
     d = ConvertOptions()  # the flags' defaults are the dataclass's: one declaration
     p.add_argument("--formats", metavar="LIST", help="comma list of fp32,fp16,dynamic,int8,onnx,edgetpu (the default: all of these) "
                    "and onnx_int8 (onnxruntime static QDQ int8; only when named)")
