@@ -22,7 +22,8 @@ examples:
   EDGELITE_MQTT_PASSWORD=... edgelite run bundles/demo --source 0 --mqtt mqtt://cam@broker.local/edgelite/kitchen
 
 exit codes: 0 done (end of source, --max-frames, SIGTERM/SIGINT); 2 user error;
-            75 the live source stayed lost after --max-reconnects attempts (systemd restarts it)
+            75 the live source did not open (from a terminal: at once, with the cause; --retry or
+               systemd: after --max-reconnects attempts) or stayed lost (systemd restarts it)
 """
 
 
@@ -68,6 +69,9 @@ def register(sub) -> None:
     s.add_argument("--open-timeout", type=float, default=10.0, metavar="S", help="timeout opening a stream (default 10)")
     s.add_argument("--max-reconnects", type=int, default=5, metavar="N",
                    help="give up (exit 75) after N failed reopen attempts in a row (default 5)")
+    s.add_argument("--retry", action="store_true",
+                   help="a source that does not open at the start is retried like a lost one (--max-reconnects) "
+                        "instead of failing at once with its cause (always so under systemd)")
     s.add_argument("--backoff", type=float, default=0.5, metavar="S",
                    help="first reconnect delay, doubled per failed attempt up to 30 s (default 0.5)")
     o = p.add_argument_group("output")
@@ -75,6 +79,8 @@ def register(sub) -> None:
     o.add_argument("--print-every", type=int, default=1, metavar="N",
                    help="console line every N results (default 1); 0 = none")
     o.add_argument("-q", "--quiet", action="store_true", help="no console lines and no progress messages")
+    o.add_argument("-v", "--verbose", action="store_true",
+                   help="also show OpenCV's and FFmpeg's own log lines (camera and stream details)")
     o.add_argument("--display", action="store_true", help="show an OpenCV window (needs full opencv-python)")
     o.add_argument("--http", metavar="[HOST:]PORT",
                    help="serve the preview page (/, /stream.mjpg, /healthz, /metrics); binds 127.0.0.1 unless a HOST is given")
@@ -108,7 +114,20 @@ def options_from_args(args):
     return from_namespace(RunOptions, args)
 
 
+def quiet_opencv(verbose: bool) -> None:
+    """Keep OpenCV's `[ WARN ]` and FFmpeg's `[tcp @ 0x..]` lines off the screen unless -v: the loop says the
+    cause itself in one line. Set before cv2 is imported (it reads the variables then); later, through its API."""
+    if verbose:
+        return
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def run_command(args) -> int:
+    quiet_opencv(args.verbose)
     from edgelite.device.loop import run_options
 
     logger = logging.getLogger("edgelite.device")

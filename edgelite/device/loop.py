@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgelite.bundle import Bundle, BundleError, InputSpec, read_labels
-from edgelite.device.errors import EXIT_SOURCE_LOST, EndOfSource, RunError, SourceFailed
+from edgelite.device.errors import EXIT_SOURCE_LOST, EndOfSource, RunError, SourceFailed, SourceUnavailable
 from edgelite.device.frames import Frame
 from edgelite.device.notify import Notifier
 from edgelite.device.options import RunOptions
@@ -288,6 +288,9 @@ class _Loop:
                     failures = 0
                 if self.stop.is_set():
                     break
+                if e.at_open and self.submitted == 0 and self.reconnects == 0 and not self._retrying:
+                    # the first start, from a terminal: the cause now, not after a minute of backoff
+                    raise SourceUnavailable(f"{e}; --retry keeps trying, as the service does") from None
                 if failures >= o.max_reconnects:
                     log.error("%s; giving up after %d reconnect attempts", e, failures)
                     return EXIT_SOURCE_LOST, "source lost"
@@ -300,6 +303,11 @@ class _Loop:
                 self.notifier.status(f"reconnecting to {self.shown_source} ({failures}/{o.max_reconnects})")
                 self._sleep(delay)
         return 0, f"stopped ({self.why[0]})" if self.why else "stopped"
+
+    @property
+    def _retrying(self) -> bool:
+        """Retry a source that never opened: asked for (--retry), or a service (systemd's NOTIFY_SOCKET)."""
+        return self.opts.retry or bool(os.environ.get("NOTIFY_SOCKET"))
 
     def _read_inline(self, src: Source) -> tuple[int, str] | None:
         """Frames through the model on this thread until the source ends (raises EndOfSource), stalls or

@@ -73,6 +73,7 @@ class RunOptions:
     stall_timeout: float = 5.0
     open_timeout: float = 10.0
     max_reconnects: int = 5
+    retry: bool = False  # a source that never opened: retry as for a lost one (always so under systemd)
     backoff: float = 0.5  # first reconnect delay, doubled per consecutive failure
     max_backoff: float = 30.0  # Python-only
     truth: Sequence[int] | None = None  # Python-only: label index per source frame, to count correct results
