@@ -37,7 +37,8 @@ def register(sub) -> None:
     m = p.add_argument_group("model")
     m.add_argument("--format", default=None, metavar="NAME",
                    help="bundle model to run: int8, fp16, fp32, dynamic, edgetpu, onnx, qat_int8, ... "
-                        "(default: the Edge TPU model when its delegate loads, else int8, else the best present)")
+                        "(default: the Edge TPU model when its delegate loads, else the first present of "
+                        "qat_int8, pqat_int8, int8, pruned_int8, fp16, dynamic, fp32, onnx)")
     m.add_argument("--labels", metavar="FILE", help="labels, one per line (bare model file only; default labels.txt beside it)")
     m.add_argument("--edgetpu", nargs="?", const="", default=None, metavar="DEVICE",
                    help="run on a Coral Edge TPU (loads libedgetpu.so.1); fails clearly when it is missing. DEVICE "
@@ -76,8 +77,8 @@ def register(sub) -> None:
                    help="first reconnect delay, doubled per failed attempt up to 30 s (default 0.5)")
     o = p.add_argument_group("output")
     o.add_argument("--json", metavar="-|FILE", help="write one JSON object per result (- = stdout)")
-    o.add_argument("--print-every", type=int, default=1, metavar="N",
-                   help="console line every N results (default 1); 0 = none")
+    o.add_argument("--print-every", type=int, default=None, metavar="N",
+                   help="console line every N results (default 1, none with --json -); 0 = none")
     o.add_argument("-q", "--quiet", action="store_true", help="no console lines and no progress messages")
     o.add_argument("-v", "--verbose", action="store_true",
                    help="also show OpenCV's and FFmpeg's own log lines (camera and stream details)")

@@ -199,3 +199,16 @@ def test_prune_block_without_prune_is_a_one_line_cli_error(tiny, tmp_path, capsy
                    "--prune-block", "4")
     assert rc == 2 and err.count("\n") == 0 and "--prune-block 4 needs --prune" in err
     assert not (tmp_path / "b").exists()
+
+
+def test_the_log_says_what_int8_was_calibrated_on(tiny, tmp_path):
+    """Issue 25, item 5: "calibrated on the training split" was printed even with --calibration-data."""
+    photos = tiny["data"]
+    b = convert(tiny["model"], tmp_path / "b", data=photos, formats="int8", calibration=16,
+                calibration_data=photos, auto_qat=None, verbose=False)
+    log = (b.root / "convert.log").read_text()
+    assert f"int8: exporting (int8 weights and activations, calibrated on 16 images from --calibration-data {photos})" \
+        in log and "training split" not in log
+    b = convert(tiny["model"], tmp_path / "c", data=photos, formats="int8", calibration=16, auto_qat=None,
+                verbose=False)
+    assert "calibrated on 16 images from the training split)" in (b.root / "convert.log").read_text()

@@ -81,7 +81,7 @@ def test_json_to_stdout_is_machine_parsable(tiny, heldout_video):
                           "--top-k", "2")
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
-    assert len(lines) == 7  # console lines go to stderr when JSON owns stdout
+    assert len(lines) == 7
     for i, s in enumerate(lines):
         d = json.loads(s)
         assert d["frame"] == i and len(d["top_k"]) == 2
@@ -89,6 +89,12 @@ def test_json_to_stdout_is_machine_parsable(tiny, heldout_video):
         assert d["top_k"][0]["score"] >= d["top_k"][1]["score"]
         assert isinstance(d["timestamp"], float) and d["fps"] >= 0
     assert "max frames" in p.stderr
+    # issue 25, item 5: --json - printed a console line per frame on stderr too (--print-every defaulted to 1);
+    # the JSON lines are the output, stderr keeps the messages; --print-every N still asks for them
+    assert not [s for s in p.stderr.splitlines() if s.startswith("frame")], p.stderr
+    p = devicekit.run_cmd(tiny["bundle"], "--source", heldout_video, "--json", "-", "--max-frames", "4",
+                          "--print-every", "2")
+    assert len(p.stdout.splitlines()) == 4 and len([s for s in p.stderr.splitlines() if s.startswith("frame")]) == 2
 
 
 def test_console_lines(tiny, heldout_video):
