@@ -23,6 +23,7 @@ import numpy as np
 
 from edgelite.errors import first_line
 from edgelite.images import IMAGE_SUFFIXES
+from edgelite.suggest import did_you_mean
 from edgelite.train.errors import DataError
 
 MIN_IMAGES_PER_CLASS = 3  # one each for train, val and test
@@ -77,7 +78,8 @@ def find_classes(data_dir: str | os.PathLike) -> tuple[list[str], dict[str, list
     """(sorted class names, class -> sorted relative image paths), with clear errors for bad folders."""
     root = Path(data_dir)
     if not root.exists():
-        raise DataError(f"data folder {root} does not exist; pass a folder with one sub-folder of images per class")
+        raise DataError(f"data folder {root} does not exist" + (did_you_mean(root) or "; pass a folder with one "
+                                                                 "sub-folder of images per class"))
     if not root.is_dir():
         raise DataError(f"{root} is a file; pass a folder with one sub-folder of images per class")
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))

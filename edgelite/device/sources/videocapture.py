@@ -13,6 +13,7 @@ from edgelite.device.frames import Frame
 from edgelite.device.sources.base import Source
 from edgelite.device.sources.diagnose import camera_cause, stream_cause
 from edgelite.device.sources.rtsp import redact_url
+from edgelite.suggest import did_you_mean
 
 
 class VideoSource(Source):
@@ -66,7 +67,7 @@ class VideoSource(Source):
             return  # opened in the capture thread: a dead camera or server must not block the loop
         path = Path(str(self.spec))
         if not path.is_file():
-            raise SourceError(f"video file {path} does not exist")
+            raise SourceError(f"video file {path} does not exist{did_you_mean(path)}")
         cap = self._open_capture()
         if cap is None:
             raise SourceError(f"OpenCV cannot open {path} as a video (unsupported container or codec?); "
