@@ -246,8 +246,9 @@ def test_pyproject_license_is_an_spdx_string_and_the_wheel_still_builds_offline(
     """Issue 25 (smaller): `project.license = { text = ... }` drew setuptools' deprecation boxes in `make
     setup`. It is the PEP 639 SPDX string now; deploy's offline wheel build (no build isolation, this
     environment's setuptools, however old) still works and the wheel names its license."""
-    import tomllib
     import zipfile
+
+    import tomllib
 
     from edgelite.deploy.package import build_wheel, project_root
 
