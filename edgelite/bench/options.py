@@ -91,6 +91,20 @@ def parse_threads(text: str | Sequence[int] | None) -> list[int]:
     return out
 
 
+def threads_over_cores(threads: Sequence[int], cores: int | None) -> str | None:
+    """The note for thread counts above the cores this process may use: those threads share cores, so the
+    row shows contention, not a speed-up (None when every count fits).
+
+    >>> threads_over_cores([1, 2, 4], 2)
+    '--threads 4 is more than the 2 cores here: its threads share cores, so that row measures contention, not a speed-up'
+    """
+    over = [t for t in threads if cores and t > cores]
+    if not over:
+        return None
+    return (f"--threads {','.join(map(str, over))} {'is' if len(over) == 1 else 'are'} more than the {cores} cores "
+            "here: its threads share cores, so that row measures contention, not a speed-up")
+
+
 def parse_formats(text: str | Sequence[str] | None) -> list[str] | None:
     """'all' / None -> None (every model in the bundle); 'fp32,int8' -> ['fp32', 'int8'] (aliases allowed,
     order kept)."""

@@ -159,14 +159,14 @@ def format_table(result: dict[str, Any]) -> str:
         head += f"  via ssh {result['remote'].get('host')}"
     cols = (["Model"] if multi else []) + ["Format", "Threads", "Status", "Size (MB)", "Top-1", "Δ top-1 [95 % CI]",
                                            "p50 (ms)",
-                                           "p90 (ms)", "FPS", "Load (ms)", "Peak RSS (MB)"]
+                                           "p90 (ms)", "mean (ms)", "FPS (1/mean)", "Load (ms)", "Peak RSS (MB)"]
     body = []
     for r in rows:
         lat = r.get("latency_ms") or {}
         cells = ([Path(r["target"]).name] if multi else []) + [
             r["name"], _fmt(r.get("threads"), "d"), r["status"], _fmt(r.get("size_mb"), ".2f"),
             _fmt(r.get("top1"), ".4f"), format_delta(r.get("delta_top1"), r.get("delta_ci")),
-            _ms(lat.get("p50")), _ms(lat.get("p90")),
+            _ms(lat.get("p50")), _ms(lat.get("p90")), _ms(lat.get("mean")),
             _fmt(r.get("fps"), ".1f"), _fmt(r.get("load_ms"), ".1f"), _fmt(r.get("peak_rss_mb"), ".0f")]
         body.append(cells)
     lines = [head, _grid(cols, body, left={cols.index(c) for c in ("Model", "Format", "Status") if c in cols})]

@@ -33,6 +33,7 @@ from edgelite.bench.options import (  # noqa: F401  (parse_*, default_threads: t
     default_threads,
     parse_formats,
     parse_threads,
+    threads_over_cores,
 )
 from edgelite.bench.report import SCHEMA, add_deltas, float_reference, ordered_row
 from edgelite.bench.stats import LOAD_FAILED, OK, VALIDATION_FAILED, top1_shortfall
@@ -189,6 +190,8 @@ def bench(paths: list[str], opts: BenchOptions | None = None, *, env_root: str =
         "rows": [],
         "warnings": list(env.get("warnings") or []),
     }
+    if over := threads_over_cores(thread_list, env.get("cores")):
+        result["warnings"].append(over)
 
     with tempfile.TemporaryDirectory(prefix="edgelite-bench-") as tmp:
         jobs = _plan(targets, Path(tmp), result, data=data, thread_list=thread_list, runs=runs, warmup=warmup,

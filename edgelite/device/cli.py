@@ -157,6 +157,10 @@ def run_command(args) -> int:
     logger.propagate = False
     try:
         opts = options_from_args(args)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if opts.threads and opts.threads > cores:
+            logger.warning("note: --threads %d is more than the %d cores here: the threads share cores and "
+                           "inference is no faster (often slower)", opts.threads, cores)
         summary = run_options(args.model, opts)
         out = sys.stderr if opts.json == "-" else sys.stdout
         if summary.checked is not None:

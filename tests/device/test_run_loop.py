@@ -235,3 +235,11 @@ def test_an_on_result_error_reaches_the_caller_of_run_and_the_outputs_are_closed
             handle_signals=False)
     frames = [json.loads(line)["frame"] for line in out.read_text().splitlines()]
     assert frames[:3] == [0, 1, 2]
+
+
+def test_more_threads_than_cores_gets_a_note(tiny, heldout_video):
+    """Issue 25 (smaller): `run --threads 4` on 2 cores said nothing; the threads only share the cores."""
+    p = devicekit.run_cmd(tiny["bundle"], "--source", heldout_video, "--threads", "512", "--max-frames", "2",
+                          "--print-every", "0")
+    assert p.returncode == 0, p.stderr
+    assert "note: --threads 512 is more than the " in p.stderr and "inference is no faster" in p.stderr
