@@ -812,3 +812,23 @@ def test_cpu_vector_extensions_are_recorded(tmp_path, bench_result):
     assert cpu_vector_extensions(pi) == ["asimd"]
     assert cpu_vector_extensions(tmp_path / "nothing") == []
     assert isinstance(bench_result["environment"]["cpu_vector_extensions"], list)
+
+
+def test_the_plot_labels_do_not_overlap_and_the_size_legend_shows_real_sizes():
+    """Issue 25 (smaller): the accuracy-vs-latency panel's "t1"/"t2" labels overlapped each other and other
+    markers, and its size legend showed 13.5/4 = 3.37 MB, a size no file had (int8 is 3.97)."""
+    from edgelite.bench import plot as P
+
+    assert P.legend_sizes([13.49, 6.79, 3.97, 3.98, 13.5]) == [3.97, 13.5]
+    img = np.full((400, 600, 3), 255, np.uint8)
+    # the demo's crowd: two big markers almost on top of each other, small ones beside them
+    marks = [(300, 200, 24), (312, 200, 24), (350, 200, 14), (160, 180, 10), (190, 180, 10), (300, 260, 10)]
+    boxes: list[tuple[int, int, int, int]] = []
+    for i, m in enumerate(marks):
+        P._label_clear_of(img, f"qat_int8 t{i}", m, marks, boxes, (0, 0, 600, 400))
+    assert len(boxes) == len(marks)
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        for b0, c0, b1, c1 in boxes[i + 1:]:
+            assert not (x0 < b1 and b0 < x1 and y0 < c1 and c0 < y1), "two labels overlap"
+        for mx, my, mr in marks:
+            assert (max(x0, min(mx, x1)) - mx) ** 2 + (max(y0, min(my, y1)) - my) ** 2 > mr ** 2, "label on a marker"
