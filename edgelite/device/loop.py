@@ -201,8 +201,9 @@ class _Loop:
     def info(self) -> dict:
         m = self.loaded.model
         threads = f", {self.opts.threads} threads" if self.opts.threads else ""
-        return {"model": self.loaded.name, "format": self.loaded.format,
-                "runtime": f"{m.runtime}{threads}", "source": self.shown_source, "labels": len(self.loaded.labels),
+        return {"model": self.loaded.name, "format": self.loaded.format, "runtime": f"{m.runtime}{threads}",
+                "source": self.shown_source, "source_kind": describe_source(self.opts.source),
+                "labels": len(self.loaded.labels),
                 "release": os.environ.get("EDGELITE_RELEASE") or None}  # set by a deployed release's run script
 
     def _open_outputs(self) -> None:
