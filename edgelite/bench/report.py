@@ -114,10 +114,12 @@ def delta_legend(rows: list[dict[str, Any]]) -> str | None:
     against = sorted({r["delta_reference"] for r in rows if r.get("delta_top1") is not None})
     if not against:
         return None
-    names = ["the float Keras model (convert's per-image results, in the manifest)" if a == MANIFEST_FLOAT
-             else f"the {a} row" for a in against]
+    no_ci = any(r.get("delta_top1") is not None and r.get("delta_ci") is None for r in rows)
+    names = [("the float Keras model (" + ("its top-1 in the manifest" if no_ci else
+                                            "convert's per-image results, in the manifest") + ")")
+             if a == MANIFEST_FLOAT else f"the {a} row" for a in against]
     line = DELTA_LEGEND.format(against=" / ".join(names))
-    if any(r.get("delta_top1") is not None and r.get("delta_ci") is None for r in rows):
+    if no_ci:
         line += ("\n  (no interval: this bundle's manifest predates per-image float results; "
                  "convert it again for the paired interval)")
     return line

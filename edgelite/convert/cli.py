@@ -13,11 +13,12 @@ from edgelite.options import from_namespace
 
 EXAMPLES = """examples:
   edgelite convert runs/demo --out bundles/demo
+  edgelite convert runs/demo --out bundles/demo --overwrite    # again: replaces what convert wrote, keeps bench/
   edgelite convert runs/demo --out bundles/small --formats fp32,int8,onnx --prune 0.5
   edgelite convert runs/demo --out bundles/qat --formats int8,edgetpu --qat --qat-epochs 2
   edgelite convert runs/demo --out bundles/gated --formats int8 --max-drop 1.0
   edgelite convert model.keras --data photos/ --out bundles/m --formats int8 --per-tensor
-  edgelite convert runs/demo --out bundles/tiny --formats pqat_int8 --prune 0.5 --prune-block 4 --prune-epochs 6 \
+  edgelite convert runs/demo --out bundles/tiny --formats pqat_int8 --prune 0.5 --prune-block 4 --prune-epochs 6 \\
       --qat --per-tensor            # the smallest gzip (pqat_int8; pruned_int8 comes along, per-tensor PTQ)
 
 formats: fp32 fp16 dynamic int8 onnx edgetpu (default: all); --prune adds pruned_int8, --qat adds
