@@ -78,7 +78,8 @@ def register(sub) -> None:
     o = p.add_argument_group("output")
     o.add_argument("--json", metavar="-|FILE", help="write one JSON object per result (- = stdout)")
     o.add_argument("--print-every", type=int, default=None, metavar="N",
-                   help="console line every N results (default 1, none with --json -); 0 = none")
+                   help="console line every N results (default 1, none with --json -); 0 = none; "
+                        "a * at the end marks a new label")
     o.add_argument("-q", "--quiet", action="store_true", help="no console lines and no progress messages")
     o.add_argument("-v", "--verbose", action="store_true",
                    help="also show OpenCV's and FFmpeg's own log lines (camera and stream details)")

@@ -152,7 +152,10 @@ def run_options(model_path: str | os.PathLike, opts: RunOptions, *, stop: thread
     try:
         if opts.source == HELDOUT_SOURCE and describe_source(opts.source) == "missing":
             opts, tmpdir = _heldout_source(loaded, opts)
-        return _Loop(loaded, opts, stop, on_result, t_start).run(handle_signals)
+        loop = _Loop(loaded, opts, stop, on_result, t_start)
+        if tmpdir:  # the logs name what is played, not a temporary file
+            loop.shown_source = f"heldout ({len(opts.truth or ())} held-out images as an MJPG video)"
+        return loop.run(handle_signals)
     finally:
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)

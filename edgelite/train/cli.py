@@ -117,5 +117,7 @@ def _data(args) -> int:
     o = from_namespace(DataOptions, args)
     counts = write_image_folder(o.out, per_class=o.per_class, size=o.size, seed=o.seed, source_dir=o.source,
                                 test_per_class=o.test_per_class)
-    print(f"{sum(counts.values())} images in {len(counts)} classes under {o.out}")
+    held = (f" ({o.per_class * len(counts)} to train, {o.test_per_class * len(counts)} held out: "
+            f"{o.out}/heldout.txt)" if o.test_per_class else "")
+    print(f"{sum(counts.values())} images in {len(counts)} classes under {o.out}{held}")
     return 0
