@@ -699,7 +699,7 @@ def test_bench_modules_import_only_the_device_runtime():
                 assert top in stdlib or top in ALLOWED_TOP, f"{f.name} imports {name}"
                 if top == "edgelite":
                     assert name in ("edgelite", "edgelite.bundle", "edgelite.errors", "edgelite.cli", "edgelite.images",
-                                    "edgelite.formats", "edgelite.options", "edgelite.stats") or name.startswith(("edgelite.device", "edgelite.bench", "edgelite.remote")), \
+                                    "edgelite.formats", "edgelite.options", "edgelite.stats", "edgelite.suggest") or name.startswith(("edgelite.device", "edgelite.bench", "edgelite.remote")), \
                         f"{f.name} imports {name}"
     modules = ", ".join(f"edgelite.bench.{f.stem}" for f in files if f.stem != "__init__")
     code = (f"import sys, {modules}; "
