@@ -177,7 +177,7 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(note)
     prow = [r for r in rows if r.get("pipeline")]
     if prow:
-        pcols = ["Format", "Threads"] + [f"{s} p50" for s in PIPELINE_STAGES] + ["total p90", "FPS"]
+        pcols = ["Format", "Threads"] + [f"{s} p50" for s in PIPELINE_STAGES] + ["total p90", "FPS (1/mean total)"]
         pbody = []
         for r in prow:
             st = r["pipeline"]["stages"]
