@@ -46,10 +46,10 @@ demo: setup
 	$(BIN)/edgelite train $(DEMO_DATA) --out $(DEMO_RUN) --backbone efficientnet_lite0 --image-size $(DEMO_SIZE) \
 		--epochs 3 --fine-tune-epochs 2 --seed 0 --overwrite
 	@if $(BIN)/python -c "import edgelite.convert.cli" 2>/dev/null; then \
-		$(BIN)/edgelite convert $(DEMO_RUN) --out $(DEMO_BUNDLE) --formats fp32,fp16,int8,onnx; \
+		$(BIN)/edgelite convert $(DEMO_RUN) --out $(DEMO_BUNDLE) --formats fp32,fp16,int8,onnx --overwrite; \
 	fi
 	@if [ -f $(DEMO_BUNDLE)/edgelite.json ]; then \
-		$(BIN)/edgelite bench $(DEMO_BUNDLE) --threads 1,2 --runs 100 --out $(DEMO_BUNDLE)/bench && \
+		$(BIN)/edgelite bench $(DEMO_BUNDLE) --threads 1,2 --runs 100 --out $(DEMO_BUNDLE)/bench --overwrite && \
 		$(BIN)/edgelite run $(DEMO_BUNDLE) --source heldout --max-frames 1000 --print-every 200; \
 	fi
 

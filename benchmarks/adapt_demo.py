@@ -139,7 +139,7 @@ def bench_dataset(name: str, work: Path, log) -> dict:
         calibs = {"target": unl, "training": None} if method == "bn" else {"target": unl}
         for which, cdir in calibs.items():
             b = convert(a.path, bundles / f"{method}-{which}", formats="int8", calibration=200,
-                        calibration_data=cdir, verbose=False)
+                        calibration_data=cdir, overwrite=True, verbose=False)
             entry = next(e for e in b.models if e.name == "int8")
             scores, _, _ = run_file(b.root / entry.path, "tflite", x_ev, b.input)
             q = top1(scores, y_ev)

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(args.work)
     t0 = time.perf_counter()
-    common = {"calibration": args.calibration, "qat_epochs": args.qat_epochs}
+    common = {"calibration": args.calibration, "qat_epochs": args.qat_epochs, "overwrite": True}  # a re-run replaces its own bundles
     runs = {}
     runs["main"] = convert(args.run, work / "main", formats="fp32,fp16,dynamic,int8,onnx", prune=args.prune,
                            prune_epochs=args.prune_epochs, **common)

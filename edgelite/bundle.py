@@ -40,6 +40,7 @@ from edgelite.errors import EXIT_CHECKSUM, EdgeliteError, first_line
 from edgelite.formats import FORMATS  # noqa: F401  (the manifest's model names; re-exported)
 from edgelite.jsonfile import write_json, write_text_atomic
 from edgelite.manifest import MANIFEST, confined_file, sha256_file
+from edgelite.suggest import did_you_mean
 
 SCHEMA = 1
 LABELS = "labels.txt"
@@ -168,7 +169,8 @@ class Bundle:
     def load(cls, root: str | os.PathLike) -> Bundle:
         root = Path(root)
         if not root.exists():
-            raise BundleError(f"bundle {root} does not exist; make one with `edgelite convert RUN_DIR --out {root}`")
+            raise BundleError(f"bundle {root} does not exist"
+                              + (did_you_mean(root) or f"; make one with `edgelite convert RUN_DIR --out {root}`"))
         if root.is_file():
             raise BundleError(f"{root} is a file, not a bundle directory; pass the folder holding {MANIFEST}")
         mpath = root / MANIFEST

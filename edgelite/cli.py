@@ -62,6 +62,28 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
 
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but an unknown option is reported by the command it was given to, with that
+        command's usage (`edgelite deploy ... -p 9` names deploy, not the top-level COMMAND list)."""
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = self._command_parser(ns)
+            hint = ""
+            if {"-p", "--port"} & set(extras) and "--host" in parser._option_string_actions:
+                hint = " (an SSH port goes in --host USER@HOST:PORT)"  # ssh's -p, scp's -P: a common reflex
+            parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return ns
+
+    def _command_parser(self, ns: argparse.Namespace) -> argparse.ArgumentParser:
+        """The innermost (sub)command parser `ns` was parsed by (edgelite, edgelite fleet, edgelite fleet status)."""
+        parser: argparse.ArgumentParser = self
+        while True:
+            sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+            chosen = getattr(ns, sub.dest, None) if sub is not None else None
+            if chosen not in (sub.choices if sub is not None else {}):
+                return parser
+            parser = sub.choices[chosen]
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(

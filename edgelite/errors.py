@@ -38,7 +38,8 @@ EXIT_CODES: dict[int, str] = {
     EXIT_REMOTE: "a step on the device failed (install, bench)",
     EXIT_FLEET: "fleet: some hosts did not get the release; the summary says which release each host runs",
     EXIT_UNTRUSTED: "untrusted: the bundle is not signed by a key the device trusts; the previous release keeps serving",
-    EXIT_SOURCE_LOST: "run: the source stayed lost after --max-reconnects (systemd restarts it)",
+    EXIT_SOURCE_LOST: ("run: the live source did not open (from a terminal: at once, with the cause) or stayed "
+                       "lost after --max-reconnects (systemd restarts it)"),
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
 

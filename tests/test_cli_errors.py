@@ -135,3 +135,38 @@ def test_the_readme_exit_code_table_is_edgelite_errors_exit_codes():
     section = text.split("\n## Exit codes\n", 1)[1].split("\n## ", 1)[0]
     rows = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", section, re.M))
     assert {int(code): meaning for code, meaning in rows.items()} == EXIT_CODES
+
+
+def test_an_unknown_option_is_reported_by_its_command_with_its_usage(capsys):
+    """Issue 25 (smaller): `edgelite deploy bundles/demo --host pi@h -p 9` printed the top-level usage
+    (`edgelite [-h] [--version] COMMAND ...`), not deploy's; and ssh's -p reflex gets the fix."""
+    from edgelite.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["deploy", "bundles/demo", "--host", "pi@h", "-p", "9"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("usage: edgelite deploy ")
+    assert err.rstrip().endswith("edgelite deploy: error: unrecognized arguments: -p 9 "
+                                 "(an SSH port goes in --host USER@HOST:PORT)")
+    with pytest.raises(SystemExit):
+        main(["fleet", "status", "-i", "hosts.ini", "--zzz"])
+    assert "edgelite fleet status: error: unrecognized arguments: --zzz" in capsys.readouterr().err
+
+
+def test_a_typo_in_a_path_gets_did_you_mean(tmp_path, monkeypatch, capsys):
+    """Issue 25 (smaller): `edgelite run bundles/dmeo` said "make one with `edgelite convert ...`" beside an
+    existing bundles/demo; every "does not exist" now offers the close match first."""
+    from edgelite.cli import main
+
+    (tmp_path / "bundles" / "demo").mkdir(parents=True)
+    (tmp_path / "runs" / "demo").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    for argv, line in (
+            (["run", "bundles/dmeo", "--source", "heldout"], "edgelite run: error: bundle bundles/dmeo does not exist; "
+                                                             "did you mean bundles/demo?"),
+            (["bench", "bundels/demo"], "edgelite bench: error: bundels/demo does not exist; did you mean bundles/demo?"),
+            (["run", "bundles/nothing-like-it", "--source", "0"], "make one with `edgelite convert RUN_DIR --out "
+                                                                  "bundles/nothing-like-it`")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert line in err and err.count("\n") == 1, err

@@ -55,6 +55,8 @@ def register(subparsers) -> None:
     p.add_argument("--plot", metavar="FILE.png", help="write the latency / accuracy figure (a directory = <env>.png)")
     p.add_argument("--out", metavar="DIR", help="write <env>.json, <env>.csv and <env>.png into DIR, named after "
                                                 "the board, CPU architecture, runtime and threads")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier result of the same name in --out DIR (default: write <env>-2.*)")
     p.add_argument("--min-top1", type=float, metavar="X",
                    help="exit 3 when a row's top-1 is below X (0..1) or unknown: a CI gate on the device")
     p.add_argument("--max-p50", type=float, metavar="MS",
@@ -76,6 +78,31 @@ def _output_path(value: str | None, stem: str, suffix: str) -> Path | None:
     if value.endswith(("/", "\\")) or p.is_dir():
         return p / f"{stem}{suffix}"
     return p
+
+
+def _result_paths(opts, stem: str) -> tuple[Path | None, Path | None, Path | None, str | None]:
+    """Where the JSON, CSV and PNG go. Names made from the environment (--out DIR, or a folder given to --json/
+    --csv/--plot) never replace an earlier result without --overwrite: the next free `<stem>-N` is used, and the
+    note says so. A FILE named outright is written as named."""
+    def paths(s: str) -> list[Path | None]:
+        got = [_output_path(v, s, suf) for v, suf in ((opts.json, ".json"), (opts.csv, ".csv"), (opts.plot, ".png"))]
+        if opts.out:
+            got = [g or Path(opts.out) / f"{s}{suf}" for g, suf in zip(got, (".json", ".csv", ".png"), strict=True)]
+        return got
+
+    def derived(s: str) -> list[Path]:
+        named = {Path(v) for v in (opts.json, opts.csv, opts.plot) if v and v != "-"}
+        return [p for p in paths(s) if p is not None and p not in named]
+
+    first = paths(stem)
+    if opts.overwrite or not any(p.exists() for p in derived(stem)):
+        return (*first, None)
+    n = 2
+    while any(p.exists() for p in derived(f"{stem}-{n}")):
+        n += 1
+    taken = ", ".join(str(p) for p in derived(stem) if p.exists())
+    return (*paths(f"{stem}-{n}"), f"bench: kept the earlier {taken}; writing {stem}-{n}.* "
+                                   "(--overwrite replaces it)")
 
 
 def options_from_args(args: argparse.Namespace):
@@ -110,14 +137,9 @@ def _run(args: argparse.Namespace) -> int:
 
     stem = result.get("stem") or "bench"
     written: list[Path] = []
-    json_path = _output_path(opts.json, stem, ".json")
-    csv_path = _output_path(opts.csv, stem, ".csv")
-    plot_path = _output_path(opts.plot, stem, ".png")
-    if opts.out:
-        out = Path(opts.out)
-        json_path = json_path or out / f"{stem}.json"
-        csv_path = csv_path or out / f"{stem}.csv"
-        plot_path = plot_path or out / f"{stem}.png"
+    json_path, csv_path, plot_path, note = _result_paths(opts, stem)
+    if note:
+        print(note, file=sys.stderr)
     if opts.json == "-":
         report.write_json(result, sys.stdout)
     else:

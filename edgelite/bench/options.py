@@ -44,6 +44,7 @@ class BenchOptions:
     csv: str | None = None
     plot: str | None = None
     out: str | None = None  # <env>.json, .csv and .png into this folder
+    overwrite: bool = False  # replace an earlier <env>.* in `out` (else <env>-2.*)
     min_top1: float | None = None  # every row must reach this top-1 (0..1), else exit code 3
     max_p50: float | None = None  # every row's p50 latency must be at most this many ms, else exit code 3
     connection: Connection | None = None  # --host and the SSH flags: bench on that device
@@ -88,6 +89,20 @@ def parse_threads(text: str | Sequence[int] | None) -> list[int]:
         if int(t) not in out:
             out.append(int(t))
     return out
+
+
+def threads_over_cores(threads: Sequence[int], cores: int | None) -> str | None:
+    """The note for thread counts above the cores this process may use: those threads share cores, so the
+    row shows contention, not a speed-up (None when every count fits).
+
+    >>> threads_over_cores([1, 2, 4], 2)
+    '--threads 4 is more than the 2 cores here: its threads share cores, so that row measures contention, not a speed-up'
+    """
+    over = [t for t in threads if cores and t > cores]
+    if not over:
+        return None
+    return (f"--threads {','.join(map(str, over))} {'is' if len(over) == 1 else 'are'} more than the {cores} cores "
+            "here: its threads share cores, so that row measures contention, not a speed-up")
 
 
 def parse_formats(text: str | Sequence[str] | None) -> list[str] | None:

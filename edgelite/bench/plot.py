@@ -247,15 +247,13 @@ def plot_result(result: dict[str, Any], path: str | os.PathLike) -> Path:
             p = ax2.px(r["latency_ms"]["p50"], t1)
             cv2.circle(img, p, radius(r.get("size_mb") or 0.0), col(r), -1, cv2.LINE_AA)
             cv2.circle(img, p, radius(r.get("size_mb") or 0.0), INK, 1, cv2.LINE_AA)
-        placed: list[tuple[int, int]] = []
-        for r, t1 in zip(acc, tops, strict=True):
-            x, y = ax2.px(r["latency_ms"]["p50"], t1)
-            ty = y - radius(r.get("size_mb") or 0.0) - 4
-            while any(abs(ty - py) < 14 and abs(x - px) < 70 for px, py in placed):
-                ty -= 14
-            placed.append((x, ty))
-            _text(img, f"t{r['threads']}" if r.get("threads") is not None else "", (x, ty), 0.4, MUTED, anchor="center")
-        # legend: colours, then two reference sizes
+        marks = [(*ax2.px(r["latency_ms"]["p50"], t1), radius(r.get("size_mb") or 0.0)) for r, t1 in zip(acc, tops,
+                                                                                                      strict=True)]
+        boxes: list[tuple[int, int, int, int]] = []
+        for r, (x, y, rr) in zip(acc, marks, strict=True):
+            label = _row_label(r, multi)  # the format too: a bare "t2" could belong to any marker near it
+            _label_clear_of(img, label, (x, y, rr), marks, boxes, bx)
+        # legend: colours, then the smallest and largest file sizes plotted (sizes a file has)
         lx, ly = bx[0], bx[3] + 62
         for n in names:
             if not any(_key(r, multi) == n for r in acc):
@@ -269,13 +267,13 @@ def plot_result(result: dict[str, Any], path: str | os.PathLike) -> Path:
         lx = bx[0]
         _text(img, "size:", (lx, ly + 4), 0.45)
         lx += 50
-        for mb in sorted({mb_max, mb_max / 4}):
+        for mb in legend_sizes(mbs):
             rr = radius(mb)
             cv2.circle(img, (lx + rr, ly), rr, (200, 200, 200), -1, cv2.LINE_AA)
             cv2.circle(img, (lx + rr, ly), rr, INK, 1, cv2.LINE_AA)
             w, _ = _text(img, f"{mb:.3g} MB", (lx + 2 * rr + 6, ly + 5), 0.42)
             lx += 2 * rr + w + 28
-        _text(img, "labels: threads", (lx + 10, ly + 5), 0.42, MUTED)
+        _text(img, "labels: format and threads", (lx + 10, ly + 5), 0.42, MUTED)
 
     # ---------------------------------------------------------------- pipeline stages
     if prow:
@@ -304,6 +302,45 @@ def plot_result(result: dict[str, Any], path: str | os.PathLike) -> Path:
             _text(img, s, (lx + 22, ly), 0.45)
             ly += 24
     return _save(img, path)
+
+
+def legend_sizes(mbs: list[float]) -> list[float]:
+    """The marker sizes the legend shows: the smallest and the largest file plotted (never a size no file has).
+
+    >>> legend_sizes([13.5, 6.8, 3.97, 3.98])
+    [3.97, 13.5]
+    """
+    sizes = [m for m in mbs if m and m > 0]
+    return sorted({min(sizes), max(sizes)}) if sizes else [1.0]
+
+
+def _label_clear_of(img, label: str, mark: tuple[int, int, int], marks: list[tuple[int, int, int]],
+                    boxes: list[tuple[int, int, int, int]], frame: tuple[int, int, int, int]) -> None:
+    """Write `label` beside its marker (x, y, radius) where it overlaps no other label, no marker and stays in
+    `frame`: right, left, above, below, then further out; `boxes` collects the labels written."""
+    (w, h), _ = cv2.getTextSize(label, FONT, 0.4, 1)
+    x, y, rr = mark
+
+    def free(b):
+        x0, y0, x1, y1 = b
+        if x0 < frame[0] + 2 or x1 > frame[2] - 2 or y0 < frame[1] + 2 or y1 > frame[3] - 2:
+            return False
+        if any(x0 < b1 and b0 < x1 and y0 < c1 and c0 < y1 for b0, c0, b1, c1 in boxes):
+            return False
+        # a marker overlaps the box when its centre is within its radius of the box's nearest point
+        return all((max(x0, min(mx, x1)) - mx) ** 2 + (max(y0, min(my, y1)) - my) ** 2 > (mr + 1) ** 2
+                   for mx, my, mr in marks)
+
+    for step in range(8):
+        d = rr + 4 + 10 * step
+        for bx0, by1 in ((x + d, y + h // 2), (x - d - w, y + h // 2), (x - w // 2, y - d), (x - w // 2, y + d + h)):
+            box = (bx0, by1 - h, bx0 + w, by1 + 2)
+            if free(box):
+                boxes.append(box)
+                _text(img, label, (bx0, by1), 0.4, MUTED)
+                return
+    boxes.append((x + rr + 4, y - h // 2, x + rr + 4 + w, y + h // 2))
+    _text(img, label, (x + rr + 4, y + h // 2), 0.4, MUTED)  # crowded: beside it anyway
 
 
 def _save(img: np.ndarray, path: str | os.PathLike) -> Path:

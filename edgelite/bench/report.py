@@ -53,28 +53,84 @@ def ordered_row(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-#: printed under the table when a row has a Δ
-DELTA_LEGEND = ("Δ top-1: points against the same model's float row on the same images, with its paired 95 % "
-                "interval; ~0 = not distinguishable from zero on this many images")
+#: printed under the table when a row has a Δ (delta_legend says against what)
+DELTA_LEGEND = ("Δ top-1: points against {against} on the same images, with its paired 95 % interval; "
+                "~0 = not distinguishable from zero on this many images")
+#: delta_reference of a Δ taken against the manifest's float Keras model (convert's per-image hits)
+MANIFEST_FLOAT = "keras float (manifest)"
+
+
+def float_reference(ref: Any, heldout) -> dict[str, Any] | None:
+    """The manifest's float Keras reference as {model, images, top1, correct?} when it was scored on the
+    bundle's held-out images (`heldout` = (images, labels)), else None. `correct` (per-image hits) is what
+    convert writes now; an older manifest has only the top-1."""
+    if not isinstance(ref, dict) or not isinstance(ref.get("top1"), (int, float)) or heldout is None:
+        return None
+    n = len(heldout[1])
+    if ref.get("images") not in (None, n):
+        return None
+    out = {"model": MANIFEST_FLOAT, "images": n, "top1": float(ref["top1"])}
+    if isinstance(ref.get("correct"), str) and unpack_correct(ref["correct"]).shape == (n,):
+        out["correct"] = ref["correct"]
+    return out
 
 
 def add_deltas(result: dict[str, Any]) -> None:
-    """Give every scored row its Δ top-1 against its target's float reference row (the first fp32 row
-    with per-image hits, else the first scored row), with the paired 95 % interval (edgelite.stats)."""
+    """Give every scored row its Δ top-1 against the float model: the manifest's float Keras reference when
+    the rows scored the bundle's held-out images (paired with convert's per-image hits; a manifest without
+    them gives the point value only), else the target's first fp32 row. Rows with neither get no Δ, never a
+    Δ against themselves: an int8-only bench shows int8's drop, not +0.0."""
+    refs = {t["path"]: t["reference"] for t in result.get("targets", []) if t.get("reference")}
     by_target: dict[str, list[dict[str, Any]]] = {}
     for r in result.get("rows", []):
         if r.get("correct"):
             by_target.setdefault(r["target"], []).append(r)
-    for rows in by_target.values():
-        ref = next((r for r in rows if r.get("precision") == "fp32"), rows[0])
-        ref_hits = unpack_correct(ref["correct"])
+    for target, rows in by_target.items():
+        manifest = refs.get(target)
+        if manifest is not None:
+            name, ref_correct, ref_top1 = MANIFEST_FLOAT, manifest.get("correct"), manifest["top1"]
+        else:
+            ref = next((r for r in rows if r.get("precision") == "fp32"), None)
+            if ref is None:
+                continue
+            name, ref_correct, ref_top1 = ref["name"], ref["correct"], None
+        ref_hits = unpack_correct(ref_correct) if ref_correct else None
         for r in rows:
+            if ref_hits is None:  # an older manifest: the float top-1 on the same images, no per-image hits
+                if r.get("top1") is not None:
+                    r.update(delta_reference=name, delta_top1=round(100 * (r["top1"] - ref_top1), 4),
+                             delta_ci=None, delta_distinguishable=None)
+                continue
             hits = unpack_correct(r["correct"])
             if hits.shape != ref_hits.shape:
                 continue
             d = paired_delta(hits, ref_hits)
-            r.update(delta_reference=ref["name"], delta_top1=round(d["delta"], 4),
+            r.update(delta_reference=name, delta_top1=round(d["delta"], 4),
                      delta_ci=[round(v, 4) for v in d["ci"]], delta_distinguishable=d["distinguishable"])
+
+
+def delta_legend(rows: list[dict[str, Any]]) -> str | None:
+    """The line under the table saying what each Δ is against (None when no row has one)."""
+    against = sorted({r["delta_reference"] for r in rows if r.get("delta_top1") is not None})
+    if not against:
+        return None
+    no_ci = any(r.get("delta_top1") is not None and r.get("delta_ci") is None for r in rows)
+    names = [("the float Keras model (" + ("its top-1 in the manifest" if no_ci else
+                                            "convert's per-image results, in the manifest") + ")")
+             if a == MANIFEST_FLOAT else f"the {a} row" for a in against]
+    line = DELTA_LEGEND.format(against=" / ".join(names))
+    if no_ci:
+        line += ("\n  (no interval: this bundle's manifest predates per-image float results; "
+                 "convert it again for the paired interval)")
+    return line
+
+
+def no_delta_note(result: dict[str, Any]) -> str | None:
+    """Why scored rows have no Δ: no float reference for the images scored (--data, or a bare model file)."""
+    if any(r.get("top1") is not None and r.get("delta_top1") is None for r in result.get("rows", [])):
+        return ("Δ top-1 '-': no float reference for these images (the manifest's is for the bundle's "
+                "held-out split); add fp32 to --formats")
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- table
@@ -105,22 +161,23 @@ def format_table(result: dict[str, Any]) -> str:
         head += f"  via ssh {result['remote'].get('host')}"
     cols = (["Model"] if multi else []) + ["Format", "Threads", "Status", "Size (MB)", "Top-1", "Δ top-1 [95 % CI]",
                                            "p50 (ms)",
-                                           "p90 (ms)", "FPS", "Load (ms)", "Peak RSS (MB)"]
+                                           "p90 (ms)", "mean (ms)", "FPS (1/mean)", "Load (ms)", "Peak RSS (MB)"]
     body = []
     for r in rows:
         lat = r.get("latency_ms") or {}
         cells = ([Path(r["target"]).name] if multi else []) + [
             r["name"], _fmt(r.get("threads"), "d"), r["status"], _fmt(r.get("size_mb"), ".2f"),
             _fmt(r.get("top1"), ".4f"), format_delta(r.get("delta_top1"), r.get("delta_ci")),
-            _ms(lat.get("p50")), _ms(lat.get("p90")),
+            _ms(lat.get("p50")), _ms(lat.get("p90")), _ms(lat.get("mean")),
             _fmt(r.get("fps"), ".1f"), _fmt(r.get("load_ms"), ".1f"), _fmt(r.get("peak_rss_mb"), ".0f")]
         body.append(cells)
     lines = [head, _grid(cols, body, left={cols.index(c) for c in ("Model", "Format", "Status") if c in cols})]
-    if any(r.get("delta_top1") is not None for r in rows):
-        lines.append(DELTA_LEGEND)
+    for note in (delta_legend(rows), no_delta_note(result)):
+        if note:
+            lines.append(note)
     prow = [r for r in rows if r.get("pipeline")]
     if prow:
-        pcols = ["Format", "Threads"] + [f"{s} p50" for s in PIPELINE_STAGES] + ["total p90", "FPS"]
+        pcols = ["Format", "Threads"] + [f"{s} p50" for s in PIPELINE_STAGES] + ["total p90", "FPS (1/mean total)"]
         pbody = []
         for r in prow:
             st = r["pipeline"]["stages"]

@@ -33,8 +33,9 @@ from edgelite.bench.options import (  # noqa: F401  (parse_*, default_threads: t
     default_threads,
     parse_formats,
     parse_threads,
+    threads_over_cores,
 )
-from edgelite.bench.report import SCHEMA, add_deltas, ordered_row
+from edgelite.bench.report import SCHEMA, add_deltas, float_reference, ordered_row
 from edgelite.bench.stats import LOAD_FAILED, OK, VALIDATION_FAILED, top1_shortfall
 from edgelite.bench.targets import ModelSpec, Target, resolve_targets
 from edgelite.bench.worker import job_row, run_isolated, run_job
@@ -91,11 +92,13 @@ def _plan(targets: list[Target], tmp: Path, result: dict[str, Any], *, data: str
     workers, and its description goes into result["targets"] (and a warning, for skipped images)."""
     jobs: list[tuple[Target, ModelSpec, list[dict[str, Any]]]] = []
     for ti, t in enumerate(targets):
-        heldout = None
+        heldout = reference = None
         if t.kind == "bundle" and data is None:
             from edgelite.bundle import Bundle
 
-            heldout = Bundle.load(t.path).heldout()
+            b = Bundle.load(t.path)
+            heldout = b.heldout()
+            reference = float_reference(b.info.get("reference"), heldout)
         images = labels = None
         if t.kind == "bundle":
             images, labels, source, skipped = load_data(data, t.spec, t.labels, heldout)
@@ -106,6 +109,8 @@ def _plan(targets: list[Target], tmp: Path, result: dict[str, Any], *, data: str
         info: dict[str, Any] = {"path": t.path, "kind": t.kind, "labels": t.labels,
                                 "input": t.spec.to_dict() if t.spec is not None else None,
                                 "data": {"source": source, "images": int(len(images)) if images is not None else None}}
+        if reference is not None:
+            info["reference"] = reference
         result["targets"].append(info)
         img_path = lab_path = None
         if images is not None:
@@ -185,6 +190,8 @@ def bench(paths: list[str], opts: BenchOptions | None = None, *, env_root: str =
         "rows": [],
         "warnings": list(env.get("warnings") or []),
     }
+    if over := threads_over_cores(thread_list, env.get("cores")):
+        result["warnings"].append(over)
 
     with tempfile.TemporaryDirectory(prefix="edgelite-bench-") as tmp:
         jobs = _plan(targets, Path(tmp), result, data=data, thread_list=thread_list, runs=runs, warmup=warmup,

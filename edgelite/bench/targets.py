@@ -13,6 +13,7 @@ from typing import Any
 from edgelite.bench.errors import BenchUsageError
 from edgelite.bench.stats import LOAD_FAILED, OK
 from edgelite.formats import model_format
+from edgelite.suggest import did_you_mean
 
 
 @dataclasses.dataclass
@@ -88,5 +89,6 @@ def resolve_targets(paths: list[str], formats: list[str] | None = None) -> list[
                            else _guess_precision(p.stem), p.stat().st_size)
             targets.append(Target(str(p), "model", [ms], labels=labels))
         else:
-            raise BenchUsageError(f"{p} does not exist; give a bundle directory or a .tflite/.onnx file")
+            raise BenchUsageError(f"{p} does not exist" + (did_you_mean(p) or "; give a bundle directory or a "
+                                                                              ".tflite/.onnx file"))
     return targets

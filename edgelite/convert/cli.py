@@ -13,11 +13,12 @@ from edgelite.options import from_namespace
 
 EXAMPLES = """examples:
   edgelite convert runs/demo --out bundles/demo
+  edgelite convert runs/demo --out bundles/demo --overwrite    # again: replaces what convert wrote, keeps bench/
   edgelite convert runs/demo --out bundles/small --formats fp32,int8,onnx --prune 0.5
   edgelite convert runs/demo --out bundles/qat --formats int8,edgetpu --qat --qat-epochs 2
   edgelite convert runs/demo --out bundles/gated --formats int8 --max-drop 1.0
   edgelite convert model.keras --data photos/ --out bundles/m --formats int8 --per-tensor
-  edgelite convert runs/demo --out bundles/tiny --formats pqat_int8 --prune 0.5 --prune-block 4 --prune-epochs 6 \
+  edgelite convert runs/demo --out bundles/tiny --formats pqat_int8 --prune 0.5 --prune-block 4 --prune-epochs 6 \\
       --qat --per-tensor            # the smallest gzip (pqat_int8; pruned_int8 comes along, per-tensor PTQ)
 
 formats: fp32 fp16 dynamic int8 onnx edgetpu (default: all); --prune adds pruned_int8, --qat adds
@@ -51,7 +52,9 @@ def register(sub) -> None:
                                    "with the device's own runtime and preprocessing.",
                        epilog=EXAMPLES)
     p.add_argument("source", metavar="RUN_DIR", help="run directory (or a .keras model file with --data)")
-    p.add_argument("--out", required=True, metavar="BUNDLE_DIR", help="bundle folder to write (replaced if it is a bundle)")
+    p.add_argument("--out", required=True, metavar="BUNDLE_DIR", help="bundle folder to write (an existing bundle only with --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the bundle at --out (files convert did not write there, e.g. bench/, are kept)")
     d = ConvertOptions()  # the flags' defaults are the dataclass's: one declaration
     p.add_argument("--formats", metavar="LIST", help="comma list of fp32,fp16,dynamic,int8,onnx,edgetpu (the default: all of these) "
                    "and onnx_int8 (onnxruntime static QDQ int8; only when named)")

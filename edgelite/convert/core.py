@@ -56,7 +56,7 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, options: ConvertO
         names.insert(names.index("edgetpu"), "int8")
         log("edgetpu is compiled from an int8 model: adding int8")
     out = Path(out)
-    check_out(out, Path(source))
+    keep = check_out(out, Path(source), opts.overwrite)
 
     from edgelite.convert.source import open_source
 
@@ -117,7 +117,9 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, options: ConvertO
         if "edgetpu" in names:
             job.export_edgetpu()
         finish_info(job, names, test_skipped)
-        save_and_swap_in(bundle, log.lines, out)
+        if keep:
+            log(f"kept in {out} (not written by convert): {', '.join(keep)}")
+        save_and_swap_in(bundle, log.lines, out, keep)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -108,6 +108,15 @@ class Job:
                 return f"{need} is not installed (pip install 'edgelite[{EXTRAS[need]}]')"
         return None
 
+    def describe(self, exp) -> str:
+        """The format's description, with the images a calibrated one is calibrated on (not a fixed text:
+        --calibration-data replaces the training split)."""
+        if exp.quantization != "full_int8" or self.calib is None:
+            return exp.description
+        where = (f"--calibration-data {self.options.calibration_data}" if self.options.calibration_data is not None
+                 else "the training split")
+        return f"{exp.description}, calibrated on {len(self.calib)} images from {where}"
+
     def export(self, name: str) -> ModelEntry:
         exp = EXPORTS[name]
         entry = ModelEntry(name=name, path=None, format=exp.file_format, precision=exp.precision)
@@ -117,7 +126,7 @@ class Job:
             entry.error = missing
             self.log(f"{name}: {entry.status}: {missing}")
             return self.bundle.add_file(entry)
-        self.log(f"{name}: exporting ({exp.description})")
+        self.log(f"{name}: exporting ({self.describe(exp)})")
         t = time.perf_counter()
         path = self.bundle.root / exp.filename
         try:

@@ -22,7 +22,7 @@ class Export:
     source: str  # which Keras model it is exported from: float | pruned | qat
     quantization: str  # none | float16 | dynamic | full_int8 (TFLite or ONNX QDQ, calibrated) | compile
     needs: tuple[str, ...]  # importable modules (or executables, "bin:NAME") it needs
-    description: str
+    description: str  # the log line adds where a calibrated format's images came from (Job.describe)
 
     @property
     def file_format(self) -> str:
@@ -41,7 +41,7 @@ EXPORTS: dict[str, Export] = {
         Export("dynamic", "model_dynamic.tflite", "float", "dynamic", ("tensorflow",),
                "int8 weights, float activations (dynamic range)"),
         Export("int8", "model_int8.tflite", "float", "full_int8", ("tensorflow",),
-               "int8 weights and activations, calibrated on the training split"),
+               "int8 weights and activations"),
         Export("pruned_int8", "model_pruned_int8.tflite", "pruned", "full_int8",
                ("tensorflow", "tensorflow_model_optimization"), "magnitude-pruned (--prune), then full int8"),
         Export("qat_int8", "model_qat_int8.tflite", "qat", "full_int8",
@@ -54,7 +54,7 @@ EXPORTS: dict[str, Export] = {
         Export("onnx", "model.onnx", "float", "none", ("tf2onnx", "onnx", "onnxruntime"),
                "ONNX (tf2onnx), run by onnxruntime"),
         Export("onnx_int8", "model_int8.onnx", "float", "full_int8", ("tf2onnx", "onnx", "onnxruntime"),
-               "ONNX Runtime static QDQ int8 (per-channel weights), calibrated on the training split"),
+               "ONNX Runtime static QDQ int8 (per-channel weights)"),
     ]
 }
 

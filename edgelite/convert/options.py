@@ -67,6 +67,8 @@ class ConvertOptions:
     seed: int = 0
     #: load an HDF5 model (which can run code stored in it) instead of refusing it
     trust_model: bool = False
+    #: replace a bundle already at --out (the files convert did not write are kept)
+    overwrite: bool = False
     #: progress lines on stdout (convert.log in the bundle has them either way)
     verbose: bool = True
 
@@ -108,7 +110,7 @@ class ConvertOptions:
 
     def settings(self, formats: list[str], batch_size: int, calibration_images: int) -> dict[str, Any]:
         """What the manifest records (info.settings): the options that shape the files, as resolved."""
-        s = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("data", "verbose", "trust_model")}
+        s = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("data", "verbose", "trust_model", "overwrite")}
         s.update(formats=list(formats), batch_size=batch_size, calibration_images=calibration_images)
         if s["calibration_data"] is not None:
             s["calibration_data"] = str(s["calibration_data"])

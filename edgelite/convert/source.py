@@ -18,6 +18,7 @@ import numpy as np
 from edgelite.bundle import LABELS, InputSpec
 from edgelite.convert.errors import ConvertError
 from edgelite.errors import first_line
+from edgelite.suggest import did_you_mean
 
 MODEL_SUFFIXES = (".keras", ".h5")
 
@@ -59,8 +60,8 @@ def open_source(path: str | os.PathLike, data: str | os.PathLike | None = None, 
     `trust_model`: load an HDF5 model too (tf-keras runs a Lambda layer's stored bytecode from one)."""
     p = Path(path)
     if not p.exists():
-        raise ConvertError(f"{p} does not exist; pass a run directory written by `edgelite train` "
-                           "(or a .keras model file with --data DIR)")
+        raise ConvertError(f"{p} does not exist" + (did_you_mean(p) or "; pass a run directory written by "
+                                                     "`edgelite train` (or a .keras model file with --data DIR)"))
     if p.is_file():
         if p.suffix not in MODEL_SUFFIXES:
             raise ConvertError(f"{p} is neither a run directory nor a Keras model file ({', '.join(MODEL_SUFFIXES)})")

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelite.bundle import HELDOUT, MANIFEST, Bundle, sha256_file
+from edgelite.bundle import HELDOUT, LABELS, MANIFEST, Bundle, sha256_file
 from edgelite.convert.errors import ConvertError
 from edgelite.convert.exporters import EDGETPU_COMPAT_JSON, EDGETPU_COMPAT_MD, Job
 from edgelite.convert.formats import EXPORTS
+from edgelite.errors import EdgeliteError
+from edgelite.stats import pack_correct
 from edgelite.train.tfenv import import_tensorflow
 
 LOG_FILE = "convert.log"
@@ -41,7 +43,9 @@ def finish_info(job: Job, formats: list[str], test_skipped: int) -> None:
         "edgelite": __version__,
         "source": {"kind": job.src.kind, "path": str(job.src.path.resolve()), "backbone": job.src.backbone,
                    "data_dir": str(Path(job.src.data_dir).resolve())},
-        "reference": {"model": "keras float", **{k: job.reference[k] for k in ("images", "top1", "per_class")}},
+        # per-image hits too, so `bench` pairs every format's Δ with the float model even without an fp32 row
+        "reference": {"model": "keras float", **{k: job.reference[k] for k in ("images", "top1", "per_class")},
+                      "correct": pack_correct(job.ref_scores.argmax(axis=1) == y)},
         "heldout": {"path": HELDOUT, "count": int(len(y)), "sha256": sha256_file(root / HELDOUT),
                     "skipped": int(test_skipped), "split": "test"},
         "settings": s,
@@ -55,7 +59,21 @@ def finish_info(job: Job, formats: list[str], test_skipped: int) -> None:
         job.bundle.info["notes"] = list(job.src.notes)
 
 
-def check_out(out: Path, source: Path) -> None:
+def convert_files(out: Path) -> set[str]:
+    """The names in bundle folder `out` that convert wrote (or could have): the manifest, labels, held-out
+    images, log, compatibility reports, every format's file and the files the old manifest lists."""
+    names = {MANIFEST, LABELS, HELDOUT, LOG_FILE, EDGETPU_COMPAT_JSON, EDGETPU_COMPAT_MD}
+    names |= {exp.filename for exp in EXPORTS.values()}
+    try:
+        names |= {m.path for m in Bundle.load(out).models if m.path}
+    except EdgeliteError:
+        pass  # a damaged manifest: its fixed names are still ours
+    return names
+
+
+def check_out(out: Path, source: Path, overwrite: bool = False) -> list[str]:
+    """Refuse an --out that is a file, a folder that is not a bundle, the run itself, or a bundle without
+    --overwrite. Returns the names in an existing bundle that convert did not write (kept on --overwrite)."""
     if out.exists() and not out.is_dir():
         raise ConvertError(f"--out {out} is a file; give a folder for the bundle")
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
@@ -67,6 +85,13 @@ def check_out(out: Path, source: Path) -> None:
         same = False
     if same:
         raise ConvertError("--out must not be the run directory itself; e.g. --out bundles/NAME")
+    if not (out / MANIFEST).is_file():
+        return []
+    if not overwrite:
+        raise ConvertError(f"--out {out} already holds a bundle; pass --overwrite to replace it (files convert "
+                           "did not write are kept) or choose another --out")
+    ours = convert_files(out)
+    return sorted(p.name for p in out.iterdir() if p.name not in ours)
 
 
 def new_stage(out: Path) -> Path:
@@ -78,19 +103,24 @@ def new_stage(out: Path) -> Path:
     return stage
 
 
-def save_and_swap_in(bundle: Bundle, log_lines: list[str], out: Path) -> None:
-    """Save the staged bundle (models in the format table's order, convert.log, manifest) and put it at `out`."""
+def save_and_swap_in(bundle: Bundle, log_lines: list[str], out: Path, keep: list[str] = ()) -> None:
+    """Save the staged bundle (models in the format table's order, convert.log, manifest) and put it at `out`,
+    moving the old bundle's `keep` (files convert did not write) into it."""
     bundle.models.sort(key=lambda m: list(EXPORTS).index(m.name))
     (bundle.root / LOG_FILE).write_text("\n".join(log_lines) + "\n")
     bundle.save()
-    swap_in(bundle.root, out)
+    swap_in(bundle.root, out, keep)
     bundle.root = out
 
 
-def swap_in(stage: Path, out: Path) -> None:
-    """Replace `out` by the freshly built `stage` (rename, not copy: nothing stale survives)."""
+def swap_in(stage: Path, out: Path, keep: list[str] = ()) -> None:
+    """Replace `out` by the freshly built `stage` (rename, not copy: nothing stale of convert's survives); the
+    old folder's `keep` names move into the new one first, so a file convert did not write is never lost."""
     old = None
     if out.exists():
+        for name in keep:
+            if (out / name).exists() or (out / name).is_symlink():
+                os.replace(out / name, stage / name)
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         if old.exists():
             shutil.rmtree(old)

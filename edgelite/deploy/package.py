@@ -66,6 +66,7 @@ def build_wheel(wheel: str | os.PathLike | None = None) -> Path:
         for name in ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "MANIFEST.in"):
             if (root / name).is_file():
                 shutil.copy2(root / name, src / name)
+        _license_for_old_setuptools(src / "pyproject.toml")
         # --no-build-isolation: setuptools from this environment, no index needed for the build
         cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp, str(src)]
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -200,3 +201,20 @@ def venv_id(wheel: Path, deps: list[Path], constraints: Path | None, arch: str, 
     `edgelite deploy` and `edgelite fleet` so either reuses what the other built."""
     digest = files_digest([wheel, *deps, *([constraints] if constraints else [])])
     return hashlib.sha256(f"{digest} {arch} {python_tag} {offline}".encode()).hexdigest()[:12]
+
+
+#: the PEP 639 form pyproject.toml uses, and the table form setuptools before 77 requires
+SPDX_LICENSE, TABLE_LICENSE = 'license = "Apache-2.0"', 'license = { text = "Apache-2.0" }'
+
+
+def _license_for_old_setuptools(pyproject: Path) -> None:
+    """An environment made before `setuptools>=77` (a venv's bundled 65) rejects the SPDX `license` string,
+    and the build runs without isolation (offline): give that setuptools the table form, in the copy only."""
+    try:
+        from importlib.metadata import version
+
+        major = int(version("setuptools").split(".")[0])
+    except Exception:  # no setuptools here: pip's isolated build (the fallback) brings a current one
+        return
+    if major < 77 and pyproject.is_file():
+        pyproject.write_text(pyproject.read_text().replace(SPDX_LICENSE, TABLE_LICENSE))

@@ -106,6 +106,8 @@ def capture(opts: CaptureOptions, *, stop: threading.Event | None = None) -> Cap
     except EndOfSource:
         reason = "end of source"
     except SourceFailed as e:
+        if saved == 0:
+            raise RunError(f"{e}; nothing was saved") from None
         raise RunError(f"the source failed after {saved} saved frames: {e}; check the camera or URL "
                        "and run again (the frames saved so far are kept)") from None
     except KeyboardInterrupt:

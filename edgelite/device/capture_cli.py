@@ -35,12 +35,17 @@ def register(sub) -> None:
     p.add_argument("--stall-timeout", type=float, default=5.0, metavar="S",
                    help="give up when a live source gives no frame for S seconds (default 5)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    p.add_argument("-v", "--verbose", action="store_true", help="also show OpenCV's and FFmpeg's own log lines")
     p.set_defaults(func=capture_command)
 
 
 def capture_command(args) -> int:
     import signal
     import threading
+
+    from edgelite.device.cli import quiet_opencv
+
+    quiet_opencv(args.verbose)
 
     from edgelite.device.capture import CaptureOptions, capture
     from edgelite.options import from_namespace

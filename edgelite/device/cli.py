@@ -22,7 +22,8 @@ examples:
   EDGELITE_MQTT_PASSWORD=... edgelite run bundles/demo --source 0 --mqtt mqtt://cam@broker.local/edgelite/kitchen
 
 exit codes: 0 done (end of source, --max-frames, SIGTERM/SIGINT); 2 user error;
-            75 the live source stayed lost after --max-reconnects attempts (systemd restarts it)
+            75 the live source did not open (from a terminal: at once, with the cause; --retry or
+               systemd: after --max-reconnects attempts) or stayed lost (systemd restarts it)
 """
 
 
@@ -36,7 +37,8 @@ def register(sub) -> None:
     m = p.add_argument_group("model")
     m.add_argument("--format", default=None, metavar="NAME",
                    help="bundle model to run: int8, fp16, fp32, dynamic, edgetpu, onnx, qat_int8, ... "
-                        "(default: the Edge TPU model when its delegate loads, else int8, else the best present)")
+                        "(default: the Edge TPU model when its delegate loads, else the first present of "
+                        "qat_int8, pqat_int8, int8, pruned_int8, fp16, dynamic, fp32, onnx)")
     m.add_argument("--labels", metavar="FILE", help="labels, one per line (bare model file only; default labels.txt beside it)")
     m.add_argument("--edgetpu", nargs="?", const="", default=None, metavar="DEVICE",
                    help="run on a Coral Edge TPU (loads libedgetpu.so.1); fails clearly when it is missing. DEVICE "
@@ -68,13 +70,19 @@ def register(sub) -> None:
     s.add_argument("--open-timeout", type=float, default=10.0, metavar="S", help="timeout opening a stream (default 10)")
     s.add_argument("--max-reconnects", type=int, default=5, metavar="N",
                    help="give up (exit 75) after N failed reopen attempts in a row (default 5)")
+    s.add_argument("--retry", action="store_true",
+                   help="a source that does not open at the start is retried like a lost one (--max-reconnects) "
+                        "instead of failing at once with its cause (always so under systemd)")
     s.add_argument("--backoff", type=float, default=0.5, metavar="S",
                    help="first reconnect delay, doubled per failed attempt up to 30 s (default 0.5)")
     o = p.add_argument_group("output")
     o.add_argument("--json", metavar="-|FILE", help="write one JSON object per result (- = stdout)")
-    o.add_argument("--print-every", type=int, default=1, metavar="N",
-                   help="console line every N results (default 1); 0 = none")
+    o.add_argument("--print-every", type=int, default=None, metavar="N",
+                   help="console line every N results (default 1, none with --json -); 0 = none; "
+                        "a * at the end marks a new label")
     o.add_argument("-q", "--quiet", action="store_true", help="no console lines and no progress messages")
+    o.add_argument("-v", "--verbose", action="store_true",
+                   help="also show OpenCV's and FFmpeg's own log lines (camera and stream details)")
     o.add_argument("--display", action="store_true", help="show an OpenCV window (needs full opencv-python)")
     o.add_argument("--http", metavar="[HOST:]PORT",
                    help="serve the preview page (/, /stream.mjpg, /healthz, /metrics); binds 127.0.0.1 unless a HOST is given")
@@ -113,7 +121,38 @@ def options_from_args(args):
     return from_namespace(RunOptions, args, token=token)
 
 
+def quiet_opencv(verbose: bool) -> None:
+    """Keep OpenCV's `[ WARN ]` and FFmpeg's `[tcp @ 0x..]` lines off the screen unless -v: the loop says the
+    cause itself in one line. Set before cv2 is imported (it reads the variables then); later, through its API."""
+    if verbose:
+        return
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+def _heldout_note(args, model: str) -> str:
+    """`--source heldout` plays the held-out images as an MJPG video: say so, and what convert measured on the
+    images themselves, so the two figures are not read as one (benchmarks/results/heldout_video.md)."""
+    if args.source != "heldout":
+        return ""
+    from edgelite.bundle import Bundle
+    from edgelite.errors import EdgeliteError
+
+    try:
+        top1 = (Bundle.load(args.model).entry(model).metrics or {}).get("top1")
+    except (EdgeliteError, KeyError, OSError):
+        top1 = None
+    note = " on the held-out images as JPEG video frames"
+    if isinstance(top1, (int, float)):
+        note += f"; on the images themselves convert measured {top1:.1%} (the compression costs the difference)"
+    return note
+
+
 def run_command(args) -> int:
+    quiet_opencv(args.verbose)
     from edgelite.device.loop import run_options
 
     logger = logging.getLogger("edgelite.device")
@@ -124,11 +163,16 @@ def run_command(args) -> int:
     logger.propagate = False
     try:
         opts = options_from_args(args)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if opts.threads and opts.threads > cores:
+            logger.warning("note: --threads %d is more than the %d cores here: the threads share cores and "
+                           "inference is no faster (often slower)", opts.threads, cores)
         summary = run_options(args.model, opts)
         out = sys.stderr if opts.json == "-" else sys.stdout
         if summary.checked is not None:
             acc = summary.accuracy or 0.0
             line = f"{summary.correct}/{summary.checked} frames classified correctly ({acc:.1%}) with {summary.model}"
+            line += _heldout_note(args, summary.model)
             print(line, file=out, flush=True)
         if not args.quiet:
             logger.info(summary.line())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from edgelite.errors import EXIT_SOURCE_LOST, EdgeliteError, UsageError
 
-__all__ = ["EXIT_SOURCE_LOST", "RunError", "SourceError", "ModelLoadError", "SourceSignal", "SourceFailed",
+__all__ = ["EXIT_SOURCE_LOST", "RunError", "SourceError", "ModelLoadError", "SourceSignal", "SourceFailed", "SourceUnavailable",
            "EndOfSource"]
 
 
@@ -33,6 +33,18 @@ class SourceSignal(EdgeliteError):
 class SourceFailed(SourceSignal):
     """A live source failed (open or read error, timeout); the loop reconnects with backoff, and exits
     with EXIT_SOURCE_LOST (75) after --max-reconnects failed attempts in a row."""
+
+    exit_code = EXIT_SOURCE_LOST
+
+    def __init__(self, message: str, *, at_open: bool = False):
+        super().__init__(message)
+        #: the source never opened (no device, refused connection), as against a read that failed
+        self.at_open = at_open
+
+
+class SourceUnavailable(RunError):
+    """The live source did not open at the first start from a terminal: said at once, with its cause,
+    instead of retrying (a service, under systemd, or `--retry` keeps retrying)."""
 
     exit_code = EXIT_SOURCE_LOST
 

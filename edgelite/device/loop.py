@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgelite.bundle import Bundle, BundleError, InputSpec, read_labels
-from edgelite.device.errors import EXIT_SOURCE_LOST, EndOfSource, RunError, SourceFailed
+from edgelite.device.errors import EXIT_SOURCE_LOST, EndOfSource, RunError, SourceFailed, SourceUnavailable
 from edgelite.device.frames import Frame
 from edgelite.device.notify import Notifier
 from edgelite.device.options import RunOptions
@@ -154,7 +154,10 @@ def run_options(model_path: str | os.PathLike, opts: RunOptions, *, stop: thread
     try:
         if opts.source == HELDOUT_SOURCE and describe_source(opts.source) == "missing":
             opts, tmpdir = _heldout_source(loaded, opts)
-        return _Loop(loaded, opts, stop, on_result, t_start).run(handle_signals)
+        loop = _Loop(loaded, opts, stop, on_result, t_start)
+        if tmpdir:  # the logs name what is played, not a temporary file
+            loop.shown_source = f"heldout ({len(opts.truth or ())} held-out images as an MJPG video)"
+        return loop.run(handle_signals)
     finally:
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
@@ -203,8 +206,9 @@ class _Loop:
     def info(self) -> dict:
         m = self.loaded.model
         threads = f", {self.opts.threads} threads" if self.opts.threads else ""
-        return {"model": self.loaded.name, "format": self.loaded.format,
-                "runtime": f"{m.runtime}{threads}", "source": self.shown_source, "labels": len(self.loaded.labels),
+        return {"model": self.loaded.name, "format": self.loaded.format, "runtime": f"{m.runtime}{threads}",
+                "source": self.shown_source, "source_kind": describe_source(self.opts.source),
+                "labels": len(self.loaded.labels),
                 "release": os.environ.get("EDGELITE_RELEASE") or None}  # set by a deployed release's run script
 
     def _open_outputs(self) -> None:
@@ -290,6 +294,9 @@ class _Loop:
                     failures = 0
                 if self.stop.is_set():
                     break
+                if e.at_open and self.submitted == 0 and self.reconnects == 0 and not self._retrying:
+                    # the first start, from a terminal: the cause now, not after a minute of backoff
+                    raise SourceUnavailable(f"{e}; --retry keeps trying, as the service does") from None
                 if failures >= o.max_reconnects:
                     log.error("%s; giving up after %d reconnect attempts", e, failures)
                     return EXIT_SOURCE_LOST, "source lost"
@@ -302,6 +309,11 @@ class _Loop:
                 self.notifier.status(f"reconnecting to {self.shown_source} ({failures}/{o.max_reconnects})")
                 self._sleep(delay)
         return 0, f"stopped ({self.why[0]})" if self.why else "stopped"
+
+    @property
+    def _retrying(self) -> bool:
+        """Retry a source that never opened: asked for (--retry), or a service (systemd's NOTIFY_SOCKET)."""
+        return self.opts.retry or bool(os.environ.get("NOTIFY_SOCKET"))
 
     def _read_inline(self, src: Source) -> tuple[int, str] | None:
         """Frames through the model on this thread until the source ends (raises EndOfSource), stalls or

@@ -51,7 +51,7 @@ class RunOptions:
     smooth: int = 1
     crop: float | None = None  # None = the bundle's
     json: str | None = None  # "-" for stdout, or a file
-    print_every: int = 1  # console line every N results; 0 = none
+    print_every: int | None = None  # console line every N results; 0 = none; None = 1, or 0 with json="-"
     quiet: bool = False  # no console lines (and, in the CLI, no progress messages)
     display: bool = False
     http: str | None = None  # PORT or HOST:PORT
@@ -73,6 +73,7 @@ class RunOptions:
     stall_timeout: float = 5.0
     open_timeout: float = 10.0
     max_reconnects: int = 5
+    retry: bool = False  # a source that never opened: retry as for a lost one (always so under systemd)
     backoff: float = 0.5  # first reconnect delay, doubled per consecutive failure
     max_backoff: float = 30.0  # Python-only
     truth: Sequence[int] | None = None  # Python-only: label index per source frame, to count correct results
@@ -122,8 +123,13 @@ class RunOptions:
 
     @property
     def console_every(self) -> int:
-        """Console line every N results; 0 = none (--quiet silences them)."""
-        return 0 if self.quiet else self.print_every
+        """Console line every N results; 0 = none (--quiet silences them). Unasked, none with --json - (the
+        JSON lines are the output; a console line per frame on stderr would only bury the messages)."""
+        if self.quiet:
+            return 0
+        if self.print_every is None:
+            return 0 if self.json == "-" else 1
+        return self.print_every
 
     def validate(self) -> None:
         if self.top_k < 1:
@@ -141,7 +147,7 @@ class RunOptions:
             raise RunError("--crop must be within (0, 1]")
         if self.max_frames is not None and self.max_frames < 1:
             raise RunError("--max-frames must be at least 1")
-        if self.print_every < 0:
+        if self.print_every is not None and self.print_every < 0:
             raise RunError("--print-every must be >= 0")
         if self.stall_timeout <= 0 or self.open_timeout <= 0:
             raise RunError("--stall-timeout and --open-timeout must be positive")

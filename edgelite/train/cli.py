@@ -58,7 +58,7 @@ def register(sub) -> None:
                         "phase 1 trains the head on the pooled features, phase 2 the top blocks on the activations "
                         f"below them; 0 = the whole backbone every epoch (default {d.cached_views})")
     p.add_argument("--fine-tune-epochs", type=int, help=f"phase-2 epochs, top blocks unfrozen (default {d.fine_tune_epochs})")
-    p.add_argument("--unfreeze", type=int, metavar="BLOCKS", help="backbone blocks unfrozen in phase 2")
+    p.add_argument("--unfreeze", type=int, metavar="BLOCKS", help="backbone blocks unfrozen in phase 2 (default: the backbone's, e.g. 4 for efficientnet_lite0)")
     p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
     p.add_argument("--lr", type=float, help=f"phase-1 learning rate (default {d.lr:g})")
     p.add_argument("--fine-tune-lr", type=float, help=f"phase-2 learning rate (default {d.fine_tune_lr:g})")
@@ -76,14 +76,15 @@ def register(sub) -> None:
                    help=f"resize used in training and recorded for the device (default {d.interpolation})")
     p.add_argument("--config", metavar="YAML", help="settings file; command-line flags override it")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing RUN_DIR")
+    p.add_argument("--overwrite", action="store_true", help="replace the run at --out (only ever a run folder)")
     p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"],
                    help="tf.distribute strategy; multiworker reads TF_CONFIG")
     p.set_defaults(func=_train)
 
     dd = DataOptions()
     d = sub.add_parser("data", help="materialise a demo dataset as an image folder",
-                       description="Write a demo dataset as DATA_DIR/<class>/*.png.",
+                       description="Write a demo dataset as OUT_DIR/<class>/*.png (a second call with other settings replaces "
+                                   "only the images it wrote).",
                        epilog="example:\n  edgelite data fashion-mnist data/fashion-mnist --per-class 300 --test-per-class 100")
     d.add_argument("dataset", choices=[dd.dataset])
     d.add_argument("out", metavar="OUT_DIR")
@@ -116,5 +117,7 @@ def _data(args) -> int:
     o = from_namespace(DataOptions, args)
     counts = write_image_folder(o.out, per_class=o.per_class, size=o.size, seed=o.seed, source_dir=o.source,
                                 test_per_class=o.test_per_class)
-    print(f"{sum(counts.values())} images in {len(counts)} classes under {o.out}")
+    held = (f" ({o.per_class * len(counts)} to train, {o.test_per_class * len(counts)} held out: "
+            f"{o.out}/heldout.txt)" if o.test_per_class else "")
+    print(f"{sum(counts.values())} images in {len(counts)} classes under {o.out}{held}")
     return 0

@@ -23,6 +23,7 @@ import numpy as np
 
 from edgelite.errors import first_line
 from edgelite.images import IMAGE_SUFFIXES
+from edgelite.suggest import did_you_mean
 from edgelite.train.errors import DataError
 
 MIN_IMAGES_PER_CLASS = 3  # one each for train, val and test
@@ -77,7 +78,8 @@ def find_classes(data_dir: str | os.PathLike) -> tuple[list[str], dict[str, list
     """(sorted class names, class -> sorted relative image paths), with clear errors for bad folders."""
     root = Path(data_dir)
     if not root.exists():
-        raise DataError(f"data folder {root} does not exist; pass a folder with one sub-folder of images per class")
+        raise DataError(f"data folder {root} does not exist" + (did_you_mean(root) or "; pass a folder with one "
+                                                                 "sub-folder of images per class"))
     if not root.is_dir():
         raise DataError(f"{root} is a file; pass a folder with one sub-folder of images per class")
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -93,10 +95,31 @@ def find_classes(data_dir: str | os.PathLike) -> tuple[list[str], dict[str, list
         if found:
             files[d.name] = found
     if not files:
-        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}'s class folders")
+        held = _what_is_there(class_dirs)
+        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}'s class folders"
+                        + (f"; they hold {held}" if held else ""))
+    empty = [d for d in class_dirs if d.name not in files]
+    if empty:  # never drop a class without a word: it would vanish from the model
+        names = ", ".join(repr(d.name) for d in empty)
+        held = _what_is_there(empty)
+        if not held:
+            raise DataError(f"class folder(s) {names} in {root} are empty; add images or remove the folder(s)")
+        raise DataError(f"class folder(s) {names} in {root} hold no images edgelite reads ({', '.join(IMAGE_SUFFIXES)})"
+                        f" but {held}; convert them (e.g. to .jpg) or remove the folder(s)")
     if len(files) < 2:
         raise DataError(f"only one class ({next(iter(files))!r}) in {root}; a classifier needs at least two class folders")
     return sorted(files), files
+
+
+def _what_is_there(dirs: Sequence[Path]) -> str:
+    """'3 .heic, 1 .gif files': what the folders hold instead of images ('' when nothing)."""
+    counts: dict[str, int] = {}
+    for d in dirs:
+        for p in d.rglob("*"):
+            if p.is_file() and not p.name.startswith("."):
+                key = p.suffix.lower() or "(no suffix)"
+                counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: -kv[1])) + " files" if counts else ""
 
 
 def decode_rgb(path: str | os.PathLike) -> np.ndarray:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -105,7 +106,13 @@ def write_image_folder(out_dir: str | os.PathLike, *, per_class: int = 300, size
     if stamp.exists() and json.loads(stamp.read_text()) == wanted:
         return {name: per_class + test_per_class for name in FASHION_MNIST_CLASSES}  # already exactly this
     stamp.unlink(missing_ok=True)
-    (out / HELDOUT_LIST).unlink(missing_ok=True)
+    names = "|".join(map(re.escape, FASHION_MNIST_CLASSES))
+    ours = re.compile(rf"(?:{names})_(?:test_)?\d{{5}}\.png")  # the names written below
+    listed = read_heldout_list(out)
+    if listed is not None and all(ours.fullmatch(Path(p).name) for p in listed):
+        (out / HELDOUT_LIST).unlink()  # ours: it lists only images this function wrote
+    elif listed is not None:
+        raise DataError(f"{out / HELDOUT_LIST} was not written by `edgelite data`; choose a new or empty folder")
     rng = np.random.default_rng(seed)
     picks: dict[str, list[tuple[str, np.ndarray, int]]] = {name: [] for name in FASHION_MNIST_CLASSES}
     for prefix, x, y, count in pools:
@@ -121,7 +128,8 @@ def write_image_folder(out_dir: str | os.PathLike, *, per_class: int = 300, size
         d = out / name
         d.mkdir(parents=True, exist_ok=True)
         for f in d.glob("*.png"):
-            f.unlink()
+            if ours.fullmatch(f.name):  # only our own earlier images: never a photo someone put here
+                f.unlink()
         for prefix, x, i in chosen:
             img = x[i]
             if size:

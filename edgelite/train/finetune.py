@@ -25,6 +25,7 @@ from edgelite.train.errors import TrainError
 from edgelite.train.features import ActivationCache
 from edgelite.train.rundir import (
     BEST_WEIGHTS,
+    CHECKPOINTS,
     CONFIG,
     CONFUSION,
     CURVES,
@@ -289,7 +290,14 @@ def _last(rows, key):
 
 
 def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
-    if RunDir(out_dir).holds_files() and not overwrite:
+    run = RunDir(out_dir)
+    if not run.holds_files():
+        return
+    if not (run.file(CONFIG).is_file() or run.file(CHECKPOINTS).is_dir()):
+        # --overwrite empties the folder: only ever a run's (never photos or anything else a user keeps there)
+        raise TrainError(f"--out {out_dir} holds files that are not a run; choose a new or empty folder "
+                         "(--overwrite replaces only a run)")
+    if not overwrite:
         raise TrainError(f"{out_dir} already holds a run; pass --resume to continue it, --overwrite to replace "
                          "it, or choose another --out")
 

@@ -134,7 +134,8 @@ def test_every_scored_row_has_a_paired_delta_against_the_float_row(bench_result)
         assert r["delta_reference"] == "fp32" and r["delta_top1"] == 0 and r["delta_ci"] == [0.0, 0.0]
         assert r["delta_distinguishable"] is False
     table = R.format_table(bench_result)
-    assert "Δ top-1 [95 % CI]" in table and "+0.0 [+0.0, +0.0] ~0" in table and R.DELTA_LEGEND in table
+    assert "Δ top-1 [95 % CI]" in table and "+0.0 [+0.0, +0.0] ~0" in table
+    assert "Δ top-1: points against the fp32 row on the same images" in table
     rows = list(csv.DictReader(io.StringIO(R.to_csv(bench_result))))
     assert all(float(row["delta_top1"]) == 0 and row["delta_ci_lo"] == "0.0" for row in rows)
 
@@ -157,8 +158,61 @@ def test_delta_is_paired_against_the_fp32_row_of_the_same_target():
     assert int8["delta_top1"] == pytest.approx(-1.3) and int8["delta_ci"][1] < 0 and int8["delta_distinguishable"]
     assert fp16["delta_top1"] == pytest.approx(-0.3) and fp16["delta_ci"][0] < 0 < fp16["delta_ci"][1]
     assert not fp16["delta_distinguishable"] and fp32["delta_top1"] == 0
-    assert other["delta_reference"] == "x" and other["delta_top1"] == 0  # its own target's rows only
+    assert "delta_top1" not in other  # its own target's rows only: b has no float row, so no Δ (not 0 vs itself)
     assert "delta_top1" not in unscored
+
+
+def _with_float_reference(src: Path, dst: Path, float_hits: np.ndarray | None, top1: float) -> Path:
+    """A copy of the bench bundle whose manifest carries convert's float Keras reference (per-image hits
+    when `float_hits` is given, else only the top-1, as manifests written before issue 25)."""
+    from edgelite.stats import pack_correct
+
+    _copy_bundle(src, dst)
+    m = json.loads((dst / "edgelite.json").read_text())
+    m["info"]["reference"] = {"model": "keras float", "images": bf.N_HELDOUT, "top1": top1, "per_class": {}}
+    if float_hits is not None:
+        m["info"]["reference"]["correct"] = pack_correct(float_hits)
+    (dst / "edgelite.json").write_text(json.dumps(m))
+    return dst
+
+
+def test_int8_alone_shows_its_drop_against_the_float_model_of_the_manifest(bench_bundle, tmp_path):
+    """Issue 25, item 1: `bench --formats int8` (the README's CI gate) printed `+0.0 [+0.0, +0.0] ~0` for
+    an int8 that convert had measured at -2.0: with no fp32 row, the int8 row was its own reference. Here every
+    file misses the N_WRONG mislabelled held-out images and the float Keras model of the manifest got all 40
+    right: int8 alone must show -25.0 points against it, with its paired interval, in the table a user reads."""
+    float_hits = np.ones(bf.N_HELDOUT, bool)
+    bundle = _with_float_reference(bench_bundle, tmp_path / "b", float_hits, top1=1.0)
+    res = B.bench([str(bundle)], formats="int8", threads="1", runs=5, warmup=1)
+    (r,) = res["rows"]
+    assert r["delta_reference"] == R.MANIFEST_FLOAT and r["delta_top1"] == pytest.approx(-25.0)
+    assert r["delta_ci"][1] < 0 and r["delta_distinguishable"] is True
+    table = R.format_table(res)
+    assert "-25.0 [" in table and "+0.0 [+0.0, +0.0]" not in table
+    assert "points against the float Keras model (convert's per-image results, in the manifest)" in table
+
+
+def test_a_manifest_without_per_image_float_results_gives_the_point_drop_and_says_why(bench_bundle, tmp_path):
+    """A bundle converted before per-image float hits were stored: Δ is the manifest's float top-1 on the same
+    images (point value, no interval), and the table says how to get the interval."""
+    bundle = _with_float_reference(bench_bundle, tmp_path / "b", None, top1=0.8)
+    res = B.bench([str(bundle)], formats="int8", threads="1", runs=5, warmup=1)
+    (r,) = res["rows"]
+    assert r["delta_top1"] == pytest.approx(-5.0) and r["delta_ci"] is None
+    table = R.format_table(res)
+    assert "-5.0" in table and "convert it again for the paired interval" in table
+
+
+def test_no_float_reference_gives_no_delta_and_says_what_to_add(bench_bundle, tmp_path):
+    """With --data the manifest's float results are for other images: int8 alone gets no Δ (not +0.0 against
+    itself), and the line under the table says to add fp32."""
+    x, y, _ = bf.heldout_split()
+    data = bf.write_class_folders(tmp_path / "photos", x, y)
+    res = B.bench([str(bench_bundle)], formats="int8", threads="1", runs=5, warmup=1, data=str(data))
+    (r,) = res["rows"]
+    assert r["top1"] is not None and r.get("delta_top1") is None
+    assert "no float reference for these images" in R.format_table(res) and "add fp32 to --formats" in \
+        R.format_table(res)
 
 
 def test_environment_recorded(bench_result):
@@ -336,6 +390,26 @@ def test_cli_writes_json_csv_png_named_after_the_environment(tmp_path, bench_bun
     data = json.loads(capsys.readouterr().out)
     assert data["rows"][0]["name"] == "model_int8" and data["rows"][0]["status"] == "ok"
     assert data["rows"][0]["top1"] is None and data["targets"][0]["data"]["source"] == "random"
+
+
+def test_a_second_bench_into_the_same_out_keeps_the_first_result(tmp_path, bench_bundle, capsys):
+    """Issue 25, item 2: `bench --out DIR` silently replaced the earlier result of the same machine. Without
+    --overwrite the second run writes <env>-2.* and says so; with it, the file is replaced."""
+    from edgelite.cli import main
+
+    out = tmp_path / "results"
+    argv = ["bench", str(bench_bundle), "--formats", "int8", "--threads", "1", "--runs", "3", "--warmup", "0",
+            "--out", str(out), "--no-progress", "--no-isolate"]
+    stem = environment_stem(read_environment(), [1])
+    assert main(argv) == 0
+    first = (out / f"{stem}.json").read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert f"kept the earlier {out / stem}.json" in err and f"writing {stem}-2.* (--overwrite replaces it)" in err
+    assert (out / f"{stem}.json").read_bytes() == first and (out / f"{stem}-2.json").is_file()
+    assert main([*argv, "--overwrite"]) == 0
+    assert (out / f"{stem}.json").read_bytes() != first and not (out / f"{stem}-3.json").exists()
 
 
 def test_cli_user_errors_are_one_line(tmp_path, capsys, bench_bundle):
@@ -625,7 +699,7 @@ def test_bench_modules_import_only_the_device_runtime():
                 assert top in stdlib or top in ALLOWED_TOP, f"{f.name} imports {name}"
                 if top == "edgelite":
                     assert name in ("edgelite", "edgelite.bundle", "edgelite.errors", "edgelite.cli", "edgelite.images",
-                                    "edgelite.formats", "edgelite.options", "edgelite.stats") or name.startswith(("edgelite.device", "edgelite.bench", "edgelite.remote")), \
+                                    "edgelite.formats", "edgelite.options", "edgelite.stats", "edgelite.suggest") or name.startswith(("edgelite.device", "edgelite.bench", "edgelite.remote")), \
                         f"{f.name} imports {name}"
     modules = ", ".join(f"edgelite.bench.{f.stem}" for f in files if f.stem != "__init__")
     code = (f"import sys, {modules}; "
@@ -738,3 +812,23 @@ def test_cpu_vector_extensions_are_recorded(tmp_path, bench_result):
     assert cpu_vector_extensions(pi) == ["asimd"]
     assert cpu_vector_extensions(tmp_path / "nothing") == []
     assert isinstance(bench_result["environment"]["cpu_vector_extensions"], list)
+
+
+def test_the_plot_labels_do_not_overlap_and_the_size_legend_shows_real_sizes():
+    """Issue 25 (smaller): the accuracy-vs-latency panel's "t1"/"t2" labels overlapped each other and other
+    markers, and its size legend showed 13.5/4 = 3.37 MB, a size no file had (int8 is 3.97)."""
+    from edgelite.bench import plot as P
+
+    assert P.legend_sizes([13.49, 6.79, 3.97, 3.98, 13.5]) == [3.97, 13.5]
+    img = np.full((400, 600, 3), 255, np.uint8)
+    # the demo's crowd: two big markers almost on top of each other, small ones beside them
+    marks = [(300, 200, 24), (312, 200, 24), (350, 200, 14), (160, 180, 10), (190, 180, 10), (300, 260, 10)]
+    boxes: list[tuple[int, int, int, int]] = []
+    for i, m in enumerate(marks):
+        P._label_clear_of(img, f"qat_int8 t{i}", m, marks, boxes, (0, 0, 600, 400))
+    assert len(boxes) == len(marks)
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        for b0, c0, b1, c1 in boxes[i + 1:]:
+            assert not (x0 < b1 and b0 < x1 and y0 < c1 and c0 < y1), "two labels overlap"
+        for mx, my, mr in marks:
+            assert (max(x0, min(mx, x1)) - mx) ** 2 + (max(y0, min(my, y1)) - my) ** 2 > mr ** 2, "label on a marker"

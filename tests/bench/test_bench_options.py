@@ -57,3 +57,15 @@ def test_gates_name_what_each_row_misses():
     assert gate_misses([dict(ok, status="load failed")], None, 100.0) == ["int8 x2: load failed"]
     with pytest.raises(BenchUsageError, match="--max-p50 0 ms is not positive"):
         BenchOptions(max_p50=0).validate()
+
+
+def test_more_threads_than_cores_is_noted_under_the_table():
+    """Issue 25 (smaller): `--threads 4` on 2 cores gave no note beside a row that measures contention."""
+    from edgelite.bench import report
+    from edgelite.bench.options import threads_over_cores
+
+    assert threads_over_cores([1, 2], 2) is None
+    note = threads_over_cores([1, 2, 4, 8], 2)
+    assert note.startswith("--threads 4,8 are more than the 2 cores here")
+    table = report.format_table({"environment": {"cores": 2}, "rows": [], "warnings": [note]})
+    assert note in table

@@ -152,3 +152,18 @@ def test_table_lists_every_format(base_bundle):
     table_part, legend = markdown(base_bundle).split("\n\n")
     assert table_part.count("\n") + 1 == len(base_bundle.models) + 3  # header, rule, keras float, one per model
     assert "not distinguishable from zero" in legend
+
+
+def test_bench_of_int8_alone_shows_the_drop_convert_measured(base_bundle):
+    """Issue 25, item 1: `edgelite bench BUNDLE --formats int8` (no fp32 row) must report int8's Δ against
+    the float Keras model, as convert did (its per-image results are in the manifest), not +0.0 against itself."""
+    from edgelite.bench.run import bench
+    from edgelite.stats import unpack_correct
+
+    ref = base_bundle.info["reference"]
+    assert unpack_correct(ref["correct"]).mean() == pytest.approx(ref["top1"])
+    res = bench([str(base_bundle.root)], formats="int8", threads="1", runs=3, warmup=1)
+    (row,) = res["rows"]
+    m = base_bundle.entry("int8").metrics
+    assert row["delta_top1"] == pytest.approx(m["delta"], abs=1e-3)
+    assert row["delta_ci"] == pytest.approx(m["delta_ci"], abs=1e-3)

@@ -43,13 +43,13 @@ def test_every_flag_reaches_its_field():
     argv = ["convert", "runs/demo", "--out", "b", "--formats", "int8,onnx", "--prune", "50", "--prune-epochs", "6",
             "--prune-block", "4", "--prune-lr", "2e-4", "--qat", "--qat-epochs", "3", "--qat-lr", "3e-5",
             "--auto-qat", "1", "--calibration", "64", "--calibration-data", "frames", "--per-tensor", "--io-type", "int8", "--max-drop", "1.5", "--data", "photos",
-            "--opset", "13", "--batch-size", "8", "--seed", "7", "--trust-model", "-q"]
+            "--opset", "13", "--batch-size", "8", "--seed", "7", "--trust-model", "--overwrite", "-q"]
     options = from_namespace(ConvertOptions, build_parser().parse_args(argv))
     assert options == ConvertOptions(formats="int8,onnx", prune=0.5, prune_epochs=6, prune_block=4, prune_lr=2e-4,
                                      qat=True, qat_epochs=3, qat_lr=3e-5, auto_qat=1.0, calibration=64, calibration_data="frames",
                                      per_tensor=True,
                                      io_type="int8", max_drop=1.5, data="photos", opset=13, batch_size=8, seed=7,
-                                     trust_model=True, verbose=False)
+                                     trust_model=True, overwrite=True, verbose=False)
     changed = {f.name for f in dataclasses.fields(options) if getattr(options, f.name) != f.default}
     assert changed == field_names(ConvertOptions), "the command line above must set every option"
 

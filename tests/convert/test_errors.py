@@ -162,13 +162,36 @@ def test_gate_error_carries_the_bundle(tiny, tmp_path):
 
 
 def test_rerun_replaces_the_bundle_and_keeps_nothing_stale(tiny, tmp_path):
+    """--overwrite: the old formats go (nothing stale of convert's survives); a file convert did not write (a
+    bench result, a note of the user's) is moved into the new bundle, never deleted (issue 25, item 2)."""
     out = tmp_path / "b"
     convert(tiny["model"], out, data=tiny["data"], formats="fp32,int8", calibration=16, verbose=False)
-    (out / "model_old_experiment.tflite").write_bytes(b"stale")
-    b = convert(tiny["model"], out, data=tiny["data"], formats="fp16", verbose=False)
-    assert sorted(p.name for p in out.iterdir() if p.suffix in (".tflite", ".onnx")) == ["model_fp16.tflite"]
+    (out / "bench").mkdir()
+    (out / "bench" / "x86_t1.json").write_text("{}")
+    (out / "model_old_experiment.tflite").write_bytes(b"mine")
+    b = convert(tiny["model"], out, data=tiny["data"], formats="fp16", overwrite=True, verbose=False)
+    assert sorted(p.name for p in out.iterdir() if p.suffix in (".tflite", ".onnx")) == [
+        "model_fp16.tflite", "model_old_experiment.tflite"]
+    assert (out / "model_old_experiment.tflite").read_bytes() == b"mine"
+    assert (out / "bench" / "x86_t1.json").read_text() == "{}"
+    assert "kept in" in (out / "convert.log").read_text() and "bench" in (out / "convert.log").read_text()
     assert [m.name for m in Bundle.load(out).models] == ["fp16"] == [m.name for m in b.models]
     assert not list(tmp_path.glob(".b.*"))  # no staging or old folders left behind
+
+
+def test_convert_onto_an_existing_bundle_asks_for_overwrite_and_loses_nothing(tiny, tmp_path, capsys):
+    """Issue 25, item 2: `convert --out` onto a bundle silently replaced it, bench/ results and all. Now it is
+    refused in one line (exit 2) before any work, as `train` does, and the bundle is untouched."""
+    out = tmp_path / "b"
+    convert(tiny["model"], out, data=tiny["data"], formats="fp32", verbose=False)
+    (out / "bench").mkdir()
+    (out / "bench" / "r.json").write_text("{}")
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    rc, err = _cli(capsys, tiny["model"], "--data", tiny["data"], "--out", out, "--formats", "fp16")
+    assert rc == 2 and err.count("\n") == 0
+    assert f"--out {out} already holds a bundle; pass --overwrite to replace it" in err
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+    assert [m.name for m in Bundle.load(out).models] == ["fp32"]
 
 
 def test_prune_block_without_prune_is_a_one_line_cli_error(tiny, tmp_path, capsys):
@@ -176,3 +199,16 @@ def test_prune_block_without_prune_is_a_one_line_cli_error(tiny, tmp_path, capsy
                    "--prune-block", "4")
     assert rc == 2 and err.count("\n") == 0 and "--prune-block 4 needs --prune" in err
     assert not (tmp_path / "b").exists()
+
+
+def test_the_log_says_what_int8_was_calibrated_on(tiny, tmp_path):
+    """Issue 25, item 5: "calibrated on the training split" was printed even with --calibration-data."""
+    photos = tiny["data"]
+    b = convert(tiny["model"], tmp_path / "b", data=photos, formats="int8", calibration=16,
+                calibration_data=photos, auto_qat=None, verbose=False)
+    log = (b.root / "convert.log").read_text()
+    assert f"int8: exporting (int8 weights and activations, calibrated on 16 images from --calibration-data {photos})" \
+        in log and "training split" not in log
+    b = convert(tiny["model"], tmp_path / "c", data=photos, formats="int8", calibration=16, auto_qat=None,
+                verbose=False)
+    assert "calibrated on 16 images from the training split)" in (b.root / "convert.log").read_text()

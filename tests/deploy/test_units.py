@@ -265,3 +265,20 @@ def test_the_device_gets_only_the_wheels_it_installs(tmp_path):
     kept = pushed_house(house, install_list(house, keep_system_numpy=True))
     assert kept != house and sorted(p.name for p in kept.glob("*.whl")) == ["opencv_python_headless-5.0.0.93-cp37-abi3-x.whl"]
     assert pushed_house(house, install_list(house, keep_system_numpy=True)) == kept  # made once
+
+
+def test_pyproject_license_is_an_spdx_string_and_the_wheel_still_builds_offline():
+    """Issue 25 (smaller): `project.license = { text = ... }` drew setuptools' deprecation boxes in `make
+    setup`. It is the PEP 639 SPDX string now; deploy's offline wheel build (no build isolation, this
+    environment's setuptools, however old) still works and the wheel names its license."""
+    import zipfile
+
+    import tomllib
+
+    from edgelite.deploy.package import build_wheel, project_root
+
+    project = tomllib.loads((project_root() / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0"
+    with zipfile.ZipFile(build_wheel()) as z:
+        meta = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License: Apache-2.0" in meta or "License-Expression: Apache-2.0" in meta

@@ -12,7 +12,7 @@ from tests.optionskit import check_fields_match_flags, subparser
 
 
 def test_run_options_fields_are_the_run_flags():
-    check_fields_match_flags("run", RunOptions, not_flags={"truth", "max_backoff", "uncertain_gap"}, not_fields={"model"})
+    check_fields_match_flags("run", RunOptions, not_flags={"truth", "max_backoff", "uncertain_gap"}, not_fields={"model", "verbose"})  # -v: OpenCV's own log lines, set before the loop
 
 
 def _opts(*argv: str) -> RunOptions:
@@ -40,3 +40,13 @@ def test_options_are_frozen_and_checked():
         RunOptions(threads=0).validate()
     with pytest.raises(TypeError):  # a misspelt option is an error, not silently ignored
         from_namespace(RunOptions, subparser("run").parse_args(["b"]), top_kk=1)
+
+
+def test_run_help_names_the_format_run_picks():
+    """Issue 25, item 5: `run --help` said the default was "... else int8", but run picks qat_int8 first.
+    The help's order must be the bundle's own preference (edgelite.bundle.PREFERENCE)."""
+    from edgelite.bundle import PREFERENCE
+
+    text = " ".join(subparser("run").format_help().split())
+    cpu = [f for f in PREFERENCE if f != "edgetpu"]
+    assert "the Edge TPU model when its delegate loads, else the first present of " + ", ".join(cpu) in text

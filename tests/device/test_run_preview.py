@@ -161,6 +161,31 @@ def test_health_goes_stale():
     assert code == 503 and body["status"] == "stale"
 
 
+def _result(frame: int, label: str) -> Result:
+    return Result(frame=frame, source_frame=frame, timestamp=0.0, top_k=[Prediction(0, label, 1.0)], label=label,
+                  score=1.0, changed=True, previous=None, timings_ms=dict.fromkeys(
+                      ("capture", "preprocess", "inference", "postprocess", "total"), 1.0), fps=10.0)
+
+
+def test_the_page_panel_shows_the_frame_the_stream_shows_and_a_file_is_not_live():
+    """Issue 25 (smaller): the page's side panel polled the newest result while the stream showed an older
+    frame's overlay, so the two disagreed; and the header said "live" for a video file. The panel now asks for
+    the result drawn on the frame the stream sent, and the header names what is playing."""
+    srv = PreviewServer(f"127.0.0.1:{devicekit.free_port()}", info={"model": "int8", "source": "clip.mp4",
+                                                                   "source_kind": "file"}, stale_after=5).start()
+    try:
+        base = srv.url.rstrip("/")
+        srv.publish(Frame(np.zeros((8, 8, 3), np.uint8), 0, 0.0), _result(0, "red"))
+        assert get(base + "/frame.jpg")[0] == 200  # the stream sends frame 0 with red drawn on it
+        srv.publish(Frame(np.zeros((8, 8, 3), np.uint8), 1, 0.0), _result(1, "blue"))
+        assert json.loads(get(base + "/result.json?frame=shown")[2])["label"] == "red"
+        assert json.loads(get(base + "/result.json")[2])["label"] == "blue"  # the API: still the newest
+        page = get(base + "/")[2].decode()
+        assert 'frame=shown' in page and '"playing a video file"' in page and '= "live"' not in page
+    finally:
+        srv.close()
+
+
 @pytest.mark.chromium
 def test_preview_page_in_headless_chromium(tiny, tmp_path, artifacts):
     """The page a person opens: frames and labels visible. The screenshot is kept as a test artifact."""
@@ -194,7 +219,7 @@ def test_preview_page_in_headless_chromium(tiny, tmp_path, artifacts):
     # the labels table and the FPS were filled in by the page's script from /result.json
     assert '<table id="labels"><tbody><tr><td>' in dom
     assert any(f"<td>{label}</td>" in dom for label in devicekit.LABELS)
-    assert 'id="status">live<' in dom
+    assert 'id="status">playing a video file<' in dom  # issue 25: a file is not "live"
     # the screenshot shows a video frame: the pixels of one of the class colours, inside the stream image
     img = cv2.imread(str(shot))
     assert img is not None and img.shape[:2] == (600, 900)

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from edgelite.device import run
-from edgelite.device.errors import RunError
+from edgelite.device.errors import RunError, SourceUnavailable
 from edgelite.device.sources.rtsp import FFMPEG_OPTIONS_ENV, redact_url
 from tests.device import devicekit, rtspkit
 
@@ -82,12 +82,15 @@ def test_rtsp_transport_reaches_ffmpeg(frames, bundle_dir, server):
     """A server that offers only one transport: the matching --rtsp-transport gets frames, the other none."""
     with rtspkit.RtspServer(frames, devicekit.free_port(), protocols=server) as srv:
         for transport in ("tcp", "udp"):
-            s = run(bundle_dir, source=srv.url(), rtsp_transport=transport, max_frames=5, max_reconnects=0,
-                    open_timeout=5, stall_timeout=5, print_every=0, handle_signals=False)
+            kw = dict(source=srv.url(), rtsp_transport=transport, max_frames=5, max_reconnects=0, open_timeout=5,
+                      stall_timeout=5, print_every=0, handle_signals=False)
             if transport == server:
+                s = run(bundle_dir, **kw)
                 assert (s.exit_code, s.frames) == (0, 5), (server, transport, s.reason)
-            else:
-                assert (s.exit_code, s.frames) == (75, 0), (server, transport, s.reason)
+            else:  # never opened, not a service: at once, exit 75, with what was found
+                with pytest.raises(SourceUnavailable, match="accepts connections but the stream did not open") as e:
+                    run(bundle_dir, **kw)
+                assert e.value.exit_code == 75
 
 
 def test_rtsp_transport_is_only_for_rtsp(bundle_dir, heldout_video):

@@ -4,6 +4,7 @@ live-source frame dropping, folders."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import cv2
@@ -56,11 +57,53 @@ def test_network_source_recovers_after_a_stall(tiny, tmp_path):
 
 
 def test_unreachable_source_exits_75_quickly(tiny):
+    """As a service (--retry; systemd's NOTIFY_SOCKET does the same): a stream that never opened is retried
+    --max-reconnects times, then exit 75 so systemd restarts it; each attempt names the cause."""
     port = devicekit.free_port()  # nothing listens: connection refused
     p = devicekit.run_cmd(tiny["bundle"], "--source", f"http://127.0.0.1:{port}/stream.mjpg", "--max-reconnects", "1",
-                          "--backoff", "0.05", "--stall-timeout", "2", "--open-timeout", "2", timeout=60)
+                          "--backoff", "0.05", "--stall-timeout", "2", "--open-timeout", "2", "--retry", timeout=60)
     assert p.returncode == 75, p.stderr
-    assert "cannot open" in p.stderr and "Traceback" not in p.stderr
+    assert f"connection refused by 127.0.0.1:{port}" in p.stderr and "Traceback" not in p.stderr
+    assert "reconnecting in" in p.stderr and "giving up after 1 reconnect attempts" in p.stderr
+
+
+def _first_start(tiny, source: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    t0 = time.monotonic()
+    p = devicekit.run_cmd(tiny["bundle"], "--source", source, timeout=60, env=env)
+    return p, time.monotonic() - t0
+
+
+def test_a_missing_camera_says_so_at_once(tiny):
+    """Issue 25, item 3: `--source 7` with no such camera took 15.5 s, five retries and said "cannot open 7
+    (timeout 10 s)"; the cause was only in OpenCV's [ WARN ] lines. From a terminal it is now one line at
+    once, naming the cause, exit 75 — and none of OpenCV's noise."""
+    p, took = _first_start(tiny, "97")
+    err = [line for line in p.stderr.splitlines() if "error:" in line]
+    assert p.returncode == 75 and len(err) == 1, p.stderr
+    assert "cannot open camera 97: no /dev/video97: " in err[0]
+    assert ("this machine has no cameras (ls /dev/video*)" in err[0]) != ("the cameras here are /dev/video" in err[0])
+    assert "--retry keeps trying" in err[0]
+    assert "reconnecting" not in p.stderr and "[ WARN" not in p.stderr and took < 10
+
+
+def test_a_refused_stream_says_connection_refused_at_once(tiny):
+    """The same for a stream nobody serves: "connection refused by HOST:PORT" at once; FFmpeg's own
+    `[tcp @ 0x...] Connection ... refused` line only with -v."""
+    port = devicekit.free_port()
+    url = f"rtsp://127.0.0.1:{port}/cam"
+    p, took = _first_start(tiny, url)
+    assert p.returncode == 75 and f"cannot open stream {url}: connection refused by 127.0.0.1:{port}" in p.stderr
+    assert "reconnecting" not in p.stderr and "[tcp @" not in p.stderr and took < 10
+    v = devicekit.run_cmd(tiny["bundle"], "--source", url, "-v", timeout=60)
+    assert v.returncode == 75 and "[tcp @" in v.stderr  # -v: FFmpeg's line is there for who wants it
+
+
+def test_under_systemd_a_camera_that_never_opened_is_retried(tiny, tmp_path):
+    """A service (NOTIFY_SOCKET set, as systemd's Type=notify unit does) keeps the retries and exit 75."""
+    env = {**devicekit.cli_env(), "NOTIFY_SOCKET": str(tmp_path / "no-listener")}
+    p = devicekit.run_cmd(tiny["bundle"], "--source", "97", "--max-reconnects", "1", "--backoff", "0.05",
+                          timeout=60, env=env)
+    assert p.returncode == 75 and "reconnecting in" in p.stderr and "no /dev/video97" in p.stderr, p.stderr
 
 
 def test_backoff_doubles_up_to_the_cap():

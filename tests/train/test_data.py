@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -35,11 +36,27 @@ def test_no_class_folders(tmp_path):
 def test_one_class(tmp_path):
     make_shapes_dataset(tmp_path, per_class=4)
     for kind in ("square", "triangle"):
-        for f in (tmp_path / kind).rglob("*"):
-            if f.is_file():
-                f.unlink()
+        shutil.rmtree(tmp_path / kind)
     with pytest.raises(DataError, match="only one class"):
         D.find_classes(tmp_path)
+
+
+def test_a_class_folder_without_images_is_named_not_called_one_class(tmp_path):
+    """Issue 25, item 5: a class folder whose files edgelite cannot read (phone .heic photos) was reported
+    as "only one class ('circle')" — or, with three classes, silently dropped from the model."""
+    make_shapes_dataset(tmp_path, per_class=4)
+    for kind in ("square", "triangle"):
+        shutil.rmtree(tmp_path / kind)
+    (tmp_path / "square").mkdir()
+    for i in range(3):
+        (tmp_path / "square" / f"IMG_{i}.HEIC").write_bytes(b"heic")
+    with pytest.raises(DataError, match=r"class folder\(s\) 'square' in .* hold no images edgelite reads "
+                                        r"\(.jpg, .*\) but 3 .heic files; convert them \(e.g. to .jpg\)"):
+        D.find_classes(tmp_path)
+    (tmp_path / "triangle").mkdir()
+    (tmp_path / "square" / "ok.png").write_bytes((tmp_path / "circle").rglob("*.png").__next__().read_bytes())
+    with pytest.raises(DataError, match=r"class folder\(s\) 'triangle' in .* are empty; add images or remove"):
+        D.find_classes(tmp_path)  # three folders, two with images: not a two-class model without a word
 
 
 def test_class_with_too_few_images(tmp_path):

@@ -130,3 +130,19 @@ def test_train_takes_the_listed_images_as_its_test_split(idx_dir, tmp_path):
 def test_too_many_test_per_class(idx_dir, tmp_path):
     with pytest.raises(DataError, match="--test-per-class 3: Fashion-MNIST's test file has 2"):
         demo_data.write_image_folder(tmp_path / "fm", per_class=1, test_per_class=3, source_dir=idx_dir)
+
+
+def test_data_into_a_photo_folder_deletes_no_photo_of_the_users(idx_dir, tmp_path):
+    """Issue 25, item 2: `edgelite data fashion-mnist photos` deleted every PNG in photos/bag/ (and any
+    heldout.txt) before writing its own. Now only its own earlier images are replaced."""
+    out = tmp_path / "photos"
+    (out / "bag").mkdir(parents=True)
+    (out / "bag" / "my_bag.png").write_bytes(b"mine")
+    demo_data.write_image_folder(out, per_class=4, size=32, source_dir=idx_dir, test_per_class=2)
+    demo_data.write_image_folder(out, per_class=3, size=32, source_dir=idx_dir, test_per_class=1)  # rebuilt
+    assert (out / "bag" / "my_bag.png").read_bytes() == b"mine"
+    assert len([p for p in (out / "bag").glob("bag_*.png")]) == 4  # 3 + 1 held out: the old 6 replaced
+    (out / "heldout.txt").write_text("bag/my_bag.png\n")  # the user's own held-out list
+    with pytest.raises(DataError, match="heldout.txt was not written by `edgelite data`; choose a new or empty"):
+        demo_data.write_image_folder(out, per_class=3, size=32, source_dir=idx_dir)
+    assert (out / "heldout.txt").read_text() == "bag/my_bag.png\n"

@@ -162,6 +162,7 @@ def test_overwrite_keeps_the_old_run_when_the_new_one_cannot_start(shapes_dir, t
     old = tmp_path / "run"
     old.mkdir()
     (old / "model.keras").write_text("the previous run")
+    (old / "config.yaml").write_text("epochs: 1\n")
     garbage = tmp_path / "garbage.h5"
     garbage.write_bytes(b"not an HDF5 file")
     for args in (["train", str(tmp_path / "no-such-data"), "--out", str(old), "--overwrite"],
@@ -171,6 +172,18 @@ def test_overwrite_keeps_the_old_run_when_the_new_one_cannot_start(shapes_dir, t
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert (old / "model.keras").read_text() == "the previous run"
     assert "--weights" in r.stderr and "cannot load" in r.stderr
+
+
+def test_overwrite_never_empties_a_folder_that_is_not_a_run(shapes_dir, tmp_path):
+    """Issue 25, item 2: `train --out photos --overwrite` (a slip of the finger) emptied the folder with
+    rmtree. --overwrite replaces only a run: anything else is refused in one line, nothing touched."""
+    photos = tmp_path / "photos"
+    (photos / "cats").mkdir(parents=True)
+    (photos / "cats" / "1.jpg").write_bytes(b"a photo")
+    r = run_cli("train", str(shapes_dir), "--out", str(photos), "--overwrite")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert f"--out {photos} holds files that are not a run; choose a new or empty folder" in r.stderr
+    assert (photos / "cats" / "1.jpg").read_bytes() == b"a photo"
 
 
 @pytest.mark.parametrize("yaml_text, message", [

@@ -40,7 +40,7 @@ from edgelite.device.errors import RunError
 from edgelite.device.frames import Frame
 from edgelite.device.outputs.base import Output
 from edgelite.device.outputs.display import draw_overlay
-from edgelite.device.outputs.preview_page import PAGE
+from edgelite.device.outputs.preview_page import PAGE, PLAYING
 from edgelite.device.outputs.preview_server import (
     MAX_CONNECTIONS,
     SOCKET_TIMEOUT,
@@ -89,6 +89,7 @@ class PreviewState:
         self.hist_sum = 0.0
         self._jpeg_seq = -1
         self._jpeg = b""
+        self.shown_result: Result | None = None  # the result drawn on the last frame encoded for the stream
         self._encode_lock = threading.Lock()
         self.collectors: list = []  # callables -> extra Prometheus lines (e.g. the MQTT output's counters)
 
@@ -130,7 +131,7 @@ class PreviewState:
                     image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_NEAREST)
                 ok, buf = cv2.imencode(".jpg", draw_overlay(image, result), [cv2.IMWRITE_JPEG_QUALITY, 80])
                 if ok:
-                    self._jpeg_seq, self._jpeg = seq, buf.tobytes()
+                    self._jpeg_seq, self._jpeg, self.shown_result = seq, buf.tobytes(), result
             return self._jpeg_seq, self._jpeg
 
     def health(self) -> tuple[int, dict]:
@@ -260,11 +261,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             qs, qs_json = html.escape(qs_raw, quote=True), json.dumps(qs_raw)
             page = PAGE.format(title=html.escape(str(state.info.get("model"))), model=html.escape(
                 f"{state.info.get('model')} · {state.info.get('runtime')} · {state.info.get('source')}"),
-                qs=qs, qs_json=qs_json)
+                qs=qs, qs_json=qs_json, playing=json.dumps(PLAYING.get(state.info.get("source_kind"), "live")))
             return self._send(200, page.encode(), "text/html; charset=utf-8")
         if url.path == "/result.json":
             with state.cond:
                 result = state.result
+            if query.get("frame") == ["shown"] and state.shown_result is not None:
+                result = state.shown_result  # the page's panel: the result drawn on the frame the stream sent
             return self._json(200, result.to_dict() if result else {})
         if url.path == "/metrics":
             return self._send(200, state.metrics().encode(), "text/plain; version=0.0.4; charset=utf-8")

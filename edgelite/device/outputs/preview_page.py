@@ -1,5 +1,10 @@
 """The preview page `edgelite run --http` serves at `/`: the live stream, the top-k labels, FPS and stage
-timings, filled in by its script from /result.json (a `str.format` template: model, title, qs, qs_json)."""
+timings, filled in by its script from /result.json?frame=shown (the result drawn on the frame the stream sent,
+so the panel and the overlay show the same frame) — a `str.format` template: model, title, qs, qs_json, playing
+(what the header says once results come: "live" for a camera or stream, not for a file or folder)."""
+
+#: the header's status by source kind (edgelite.device.sources.describe_source); anything else: "live"
+PLAYING = {"file": "playing a video file", "folder": "reading an image folder"}
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>edgelite · {title}</title>
@@ -27,7 +32,7 @@ const qs = {qs_json};
 function esc(s) {{ return String(s).replace(/[&<>"]/g, c => ({{"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}})[c]); }}
 async function tick() {{
   try {{
-    const r = await fetch("result.json" + qs, {{cache: "no-store"}});
+    const r = await fetch("result.json" + (qs ? qs + "&" : "?") + "frame=shown", {{cache: "no-store"}});
     if (r.ok) {{
       const d = await r.json();
       if (d.frame !== undefined) {{
@@ -38,7 +43,7 @@ async function tick() {{
           `<tr><td>${{esc(k)}}</td><td>${{v.toFixed(2)}}</td></tr>`).join("");
         document.getElementById("fps").textContent = d.fps.toFixed(1);
         document.getElementById("frame").textContent = d.frame;
-        document.getElementById("status").textContent = "live";
+        document.getElementById("status").textContent = {playing};
       }}
     }} else {{ document.getElementById("status").textContent = "HTTP " + r.status; }}
   }} catch (e) {{ document.getElementById("status").textContent = "disconnected"; }}

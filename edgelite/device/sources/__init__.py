@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from edgelite.device.errors import SourceError
 from edgelite.device.source_kind import HELDOUT, picamera_number, source_kind
+from edgelite.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from edgelite.device.sources.base import Source
@@ -53,7 +54,7 @@ def open_source(spec: str | int, *, model_size: tuple[int, int] | None = None, l
     kind = describe_source(spec)
     if kind == "missing":
         raise SourceError(f"source {spec!r} is not a camera index, /dev/video device, URL, video file, image folder "
-                          "or picamera2[:N] (no such file or folder)")
+                          f"or picamera2[:N] (no such file or folder){did_you_mean(str(spec))}")
     if kind == "picamera2":
         from edgelite.device.sources.picamera import PicameraSource
 

@@ -11,7 +11,9 @@ import cv2
 from edgelite.device.errors import SourceError, SourceFailed
 from edgelite.device.frames import Frame
 from edgelite.device.sources.base import Source
+from edgelite.device.sources.diagnose import camera_cause, stream_cause
 from edgelite.device.sources.rtsp import redact_url
+from edgelite.suggest import did_you_mean
 
 
 class VideoSource(Source):
@@ -54,12 +56,18 @@ class VideoSource(Source):
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         return cap
 
+    def _cause(self) -> str:
+        """Why the capture did not open (OpenCV says only that it did not): the device node, or a TCP connect."""
+        if self.kind == "camera":
+            return camera_cause(self.spec)
+        return stream_cause(str(self.spec), timeout=min(self.open_timeout, 3.0))
+
     def _prepare(self) -> None:
         if self.live:
             return  # opened in the capture thread: a dead camera or server must not block the loop
         path = Path(str(self.spec))
         if not path.is_file():
-            raise SourceError(f"video file {path} does not exist")
+            raise SourceError(f"video file {path} does not exist{did_you_mean(path)}")
         cap = self._open_capture()
         if cap is None:
             raise SourceError(f"OpenCV cannot open {path} as a video (unsupported container or codec?); "
@@ -71,7 +79,7 @@ class VideoSource(Source):
         if cap is None:
             cap = self._open_capture()
             if cap is None:
-                raise SourceFailed(f"cannot open {self.name} (timeout {self.open_timeout:g} s)")
+                raise SourceFailed(f"cannot open {self.kind} {self.name}: {self._cause()}", at_open=True)
         try:
             self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
             period = 1.0 / self.fps if self.realtime and 0 < self.fps < 1000 else 0.0
