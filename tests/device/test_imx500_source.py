@@ -103,3 +103,12 @@ def test_without_picamera2_the_error_says_install_it(imx500_bundle):
         pass
     p = devicekit.run_cmd(imx500_bundle, "--source", "imx500", "--max-frames", "1")
     assert p.returncode == 2 and "python3-picamera2" in p.stderr, p.stderr
+
+
+def test_bench_leaves_the_sensor_model_to_the_camera(imx500_bundle):
+    """`edgelite bench BUNDLE` times this CPU's formats; packerOut.zip runs only on the sensor."""
+    from edgelite.bench.targets import resolve_targets
+
+    [target] = resolve_targets([str(imx500_bundle)])
+    names = [m.name for m in target.models]
+    assert "imx500" not in names and "int8" in names

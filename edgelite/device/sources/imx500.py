@@ -23,12 +23,10 @@ from edgelite.device.errors import RunError, SourceFailed
 from edgelite.device.frames import Frame
 from edgelite.device.sources.base import Source
 from edgelite.device.sources.picamera import MAIN_SIZE, camera_session, import_imx500
+from edgelite.manifest import IMX500_NETWORK, IMX500_PACKAGER
 
-#: where the network the sensor loads lives, inside the bundle (made on the Pi from packerOut.zip)
-NETWORK = "imx500/network.rpk"
-PACKAGE_TOOL = "imx500-package"
-PACKAGE_HINT = (f"on the Pi: `sudo apt install imx500-tools`, then `{PACKAGE_TOOL} -i BUNDLE/packerOut.zip -o "
-                "BUNDLE/imx500` (edgelite deploy does this)")
+PACKAGE_HINT = (f"on the Pi: `sudo apt install imx500-all`, then `{IMX500_PACKAGER} -i BUNDLE/packerOut.zip "
+                f"-o BUNDLE/{Path(IMX500_NETWORK).parent}` (edgelite deploy does this)")
 
 
 class SensorModel:
@@ -76,7 +74,7 @@ def sensor_model(bundle) -> tuple[SensorModel, object]:
         raise RunError(f"--source imx500 runs the bundle's imx500 model: {e}; convert with "
                        "`edgelite convert RUN --formats imx500`") from None
     bundle.verified_path(entry)
-    network = bundle.root / NETWORK
+    network = bundle.root / IMX500_NETWORK
     if not network.is_file():
         raise RunError(f"{network} is missing: the sensor loads network.rpk, made from packerOut.zip {PACKAGE_HINT}")
     return SensorModel(network, bundle.input.height, bundle.input.width, len(bundle.labels)), entry
