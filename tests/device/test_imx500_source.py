@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -112,3 +113,17 @@ def test_bench_leaves_the_sensor_model_to_the_camera(imx500_bundle):
     [target] = resolve_targets([str(imx500_bundle)])
     names = [m.name for m in target.models]
     assert "imx500" not in names and "int8" in names
+
+
+def test_bench_pipeline_imx500_reports_the_sensors_own_time(imx500_bundle, tmp_path):
+    """`edgelite bench BUNDLE --formats imx500 --pipeline imx500`: the latency is the sensor's (its metadata's
+    KPI: 2.5 ms + i us in the stand-in), timed through the same camera loop as `run`."""
+    out = tmp_path / "bench.json"
+    p = subprocess.run([sys.executable, "-m", "edgelite", "bench", str(imx500_bundle), "--formats", "imx500",
+                        "--pipeline", "imx500", "--runs", "10", "--warmup", "2", "--json", str(out)],
+                       capture_output=True, text=True, timeout=120, env=standin_env(), cwd=devicekit.REPO)
+    assert p.returncode == 0, p.stderr
+    rows = [r for r in json.loads(out.read_text())["rows"] if r["name"] == "imx500"]
+    [row] = rows
+    assert row["status"] == "ok" and row["runtime"] == "imx500 (on the sensor)", row.get("error")
+    assert 2.5 <= row["latency_ms"]["p50"] < 2.6 and row["pipeline"]["frames"] == 10

@@ -64,6 +64,11 @@ class SensorModel:
         return self.output()
 
 
+def network_file(bundle_root: str | Path) -> Path:
+    """Where the network the sensor loads lives in a bundle on the Pi (made there from packerOut.zip)."""
+    return Path(bundle_root) / IMX500_NETWORK
+
+
 def sensor_model(bundle) -> tuple[SensorModel, object]:
     """(SensorModel, the bundle's imx500 entry) once packerOut.zip matches its sha256 and network.rpk is there."""
     from edgelite.bundle import BundleError
@@ -74,7 +79,7 @@ def sensor_model(bundle) -> tuple[SensorModel, object]:
         raise RunError(f"--source imx500 runs the bundle's imx500 model: {e}; convert with "
                        "`edgelite convert RUN --formats imx500`") from None
     bundle.verified_path(entry)
-    network = bundle.root / IMX500_NETWORK
+    network = network_file(bundle.root)
     if not network.is_file():
         raise RunError(f"{network} is missing: the sensor loads network.rpk, made from packerOut.zip {PACKAGE_HINT}")
     return SensorModel(network, bundle.input.height, bundle.input.width, len(bundle.labels)), entry
