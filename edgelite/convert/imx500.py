@@ -178,8 +178,8 @@ def compile_packed(venv: Path, quantized: Path, out_dir: Path, *, timeout: float
     unsupported = unsupported_layers(text)
     if proc.returncode != 0 or not packed.is_file():
         if unsupported:
-            raise ConvertError(f"imx500: the IMX500 cannot run layer(s) {', '.join(unsupported[:8])} ({CONVERTER}: "
-                               "unsupported ops); replace them or choose a backbone without them")
+            raise ConvertError(f"imx500: the IMX500 cannot run {', '.join(unsupported[:8])} ({CONVERTER}: "
+                               f"{_tail(text)[:160]}); replace them or choose a backbone without them")
         raise ConvertError(f"imx500: {CONVERTER} failed (exit {proc.returncode}): {_tail(text)}")
     info: dict[str, Any] = {"converter_version": _version(text), "memory": memory_report(out_dir)}
     info["log"] = text[-4000:]
@@ -205,18 +205,22 @@ def memory_report(out_dir: Path) -> dict[str, Any] | None:
 
 
 def unsupported_layers(text: str) -> list[str]:
-    """The layer types the converter refuses, from its ``[USOP] The network contains unsupported ops: a.b.C, ...``.
+    """What the converter refuses: the layer types of its ``[USOP] The network contains unsupported ops: a.b.C``
+    and the settings of its ``Param error - param: activation, value: elu`` lines.
 
     >>> unsupported_layers("ERROR : CODE: [USOP] The network contains unsupported ops: "
     ...                    "keras.src.layers.preprocessing.image_preprocessing.Rescaling [/x/logger.py:185]")
     ['Rescaling']
+    >>> unsupported_layers("Param error - param: activation, value: elu, reason: Supported values: ['relu']")
+    ['activation=elu']
     """
     names: list[str] = []
-    for m in re.finditer(r"unsupported ops?:\s*([^\[\n]+)", text, re.I):
-        for op in m.group(1).split(","):
-            name = op.strip().rsplit(".", 1)[-1]
-            if name and name not in names:
-                names.append(name)
+    found = [op.strip().rsplit(".", 1)[-1] for m in re.finditer(r"unsupported ops?:\s*([^\[\n]+)", text, re.I)
+             for op in m.group(1).split(",")]
+    found += [f"{m.group(1)}={m.group(2)}" for m in re.finditer(r"Param error - param: (\w+), value: ([^,\s]+)", text)]
+    for name in found:
+        if name and name not in names:
+            names.append(name)
     return names
 
 
@@ -254,8 +258,9 @@ def _last_json(text: str) -> dict | None:
 
 
 def _tail(text: str) -> str:
+    """The last line of a tool's output, without the converter logger's ``[/path/logger.py:185]`` suffix."""
     lines = [ln.strip() for ln in (text or "").strip().splitlines() if ln.strip()]
-    return lines[-1][:240] if lines else "no output"
+    return re.sub(r"\s*\[/[^\]]*\]$", "", lines[-1])[:240] if lines else "no output"
 
 
 # ------------------------------------------------------------------------------------------ the export

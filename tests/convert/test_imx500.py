@@ -107,3 +107,21 @@ def test_run_and_bench_never_pick_the_sensor_model_by_default(imx500_bundle):
     b = Bundle.load(imx500_bundle.root)
     assert b.select().name == "int8"
     assert json.loads((b.root / "edgelite.json").read_text())["models"][-1]["name"] == "imx500"
+
+
+def test_a_layer_the_sensor_cannot_run_fails_the_format_naming_it(tiny, tmp_path):
+    """A head with an ELU (the IMX500 runs relu, swish, sigmoid, ... not elu): imx500 is marked `export failed`
+    with the layer setting the converter refused and what it supports; int8 is unaffected."""
+    if imx.find_venv() is None:
+        pytest.skip(f"no IMX500 toolchain venv at {imx.venv_dir()} (make imx500-venv builds it)")
+    import tf_keras as keras
+
+    model = tiny_model(10.0, extra_layer=keras.layers.Activation("elu", name="elu"))
+    model.save(tmp_path / "elu.keras")
+    b = convert(tmp_path / "elu.keras", tmp_path / "b", data=tiny["data"], formats="int8,imx500", calibration=16,
+                verbose=False)
+    e = b.entry("imx500")
+    assert e.status == "export failed" and e.path is None
+    assert e.error.startswith("imx500: the IMX500 cannot run activation=elu") and "'relu'" in e.error, e.error
+    assert "\n" not in e.error and "logger.py" not in e.error
+    assert b.entry("int8").status == "ok"
