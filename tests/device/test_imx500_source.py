@@ -127,3 +127,11 @@ def test_bench_pipeline_imx500_reports_the_sensors_own_time(imx500_bundle, tmp_p
     [row] = rows
     assert row["status"] == "ok" and row["runtime"] == "imx500 (on the sensor)", row.get("error")
     assert 2.5 <= row["latency_ms"]["p50"] < 2.6 and row["pipeline"]["frames"] == 10
+
+
+def test_a_network_for_another_bundle_is_one_clear_error(imx500_bundle):
+    """The sensor's output has 10 scores, the bundle 4 labels (an .rpk made from another bundle)."""
+    p = devicekit.run_cmd(imx500_bundle, "--source", "imx500", "--max-frames", "3", "--print-every", "0",
+                          env=standin_env(STANDIN_IMX500_CLASSES="10"))
+    assert p.returncode != 0 and "gave 10 scores, the bundle has 4 labels" in p.stderr, p.stderr
+    assert "imx500-package" in p.stderr and "Traceback" not in p.stderr

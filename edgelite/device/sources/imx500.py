@@ -57,6 +57,10 @@ class SensorModel:
     scores = output
 
     def dequantize(self, raw: np.ndarray) -> np.ndarray:
+        """The sensor's scores (picamera2 dequantized them), checked against the bundle's labels."""
+        if raw.shape != (self.num_classes,):
+            raise RunError(f"the sensor's network gave {raw.size} scores, the bundle has {self.num_classes} labels: "
+                           f"{self.path} is not this bundle's network — re-run {IMX500_PACKAGER} on its packerOut.zip")
         return np.asarray(raw, np.float32)
 
     def classify(self, rgb: np.ndarray) -> np.ndarray:
