@@ -35,6 +35,9 @@ mkdir -p "$(dirname "$venv")"
 "$py" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q --no-deps -r "$reqs"
-"$venv/bin/python" -m pip check >/dev/null
+if ! problems=$("$venv/bin/python" -m pip check 2>/dev/null); then
+  echo "imx500-venv: the pinned set is inconsistent (scripts/imx500-requirements.txt): $problems" >&2
+  exit 1
+fi
 echo "$want" > "$stamp"
 echo "imx500-venv: $venv ready ($(du -sh "$venv" | cut -f1))"
