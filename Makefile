@@ -38,7 +38,7 @@ system-deps:
 # the quick VM tests boot it. PI_VM=0 skips the build (the VM tests then skip, saying why). The VM's minute-long
 # resilience tests (watchdog, camera gone, rollback, reboot) and the Bookworm image run in `make test-device`.
 PI_VM ?= 1
-# imx500-venv: Sony's toolchain (~1.5 min here from the pinned wheels) so the real `--formats imx500` tests run
+# imx500-venv: Sony's toolchain (1-1.5 min here from the pinned wheels on a quiet machine) so the real `--formats imx500` tests run
 test: setup imx500-venv
 	@if [ "$(PI_VM)" != 0 ]; then sh scripts/pi-vm.sh build; fi
 	$(BIN)/python -m pytest -q -m "not vm_long"
