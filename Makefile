@@ -15,12 +15,13 @@ DEMO_PER_CLASS ?= 300
 DEMO_TEST_PER_CLASS ?= 100
 DEMO_SIZE   ?= 96
 
-.PHONY: help setup system-deps test demo lint bench deploy pi-emulator clean
+.PHONY: help setup system-deps test demo lint bench deploy pi-emulator clean imx500-venv demo-imx500
 
 help:
 	@echo "make demo   - set up, then train EfficientNet-Lite0 on Fashion-MNIST, convert, bench and run it"
 	@echo "make test   - set up (incl. the emulated Pi's Trixie image), then run the whole test suite"
 	@echo "make lint | bench | deploy DEVICE=user@host | pi-emulator | clean"
+	@echo "make imx500-venv | demo-imx500 - Sony's IMX500 toolchain (own venv, ~2.3 GB) and the AI Camera path"
 
 setup: $(STAMP) system-deps
 
@@ -37,7 +38,8 @@ system-deps:
 # the quick VM tests boot it. PI_VM=0 skips the build (the VM tests then skip, saying why). The VM's minute-long
 # resilience tests (watchdog, camera gone, rollback, reboot) and the Bookworm image run in `make test-device`.
 PI_VM ?= 1
-test: setup
+# imx500-venv: Sony's toolchain (1-1.5 min here from the pinned wheels on a quiet machine) so the real `--formats imx500` tests run
+test: setup imx500-venv
 	@if [ "$(PI_VM)" != 0 ]; then sh scripts/pi-vm.sh build; fi
 	$(BIN)/python -m pytest -q -m "not vm_long"
 
@@ -52,6 +54,19 @@ demo: setup
 		$(BIN)/edgelite bench $(DEMO_BUNDLE) --threads 1,2 --runs 100 --out $(DEMO_BUNDLE)/bench --overwrite && \
 		$(BIN)/edgelite run $(DEMO_BUNDLE) --source heldout --max-frames 1000 --print-every 200; \
 	fi
+
+# The Raspberry Pi AI Camera (Sony IMX500): Sony's toolchain pins Python < 3.12, TF < 2.16 and numpy < 2, so it
+# gets its own venv, driven by `edgelite convert --formats imx500` as a subprocess (~1 min, 2.3 GB; Java 17).
+IMX500_VENV ?= $(HOME)/.cache/edgelite/imx500-venv
+export EDGELITE_IMX500_VENV := $(IMX500_VENV)
+imx500-venv:
+	@sh scripts/system-deps.sh imx500
+	sh scripts/imx500-venv.sh $(IMX500_VENV)
+
+# the demo's run (made by `make demo` when missing) -> an int8 + imx500 bundle (README "Raspberry Pi AI Camera")
+demo-imx500: setup imx500-venv
+	test -f $(DEMO_RUN)/model.keras || $(MAKE) demo
+	$(BIN)/edgelite convert $(DEMO_RUN) --out $(DEMO_BUNDLE)-imx500 --formats int8,imx500
 
 bench: setup
 	$(BIN)/python benchmarks/bench_demo.py --bundle $(DEMO_BUNDLE) --runs 1000 --warmup 50 $(if $(DEVICE),--host $(DEVICE))

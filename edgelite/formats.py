@@ -34,6 +34,7 @@ FORMATS: dict[str, tuple[str, str]] = {
     "edgetpu": ("edgetpu", "int8"),
     "onnx": ("onnx", "fp32"),
     "onnx_int8": ("onnx", "int8"),
+    "imx500": ("imx500", "int8"),
 }
 
 #: other spellings users bring from Ultralytics / TFLite docs (after lower-casing and '-' -> '_')
@@ -41,7 +42,12 @@ ALIASES = {
     "tflite": "fp32", "float32": "fp32", "float16": "fp16", "half": "fp16", "dynamic_range": "dynamic",
     "full_integer": "int8", "uint8": "int8", "edge_tpu": "edgetpu", "edgetpu_tflite": "edgetpu",
     "pruned": "pruned_int8", "qat": "qat_int8", "pqat": "pqat_int8", "onnx_qdq": "onnx_int8",
+    "ai_camera": "imx500", "packerout": "imx500",
 }
+
+#: formats that run on an accelerator inside a camera, never on this CPU: `run` and `bench` pick them only
+#: when named (`--source imx500`), never by default
+SENSOR_FORMATS = ("imx500",)
 
 #: file suffix -> file format; a .tflite whose stem ends in EDGETPU_STEM is compiled for the Edge TPU
 MODEL_SUFFIXES = {".tflite": "tflite", ".onnx": "onnx"}

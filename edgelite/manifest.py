@@ -14,6 +14,10 @@ from pathlib import Path
 
 #: the bundle's manifest, at the bundle's root
 MANIFEST = "edgelite.json"
+#: the AI Camera's network inside a bundle on the Pi: Raspberry Pi's IMX500_PACKAGER (apt: imx500-all) makes it
+#: from the bundle's packerOut.zip (the imx500 entry) when the bundle is accepted; picamera2's IMX500 loads it
+IMX500_NETWORK = "imx500/network.rpk"
+IMX500_PACKAGER = "imx500-package"
 
 
 def confined_file(root: str | os.PathLike, rel: object) -> Path:

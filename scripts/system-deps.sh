@@ -2,8 +2,13 @@
 # Debian packages the demo and the tests use: the Fashion-MNIST data set, sshd + rsync (deploy
 # tests), Chromium (preview page test), mosquitto (MQTT tests), GStreamer's RTSP server with
 # the system python3 (RTSP tests), shellcheck (the scripts' lint test). Installs only what is
-# missing, only where apt and root are.
+# missing, only where apt and root are. `system-deps.sh imx500`: only Java 17, which Sony's imx500-converter
+# runs on (`make imx500-venv`; nothing else needs it).
 set -e
+if [ "${1:-}" = imx500 ]; then
+  set --
+  command -v java >/dev/null 2>&1 || set -- openjdk-17-jre-headless
+else
 set --  # the missing packages, one argument each
 [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || set -- "$@" dataset-fashion-mnist
 [ -x /usr/sbin/sshd ] || set -- "$@" openssh-server
@@ -15,6 +20,7 @@ command -v chromium >/dev/null 2>&1 || set -- "$@" chromium
   ls /usr/lib/*/girepository-1.0/GstRtspServer-1.0.typelib >/dev/null 2>&1 || \
   set -- "$@" gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 command -v shellcheck >/dev/null 2>&1 || set -- "$@" shellcheck
+fi
 [ $# -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1 || [ "$(id -u)" != 0 ]; then
   echo "system-deps: missing Debian packages: $* (install them with apt, as root); continuing" >&2

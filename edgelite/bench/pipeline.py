@@ -20,7 +20,8 @@ from edgelite.device.pipeline import TIMINGS, Pipeline
 def time_pipeline(model, cfg: dict[str, Any], tick: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run `cfg["warmup"]` + `cfg["frames"]` frames of `cfg["source"]` through the loaded model.
 
-    cfg: {"source": str, "frames": int, "warmup": int, "spec": InputSpec dict, "labels": [str, ...]}.
+    cfg: {"source": str, "frames": int, "warmup": int, "spec": InputSpec dict, "labels": [str, ...]}, and
+    "network" (the .rpk) for the AI Camera's `imx500` source.
     Returns {"source", "frames", "stages": {stage: summary}, "fps", "samples_ms": {"total": [...]}}.
     Files and folders loop at their end so any frame count can be timed.
     """
@@ -37,7 +38,8 @@ def time_pipeline(model, cfg: dict[str, Any], tick: Callable[[], None] | None = 
     pipe = Pipeline(model, spec, labels, top_k=min(3, model.num_classes))
     rows: list[dict[str, float]] = []
     # prepared exactly as `edgelite run` does (resize in the capture thread), so the stages are the loop's
-    with open_source(cfg["source"], model_size=(spec.height, spec.width), loop=True, prepare=pipe.prepare) as src:
+    with open_source(cfg["source"], model_size=(spec.height, spec.width), loop=True, prepare=pipe.prepare,
+                     network=cfg.get("network")) as src:
         while len(rows) < frames:
             t = time.perf_counter()
             try:

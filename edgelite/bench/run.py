@@ -39,6 +39,7 @@ from edgelite.bench.report import SCHEMA, add_deltas, float_reference, ordered_r
 from edgelite.bench.stats import LOAD_FAILED, OK, VALIDATION_FAILED, top1_shortfall
 from edgelite.bench.targets import ModelSpec, Target, resolve_targets
 from edgelite.bench.worker import job_row, run_isolated, run_job
+from edgelite.formats import SENSOR_FORMATS
 
 
 # ------------------------------------------------------------------------------------------ progress
@@ -119,7 +120,8 @@ def _plan(targets: list[Target], tmp: Path, result: dict[str, Any], *, data: str
             np.save(lab_path, labels)
         for ms in t.models:
             group = []
-            for th in thread_list:
+            # the sensor runs an imx500 network: the CPU's threads do not change its time, one row is enough
+            for th in thread_list[:1] if ms.format in SENSOR_FORMATS else thread_list:
                 job = {"target": t.path, "name": ms.name, "format": ms.format, "precision": ms.precision,
                        "threads": th, "file": ms.file, "bytes": ms.bytes, "runs": runs, "warmup": warmup,
                        "min_seconds": min_seconds, "images": str(img_path) if img_path else None,

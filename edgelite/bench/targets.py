@@ -50,6 +50,7 @@ def _guess_precision(stem: str) -> str:
 def resolve_targets(paths: list[str], formats: list[str] | None = None) -> list[Target]:
     """Bundles (directories) and bare model files (.tflite / .onnx) -> what to bench, in order."""
     from edgelite.bundle import FORMATS, Bundle, BundleError, read_labels
+    from edgelite.formats import SENSOR_FORMATS
 
     if not paths:
         raise BenchUsageError("give a bundle directory or a model file to bench")
@@ -59,7 +60,9 @@ def resolve_targets(paths: list[str], formats: list[str] | None = None) -> list[
         if p.is_dir():
             b = Bundle.load(p)
             by_name = {m.name: m for m in b.models}
-            order = [n for n in FORMATS if n in by_name] + [n for n in by_name if n not in FORMATS]
+            # a camera's own accelerator (imx500) is not this CPU's to bench: `run --source imx500` reports its time
+            order = ([n for n in FORMATS if n in by_name and n not in SENSOR_FORMATS]
+                     + [n for n in by_name if n not in FORMATS])
             wanted = formats if formats is not None else order
             models: list[ModelSpec] = []
             for name in wanted:

@@ -75,6 +75,33 @@ def job_row(job: dict[str, Any], status: str = OK, error: str | None = None) -> 
     return row
 
 
+def _sensor_job(job: dict[str, Any], row: dict[str, Any], emit: Emit) -> dict[str, Any]:
+    """`bench BUNDLE --formats imx500 --pipeline imx500` on the Pi: the camera loop on the AI Camera; the
+    latency is the sensor's own inference time, from each frame's metadata (picamera2's get_kpi_info)."""
+    from edgelite.bench.pipeline import time_pipeline
+    from edgelite.device.sources.imx500 import PACKAGE_HINT, SensorModel, network_file
+
+    cfg, expect = job.get("pipeline") or {}, job.get("expect") or {}
+    network = network_file(Path(job["file"]).parent)
+    if cfg.get("source") != "imx500" or not expect:
+        row.update(status=LOAD_FAILED, error="imx500 runs on the AI Camera's sensor: bench the bundle with "
+                                             "--formats imx500 --pipeline imx500 on the Pi")
+        return row
+    if not network.is_file():
+        row.update(status=LOAD_FAILED, error=f"{network} is missing: {PACKAGE_HINT}")
+        return row
+    model = SensorModel(network, expect["height"], expect["width"], expect["classes"])
+    row.update(runtime=model.runtime, delegate=model.delegate)
+    try:
+        row["pipeline"] = time_pipeline(model, {**cfg, "network": str(network)}, tick=lambda: emit({"progress": 1}))
+    except Exception as e:  # no camera, no picamera2: the row says it
+        row.update(status=VALIDATION_FAILED, error=_one_line(e))
+        return row
+    row["latency_ms"] = row["pipeline"]["stages"]["inference"]
+    row["fps"] = row["pipeline"]["fps"]
+    return row
+
+
 def run_job(job: dict[str, Any], emit: Emit | None = None) -> dict[str, Any]:
     """Load the model, time load / first inference / warm-up / timed runs, score top-1, time the pipeline.
 
@@ -85,6 +112,8 @@ def run_job(job: dict[str, Any], emit: Emit | None = None) -> dict[str, Any]:
     emit = emit or (lambda _event: None)
     row = job_row(job)
     row["top1_manifest"] = job.get("top1_manifest")
+    if job["format"] == "imx500":  # the AI Camera's sensor runs it: only the camera loop can time it
+        return _sensor_job(job, row, emit)
     rss_before = current_rss_mb()
 
     t0 = time.perf_counter_ns()

@@ -18,11 +18,13 @@ EXAMPLES = """examples:
   edgelite convert runs/demo --out bundles/qat --formats int8,edgetpu --qat --qat-epochs 2
   edgelite convert runs/demo --out bundles/gated --formats int8 --max-drop 1.0
   edgelite convert model.keras --data photos/ --out bundles/m --formats int8 --per-tensor
+  edgelite convert runs/demo --out bundles/cam --formats int8,imx500   # the AI Camera (needs make imx500-venv)
   edgelite convert runs/demo --out bundles/tiny --formats pqat_int8 --prune 0.5 --prune-block 4 --prune-epochs 6 \\
       --qat --per-tensor            # the smallest gzip (pqat_int8; pruned_int8 comes along, per-tensor PTQ)
 
 formats: fp32 fp16 dynamic int8 onnx edgetpu (default: all); --prune adds pruned_int8, --qat adds
-qat_int8 (pqat_int8 with --prune). edgetpu compiles the best int8 model (int8 is added when none is
+qat_int8 (pqat_int8 with --prune); imx500 (the Raspberry Pi AI Camera: packerOut.zip from Sony's MCT and
+imx500-converter, in their own venv: `make imx500-venv`) only when named. edgetpu compiles the best int8 model (int8 is added when none is
 asked for); without edgetpu_compiler on PATH it is skipped, and the static compatibility report
 (edgetpu_compat.md) still says which ops would run on the Edge TPU and where the graph would split.
 When int8 loses more than --auto-qat points (default 0.5) to the float model on the held-out images, convert
@@ -57,7 +59,8 @@ def register(sub) -> None:
                    help="replace the bundle at --out (files convert did not write there, e.g. bench/, are kept)")
     d = ConvertOptions()  # the flags' defaults are the dataclass's: one declaration
     p.add_argument("--formats", metavar="LIST", help="comma list of fp32,fp16,dynamic,int8,onnx,edgetpu (the default: all of these) "
-                   "and onnx_int8 (onnxruntime static QDQ int8; only when named)")
+                   "and onnx_int8 (onnxruntime static QDQ int8), imx500 (Raspberry Pi AI Camera; make imx500-venv): "
+                   "only when named")
     p.add_argument("--prune", type=_fraction, metavar="SPARSITY", help="magnitude-prune to this sparsity (e.g. 0.5)")
     p.add_argument("--prune-epochs", type=int, default=d.prune_epochs, metavar="N",
                    help="fine-tuning epochs while pruning (default %(default)s)")

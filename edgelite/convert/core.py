@@ -25,7 +25,7 @@ import numpy as np
 from edgelite.bundle import Bundle, ModelEntry
 from edgelite.convert.errors import ConvertError, GateFailed
 from edgelite.convert.exporters import Job
-from edgelite.convert.formats import EXPORTS, INT8_NAMES, parse_formats, require_one_installed
+from edgelite.convert.formats import CALIBRATED, EXPORTS, INT8_NAMES, parse_formats, require_one_installed
 from edgelite.convert.options import ConvertOptions
 from edgelite.convert.progress import ProgressLog
 from edgelite.convert.writer import check_out, finish_info, new_stage, save_and_swap_in
@@ -39,7 +39,8 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, options: ConvertO
     formats, prune, prune_epochs, prune_block, qat, qat_epochs, calibration, per_tensor, io_type, max_drop,
     data, opset, batch_size, prune_lr, qat_lr, seed, verbose, trust_model) replace its values.
 
-    formats: comma list or sequence of fp32, fp16, dynamic, int8, onnx, edgetpu (default: all six);
+    formats: comma list or sequence of fp32, fp16, dynamic, int8, onnx, edgetpu (default: all six), and
+    onnx_int8, imx500 (only when named);
     prune: target sparsity (adds ``pruned_int8``), in runs of `prune_block` weights; qat: quantization-aware
     training (adds ``qat_int8``, or ``pqat_int8`` together with prune); per_tensor: one scale per weight
     tensor, for post-training int8 and QAT alike. Returns the saved Bundle. Raises ConvertError for a
@@ -73,7 +74,7 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, options: ConvertO
         raise ConvertError(f"no readable held-out (test) images in {src.data_dir}; the validator needs some — "
                            "re-train with --test-split > 0")
     needs_training = opts.prune is not None or opts.qat
-    needs_calibration = needs_training or any(EXPORTS[n].quantization == "full_int8" for n in names)
+    needs_calibration = needs_training or any(EXPORTS[n].quantization in CALIBRATED for n in names)
     rng = np.random.default_rng(opts.seed)
     train_x = train_y = calib = None
     if needs_training:
@@ -84,7 +85,7 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, options: ConvertO
         calib, _, _ = src.images("train", np.sort(idx))
     if opts.calibration_data is not None:
         if not needs_calibration:
-            raise ConvertError("--calibration-data is for int8 formats (int8, pruned_int8, qat_int8, edgetpu); "
+            raise ConvertError("--calibration-data is for int8 formats (int8, pruned_int8, qat_int8, edgetpu, imx500); "
                                "add one to --formats or drop it")
         from edgelite.convert.calibration_data import calibration_images
 

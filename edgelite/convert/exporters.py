@@ -98,6 +98,12 @@ class Job:
 
     def _missing(self, needs) -> str | None:
         for need in needs:
+            if need == "venv:imx500":
+                from edgelite.convert.imx500 import find_venv, venv_dir
+
+                if find_venv() is None:
+                    return f"no IMX500 toolchain venv at {venv_dir()}: run `make imx500-venv`"
+                continue
             if need.startswith("bin:"):
                 if shutil.which(need[4:]) is None:
                     return f"{need[4:]} is not on PATH"
@@ -129,9 +135,12 @@ class Job:
         self.log(f"{name}: exporting ({self.describe(exp)})")
         t = time.perf_counter()
         path = self.bundle.root / exp.filename
+        scores = None  # a format validated by its toolchain's own model (imx500: MCT's quantized Keras model)
         try:
             model = self.model_for(exp.source)
-            if exp.file_format == "onnx" and exp.quantization == "full_int8":
+            if exp.file_format == "imx500":
+                scores = self._write_imx500(entry, model, path)
+            elif exp.file_format == "onnx" and exp.quantization == "full_int8":
                 self._write_onnx_int8(entry, model, path)
             elif exp.file_format == "onnx":
                 from edgelite.convert.onnx_export import export_onnx
@@ -152,7 +161,7 @@ class Job:
         self.bundle.add_file(entry)
         self.log(f"{name}: exported {exp.filename} ({entry.bytes / 1e6:.2f} MB, gzip {entry.gzip_bytes / 1e6:.2f} MB) "
                  f"in {entry.extra['export_seconds']:.1f} s")
-        self._validate(entry)
+        self._validate(entry, scores)
         return entry
 
     def auto_qat(self) -> bool:
@@ -210,6 +219,28 @@ class Job:
         data = embed_metadata(data, self.metadata(entry))
         path.write_bytes(data)
 
+    def _write_imx500(self, entry: ModelEntry, model, path: Path) -> np.ndarray:
+        """MCT + imx500-converter in their own venv -> packerOut.zip; returns the quantized model's held-out scores."""
+        import edgelite.convert.imx500 as imx500
+        from edgelite.device.preprocess import prepare_rgb
+
+        spec = self.bundle.input
+        test = np.stack([prepare_rgb(img, spec) for img in self.test[0]])
+        calib = self.calib.copy()  # as int8 calibrates: raw pixels, the input range pinned to [0, 255]
+        calib[0].reshape(-1, 3)[:2] = ((0, 0, 0), (255, 255, 255))
+        out = imx500.export(model, calib, test, path, self.log)
+        entry.extra["imx500"] = out["extra"]
+        # the model the venv's Keras 2.15 loaded is ours: its float scores match the reference's
+        entry.extra["imx500"]["float_max_diff"] = round(float(np.abs(out["float_scores"] - self.ref_scores).max()), 6)
+        memory = out["extra"]["converter"].get("memory") or {}
+        entry.quantization = {"input": {"dtype": "uint8", "scale": 1.0, "zero_point": 0}, "raw_pixels": True}
+        if memory.get("fits") is False:
+            self.log(f"imx500: the network does NOT fit the sensor's memory ({memory.get('used')} of "
+                     f"{memory.get('available')}): choose a smaller backbone or input size")
+        elif memory:
+            self.log(f"imx500: fits the sensor's memory ({memory.get('used')} of {memory.get('available')})")
+        return out["scores"]
+
     def _write_onnx_int8(self, entry: ModelEntry, model, path: Path) -> None:
         """The fp32 ONNX export (the bundle's model.onnx when it is there), then onnxruntime's static QDQ."""
         import tempfile
@@ -229,21 +260,27 @@ class Job:
                 "precision": entry.precision, "format": entry.format, "quantization": entry.quantization,
                 "source": str(self.src.path.name), "backbone": self.src.backbone}
 
-    def _validate(self, entry: ModelEntry) -> None:
-        from edgelite.convert.validate import collapsed_classes, validate_file
+    def _validate(self, entry: ModelEntry, scores: np.ndarray | None = None) -> None:
+        """Held-out metrics of the file (the device's runtime), or of `scores` a toolchain's model gave."""
+        from edgelite.convert.validate import collapsed_classes, scored_metrics, validate_file
         from edgelite.stats import format_delta
 
         x, y = self.test
         try:
-            entry.metrics = validate_file(self.bundle.root / entry.path, entry.format, x, y, self.bundle.labels,
-                                          self.bundle.input, self.ref_scores, self.reference["top1"])
+            if scores is not None:
+                entry.metrics = scored_metrics(scores, y, self.bundle.labels, self.ref_scores, self.reference["top1"])
+                entry.metrics.update(ms_per_image=None, runtime=entry.extra.get("imx500", {}).get("validated_with"))
+            else:
+                entry.metrics = validate_file(self.bundle.root / entry.path, entry.format, x, y, self.bundle.labels,
+                                              self.bundle.input, self.ref_scores, self.reference["top1"])
         except Exception as e:  # ModelLoadError, a runtime refusing the file, a shape mismatch...
             self.log.detail(traceback.format_exc())
             self._fail(entry, "validation failed", _one_line(e))
             return
         m = entry.metrics
         self.log(f"{entry.name}: top-1 {m['top1']:.3f} ({format_delta(m['delta'], m.get('delta_ci'))} pts), agreement {m['agreement']:.3f}, "
-                 f"max prob diff {m['max_prob_diff']:.4f}, {m['ms_per_image']:.2f} ms/img ({m['runtime']})")
+                 f"max prob diff {m['max_prob_diff']:.4f}"
+                 + (f", {m['ms_per_image']:.2f} ms/img" if m["ms_per_image"] is not None else "") + f" ({m['runtime']})")
         max_drop = self.options.max_drop
         if max_drop is not None and m["delta"] is not None and -m["delta"] > max_drop:
             collapsed = collapsed_classes(m, self.reference, max_drop)

@@ -20,8 +20,8 @@ class Export:
     name: str  # manifest model name (key of edgelite.bundle.FORMATS)
     filename: str  # file in the bundle
     source: str  # which Keras model it is exported from: float | pruned | qat
-    quantization: str  # none | float16 | dynamic | full_int8 (TFLite or ONNX QDQ, calibrated) | compile
-    needs: tuple[str, ...]  # importable modules (or executables, "bin:NAME") it needs
+    quantization: str  # none | float16 | dynamic | full_int8 (TFLite or ONNX QDQ, calibrated) | compile | sensor
+    needs: tuple[str, ...]  # importable modules (or executables "bin:NAME", the IMX500 venv "venv:imx500")
     description: str  # the log line adds where a calibrated format's images came from (Job.describe)
 
     @property
@@ -55,6 +55,8 @@ EXPORTS: dict[str, Export] = {
                "ONNX (tf2onnx), run by onnxruntime"),
         Export("onnx_int8", "model_int8.onnx", "float", "full_int8", ("tf2onnx", "onnx", "onnxruntime"),
                "ONNX Runtime static QDQ int8 (per-channel weights)"),
+        Export("imx500", "packerOut.zip", "float", "sensor", ("venv:imx500",),
+               "Raspberry Pi AI Camera: MCT int8 (IMX500 TPC) + imx500-converter; only when named"),
     ]
 }
 
@@ -66,6 +68,9 @@ EXTRAS = {"tensorflow": "convert", "tensorflow_model_optimization": "convert",
 DEFAULT_FORMATS = ("fp32", "fp16", "dynamic", "int8", "onnx", "edgetpu")
 
 IO_TYPES = ("uint8", "int8", "float32")
+
+#: quantizations calibrated on the training split (or --calibration-data)
+CALIBRATED = ("full_int8", "sensor")
 
 INT8_NAMES = ("int8", "pruned_int8", "qat_int8", "pqat_int8")
 #: which int8 model the Edge TPU compiler gets, best first
@@ -103,7 +108,12 @@ def parse_formats(spec: str | list[str] | tuple[str, ...] | None, *, prune: floa
 def missing_module(name: str) -> str | None:
     """The first Python module the export `name` needs that is not installed (looked up, not imported)."""
     for need in EXPORTS[name].needs:
-        if not need.startswith("bin:") and importlib.util.find_spec(need) is None:
+        if need == "venv:imx500":
+            from edgelite.convert.imx500 import find_venv
+
+            if find_venv() is None:
+                return need
+        elif not need.startswith("bin:") and importlib.util.find_spec(need) is None:
             return need
     return None
 
@@ -115,5 +125,9 @@ def require_one_installed(names: list[str]) -> None:
     When some can, convert goes on and marks the others ``export failed`` (exit 1).
     """
     missing = [missing_module(n) for n in names]
+    if names and all(missing) and missing[0] == "venv:imx500":
+        from edgelite.convert.imx500 import require_venv
+
+        require_venv()  # raises the one-line `make imx500-venv` error
     if names and all(missing):
         raise MissingExtra(missing[0], EXTRAS[missing[0]], what=f"--formats {','.join(names)}")

@@ -63,12 +63,19 @@ def validate_file(path, fmt: str, images: np.ndarray, labels: np.ndarray, names:
     scores, ms, runtime = run_file(path, fmt, images, spec)
     if scores.shape[1] != len(names):
         raise ValueError(f"{path} outputs {scores.shape[1]} classes, the bundle has {len(names)} labels")
+    m = scored_metrics(scores, labels, names, reference, reference_top1)
+    m["ms_per_image"] = round(ms, 3)
+    m["runtime"] = str(runtime)
+    return m
+
+
+def scored_metrics(scores: np.ndarray, labels: np.ndarray, names: list[str], reference: np.ndarray,
+                   reference_top1: float | None) -> dict[str, Any]:
+    """`metrics_from_scores` plus Δ top-1 in points against the float model and its paired interval."""
     m = metrics_from_scores(scores, labels, names, reference)
     m["delta"] = (m["top1"] - reference_top1) * 100 if (m["top1"] is not None and reference_top1 is not None) else None
     if m["delta"] is not None and len(labels):
         m.update(delta_interval(scores.argmax(axis=1) == labels, reference.argmax(axis=1) == labels))
-    m["ms_per_image"] = round(ms, 3)
-    m["runtime"] = str(runtime)
     return m
 
 

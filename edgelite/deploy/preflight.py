@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from edgelite.device.source_kind import camera_device
+from edgelite.device.source_kind import IMX500, camera_device, source_kind
 from edgelite.remote.agent import MIN_PYTHON
 
 # MIN_PYTHON: the oldest Python edgelite supports (pyproject's requires-python), the agent's floor too
@@ -168,6 +168,9 @@ def assess(facts: Facts, *, source: str = "0", offline: bool = False) -> Assessm
             problems.append(f"no camera at {dev} (--source {source}): the device has "
                             f"{' '.join(facts.cameras) or 'no /dev/video* device'}; connect one, or pass "
                             "--source FILE to classify a video file, or --source picamera2")
+    if source_kind(source) == IMX500 and not facts.yes("imx500_package"):
+        problems.append("no imx500-package on the device (--source imx500): the AI Camera loads network.rpk, which "
+                        "it makes from the bundle's packerOut.zip: sudo apt install imx500-all")
     if facts.get("user") == "root":
         warnings.append("deploying as root: the service will run as root; a regular user (pi) is safer")
     if not facts.yes("systemd"):

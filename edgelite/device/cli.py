@@ -56,8 +56,8 @@ def register(sub) -> None:
                    help="centre-crop fraction of the shorter side before resizing (default: the bundle's)")
     s = p.add_argument_group("source")
     s.add_argument("--source", default=os.environ.get("EDGELITE_SOURCE") or "0", metavar="SRC",
-                   help="camera index (0), /dev/videoN, video file, image folder, rtsp:// or http:// URL, picamera2[:N], "
-                        "or heldout (a video of the bundle's held-out images; reports accuracy). Default $EDGELITE_SOURCE "
+                   help="camera index (0), /dev/videoN, video file, image folder, rtsp:// or http:// URL, picamera2[:N], imx500 "
+                        "(the AI Camera: the bundle's imx500 network runs on its sensor) or heldout (a video of the bundle's held-out images; reports accuracy). Default $EDGELITE_SOURCE "
                         "(keeps a camera password out of `ps`), else 0")
     s.add_argument("--rtsp-transport", choices=["tcp", "udp"], default=None,
                    help="RTSP over TCP (OpenCV's default; through NAT and Wi-Fi) or UDP (lower latency on a clean LAN)")

@@ -27,3 +27,5 @@ class Frame:
     prep_ms: float = 0.0  # time `prepare` took
     capture_ms: float = 0.0  # time the loop waited for this frame
     dropped: int = 0  # frames the source had dropped when this one was read
+    sensor_scores: np.ndarray | None = None  # scores a camera's own accelerator computed (the AI Camera's IMX500)
+    sensor_ms: float = 0.0  # the time that accelerator took (its metadata's KPI)

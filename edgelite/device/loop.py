@@ -94,6 +94,11 @@ def load(model_path: str | os.PathLike, opts: RunOptions | None = None) -> Loade
                        "manifest) — drop --labels")
     bundle = Bundle.load(p)
     check_deployed(p)  # a device with a trust list runs only signed bundles (exit 10)
+    if describe_source(opts.source) == "imx500":  # the AI Camera: the network runs on the sensor
+        from edgelite.device.sources.imx500 import sensor_model
+
+        model, entry = sensor_model(bundle)
+        return LoadedModel(model, bundle.input, bundle.labels, entry.name, entry.format, bundle, dict(entry.metrics))
     fmt = canonical(opts.format) if opts.format else None  # --format takes the aliases --formats takes
     if tpu is not None:
         if fmt not in (None, "auto", "edgetpu"):
@@ -239,7 +244,8 @@ class _Loop:
             self._open_outputs()
             self.source = open_source(o.source, model_size=(self.loaded.spec.height, self.loaded.spec.width),
                                       loop=o.loop, realtime=o.realtime, open_timeout=o.open_timeout,
-                                      read_timeout=o.stall_timeout, start=False, prepare=self.pipeline.prepare)
+                                      read_timeout=o.stall_timeout, start=False, prepare=self.pipeline.prepare,
+                                      network=str(self.loaded.model.path) if self.loaded.format == "imx500" else None)
             log.info("model %s (%s) · source %s (%s)", self.loaded.name, self.info["runtime"], self.shown_source,
                      self.source.kind)
             # a live camera's results may queue 2 deep (the loop must never lag it); a file's set by its frame size

@@ -248,6 +248,8 @@ class Pipeline:
         """The model's part of a frame, on the model's thread: input in, invoke, output out. `report`
         dequantizes (off this thread: right after invoke() each Python operation runs cold, several
         microseconds, and a 1 ms model runs 1,000 frames a second)."""
+        if frame.sensor_scores is not None:  # the camera's sensor ran the model: its scores came with the frame
+            return _new_output(ModelOutput, (frame, frame.sensor_scores, 0.0, frame.sensor_ms))
         t0 = time.perf_counter()
         if frame.model_input is not None:  # prepared in the capture thread: only the copy is left
             self.load_input(frame.model_input)

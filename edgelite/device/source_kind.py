@@ -3,8 +3,8 @@
 Standard library only (the workstation's deploy plan imports it without numpy or OpenCV); whether a
 path is a file or a folder is the caller's question, asked where the path is (here, or on the device).
 
-    >>> [source_kind(s) for s in ("0", "/dev/video2", "rtsp://cam/1", "picamera2:1", "heldout", "clip.mp4")]
-    ['camera', 'camera', 'stream', 'picamera2', 'heldout', 'path']
+    >>> [source_kind(s) for s in ("0", "/dev/video2", "rtsp://cam/1", "picamera2:1", "heldout", "clip.mp4", "imx500")]
+    ['camera', 'camera', 'stream', 'picamera2', 'heldout', 'path', 'imx500']
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import re
 
 #: `--source heldout`: a video of the bundle's held-out images, made on the device
 HELDOUT = "heldout"
+#: `--source imx500`: the Raspberry Pi AI Camera, running the bundle's imx500 network on its sensor
+IMX500 = "imx500"
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 _PICAMERA_N = re.compile(r"^(picamera2?)(?::(\d+))?$", re.I)
 
@@ -28,10 +30,12 @@ def picamera_number(spec: str | int) -> int | None:
 
 
 def source_kind(spec: str | int) -> str:
-    """'picamera2' | 'camera' (an index or /dev/...) | 'stream' (a URL) | 'heldout' | 'path' (a file or folder)."""
+    """'picamera2' | 'imx500' | 'camera' (an index or /dev/...) | 'stream' (a URL) | 'heldout' | 'path'."""
     s = str(spec)
     if picamera_number(s) is not None:
         return "picamera2"
+    if s.lower() == IMX500:
+        return IMX500
     if s.isdigit() or s.startswith("/dev/"):
         return "camera"
     if s.lower().startswith(URL_SCHEMES) or "://" in s:

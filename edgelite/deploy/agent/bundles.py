@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 from edgelite.deploy.agent.layout import AgentError, Layout
 from edgelite.deploy.agent.trust import check_trusted, untrusted
-from edgelite.errors import EXIT_CHECKSUM, EXIT_USAGE
-from edgelite.manifest import MANIFEST, confined_file, sha256_file
+from edgelite.errors import EXIT_CHECKSUM, EXIT_FAILED, EXIT_USAGE
+from edgelite.manifest import IMX500_NETWORK, IMX500_PACKAGER, MANIFEST, confined_file, sha256_file
 
 
 def verify_bundle(root: Path) -> list[str]:
@@ -94,6 +95,7 @@ def cmd_accept_bundle(lay: Layout, req: dict) -> dict:
     except AgentError:
         shutil.rmtree(inc, ignore_errors=True)  # never kept where a later step could pick it up
         raise
+    package_imx500(inc)
     if final.exists():
         if not verify_bundle(final) and not untrusted(lay, final):
             shutil.rmtree(inc)
@@ -106,6 +108,29 @@ def cmd_accept_bundle(lay: Layout, req: dict) -> dict:
     else:
         inc.rename(final)
     return {}
+
+
+def package_imx500(root: Path, timeout: float = 300) -> str | None:
+    """The bundle's packerOut.zip (its imx500 entry) -> root/imx500/network.rpk, by Raspberry Pi's
+    imx500-package, when the bundle has one and the device has the tool (preflight refuses `--source imx500`
+    without it). Returns the network's path, or None when there is nothing to package."""
+    manifest = json.loads((root / MANIFEST).read_text())
+    entry = next((m for m in manifest.get("models", []) if isinstance(m, dict) and m.get("name") == "imx500"
+                  and m.get("status", "ok") == "ok" and m.get("path")), None)
+    tool = shutil.which(IMX500_PACKAGER)
+    if entry is None or tool is None:
+        return None
+    network = root / IMX500_NETWORK
+    try:
+        proc = subprocess.run([tool, "-i", str(confined_file(root, entry["path"])), "-o", str(network.parent)],
+                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise AgentError(f"{IMX500_PACKAGER} did not finish within {timeout:.0f} s", EXIT_FAILED) from None
+    if proc.returncode != 0 or not network.is_file():
+        tail = next((ln.strip() for ln in reversed((proc.stdout + proc.stderr).splitlines()) if ln.strip()), "no output")
+        raise AgentError(f"{IMX500_PACKAGER} could not make {IMX500_NETWORK} from {entry['path']} "
+                         f"(exit {proc.returncode}): {tail[:200]}", EXIT_FAILED)
+    return str(network)
 
 
 def _bundle_id(req: dict) -> str:

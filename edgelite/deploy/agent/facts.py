@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from edgelite.deploy.agent.layout import Layout
+from edgelite.manifest import IMX500_PACKAGER
 from edgelite.remote.layout import TOKEN_SALT
 
 
@@ -94,7 +95,8 @@ def facts(lay: Layout) -> dict[str, str]:
     out.update(rsync="yes" if shutil.which("rsync") else "no", systemd="yes" if systemd else "no",
                sudo="yes" if os.geteuid() == 0 else _ok("sudo", "-n", "true"),
                systemd_user=_ok("systemctl", "--user", "show-environment") if systemd else "no",
-               systemd_analyze="yes" if shutil.which("systemd-analyze") else "no")
+               systemd_analyze="yes" if shutil.which("systemd-analyze") else "no",
+               imx500_package="yes" if shutil.which(IMX500_PACKAGER) else "no")
     out["frames"] = "yes" if lay.frames.is_dir() else "no"
     if lay.current_rid():
         out["current"] = lay.current_rid()

@@ -8,6 +8,7 @@ One `open_source(spec)` for every kind the CLI's `--source` accepts:
 ``clip.mp4``                           a video file (read in order, no drops, unless realtime)
 ``frames/``                            an image folder (natural name order: 2.jpg before 10.jpg)
 ``picamera2``, ``picamera2:1``         the Raspberry Pi camera N (`picamera.py`; default 0)
+``imx500``                             the AI Camera, the model running on its sensor (`imx500.py`)
 =====================================  =========================================================
 
 Every source decodes in its own capture thread (`base.Source`, handing over `Frame`s). Live
@@ -26,14 +27,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgelite.device.errors import SourceError
-from edgelite.device.source_kind import HELDOUT, picamera_number, source_kind
+from edgelite.device.source_kind import HELDOUT, IMX500, picamera_number, source_kind
 from edgelite.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from edgelite.device.sources.base import Source
 
 def describe_source(spec: str | int) -> str:
-    """'camera' | 'stream' | 'file' | 'folder' | 'picamera2' | 'missing' for a --source value
+    """'camera' | 'stream' | 'file' | 'folder' | 'picamera2' | 'imx500' | 'missing' for a --source value
     (`edgelite.device.source_kind`, and for a path whether it is here)."""
     kind = source_kind(spec)
     if kind not in ("path", HELDOUT):
@@ -44,21 +45,29 @@ def describe_source(spec: str | int) -> str:
 
 def open_source(spec: str | int, *, model_size: tuple[int, int] | None = None, loop: bool = False,
                 realtime: bool = False, open_timeout: float = 10.0, read_timeout: float = 5.0,
-                start: bool = True, prepare=None) -> Source:
+                start: bool = True, prepare=None, network: str | None = None) -> Source:
     """Make (and by default open) the source for a --source value.
 
     `model_size` (height, width) sizes picamera2's low-resolution inference stream; `loop` restarts
     files and folders at their end; `realtime` plays them at their frame rate, dropping frames the loop
     cannot keep up with, as a live camera would; the timeouts bound opening and each read of live sources.
+    `network`: the .rpk file `imx500` loads into the sensor.
     """
     kind = describe_source(spec)
     if kind == "missing":
-        raise SourceError(f"source {spec!r} is not a camera index, /dev/video device, URL, video file, image folder "
-                          f"or picamera2[:N] (no such file or folder){did_you_mean(str(spec))}")
-    if kind == "picamera2":
+        raise SourceError(f"source {spec!r} is not a camera index, /dev/video device, URL, video file, image folder, "
+                          f"picamera2[:N] or imx500 (no such file or folder){did_you_mean(str(spec))}")
+    if kind == IMX500:
+        from edgelite.device.sources.imx500 import IMX500Source
+
+        if network is None:
+            raise SourceError("--source imx500 runs a bundle's imx500 network: give a bundle made with "
+                              "`edgelite convert RUN --formats imx500`")
+        src: Source = IMX500Source(network, model_size=model_size or (0, 0))
+    elif kind == "picamera2":
         from edgelite.device.sources.picamera import PicameraSource
 
-        src: Source = PicameraSource(model_size=model_size, camera_num=picamera_number(spec))
+        src = PicameraSource(model_size=model_size, camera_num=picamera_number(spec))
     elif kind == "folder":
         from edgelite.device.sources.folder import FolderSource
 

@@ -10,6 +10,7 @@ what gets classified (no resize on the CPU), the "main" stream is what the previ
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -32,6 +33,29 @@ def import_picamera2():
     except ImportError:
         raise SourceError(INSTALL_HINT) from None
     return Picamera2
+
+
+def import_imx500():
+    """(Picamera2, IMX500): picamera2 with its AI Camera helper (`sources/imx500.py`), or SourceError."""
+    Picamera2 = import_picamera2()
+    try:
+        from picamera2.devices import IMX500
+    except ImportError:
+        raise SourceError("this picamera2 has no IMX500 helper (picamera2.devices): `sudo apt install --upgrade "
+                          "python3-picamera2 imx500-all` on Raspberry Pi OS") from None
+    return Picamera2, IMX500
+
+
+@contextlib.contextmanager
+def camera_session(cam):
+    """`cam` (a Picamera2) for the `with` block; stopped, then closed, on the way out whatever happens."""
+    try:
+        yield cam
+    finally:
+        try:
+            cam.stop()
+        finally:
+            cam.close()
 
 
 def _even(n: int) -> int:
@@ -75,7 +99,7 @@ class PicameraSource(Source):
             cam = self._picamera2_cls(self.camera_num)
         except Exception as e:  # no camera attached, camera busy
             raise SourceFailed(f"picamera2: cannot open camera {self.camera_num}: {e}") from None
-        try:
+        with camera_session(cam):
             lores = self._configure(cam)
             cam.start()
             index = 0
@@ -91,8 +115,3 @@ class PicameraSource(Source):
                 if not put(Frame(image=image, index=index, timestamp=time.time(), model_image=small)):
                     return
                 index += 1
-        finally:
-            try:
-                cam.stop()
-            finally:
-                cam.close()
