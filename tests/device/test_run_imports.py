@@ -61,10 +61,12 @@ def test_device_package_imports_only_the_device_runtime():
                 continue
             if root == "edgelite":
                 # edgelite.errors: the one error root, standard library only (tests/test_architecture.py);
-                # edgelite.images, .http_address, .formats, .options, .suggest: shared constants and rules, stdlib only;
+                # edgelite.images, .http_address, .formats, .options, .suggest, .manifest: shared constants and rules,
+                # stdlib only;
                 # edgelite.signature: the trust-list check the agent makes too (stdlib + ssh-keygen)
                 shared = ("edgelite", "edgelite.bundle", "edgelite.errors", "edgelite.images", "edgelite.http_address",
-                          "edgelite.formats", "edgelite.options", "edgelite.signature", "edgelite.suggest")
+                          "edgelite.formats", "edgelite.options", "edgelite.signature", "edgelite.suggest",
+                          "edgelite.manifest")
                 ok = mod in shared or mod.startswith("edgelite.device")
                 if not ok:
                     problems.append(f"{where} (device may use only {', '.join(shared[1:])} and edgelite.device)")
