@@ -94,12 +94,9 @@ def options_from_args(args, conn):
     from pathlib import Path
 
     from edgelite.deploy.deploy import DeployOptions
-    from edgelite.deploy.errors import DeployError
-    from edgelite.device.token import read_token
     from edgelite.options import from_namespace
 
-    token = read_token(getattr(args, "token_file", None), error=DeployError)
-    return from_namespace(DeployOptions, args, bundle=Path(args.bundle), connection=conn, token=token)
+    return from_namespace(DeployOptions, args, bundle=Path(args.bundle), connection=conn)
 
 
 def _write_json(obj, where: str, indent: int | None = None) -> None:

@@ -46,6 +46,7 @@ from edgelite.deploy.errors import (
 )
 from edgelite.deploy.preflight import Facts, assess, report
 from edgelite.device.sources.rtsp import redact_url
+from edgelite.device.token import read_token
 from edgelite.remote.agent import Agent, push_agent
 from edgelite.remote.connection import Connection
 from edgelite.remote.layout import CURRENT, FRAMES, RELEASES
@@ -79,7 +80,7 @@ class DeployOptions:
     trust: list[str] | None = None  # KEY.pub files: the device's trust list becomes these keys (+ --allowed-signers)
     allowed_signers: str | None = None  # an OpenSSH allowed-signers file: the device's trust list
     remove_trust: bool = False  # delete the device's trust list
-    token: str | None = dataclasses.field(default=None, repr=False)  # --token-file / $EDGELITE_TOKEN
+    token_file: str | None = None  # the preview token's file (else $EDGELITE_TOKEN): never a command line
 
     def settings(self) -> planning.Settings:
         """The plan's settings (`edgelite fleet` makes the same from a host's inventory values)."""
@@ -144,7 +145,8 @@ class _Deployment:
                               "pass one or the other", EXIT_USAGE)
         if self.settings.allowed_signers:
             check_signed(self.bundle.path, self.settings.allowed_signers)
-        if planning.needs_token(opts.http) and "--token" not in self.settings.run_args and not opts.token:
+        self.token = read_token(opts.token_file, error=DeployError)
+        if planning.needs_token(opts.http) and "--token" not in self.settings.run_args and not self.token:
             raise DeployError(f"--http {opts.http} serves the preview beyond the device itself; `edgelite run` "
                               "requires a token there: set $EDGELITE_TOKEN or pass --token-file FILE (or keep the "
                               "default 127.0.0.1 and watch it through ssh -L)", EXIT_USAGE)
@@ -173,9 +175,9 @@ class _Deployment:
         if art.constraints != builder.constraints:  # apt's numpy stays the venv's numpy
             self.steps.say(f"  keeping the device's system numpy {facts.get('system_numpy')} (apt's; the venv gets "
                            "no numpy of its own)")
-        if opts.token:  # the plan holds the token's salted digest (a new token, a new release), never the token
+        if self.token:  # the plan holds the token's salted digest (a new token, a new release), never the token
             self.settings = dataclasses.replace(
-                self.settings, token_sha256=planning.token_digest(facts.get("token_salt") or "", opts.token))
+                self.settings, token_sha256=planning.token_digest(facts.get("token_salt") or "", self.token))
         self.plan = planning.make_plan(facts, self.settings, self.bundle, art)
         deps = sorted(art.house.glob("*.whl")) if art.house else []
         mb = sum(p.stat().st_size for p in deps) / 1e6
@@ -255,7 +257,7 @@ class _Deployment:
         opts, plan = self.opts, self.plan
         if plan["requests"]["configure"]:
             self.agent.request(plan["requests"]["configure"])
-        token = {"token": self.opts.token} if self.opts.token else {}  # to the release's 0600 env file
+        token = {"token": self.token} if self.token else {}  # to the release's 0600 env file
         rid = self.agent.request({**plan["requests"]["release"], **token})["release"]
         self.steps.step("switch", f"{CURRENT} -> {RELEASES}/{rid}, " + ("service not managed (--no-service)" if opts.no_service
                                                                    else f"restarting the {plan['mode']} service ({plan['unit']})"))

@@ -112,13 +112,10 @@ def register(sub) -> None:
 
 def options_from_args(args):
     """argparse namespace -> RunOptions, by field name (flag --top-k == RunOptions.top_k)."""
-    from edgelite.device.errors import RunError
     from edgelite.device.options import RunOptions
-    from edgelite.device.token import read_token
     from edgelite.options import from_namespace
 
-    token = args.token or (read_token(args.token_file, error=RunError) if getattr(args, "token_file", None) else None)
-    return from_namespace(RunOptions, args, token=token)
+    return from_namespace(RunOptions, args)
 
 
 def quiet_opencv(verbose: bool) -> None:

@@ -221,8 +221,9 @@ class _Loop:
         self.outputs += open_outputs(o, on_quit=self.stop.set)
         if o.http:
             from edgelite.device.outputs.preview import PreviewServer
+            from edgelite.device.token import read_token
 
-            token = o.token or os.environ.get("EDGELITE_TOKEN") or None
+            token = o.token or read_token(o.token_file, error=RunError)  # else $EDGELITE_TOKEN
             self.preview = PreviewServer(o.http, info=self.info, token=token, max_viewers=o.max_viewers,
                                          stale_after=o.stall_timeout, stopping=self.stop).start()
             self.outputs.append(self.preview)

@@ -56,6 +56,7 @@ class RunOptions:
     display: bool = False
     http: str | None = None  # PORT or HOST:PORT
     token: str | None = None
+    token_file: str | None = None  # the token from a file (else --token, else $EDGELITE_TOKEN): not in `ps`
     max_viewers: int = 4
     rtsp_transport: str | None = None  # tcp | udp (None = OpenCV's default, tcp)
     mqtt: str | None = None  # mqtt[s]://[user@]host[:port]/topic/prefix (edgelite.device.outputs.mqtt)

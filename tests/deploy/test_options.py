@@ -19,8 +19,8 @@ NOWHERE = Connection(parse_target("pi@127.0.0.1:1"))  # never reached: these che
 
 
 def test_deploy_options_fields_are_the_deploy_flags():
-    check_fields_match_flags("deploy", DeployOptions, not_flags={"connection", "token"},
-                             not_fields={*SSH_FLAGS, "verbose", "token_file", *ACTION_FLAGS})
+    check_fields_match_flags("deploy", DeployOptions, not_flags={"connection"},
+                             not_fields={*SSH_FLAGS, "verbose", *ACTION_FLAGS})
 
 
 def test_options_hold_the_connection_and_are_frozen():

@@ -65,6 +65,11 @@ def test_verbose_rollout_with_a_token_shows_neither_token_nor_its_hash(device, b
     assert stat.S_IMODE(os.stat(envfile).st_mode) == 0o600
     assert f'EDGELITE_TOKEN="{TOKEN}"' in envfile.read_text()
     assert TOKEN not in json.dumps(d.release(d.current()))
+    # `fleet status -v` shows the release, not its source
+    st = subprocess.run([sys.executable, "-m", "edgelite", "fleet", "status", "-i", str(hosts), "-v"],
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300, cwd=ROOT, env=env())
+    assert st.returncode == 0 and d.current() in st.stdout, st.stdout[-3000:]
+    assert d.release(d.current())["source"] not in st.stdout, st.stdout[-3000:]
 
 
 def test_verbose_rollout_with_a_camera_password_fails_readably_without_it(device, bundles, tmp_path):
