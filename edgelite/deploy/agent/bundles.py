@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edgelite.deploy.agent.layout import AgentError, Layout
 from edgelite.errors import EXIT_CHECKSUM, EXIT_USAGE
+from edgelite.jsonfile import fsync_tree, rename_durably
 from edgelite.manifest import MANIFEST, confined_file, sha256_file
 
 
@@ -84,6 +85,7 @@ def cmd_accept_bundle(lay: Layout, req: dict) -> dict:
     problems = verify_bundle(inc)
     if problems:
         raise _refuse(inc, problems)
+    fsync_tree(inc)  # verified bytes on the disk before the name that says "verified" (a power cut)
     if final.exists():
         if not verify_bundle(final):
             shutil.rmtree(inc)
@@ -91,10 +93,10 @@ def cmd_accept_bundle(lay: Layout, req: dict) -> dict:
         old = lay.incoming / f"{bid}.damaged"
         shutil.rmtree(old, ignore_errors=True)
         final.rename(old)  # a damaged copy in use: swap in the repaired one
-        inc.rename(final)
+        rename_durably(inc, final)
         shutil.rmtree(old, ignore_errors=True)
     else:
-        inc.rename(final)
+        rename_durably(inc, final)
     return {}
 
 

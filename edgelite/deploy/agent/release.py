@@ -9,7 +9,7 @@ import time
 from edgelite.deploy.agent import PRINT_EVERY
 from edgelite.deploy.agent.layout import AgentError, Layout, now_iso
 from edgelite.errors import EXIT_USAGE
-from edgelite.jsonfile import write_json
+from edgelite.jsonfile import fsync_tree, rename_durably, write_json
 from edgelite.remote.layout import FAILED_SUFFIX, RELEASE_JSON, VENV_READY
 
 RUN_TEMPLATE = """#!/bin/sh
@@ -96,5 +96,8 @@ def cmd_release(lay: Layout, req: dict) -> dict:
                                        cwd=shlex.quote(str(lay.root)), env=env_line,
                                        source=shlex.quote(rel["source"]),
                                        argv=" ".join(shlex.quote(x) for x in run_argv(lay, rel))))
-    tmp.rename(lay.releases / rid)
+    # on the disk before it has its name: `current` may point at it next, and a power cut must not leave a
+    # release whose `run` is empty (ext4 commits a rename before the file's delayed data)
+    fsync_tree(tmp)
+    rename_durably(tmp, lay.releases / rid)
     return {"release": rid}

@@ -10,7 +10,7 @@ import time
 
 from edgelite.deploy.agent import DEFAULT_HTTP
 from edgelite.deploy.agent.health import health_url, probe_health
-from edgelite.deploy.agent.layout import AgentError, Layout
+from edgelite.deploy.agent.layout import AgentError, Layout, discard, sweep
 from edgelite.deploy.agent.service import log_tail, service_remove, service_state
 from edgelite.errors import EXIT_USAGE
 from edgelite.jsonfile import read_json
@@ -20,11 +20,12 @@ KEEP = 3  # releases kept besides the current one
 
 
 def gc(lay: Layout, keep: int = KEEP) -> list[str]:
-    """Keep the current release and the `keep` newest others; drop what no kept release uses."""
+    """Keep the current release and the `keep` newest others; drop what no kept release uses (each folder
+    renamed out of the way before it is deleted: a power cut mid-way leaves no half of one under its name)."""
     cur = lay.current_rid()
     good = lay.release_ids()
     kept = set(good[-keep:]) | ({cur} if cur else set())
-    removed = []
+    removed = [f"{d.name}/{n}" for d in (lay.releases, lay.bundles, lay.venvs) for n in sweep(d)]
     for p in lay.releases.iterdir() if lay.releases.is_dir() else []:
         if p.name.endswith(FAILED_SUFFIX):
             failed = sorted(q.name for q in lay.releases.iterdir() if q.name.endswith(FAILED_SUFFIX))
@@ -32,7 +33,7 @@ def gc(lay: Layout, keep: int = KEEP) -> list[str]:
                 continue  # keep the last failures for their logs
         elif p.name in kept or not p.is_dir() or p.name.startswith("."):
             continue
-        shutil.rmtree(p, ignore_errors=True)
+        discard(p)
         removed.append(p.name)
     rels = [read_json(lay.releases / r / RELEASE_JSON) or {} for r in kept]
     used_b = {r.get("bundle") for r in rels}
@@ -41,7 +42,7 @@ def gc(lay: Layout, keep: int = KEEP) -> list[str]:
     for d, used in ((lay.bundles, used_b), (lay.venvs, used_v)):
         for p in d.iterdir() if d.is_dir() else []:
             if not p.name.startswith(".") and p.name not in used:
-                shutil.rmtree(p, ignore_errors=True)
+                discard(p)
                 removed.append(f"{d.name}/{p.name}")
     for p in lay.media.iterdir() if lay.media.is_dir() else []:
         if str(p) not in used_m:

@@ -39,8 +39,8 @@ def safe_name(text: str) -> str:
 def save_jpeg(folder: Path, stem: str, image: np.ndarray, quality: int = 92) -> Path:
     """Write `image` (BGR) as `folder/stem.jpg` — or `stem-2.jpg`, ... when taken — and return the path.
 
-    Written to a hidden `.part` file first and renamed, so `edgelite train` (which skips hidden files) and
-    a `--pull-frames` copy never see half a JPEG. A full disk is a RunError that says so.
+    Written to a hidden `.part` file first, fsync'ed and renamed, so `edgelite train` (which skips hidden
+    files) and a `--pull-frames` copy never see half a JPEG, not even after a power cut. A full disk is a RunError that says so.
     """
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
@@ -51,7 +51,10 @@ def save_jpeg(folder: Path, stem: str, image: np.ndarray, quality: int = 92) -> 
         path = folder / f"{stem}-{n}.jpg"
     part = folder / f".{path.name}.part"
     try:
-        part.write_bytes(buf.tobytes())
+        with open(part, "wb") as f:
+            f.write(buf.tobytes())
+            f.flush()
+            os.fsync(f.fileno())  # else a power cut can leave the new name on an empty file (ext4's delayed data)
         os.replace(part, path)
     except OSError as e:
         part.unlink(missing_ok=True)

@@ -1,0 +1,103 @@
+"""What a power cut leaves on a device's SD card, and the agent living with it.
+
+A cut loses what the kernel had not written out: ext4 commits a rename before the delayed data of the file
+it names, so a folder can come back holding empty files under their final names, a JSON file torn, a folder
+half deleted. The agent writes so that this does not happen (fsync of files and folders before each rename:
+`edgelite.jsonfile`), and these tests put the device folder in the states a cut left on older agents, to
+check that nothing half-written is ever run or selected. The cut itself, on the emulated Pi, is
+tests/vm/test_vm_power_cut.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from edgelite import jsonfile
+from edgelite.deploy.agent.__main__ import handle
+from edgelite.deploy.agent.layout import Layout
+
+from .test_agent import call, pyz  # noqa: F401  (the fixture)
+
+
+def test_an_agent_copy_emptied_by_a_power_cut_is_unpacked_again(pyz, tmp_path):  # noqa: F811
+    """The agent unpacks itself beside agent.pyz once (keyed by its sha256); a cut right after left that folder
+    with every .py file empty. The same agent pushed again (a rerun of the deploy: the same key) must not run
+    the empty copy: on the parent commit every request after the cut failed, the rerun too."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    shutil.copy2(pyz, dev / "agent.pyz")
+    key = hashlib.sha256((dev / "agent.pyz").read_bytes()).hexdigest()[:16]
+    unpacked = dev / ".agent" / key
+    code, reply = call(dev / "agent.pyz", {"command": "status", "dir": str(dev)}, tmp_path)
+    assert code == 0 and reply["ok"], reply
+    # what ext4 brings back after a cut: the names (the rename was committed), no data (delayed allocation)
+    for p in unpacked.rglob("*"):
+        if p.is_file():
+            p.write_bytes(b"")
+    (unpacked / ".complete").unlink(missing_ok=True)  # written last, after the fsyncs: never there in that state
+    code, reply = call(dev / "agent.pyz", {"command": "status", "dir": str(dev)}, tmp_path)
+    assert code == 0 and reply["ok"], reply
+    assert (unpacked / "edgelite" / "deploy" / "agent" / "status.py").stat().st_size > 0
+
+
+def _release(lay: Layout, rid: str, *, run: bool = True) -> None:
+    d = lay.releases / rid
+    d.mkdir(parents=True)
+    jsonfile.write_json(d / "release.json", {"id": rid, "bundle": "b", "venv": "v", "http": "127.0.0.1:1"})
+    if run:
+        (d / "run").write_text("#!/bin/sh\nexec true\n")
+
+
+def test_a_release_a_power_cut_left_half_written_or_half_removed_is_never_selected(tmp_path):
+    """Rollback goes to the newest good release older than `current`. Between them: one whose release.json a cut
+    tore (zeros), one whose `run` a cut left empty, one a cut interrupted while gc removed it (its `run` gone,
+    its release.json still there). None of them may be picked: the rollback goes to r1, status reads."""
+    lay = Layout(tmp_path / "dev")
+    lay.ensure()
+    for rid in ("r1", "r2", "r3", "r4", "r5"):
+        _release(lay, rid, run=rid != "r4")
+    (lay.releases / "r2" / "release.json").write_bytes(b"\0" * 300)  # torn
+    (lay.releases / "r3" / "run").write_bytes(b"")  # emptied
+    os.symlink("releases/r5", lay.current)
+    assert lay.release_ids() == ["r1", "r5"]
+    reply = handle({"command": "previous", "dir": str(lay.root)})
+    assert reply["ok"] and reply["previous"] == "r1", reply
+    st = handle({"command": "status", "dir": str(lay.root)})
+    assert st["ok"] and [r["id"] for r in st["releases"]] == ["r1", "r5"], st
+
+
+def test_gc_removes_a_release_out_of_sight_first_and_finishes_what_a_cut_interrupted(tmp_path):
+    """gc renames a folder to a hidden `.gc-` name before deleting it (a cut mid-delete leaves nothing half
+    there under a release's name), and the next gc deletes what a cut left: `.gc-*`, `.*.partial`."""
+    from edgelite.deploy.agent.status import gc
+
+    lay = Layout(tmp_path / "dev")
+    lay.ensure()
+    for rid in ("r1", "r2", "r3"):
+        _release(lay, rid)
+    os.symlink("releases/r3", lay.current)
+    (lay.releases / ".gc-r0").mkdir()
+    (lay.releases / ".r9.partial").mkdir()
+    removed = gc(lay, keep=2)
+    assert sorted(p.name for p in lay.releases.iterdir()) == ["r2", "r3"]
+    assert {"releases/.gc-r0", "releases/.r9.partial", "r1"} <= set(removed), removed
+
+
+def test_state_files_are_fsynced_with_their_folder(tmp_path, monkeypatch):
+    """write_json: fsync the temp file, rename, fsync the folder; a torn file reads as missing."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def spy(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    p = tmp_path / "state.json"
+    jsonfile.write_json(p, {"a": 1})
+    assert len(synced) == 2 and Path(synced[0]).name.startswith(".state.json.") and synced[1] == str(tmp_path)
+    p.write_bytes(b'{"a": 1, "b": [\0\0\0')  # torn
+    assert jsonfile.read_json(p, {"fallback": True}) == {"fallback": True}
