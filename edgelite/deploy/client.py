@@ -39,6 +39,8 @@ def read_status(reply: dict) -> dict:
         "health_http": health.get("http"), "health_status": body.get("status"), "health_model": body.get("model"),
         "frames": body.get("frames"), "fps": body.get("fps"), "last_result_age_s": body.get("last_result_age_s"),
         "releases": [r["id"] for r in reply.get("releases") or []], "failed": reply.get("failed") or [],
+        "device_time": (reply.get("clock") or {}).get("device_time"),
+        "since_boot_s": (reply.get("clock") or {}).get("since_boot_s"),
     }
 
 

@@ -101,3 +101,56 @@ def test_state_files_are_fsynced_with_their_folder(tmp_path, monkeypatch):
     assert len(synced) == 2 and Path(synced[0]).name.startswith(".state.json.") and synced[1] == str(tmp_path)
     p.write_bytes(b'{"a": 1, "b": [\0\0\0')  # torn
     assert jsonfile.read_json(p, {"fallback": True}) == {"fallback": True}
+
+
+def _agent_at(pyz_path: Path, request: dict, cwd: Path, offset: str | None = None) -> dict:
+    """One zipapp call, its wall clock moved by `offset` under Debian's faketime (the clock a Pi without an RTC
+    boots with); the agent's own code path, nothing patched."""
+    import json
+    import subprocess
+    import sys
+
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    cmd = ([shutil.which("faketime") or "faketime", "-f", offset] if offset else []) + [python, "-I", str(pyz_path)]
+    # the kernel's monotonic clock does not follow a wrong wall clock: only the wall clock is moved
+    r = subprocess.run(cmd, input=json.dumps(request), capture_output=True, text=True, timeout=120, cwd=cwd,
+                       env={"PATH": os.environ["PATH"], "HOME": str(cwd), "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+    reply = json.loads(r.stdout.splitlines()[-1])
+    assert reply["ok"], (reply, r.stderr[-2000:])
+    return reply
+
+
+def test_a_clock_a_year_behind_does_not_reorder_releases(pyz, tmp_path):  # noqa: F811
+    """A Pi without a real-time clock boots a year behind and deploys: its new release's id (the device's UTC
+    time) sorts before the older ones. Rollback and gc must follow the agent's own sequence instead: rollback
+    from the newest goes to the one deployed just before it, gc keeps the newest. On the parent commit the
+    rollback found nothing older and gc removed the release deployed second."""
+    import pytest
+
+    if not shutil.which("faketime"):
+        pytest.skip("needs Debian's faketime (apt-get install faketime)")
+    lay = Layout(tmp_path / "dev")
+    lay.ensure()
+    (lay.bundles / "b1").mkdir()
+    (lay.venvs / "e1").mkdir()
+    (lay.venvs / "e1" / ".ready").write_text("{}")
+    base = {"dir": str(lay.root), "bundle": "b1", "env": "e1", "source": "0", "http": "127.0.0.1:1"}
+    _agent_at(pyz, {"command": "configure", "dir": str(lay.root), "mode": "none", "user": "pi"}, tmp_path)
+    made = []
+    for offset in (None, "-364d", "-365d"):  # deployed today, then with the clock a year behind (and going back)
+        rid = _agent_at(pyz, {"command": "release", **base}, tmp_path, offset)["release"]
+        # (the switch itself reads no wall clock; it runs unfaked: libfaketime breaks subprocess's waits)
+        _agent_at(pyz, {"command": "commit", "dir": str(lay.root), "release": rid, "no_service": True}, tmp_path)
+        made.append(rid)
+    first, second, third = made
+    assert third < second < first  # by name the newest is the oldest: the clock went back
+    assert lay.current_rid() == third
+    assert lay.release_ids() == made
+    assert _agent_at(pyz, {"command": "previous", "dir": str(lay.root)}, tmp_path)["previous"] == second
+    from edgelite.deploy.agent.status import gc
+
+    gc(lay, keep=1)
+    assert lay.release_ids() == [third]  # the newest by sequence, which is current, stays; not `first`
+    st = _agent_at(pyz, {"command": "status", "dir": str(lay.root)}, tmp_path, "-365d")
+    assert st["clock"]["device_time"].startswith(str(int(first[:4]) - 1)) and st["clock"]["since_boot_s"] > 0
+    assert [r["seq"] for r in st["releases"]] == [3]

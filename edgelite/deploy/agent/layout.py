@@ -67,14 +67,21 @@ class Layout(DeviceLayout):
         return rel
 
     def release_ids(self) -> list[str]:
-        """Good releases, oldest first (ids start with a UTC timestamp): not failed, not hidden (half written or
+        """Good releases, oldest first by the agent's sequence (`seq` in release.json; not by the id's time,
+        which is the device clock's and may be wrong), then by id: not failed, not hidden (half written or
         half removed), with a release.json that reads and a `run` that is not empty (what a power cut leaves
         of a release written by an agent that did not fsync)."""
         if not self.releases.is_dir():
             return []
-        return sorted(p.name for p in self.releases.iterdir()
-                      if p.is_dir() and not p.name.endswith(FAILED_SUFFIX) and not p.name.startswith(".")
-                      and isinstance(self.read_release(p.name), dict) and _size(p / RUN) > 0)
+        good = {p.name: self.read_release(p.name) for p in self.releases.iterdir()
+                if p.is_dir() and not p.name.endswith(FAILED_SUFFIX) and not p.name.startswith(".")}
+        return sorted((rid for rid, rel in good.items() if isinstance(rel, dict) and _size(self.releases / rid / RUN) > 0),
+                      key=lambda rid: (_seq(good[rid]), rid))
+
+    def next_seq(self) -> int:
+        """The sequence number of the next release: one more than any release's here, failed ones too."""
+        seen = [_seq(self.read_release(p.name)) for p in self.releases.iterdir() if p.is_dir()] if self.releases.is_dir() else []
+        return max(seen, default=0) + 1
 
     def service(self) -> dict:
         return read_json(self.service_json) or {"mode": "supervisor", "unit": "edgelite"}
@@ -90,6 +97,12 @@ class Layout(DeviceLayout):
                 say("another deploy or rollback is switching this device; waiting for it")
                 fcntl.flock(f, fcntl.LOCK_EX)
             yield
+
+
+def _seq(rel: dict | None) -> int:
+    """A release's place in the agent's own order; 0 for one written before releases had it (the oldest)."""
+    seq = rel.get("seq") if isinstance(rel, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
 
 
 def _size(path: Path) -> int:

@@ -73,6 +73,9 @@ def cmd_release(lay: Layout, req: dict) -> dict:
         raise AgentError(f"bundle {bundle} is not on the device", EXIT_USAGE)
     if not (lay.venvs / env / VENV_READY).exists():
         raise AgentError(f"venv {env} is not ready on the device", EXIT_USAGE)
+    # the order of releases is the agent's own sequence, not this name: a Pi without a real-time clock can
+    # boot a year behind, and its new release would sort before the old ones (rollback, gc)
+    seq = lay.next_seq()
     base = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + bundle[:8]
     rid, n = base, 1
     while (lay.releases / rid).exists() or (lay.releases / f"{rid}{FAILED_SUFFIX}").exists():
@@ -83,7 +86,7 @@ def cmd_release(lay: Layout, req: dict) -> dict:
     rel = {"id": rid, "bundle": bundle, "venv": env, "source": str(req["source"]),
            "source_is_file": bool(req.get("source_is_file")), "http": str(req["http"]), "format": req.get("format"),
            "print_every": int(req.get("print_every", PRINT_EVERY)), "run_args": run_args, "token": token is not None,
-           "reports_release": True, "created": now_iso(), "meta": req.get("meta") or {}}
+           "reports_release": True, "created": now_iso(), "seq": seq, "meta": req.get("meta") or {}}
     tmp = lay.releases / f".{rid}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(mode=0o700)  # release.json holds the source; only the deploy user (who runs it) reads it

@@ -10,7 +10,7 @@ import time
 
 from edgelite.deploy.agent import DEFAULT_HTTP
 from edgelite.deploy.agent.health import health_url, probe_health
-from edgelite.deploy.agent.layout import AgentError, Layout, discard, sweep
+from edgelite.deploy.agent.layout import AgentError, Layout, discard, now_iso, sweep
 from edgelite.deploy.agent.service import log_tail, service_remove, service_state
 from edgelite.errors import EXIT_USAGE
 from edgelite.jsonfile import read_json
@@ -54,12 +54,15 @@ def gc(lay: Layout, keep: int = KEEP) -> list[str]:
 def status(lay: Layout) -> dict:
     svc = lay.service()
     cur = lay.current_rid()
-    out = {"dir": str(lay.root), "service": svc, "current": None, "releases": [], "health": None,
+    # both clocks, as the device has them: its wall clock (a Pi without an RTC may be far off; release
+    # `created` times come from it) and the time since boot (monotonic, what the agent's timers use)
+    clock = {"device_time": now_iso(), "since_boot_s": round(time.clock_gettime(time.CLOCK_BOOTTIME), 1)}
+    out = {"dir": str(lay.root), "service": svc, "current": None, "releases": [], "health": None, "clock": clock,
            "state": service_state(lay, svc) if lay.root.exists() else None}
     for rid in lay.release_ids():
         rel = read_json(lay.releases / rid / RELEASE_JSON) or {}
         out["releases"].append({"id": rid, "bundle": rel.get("bundle"), "meta": rel.get("meta"),
-                                "current": rid == cur})
+                                "current": rid == cur, "seq": rel.get("seq"), "created": rel.get("created")})
     if lay.releases.is_dir():
         out["failed"] = sorted(p.name.removesuffix(FAILED_SUFFIX) for p in lay.releases.iterdir() if p.name.endswith(FAILED_SUFFIX))
     if cur:
@@ -74,7 +77,8 @@ def status(lay: Layout) -> dict:
 def previous(lay: Layout) -> dict:
     """The release a rollback goes to: the newest good release older than the current one."""
     cur = lay.current_rid()
-    older = [r for r in lay.release_ids() if cur is None or r < cur]
+    ids = lay.release_ids()  # in the agent's order (its sequence), whatever the device clock said
+    older = ids[:ids.index(cur)] if cur in ids else ids
     return {"current": cur, "previous": older[-1] if older else None}
 
 
