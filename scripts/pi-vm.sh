@@ -333,7 +333,7 @@ stop() {
 
 # qemu gets no chance to flush: what the guest had not written out (its page cache) is gone, as in a power cut;
 # what it had written (fsync, journal commits) is in the overlay, which stays for `boot`
-cut() {
+power_cut() {
   running || die "not running on port $PI_VM_PORT"
   pid=$(cat "$PIDFILE")
   kill -9 "$pid"
@@ -361,7 +361,7 @@ case "${1:-}" in
   kernel) need_root; host_tools; mkdir -p "$H"; kernel; say "kernel $(cat "$H/kernel/.done"): $H/vmlinuz, $H/initrd.img" ;;
   start) start ;;
   boot) start keep ;;
-  cut) cut ;;
+  cut) power_cut ;;
   up) build; start ;;
   stop) stop ;;
   status) status ;;
