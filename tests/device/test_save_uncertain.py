@@ -174,3 +174,52 @@ def test_saving_pauses_under_the_low_water_mark_and_on_a_read_only_card_then_res
     subprocess.run(["mount", "-o", "remount,rw", str(small_card)], check=True)
     time.sleep(0.06)
     assert offer(out) == 2 and out.problem is None
+
+
+def test_a_read_only_card_while_running_is_degraded_on_healthz_and_the_loop_goes_on(tiny, small_card, tmp_path):
+    """A real `edgelite run --http --save-uncertain` on a looping clip; its card remounted read-only (what the
+    kernel does after an I/O error): /healthz stays HTTP 200 with status "degraded" and the reason, frames
+    keep coming, the process is the same (no restart); writable again, saving resumes and the status is ok.
+    On the parent commit the first failed write ended the process."""
+    import subprocess
+    import time
+
+    from edgelite.device.video import write_video
+    from tests.device.test_run_preview import get, wait_healthy
+
+    video = write_video(tmp_path / "cam.avi", tiny["heldout"][0][:30], scale=3, fps=30.0, repeat=3)
+    keep = small_card / "unsure"
+    port = devicekit.free_port()
+    proc = devicekit.start_cmd(tiny["bundle"], "--source", video, "--loop", "--realtime", "--http",
+                               f"127.0.0.1:{port}", "--print-every", "0", "--save-uncertain", keep, "--below", "1.0",
+                               "--max-per-hour", "3600", "--min-free", "0")
+    base = f"http://127.0.0.1:{port}"
+
+    def health(pred, timeout=60):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            code, _, body = get(base + "/healthz")
+            h = json.loads(body)
+            if pred(code, h):
+                return h
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            time.sleep(0.5)
+        raise AssertionError(f"/healthz: {code} {h}")
+
+    try:
+        wait_healthy(base)
+        health(lambda c, h: len(list(keep.glob("*.jpg"))) >= 1)
+        subprocess.run(["mount", "-o", "remount,ro", str(small_card)], check=True)
+        h = health(lambda c, h: h["status"] == "degraded")
+        assert "Read-only file system" in h["degraded"][0], h
+        frames = h["frames"]
+        h = health(lambda c, h: c == 200 and h["frames"] > frames + 10)
+        assert h["status"] == "degraded"
+        subprocess.run(["mount", "-o", "remount,rw", str(small_card)], check=True)
+        n = len(list(keep.glob("*.jpg")))
+        h = health(lambda c, h: h["status"] == "ok" and len(list(keep.glob("*.jpg"))) > n, timeout=60)
+        assert "degraded" not in h and proc.poll() is None
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_card)], check=False)
+        proc.terminate()
+        proc.communicate(timeout=30)
