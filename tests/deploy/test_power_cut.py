@@ -154,3 +154,41 @@ def test_a_clock_a_year_behind_does_not_reorder_releases(pyz, tmp_path):  # noqa
     st = _agent_at(pyz, {"command": "status", "dir": str(lay.root)}, tmp_path, "-365d")
     assert st["clock"]["device_time"].startswith(str(int(first[:4]) - 1)) and st["clock"]["since_boot_s"] > 0
     assert [r["seq"] for r in st["releases"]] == [3]
+
+
+def test_a_card_too_full_for_a_release_is_one_line_and_leaves_nothing_half_written(tmp_path):
+    """The device folder on a real 1 MB filesystem (tmpfs), filled: writing the release fails cleanly (exit 8,
+    one line with the free space and what to do), no `.partial` stays, `current` still points at the
+    release that serves. On the parent commit: "OSError: [Errno 28] ...", exit 1, and the half-written
+    release left behind."""
+    import subprocess
+
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    card = tmp_path / "card"
+    card.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(card)], check=True)
+    try:
+        lay = Layout(card / "edgelite")
+        lay.ensure()
+        (lay.bundles / "b1").mkdir()
+        (lay.venvs / "e1").mkdir()
+        (lay.venvs / "e1" / ".ready").write_text("{}")
+        _release(lay, "r1")
+        os.symlink("releases/r1", lay.current)
+        with open(card / "filler", "wb", buffering=0) as f:  # every last block
+            try:
+                while True:
+                    f.write(b"x" * 4096)
+            except OSError:
+                pass
+        reply = handle({"command": "release", "dir": str(lay.root), "bundle": "b1", "env": "e1", "source": "0",
+                        "http": "127.0.0.1:1"})
+        assert not reply["ok"] and reply["exit_code"] == 8, reply
+        assert reply["error"].startswith("cannot write release ") and "No space left on device" in reply["error"]
+        assert "\n" not in reply["error"] and "make room" in reply["error"]
+        assert sorted(p.name for p in lay.releases.iterdir()) == ["r1"] and lay.current_rid() == "r1"
+    finally:
+        subprocess.run(["umount", "-l", str(card)], check=False)

@@ -8,7 +8,7 @@ import time
 
 from edgelite.deploy.agent import PRINT_EVERY
 from edgelite.deploy.agent.layout import AgentError, Layout, now_iso
-from edgelite.errors import EXIT_USAGE
+from edgelite.errors import EXIT_REMOTE, EXIT_USAGE
 from edgelite.jsonfile import fsync_tree, rename_durably, write_json
 from edgelite.remote.layout import FAILED_SUFFIX, RELEASE_JSON, VENV_READY
 
@@ -89,6 +89,19 @@ def cmd_release(lay: Layout, req: dict) -> dict:
            "reports_release": True, "created": now_iso(), "seq": seq, "meta": req.get("meta") or {}}
     tmp = lay.releases / f".{rid}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write_release(lay, tmp, rel, token)
+    except OSError as e:  # a full (or read-only) card: nothing half-written stays, `current` is untouched
+        shutil.rmtree(tmp, ignore_errors=True)
+        free = shutil.disk_usage(lay.releases).free // 10**6 if lay.releases.is_dir() else "?"
+        raise AgentError(f"cannot write release {rid} in {lay.releases} ({e.strerror}; {free} MB free): make room "
+                         "(deploy --pull-frames moves saved frames off the device) and deploy again; the "
+                         "release that serves is unchanged", EXIT_REMOTE) from None
+    return {"release": rid}
+
+
+def _write_release(lay: Layout, tmp, rel: dict, token: str | None) -> None:
+    rid, bundle = rel["id"], rel["bundle"]
     tmp.mkdir(mode=0o700)  # release.json holds the source; only the deploy user (who runs it) reads it
     write_json(tmp / RELEASE_JSON, rel)
     run = tmp / "run"
@@ -103,4 +116,3 @@ def cmd_release(lay: Layout, req: dict) -> dict:
     # release whose `run` is empty (ext4 commits a rename before the file's delayed data)
     fsync_tree(tmp)
     rename_durably(tmp, lay.releases / rid)
-    return {"release": rid}
