@@ -11,6 +11,8 @@
 #   scripts/pi-vm.sh build     # once (see README: ~15 min here): debootstrap + kernel + initrd -> base.img
 #   scripts/pi-vm.sh start     # boot a clean copy-on-write overlay; SSH on 127.0.0.1:$PI_VM_PORT
 #   scripts/pi-vm.sh stop      # power the VM off (the overlay, and all it wrote, is thrown away)
+#   scripts/pi-vm.sh cut       # a power cut: qemu killed -9 (the guest's unflushed page cache is lost), the overlay kept
+#   scripts/pi-vm.sh boot      # power on again: boot the overlay as the last run (or a cut) left it
 #   scripts/pi-vm.sh ssh [CMD] | status | env
 #
 # Everything lives in $PI_VM_HOME (default ~/.cache/edgelite/pi-vm): id_ed25519 (the client key authorised for
@@ -278,12 +280,17 @@ ssh_vm() {
     -o UserKnownHostsFile="$KNOWN" -o ConnectTimeout=10 pi@127.0.0.1 "$@"
 }
 
+# start: a clean overlay; start keep (`boot`): the overlay a cut left, as a Pi powered on again finds its SD card
 start() {
   [ -e "$READY" ] || die "no VM image yet: run \`$0 build\` (or \`make pi-vm\`), once (~15 min)"
   if running; then say "already running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PI_VM_PORT"; print_env; return 0; fi
   command -v "$QEMU" >/dev/null 2>&1 || die "$QEMU is missing: apt-get install $QPKG qemu-utils"
-  rm -f "$OVERLAY"
-  qemu-img create -q -f qcow2 -b "$H/base.img" -F raw "$OVERLAY"
+  if [ "${1:-}" = keep ]; then
+    [ -e "$OVERLAY" ] || die "no overlay to boot again on port $PI_VM_PORT: \`$0 start\` makes one"
+  else
+    rm -f "$OVERLAY"
+    qemu-img create -q -f qcow2 -b "$H/base.img" -F raw "$OVERLAY"
+  fi
   echo "[127.0.0.1]:$PI_VM_PORT $(cut -d' ' -f1,2 "$H/host_key.pub")" >"$KNOWN"
   append="root=/dev/vda rw console=$CONSOLE_TTY net.ifnames=0 quiet loglevel=4 systemd.show_status=auto"
   if [ "$PI_VM_ARCH" = arm64 ]; then
@@ -324,6 +331,18 @@ stop() {
   say "stopped (port $PI_VM_PORT)"
 }
 
+# qemu gets no chance to flush: what the guest had not written out (its page cache) is gone, as in a power cut;
+# what it had written (fsync, journal commits) is in the overlay, which stays for `boot`
+power_cut() {
+  running || die "not running on port $PI_VM_PORT"
+  pid=$(cat "$PIDFILE")
+  kill -9 "$pid"
+  i=0
+  while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  rm -f "$PIDFILE"
+  say "power cut (port $PI_VM_PORT): qemu $pid killed -9, overlay kept"
+}
+
 print_env() {
   echo "DEVICE=pi@127.0.0.1:$PI_VM_PORT"
   echo "IDENTITY=$KEY"
@@ -341,10 +360,12 @@ case "${1:-}" in
   path) echo "$H" ;;
   kernel) need_root; host_tools; mkdir -p "$H"; kernel; say "kernel $(cat "$H/kernel/.done"): $H/vmlinuz, $H/initrd.img" ;;
   start) start ;;
+  boot) start keep ;;
+  cut) power_cut ;;
   up) build; start ;;
   stop) stop ;;
   status) status ;;
   env) print_env ;;
   ssh) shift; ssh_vm "$@" ;;
-  *) echo "usage: $0 build|start|up|stop|status|env|path|ssh [CMD]   (PI_OS=$PI_OS PI_CPU=$PI_CPU PI_VM_HOME=$PI_VM_HOME PI_VM_PORT=$PI_VM_PORT)" >&2; exit 2 ;;
+  *) echo "usage: $0 build|start|boot|cut|up|stop|status|env|path|ssh [CMD]   (PI_OS=$PI_OS PI_CPU=$PI_CPU PI_VM_HOME=$PI_VM_HOME PI_VM_PORT=$PI_VM_PORT)" >&2; exit 2 ;;
 esac

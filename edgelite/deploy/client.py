@@ -40,6 +40,8 @@ def read_status(reply: dict) -> dict:
         "frames": body.get("frames"), "fps": body.get("fps"), "last_result_age_s": body.get("last_result_age_s"),
         "releases": [r["id"] for r in reply.get("releases") or []], "failed": reply.get("failed") or [],
         "trusted": reply.get("trusted"),
+        "device_time": (reply.get("clock") or {}).get("device_time"),
+        "since_boot_s": (reply.get("clock") or {}).get("since_boot_s"),
     }
 
 

@@ -336,7 +336,9 @@ def format_status(st: dict, target: Target) -> str:
     elif r["health"]:
         lines.append(f"  health    {r['health']}")
     lines.append("  releases  " + (", ".join(rid + (" (current)" if rid == r["release"] else "") for rid in r["releases"])
-                                   or "none"))
+                                   or "none") + " (oldest first, in the agent's own order)")
+    if r["device_time"]:  # release ids carry the device's wall clock, which a Pi without an RTC gets wrong
+        lines.append(f"  clock     device time {r['device_time']}, up {r['since_boot_s']} s")
     if r["failed"]:
         lines.append("  failed    " + ", ".join(r["failed"]))
     if r["trusted"] is not None:

@@ -107,6 +107,9 @@ def register(sub) -> None:
                    help="with --save-uncertain: at most N frames in any hour (default 60)")
     u.add_argument("--max-mb", type=float, default=200.0, metavar="MB",
                    help="with --save-uncertain: stop saving when DIR holds MB megabytes (default 200)")
+    u.add_argument("--min-free", type=float, default=200.0, metavar="MB",
+                   help="with --save-uncertain: pause saving while the card has less than MB megabytes free, "
+                        "resume when there is room again (default 200)")
     p.set_defaults(func=run_command)
 
 

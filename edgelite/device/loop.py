@@ -226,6 +226,7 @@ class _Loop:
             token = o.token or read_token(o.token_file, error=RunError)  # else $EDGELITE_TOKEN
             self.preview = PreviewServer(o.http, info=self.info, token=token, max_viewers=o.max_viewers,
                                          stale_after=o.stall_timeout, stopping=self.stop).start()
+            self.preview.state.degraders += [out for out in self.outputs if hasattr(out, "problem")]
             self.outputs.append(self.preview)
             log.info("preview at %s%s", self.preview.url, " (token required)" if token else "")
         if o.mqtt:

@@ -67,6 +67,7 @@ class RunOptions:
     below: float = 0.6  # with save_uncertain: a frame is uncertain when its top-1 score is below this
     max_per_hour: int = 60  # with save_uncertain: frames kept in any rolling hour
     max_mb: float = 200.0  # with save_uncertain: the folder's size cap (frames already there count)
+    min_free: float = 200.0  # with save_uncertain: MB left free on the card; saving pauses below it
     uncertain_gap: float = 1.0  # Python-only: seconds between kept frames (a burst is near-copies)
     max_frames: int | None = None
     loop: bool = False
@@ -158,6 +159,6 @@ class RunOptions:
             raise RunError("--backoff must be >= 0")
         if not 0.0 < self.below <= 1.0:
             raise RunError("--below must be within (0, 1]: frames whose top-1 score is below it are kept")
-        if self.max_per_hour < 1 or self.max_mb <= 0 or self.uncertain_gap < 0:
-            raise RunError("--max-per-hour must be at least 1 and --max-mb positive (the caps that keep the "
-                           "card from filling)")
+        if self.max_per_hour < 1 or self.max_mb <= 0 or self.uncertain_gap < 0 or self.min_free < 0:
+            raise RunError("--max-per-hour must be at least 1, --max-mb positive and --min-free at least 0 (the "
+                           "caps that keep the card from filling)")

@@ -42,21 +42,43 @@ AGENT_SUPPORT = ("edgelite/__init__.py", "edgelite/errors.py", "edgelite/manifes
                  "edgelite/remote/__init__.py", "edgelite/remote/layout.py")  # the device folder's names
 # Python never caches bytecode for a zip: every request would compile the whole agent again (2.5 s a request
 # on the emulated Pi, a second on a Pi 4). So the agent runs from a copy unpacked once beside it, keyed by
-# the archive's sha256 (older copies go a day later), where Python keeps its .pyc files.
+# the archive's sha256 (older copies go a day later), where Python keeps its .pyc files. The copy is used only
+# when it holds UNPACKED_OK, written after every file was fsync'ed: a power cut mid-unpack must not leave a
+# folder of empty .py files that every later request (a rerun of the deploy too: same key) would run.
+UNPACKED_OK = ".complete"
 UNPACK = f"""
 def _unpacked():
     import hashlib, os, shutil, time, zipfile
     pyz = os.path.abspath(sys.path[0])
+
+    def fsync(path, flags=os.O_RDONLY):
+        fd = os.open(path, flags)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     try:
         with open(pyz, "rb") as f:
             key = hashlib.sha256(f.read()).hexdigest()[:16]
         base = os.path.join(os.path.dirname(pyz), {AGENT_UNPACKED!r})
         dest = os.path.join(base, key)
-        if not os.path.isdir(dest):
+        if not os.path.isfile(os.path.join(dest, {UNPACKED_OK!r})):
             tmp = "%s.%d.tmp" % (dest, os.getpid())
             zipfile.ZipFile(pyz).extractall(tmp)
+            open(os.path.join(tmp, {UNPACKED_OK!r}), "w").close()
+            for folder, _, files in os.walk(tmp):
+                for name in files:
+                    fsync(os.path.join(folder, name))
+                fsync(folder, os.O_RDONLY | os.O_DIRECTORY)
+            if os.path.isdir(dest) and not os.path.isfile(os.path.join(dest, {UNPACKED_OK!r})):
+                try:  # what a power cut left of an earlier unpack: out of the way
+                    os.rename(dest, "%s.%d.old" % (dest, os.getpid()))
+                except OSError:
+                    pass
             try:
                 os.rename(tmp, dest)
+                fsync(base, os.O_RDONLY | os.O_DIRECTORY)
             except OSError:  # another request unpacked it first
                 shutil.rmtree(tmp, ignore_errors=True)
             for old in os.listdir(base):  # older agents, once no request of theirs can still be running

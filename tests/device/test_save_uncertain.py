@@ -113,6 +113,118 @@ def test_an_unwritable_folder_is_one_line(bundle_dir, heldout_video, tmp_path):
     assert p.stderr.strip().splitlines()[-1].startswith("edgelite run: error: --save-uncertain "), p.stderr
 
 
+@pytest.fixture()
+def small_card(tmp_path):
+    """A real 1 MB filesystem (tmpfs), as a nearly full SD card; root only (mount)."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    mnt = tmp_path / "card"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_card_that_fills_up_mid_run_does_not_stop_the_loop(bundle_dir, mixed_video, small_card):
+    """~100 KB left on the card and every frame kept (no low-water mark): the card fills after a few frames. The loop
+    classifies every frame to the end and exits 0, the frames that fit are whole JPEGs, no `.part` is left.
+    On the parent commit the first ENOSPC ended the run (a service: a restart storm on a full card)."""
+    (small_card / "filler").write_bytes(b"x" * 950_000)  # ~100 KB left: a few frames fit
+    keep = small_card / "unsure"
+    s = run(bundle_dir, source=str(mixed_video), print_every=0, save_uncertain=str(keep), below=1.0,
+            max_per_hour=10_000, max_mb=100, uncertain_gap=0, min_free=0, handle_signals=False)
+    assert s.exit_code == 0 and s.frames == 160
+    files = list(keep.iterdir())
+    assert 0 < len(files) < 160 and all(f.suffix == ".jpg" and cv2.imread(str(f)) is not None for f in files)
+
+
+def test_saving_pauses_under_the_low_water_mark_and_on_a_read_only_card_then_resumes(small_card):
+    """The output as the loop drives it, on a real filesystem: under --min-free nothing is written; remounted
+    read-only, a write is skipped with the reason (no exception into the loop); writable and with room
+    again, saving resumes by itself."""
+    import subprocess
+    import time
+
+    from edgelite.device.frames import Frame
+    from edgelite.device.outputs.uncertain import UncertainOutput
+    from edgelite.device.pipeline import Prediction, Result
+
+    image = np.random.default_rng(0).integers(0, 255, (96, 96, 3), np.uint8)
+
+    def offer(out):
+        r = Result(frame=0, source_frame=0, timestamp=time.time(), top_k=[Prediction(0, "red", 0.3)], label="red",
+                   score=0.3, changed=False, previous=None, timings_ms={}, fps=1.0)
+        out.write(r, Frame(image=image, index=0, timestamp=time.time()))
+        return len(list((small_card / "unsure").glob("*.jpg")))
+
+    filler = small_card / "filler"
+    filler.write_bytes(b"x" * 900_000)  # 1 MB card, ~0.1 MB free
+    out = UncertainOutput(small_card / "unsure", below=0.6, max_per_hour=1000, min_gap=0, min_free_mb=0.5,
+                          retry_s=0.05)
+    assert offer(out) == 0 and "MB free on the filesystem" in out.problem and "under --min-free 0.5 MB" in out.problem
+    filler.unlink()  # room again
+    time.sleep(0.06)
+    assert offer(out) == 1 and out.problem is None
+    subprocess.run(["mount", "-o", "remount,ro", str(small_card)], check=True)
+    time.sleep(0.06)
+    assert offer(out) == 1 and "Read-only file system" in out.problem
+    subprocess.run(["mount", "-o", "remount,rw", str(small_card)], check=True)
+    time.sleep(0.06)
+    assert offer(out) == 2 and out.problem is None
+
+
+def test_a_read_only_card_while_running_is_degraded_on_healthz_and_the_loop_goes_on(tiny, small_card, tmp_path):
+    """A real `edgelite run --http --save-uncertain` on a looping clip; its card remounted read-only (what the
+    kernel does after an I/O error): /healthz stays HTTP 200 with status "degraded" and the reason, frames
+    keep coming, the process is the same (no restart); writable again, saving resumes and the status is ok.
+    On the parent commit the first failed write ended the process."""
+    import subprocess
+    import time
+
+    from edgelite.device.video import write_video
+    from tests.device.test_run_preview import get, wait_healthy
+
+    video = write_video(tmp_path / "cam.avi", tiny["heldout"][0][:30], scale=3, fps=30.0, repeat=3)
+    keep = small_card / "unsure"
+    port = devicekit.free_port()
+    proc = devicekit.start_cmd(tiny["bundle"], "--source", video, "--loop", "--realtime", "--http",
+                               f"127.0.0.1:{port}", "--print-every", "0", "--save-uncertain", keep, "--below", "1.0",
+                               "--max-per-hour", "3600", "--min-free", "0")
+    base = f"http://127.0.0.1:{port}"
+
+    def health(pred, timeout=60):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            code, _, body = get(base + "/healthz")
+            h = json.loads(body)
+            if pred(code, h):
+                return h
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            time.sleep(0.5)
+        raise AssertionError(f"/healthz: {code} {h}")
+
+    try:
+        wait_healthy(base)
+        health(lambda c, h: len(list(keep.glob("*.jpg"))) >= 1)
+        subprocess.run(["mount", "-o", "remount,ro", str(small_card)], check=True)
+        h = health(lambda c, h: h["status"] == "degraded")
+        assert "Read-only file system" in h["degraded"][0], h
+        frames = h["frames"]
+        h = health(lambda c, h: c == 200 and h["frames"] > frames + 10)
+        assert h["status"] == "degraded"
+        subprocess.run(["mount", "-o", "remount,rw", str(small_card)], check=True)
+        n = len(list(keep.glob("*.jpg")))
+        h = health(lambda c, h: h["status"] == "ok" and len(list(keep.glob("*.jpg"))) > n, timeout=60)
+        assert "degraded" not in h and proc.poll() is None
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_card)], check=False)
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
 def test_saving_resumes_when_the_full_folder_gets_room_again(tmp_path, caplog):
     """The size-cap warning promises saving resumes once frames are pulled or removed: it does (issue #22)."""
     import logging

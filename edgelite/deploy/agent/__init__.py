@@ -11,7 +11,10 @@ goes away mid-deploy:
 * bundles are verified (sha256 of every file against the manifest) before they are accepted, and once the
   device has a trust list (`trusted_signers`, written only by the `trust` request) the manifest's signature
   too: `accept-bundle`, `smoke` and `commit` refuse (exit 10) a bundle no trusted key signed;
-* `current` is only ever switched atomically (symlink + rename(2));
+* `current` is only ever switched atomically (symlink + rename(2)), and durably: every file published by a
+  rename is fsync'ed first and its folder after (`edgelite.jsonfile`), so a power cut at any moment leaves
+  the old release or a complete new one (README, "Reliability");
+* releases are ordered by the agent's own sequence (`seq` in release.json), never by the device's clock;
 * the switch, the (re)start, the health check and the rollback run as ONE detached transaction
   (`commit` with `"detach": true`), so killing the workstation's deploy at any step leaves either the
   previous release serving or the new one verified healthy — never a half-switched device;
@@ -63,7 +66,8 @@ rollback           health_timeout? (90)                                   as com
 wait               job, offset? (0), timeout? (5 s)                       done, output: [lines], offset, reply (done)
 status             —                                                      dir, service, state, current, releases,
                                                                           failed, health, trusted (fingerprints,
-                                                                          null: no trust list)
+                                                                          null: no trust list), clock {device_time,
+                                                                          since_boot_s}
 logs               lines? (50), follow?                                   lines: [...]; with follow: true the log
                                                                           goes to stderr until the call is killed
 previous           —                                                      current, previous
@@ -91,7 +95,8 @@ Layout under DIR (default ~/edgelite; `edgelite.remote.layout`, extended by `lay
     venvs/<env>/             `python3 -m venv --system-site-packages` + edgelite; `.ready` when complete
     media/                   --source files pushed from the workstation
     frames/                  low-confidence frames the service keeps (deploy --save-uncertain; --pull-frames)
-    releases/<rid>/          release.json + run (the service's ExecStart); <rid>.failed when unhealthy
+    releases/<rid>/          release.json (its `seq`: the agent's order) + run (the service's ExecStart);
+                             <rid>.failed when unhealthy; .<rid>.partial / .gc-<rid> half written / half removed
     current -> releases/<rid>
     edgelite.service         the systemd unit (written even where there is no systemd)
     service.json             how the service is run here: systemd | systemd-user | supervisor | none

@@ -10,6 +10,7 @@ from pathlib import Path
 from edgelite.deploy.agent.layout import AgentError, Layout
 from edgelite.deploy.agent.trust import check_trusted, untrusted
 from edgelite.errors import EXIT_CHECKSUM, EXIT_FAILED, EXIT_USAGE
+from edgelite.jsonfile import fsync_tree, rename_durably
 from edgelite.manifest import IMX500_NETWORK, IMX500_PACKAGER, MANIFEST, confined_file, sha256_file
 
 
@@ -96,6 +97,7 @@ def cmd_accept_bundle(lay: Layout, req: dict) -> dict:
         shutil.rmtree(inc, ignore_errors=True)  # never kept where a later step could pick it up
         raise
     package_imx500(inc)
+    fsync_tree(inc)  # verified bytes on the disk before the name that says "verified" (a power cut)
     if final.exists():
         if not verify_bundle(final) and not untrusted(lay, final):
             shutil.rmtree(inc)
@@ -103,10 +105,10 @@ def cmd_accept_bundle(lay: Layout, req: dict) -> dict:
         old = lay.incoming / f"{bid}.damaged"
         shutil.rmtree(old, ignore_errors=True)
         final.rename(old)  # a damaged copy in use: swap in the repaired one
-        inc.rename(final)
+        rename_durably(inc, final)
         shutil.rmtree(old, ignore_errors=True)
     else:
-        inc.rename(final)
+        rename_durably(inc, final)
     return {}
 
 

@@ -6,6 +6,7 @@ Run detached (`"detach": true`) so that it finishes even when the workstation is
 from __future__ import annotations
 
 import contextlib
+import os
 
 from edgelite.deploy.agent import HEALTH_TIMEOUT
 from edgelite.deploy.agent.health import wait_healthy
@@ -39,6 +40,9 @@ def commit(lay: Layout, rid: str, health_timeout: float, no_service: bool = Fals
         check_trusted(lay, lay.bundles / str(rel.get("bundle")))  # before anything is switched (rollback too)
         prev = lay.current_rid()
         say(f"switch: current -> releases/{rid} (was {prev or 'nothing'})")
+        # what `current` will point at (bundle, venv, release) on the disk before it does: after a power cut
+        # the device boots the old release or a complete new one
+        os.sync()
         _switch(lay, rid)
         _history(lay, f"switch {prev or '-'} -> {rid}")
         check = UnitCheck(lay, svc)  # runs while the service restarts
@@ -48,6 +52,7 @@ def commit(lay: Layout, rid: str, health_timeout: float, no_service: bool = Fals
         say(f"restart: {svc['mode']} service {svc['unit']}")
         try:
             service_start(lay, svc)
+            os.sync()  # the unit systemd was given (/etc/systemd/system) and its enable link survive a power cut
             ok, why, body = wait_healthy(lay, svc, rel, health_timeout)
         except AgentError as e:  # e.g. sudo refused: the switch must still be undone
             ok, why, body = False, str(e), None

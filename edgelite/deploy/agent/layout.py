@@ -6,14 +6,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import sys
 import time
 import zipimport
 from pathlib import Path
 
 from edgelite.errors import EXIT_FAILED, EXIT_USAGE, EdgeliteError
-from edgelite.jsonfile import read_json
-from edgelite.remote.layout import AGENT, FAILED_SUFFIX, MARKER, RELEASE_JSON
+from edgelite.jsonfile import fsync_dir, read_json
+from edgelite.remote.layout import AGENT, FAILED_SUFFIX, MARKER, RUN
 from edgelite.remote.layout import Layout as DeviceLayout
 
 AGENT_FILE = AGENT  # DIR/agent.pyz, this agent
@@ -66,11 +67,21 @@ class Layout(DeviceLayout):
         return rel
 
     def release_ids(self) -> list[str]:
-        """Good (not failed) releases, oldest first (ids start with a UTC timestamp)."""
+        """Good releases, oldest first by the agent's sequence (`seq` in release.json; not by the id's time,
+        which is the device clock's and may be wrong), then by id: not failed, not hidden (half written or
+        half removed), with a release.json that reads and a `run` that is not empty (what a power cut leaves
+        of a release written by an agent that did not fsync)."""
         if not self.releases.is_dir():
             return []
-        return sorted(p.name for p in self.releases.iterdir()
-                      if p.is_dir() and not p.name.endswith(FAILED_SUFFIX) and (p / RELEASE_JSON).exists())
+        good = {p.name: self.read_release(p.name) for p in self.releases.iterdir()
+                if p.is_dir() and not p.name.endswith(FAILED_SUFFIX) and not p.name.startswith(".")}
+        return sorted((rid for rid, rel in good.items() if isinstance(rel, dict) and _size(self.releases / rid / RUN) > 0),
+                      key=lambda rid: (_seq(good[rid]), rid))
+
+    def next_seq(self) -> int:
+        """The sequence number of the next release: one more than any release's here, failed ones too."""
+        seen = [_seq(self.read_release(p.name)) for p in self.releases.iterdir() if p.is_dir()] if self.releases.is_dir() else []
+        return max(seen, default=0) + 1
 
     def service(self) -> dict:
         return read_json(self.service_json) or {"mode": "supervisor", "unit": "edgelite"}
@@ -86,6 +97,19 @@ class Layout(DeviceLayout):
                 say("another deploy or rollback is switching this device; waiting for it")
                 fcntl.flock(f, fcntl.LOCK_EX)
             yield
+
+
+def _seq(rel: dict | None) -> int:
+    """A release's place in the agent's own order; 0 for one written before releases had it (the oldest)."""
+    seq = rel.get("seq") if isinstance(rel, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
 
 
 def say(msg: str) -> None:
@@ -104,6 +128,29 @@ def atomic_symlink(target: str, link: Path) -> None:
         tmp.unlink()
     os.symlink(target, tmp)
     os.replace(tmp, link)  # rename(2) over the old symlink: atomic
+    fsync_dir(link.parent)  # and durable: after a power cut `current` is not the old target again
+
+
+def discard(path: Path) -> None:
+    """Remove a release, venv or bundle folder so that a power cut never leaves half of it under its name:
+    renamed to a hidden `.gc-` name first (which nothing selects; `sweep` finishes it), then deleted."""
+    if not path.exists():
+        return
+    trash = path.with_name(f".gc-{path.name}")
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(path, trash)
+    fsync_dir(path.parent)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def sweep(folder: Path) -> list[str]:
+    """Finish what a power cut interrupted in `folder`: `.gc-*` (half-removed) and `.*.partial` (half-written)."""
+    gone = []
+    for p in folder.iterdir() if folder.is_dir() else []:
+        if p.name.startswith(".gc-") or (p.name.startswith(".") and p.name.endswith(".partial")):
+            shutil.rmtree(p, ignore_errors=True)
+            gone.append(p.name)
+    return gone
 
 
 def pid_alive_with(pid: int, *needles: str) -> bool:

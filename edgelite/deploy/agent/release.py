@@ -10,8 +10,8 @@ import time
 
 from edgelite.deploy.agent import PRINT_EVERY
 from edgelite.deploy.agent.layout import AgentError, Layout, now_iso
-from edgelite.errors import EXIT_USAGE
-from edgelite.jsonfile import write_json
+from edgelite.errors import EXIT_REMOTE, EXIT_USAGE
+from edgelite.jsonfile import fsync_tree, rename_durably, write_json
 from edgelite.remote.layout import FAILED_SUFFIX, RELEASE_ENV, RELEASE_JSON, VENV_READY
 
 RUN_TEMPLATE = """#!/bin/sh
@@ -93,6 +93,9 @@ def cmd_release(lay: Layout, req: dict) -> dict:
         raise AgentError(f"bundle {bundle} is not on the device", EXIT_USAGE)
     if not (lay.venvs / env / VENV_READY).exists():
         raise AgentError(f"venv {env} is not ready on the device", EXIT_USAGE)
+    # the order of releases is the agent's own sequence, not this name: a Pi without a real-time clock can
+    # boot a year behind, and its new release would sort before the old ones (rollback, gc)
+    seq = lay.next_seq()
     base = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + bundle[:8]
     rid, n = base, 1
     while (lay.releases / rid).exists() or (lay.releases / f"{rid}{FAILED_SUFFIX}").exists():
@@ -105,9 +108,22 @@ def cmd_release(lay: Layout, req: dict) -> dict:
     rel = {"id": rid, "bundle": bundle, "venv": env, "source": str(req["source"]),
            "source_is_file": bool(req.get("source_is_file")), "http": str(req["http"]), "format": req.get("format"),
            "print_every": int(req.get("print_every", PRINT_EVERY)), "run_args": run_args, "token": token is not None,
-           "reports_release": True, "created": now_iso(), "meta": req.get("meta") or {}}
+           "reports_release": True, "created": now_iso(), "seq": seq, "meta": req.get("meta") or {}}
     tmp = lay.releases / f".{rid}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write_release(lay, tmp, rel, token)
+    except OSError as e:  # a full (or read-only) card: nothing half-written stays, `current` is untouched
+        shutil.rmtree(tmp, ignore_errors=True)
+        free = shutil.disk_usage(lay.releases).free // 10**6 if lay.releases.is_dir() else "?"
+        raise AgentError(f"cannot write release {rid} in {lay.releases} ({e.strerror}; {free} MB free): make room "
+                         "(deploy --pull-frames moves saved frames off the device) and deploy again; the "
+                         "release that serves is unchanged", EXIT_REMOTE) from None
+    return {"release": rid}
+
+
+def _write_release(lay: Layout, tmp, rel: dict, token: str | None) -> None:
+    rid, bundle = rel["id"], rel["bundle"]
     tmp.mkdir(mode=0o700)  # release.json holds the source; only the deploy user (who runs it) reads it
     write_json(tmp / RELEASE_JSON, rel)
     run = tmp / "run"
@@ -122,5 +138,7 @@ def cmd_release(lay: Layout, req: dict) -> dict:
                                        cwd=shlex.quote(str(lay.root)),
                                        env_file=shlex.quote(str(lay.releases / rid / RELEASE_ENV)),
                                        argv=" ".join(shlex.quote(x) for x in run_argv(lay, rel))))
-    tmp.rename(lay.releases / rid)
-    return {"release": rid}
+    # on the disk before it has its name: `current` may point at it next, and a power cut must not leave a
+    # release whose `run` is empty (ext4 commits a rename before the file's delayed data)
+    fsync_tree(tmp)
+    rename_durably(tmp, lay.releases / rid)

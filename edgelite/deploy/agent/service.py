@@ -172,8 +172,7 @@ def service_start(lay: Layout, svc: dict) -> None:
             time.sleep(0.05)
         raise AgentError("the supervisor did not start; see `edgelite deploy --logs`")
     if mode == "systemd":
-        dest = f"/etc/systemd/system/{unit}.service"
-        _run(_sudo() + ["install", "-m", "644", str(lay.unit_file), dest])
+        _install_unit(lay.unit_file, Path(f"/etc/systemd/system/{unit}.service"))
     else:
         d = Path.home() / ".config" / "systemd" / "user"
         d.mkdir(parents=True, exist_ok=True)
@@ -184,6 +183,22 @@ def service_start(lay: Layout, svc: dict) -> None:
     _run(sc + ["enable", "--quiet", f"{unit}.service"])
     _run(sc + ["reset-failed", f"{unit}.service"], check=False)
     _run(sc + ["restart", "--no-block", f"{unit}.service"])
+
+
+def _install_unit(src: Path, dest: Path) -> None:
+    """Put the unit in /etc/systemd/system so that a power cut at any moment leaves the old unit or the new
+    one, never an empty file that boots without the service: unchanged, it is not rewritten at all (every
+    deploy gets here); changed, it is written beside, synced, and renamed over the old one."""
+    try:
+        if dest.read_bytes() == src.read_bytes():
+            return
+    except OSError:
+        pass
+    new = f"{dest}.edgelite-new"
+    _run(_sudo() + ["install", "-m", "644", str(src), new])
+    _run(_sudo() + ["sync", new])
+    _run(_sudo() + ["mv", "-f", "-T", new, str(dest)])
+    _run(_sudo() + ["sync", str(dest.parent)])
 
 
 def service_stop(lay: Layout, svc: dict) -> None:

@@ -10,7 +10,7 @@ import time
 
 from edgelite.deploy.agent import DEFAULT_HTTP
 from edgelite.deploy.agent.health import health_url, probe_health
-from edgelite.deploy.agent.layout import AgentError, Layout
+from edgelite.deploy.agent.layout import AgentError, Layout, discard, now_iso, sweep
 from edgelite.deploy.agent.service import log_tail, service_remove, service_state
 from edgelite.deploy.agent.trust import trusted_keys
 from edgelite.errors import EXIT_USAGE
@@ -21,11 +21,12 @@ KEEP = 3  # releases kept besides the current one
 
 
 def gc(lay: Layout, keep: int = KEEP) -> list[str]:
-    """Keep the current release and the `keep` newest others; drop what no kept release uses."""
+    """Keep the current release and the `keep` newest others; drop what no kept release uses (each folder
+    renamed out of the way before it is deleted: a power cut mid-way leaves no half of one under its name)."""
     cur = lay.current_rid()
     good = lay.release_ids()
     kept = set(good[-keep:]) | ({cur} if cur else set())
-    removed = []
+    removed = [f"{d.name}/{n}" for d in (lay.releases, lay.bundles, lay.venvs) for n in sweep(d)]
     for p in lay.releases.iterdir() if lay.releases.is_dir() else []:
         if p.name.endswith(FAILED_SUFFIX):
             failed = sorted(q.name for q in lay.releases.iterdir() if q.name.endswith(FAILED_SUFFIX))
@@ -33,7 +34,7 @@ def gc(lay: Layout, keep: int = KEEP) -> list[str]:
                 continue  # keep the last failures for their logs
         elif p.name in kept or not p.is_dir() or p.name.startswith("."):
             continue
-        shutil.rmtree(p, ignore_errors=True)
+        discard(p)
         removed.append(p.name)
     rels = [read_json(lay.releases / r / RELEASE_JSON) or {} for r in kept]
     used_b = {r.get("bundle") for r in rels}
@@ -42,7 +43,7 @@ def gc(lay: Layout, keep: int = KEEP) -> list[str]:
     for d, used in ((lay.bundles, used_b), (lay.venvs, used_v)):
         for p in d.iterdir() if d.is_dir() else []:
             if not p.name.startswith(".") and p.name not in used:
-                shutil.rmtree(p, ignore_errors=True)
+                discard(p)
                 removed.append(f"{d.name}/{p.name}")
     for p in lay.media.iterdir() if lay.media.is_dir() else []:
         if str(p) not in used_m:
@@ -54,12 +55,15 @@ def gc(lay: Layout, keep: int = KEEP) -> list[str]:
 def status(lay: Layout) -> dict:
     svc = lay.service()
     cur = lay.current_rid()
-    out = {"dir": str(lay.root), "service": svc, "current": None, "releases": [], "health": None,
-           "state": service_state(lay, svc) if lay.root.exists() else None, "trusted": trusted_keys(lay)}
+    # both clocks, as the device has them: its wall clock (a Pi without an RTC may be far off; release
+    # `created` times come from it) and the time since boot (monotonic, what the agent's timers use)
+    clock = {"device_time": now_iso(), "since_boot_s": round(time.clock_gettime(time.CLOCK_BOOTTIME), 1)}
+    out = {"dir": str(lay.root), "service": svc, "current": None, "releases": [], "health": None, "clock": clock,
+           "trusted": trusted_keys(lay), "state": service_state(lay, svc) if lay.root.exists() else None}
     for rid in lay.release_ids():
         rel = read_json(lay.releases / rid / RELEASE_JSON) or {}
         out["releases"].append({"id": rid, "bundle": rel.get("bundle"), "meta": rel.get("meta"),
-                                "current": rid == cur})
+                                "current": rid == cur, "seq": rel.get("seq"), "created": rel.get("created")})
     if lay.releases.is_dir():
         out["failed"] = sorted(p.name.removesuffix(FAILED_SUFFIX) for p in lay.releases.iterdir() if p.name.endswith(FAILED_SUFFIX))
     if cur:
@@ -74,7 +78,8 @@ def status(lay: Layout) -> dict:
 def previous(lay: Layout) -> dict:
     """The release a rollback goes to: the newest good release older than the current one."""
     cur = lay.current_rid()
-    older = [r for r in lay.release_ids() if cur is None or r < cur]
+    ids = lay.release_ids()  # in the agent's order (its sequence), whatever the device clock said
+    older = ids[:ids.index(cur)] if cur in ids else ids
     return {"current": cur, "previous": older[-1] if older else None}
 
 

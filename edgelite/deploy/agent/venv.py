@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edgelite.deploy.agent.layout import AgentError, Layout, now_iso, say
 from edgelite.errors import EXIT_REMOTE
-from edgelite.jsonfile import read_json, write_json
+from edgelite.jsonfile import fsync_tree, read_json, rename_durably, write_json
 from edgelite.remote.layout import VENV_READY
 
 # the versions a deploy reports
@@ -94,6 +94,9 @@ def build_venv(lay: Layout, env: str, wheel: str, *, find_links: str | None = No
         raise AgentError(f"{'uv' if uv else 'pip'} install failed (exit {r.returncode}); see the lines above",
                          EXIT_REMOTE)
     versions = venv_versions(v)
+    # `.ready` says "complete": everything pip/uv wrote must be on the disk first, or a power cut leaves a
+    # venv of empty files that every later deploy reuses (thousands of files: one sync beats an fsync each)
+    os.sync()
     info = {"versions": versions, "seconds": round(time.monotonic() - t0, 1), "created": now_iso(),
             "installer": "uv" if uv else "pip"}
     write_json(ready, info)
@@ -119,7 +122,8 @@ def unpack_installer(lay: Layout, wheel: str) -> str | None:
             say(f"cannot unpack {w.name} ({e}); installing with pip")
             return None
         tmp.chmod(0o755)
-        os.replace(tmp, dest)
+        fsync_tree(tmp.parent)
+        rename_durably(tmp, dest)
     r = subprocess.run([str(dest), "--version"], capture_output=True, text=True)
     if r.returncode != 0:
         say(f"{dest} does not run here ({(r.stderr or '').strip()[-120:]}); installing with pip")

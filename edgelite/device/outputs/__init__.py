@@ -35,5 +35,5 @@ def open_outputs(o: RunOptions, on_quit=None) -> list[Output]:
         outputs.append(DisplayOutput(on_quit=on_quit))
     if o.save_uncertain:
         outputs.append(UncertainOutput(o.save_uncertain, below=o.below, max_per_hour=o.max_per_hour,
-                                       max_mb=o.max_mb, min_gap=o.uncertain_gap))
+                                       max_mb=o.max_mb, min_gap=o.uncertain_gap, min_free_mb=o.min_free))
     return outputs

@@ -92,6 +92,10 @@ class PreviewState:
         self.shown_result: Result | None = None  # the result drawn on the last frame encoded for the stream
         self._encode_lock = threading.Lock()
         self.collectors: list = []  # callables -> extra Prometheus lines (e.g. the MQTT output's counters)
+        # objects with a `problem` (a reason, or None): an output that cannot do its job while the loop still
+        # classifies (--save-uncertain on a full or read-only card) makes /healthz "degraded", still HTTP 200:
+        # no reason to restart the service or roll the release back
+        self.degraders: list = []
 
     def publish(self, frame: Frame, result: Result) -> None:
         with self.cond:
@@ -142,6 +146,10 @@ class PreviewState:
                 status = "stale"
             if self.stopping.is_set():
                 status = "stopping"  # a supervisor must not take a process on its way out for the new one
+            code = 200 if status == "ok" else 503
+            degraded = [d.problem for d in self.degraders if getattr(d, "problem", None)]
+            if status == "ok" and degraded:
+                status = "degraded"
             body = {
                 "status": status,
                 "release": self.info.get("release"),
@@ -156,7 +164,9 @@ class PreviewState:
                 "uptime_s": round(time.monotonic() - self.started, 3),
                 "viewers": self.viewers,
             }
-        return (200 if status == "ok" else 503), body
+            if degraded:
+                body["degraded"] = degraded
+        return code, body
 
     def metrics(self) -> str:
         _, h = self.health()

@@ -1,0 +1,194 @@
+"""What a power cut leaves on a device's SD card, and the agent living with it.
+
+A cut loses what the kernel had not written out: ext4 commits a rename before the delayed data of the file
+it names, so a folder can come back holding empty files under their final names, a JSON file torn, a folder
+half deleted. The agent writes so that this does not happen (fsync of files and folders before each rename:
+`edgelite.jsonfile`), and these tests put the device folder in the states a cut left on older agents, to
+check that nothing half-written is ever run or selected. The cut itself, on the emulated Pi, is
+tests/vm/test_vm_power_cut.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from edgelite import jsonfile
+from edgelite.deploy.agent.__main__ import handle
+from edgelite.deploy.agent.layout import Layout
+
+from .test_agent import call, pyz  # noqa: F401  (the fixture)
+
+
+def test_an_agent_copy_emptied_by_a_power_cut_is_unpacked_again(pyz, tmp_path):  # noqa: F811
+    """The agent unpacks itself beside agent.pyz once (keyed by its sha256); a cut right after left that folder
+    with every .py file empty. The same agent pushed again (a rerun of the deploy: the same key) must not run
+    the empty copy: on the parent commit every request after the cut failed, the rerun too."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    shutil.copy2(pyz, dev / "agent.pyz")
+    key = hashlib.sha256((dev / "agent.pyz").read_bytes()).hexdigest()[:16]
+    unpacked = dev / ".agent" / key
+    code, reply = call(dev / "agent.pyz", {"command": "status", "dir": str(dev)}, tmp_path)
+    assert code == 0 and reply["ok"], reply
+    # what ext4 brings back after a cut: the names (the rename was committed), no data (delayed allocation)
+    for p in unpacked.rglob("*"):
+        if p.is_file():
+            p.write_bytes(b"")
+    (unpacked / ".complete").unlink(missing_ok=True)  # written last, after the fsyncs: never there in that state
+    code, reply = call(dev / "agent.pyz", {"command": "status", "dir": str(dev)}, tmp_path)
+    assert code == 0 and reply["ok"], reply
+    assert (unpacked / "edgelite" / "deploy" / "agent" / "status.py").stat().st_size > 0
+
+
+def _release(lay: Layout, rid: str, *, run: bool = True) -> None:
+    d = lay.releases / rid
+    d.mkdir(parents=True)
+    jsonfile.write_json(d / "release.json", {"id": rid, "bundle": "b", "venv": "v", "http": "127.0.0.1:1"})
+    if run:
+        (d / "run").write_text("#!/bin/sh\nexec true\n")
+
+
+def test_a_release_a_power_cut_left_half_written_or_half_removed_is_never_selected(tmp_path):
+    """Rollback goes to the newest good release older than `current`. Between them: one whose release.json a cut
+    tore (zeros), one whose `run` a cut left empty, one a cut interrupted while gc removed it (its `run` gone,
+    its release.json still there). None of them may be picked: the rollback goes to r1, status reads."""
+    lay = Layout(tmp_path / "dev")
+    lay.ensure()
+    for rid in ("r1", "r2", "r3", "r4", "r5"):
+        _release(lay, rid, run=rid != "r4")
+    (lay.releases / "r2" / "release.json").write_bytes(b"\0" * 300)  # torn
+    (lay.releases / "r3" / "run").write_bytes(b"")  # emptied
+    os.symlink("releases/r5", lay.current)
+    assert lay.release_ids() == ["r1", "r5"]
+    reply = handle({"command": "previous", "dir": str(lay.root)})
+    assert reply["ok"] and reply["previous"] == "r1", reply
+    st = handle({"command": "status", "dir": str(lay.root)})
+    assert st["ok"] and [r["id"] for r in st["releases"]] == ["r1", "r5"], st
+
+
+def test_gc_removes_a_release_out_of_sight_first_and_finishes_what_a_cut_interrupted(tmp_path):
+    """gc renames a folder to a hidden `.gc-` name before deleting it (a cut mid-delete leaves nothing half
+    there under a release's name), and the next gc deletes what a cut left: `.gc-*`, `.*.partial`."""
+    from edgelite.deploy.agent.status import gc
+
+    lay = Layout(tmp_path / "dev")
+    lay.ensure()
+    for rid in ("r1", "r2", "r3"):
+        _release(lay, rid)
+    os.symlink("releases/r3", lay.current)
+    (lay.releases / ".gc-r0").mkdir()
+    (lay.releases / ".r9.partial").mkdir()
+    removed = gc(lay, keep=2)
+    assert sorted(p.name for p in lay.releases.iterdir()) == ["r2", "r3"]
+    assert {"releases/.gc-r0", "releases/.r9.partial", "r1"} <= set(removed), removed
+
+
+def test_state_files_are_fsynced_with_their_folder(tmp_path, monkeypatch):
+    """write_json: fsync the temp file, rename, fsync the folder; a torn file reads as missing."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def spy(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    p = tmp_path / "state.json"
+    jsonfile.write_json(p, {"a": 1})
+    assert len(synced) == 2 and Path(synced[0]).name.startswith(".state.json.") and synced[1] == str(tmp_path)
+    p.write_bytes(b'{"a": 1, "b": [\0\0\0')  # torn
+    assert jsonfile.read_json(p, {"fallback": True}) == {"fallback": True}
+
+
+def _agent_at(pyz_path: Path, request: dict, cwd: Path, offset: str | None = None) -> dict:
+    """One zipapp call, its wall clock moved by `offset` under Debian's faketime (the clock a Pi without an RTC
+    boots with); the agent's own code path, nothing patched."""
+    import json
+    import subprocess
+    import sys
+
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    cmd = ([shutil.which("faketime") or "faketime", "-f", offset] if offset else []) + [python, "-I", str(pyz_path)]
+    # the kernel's monotonic clock does not follow a wrong wall clock: only the wall clock is moved
+    r = subprocess.run(cmd, input=json.dumps(request), capture_output=True, text=True, timeout=120, cwd=cwd,
+                       env={"PATH": os.environ["PATH"], "HOME": str(cwd), "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+    reply = json.loads(r.stdout.splitlines()[-1])
+    assert reply["ok"], (reply, r.stderr[-2000:])
+    return reply
+
+
+def test_a_clock_a_year_behind_does_not_reorder_releases(pyz, tmp_path):  # noqa: F811
+    """A Pi without a real-time clock boots a year behind and deploys: its new release's id (the device's UTC
+    time) sorts before the older ones. Rollback and gc must follow the agent's own sequence instead: rollback
+    from the newest goes to the one deployed just before it, gc keeps the newest. On the parent commit the
+    rollback found nothing older and gc removed the release deployed second."""
+    import pytest
+
+    if not shutil.which("faketime"):
+        pytest.skip("needs Debian's faketime (apt-get install faketime)")
+    lay = Layout(tmp_path / "dev")
+    lay.ensure()
+    (lay.bundles / "b1").mkdir()
+    (lay.venvs / "e1").mkdir()
+    (lay.venvs / "e1" / ".ready").write_text("{}")
+    base = {"dir": str(lay.root), "bundle": "b1", "env": "e1", "source": "0", "http": "127.0.0.1:1"}
+    _agent_at(pyz, {"command": "configure", "dir": str(lay.root), "mode": "none", "user": "pi"}, tmp_path)
+    made = []
+    for offset in (None, "-364d", "-365d"):  # deployed today, then with the clock a year behind (and going back)
+        rid = _agent_at(pyz, {"command": "release", **base}, tmp_path, offset)["release"]
+        # (the switch itself reads no wall clock; it runs unfaked: libfaketime breaks subprocess's waits)
+        _agent_at(pyz, {"command": "commit", "dir": str(lay.root), "release": rid, "no_service": True}, tmp_path)
+        made.append(rid)
+    first, second, third = made
+    assert third < second < first  # by name the newest is the oldest: the clock went back
+    assert lay.current_rid() == third
+    assert lay.release_ids() == made
+    assert _agent_at(pyz, {"command": "previous", "dir": str(lay.root)}, tmp_path)["previous"] == second
+    from edgelite.deploy.agent.status import gc
+
+    gc(lay, keep=1)
+    assert lay.release_ids() == [third]  # the newest by sequence, which is current, stays; not `first`
+    st = _agent_at(pyz, {"command": "status", "dir": str(lay.root)}, tmp_path, "-365d")
+    assert st["clock"]["device_time"].startswith(str(int(first[:4]) - 1)) and st["clock"]["since_boot_s"] > 0
+    assert [r["seq"] for r in st["releases"]] == [3]
+
+
+def test_a_card_too_full_for_a_release_is_one_line_and_leaves_nothing_half_written(tmp_path):
+    """The device folder on a real 1 MB filesystem (tmpfs), filled: writing the release fails cleanly (exit 8,
+    one line with the free space and what to do), no `.partial` stays, `current` still points at the
+    release that serves. On the parent commit: "OSError: [Errno 28] ...", exit 1, and the half-written
+    release left behind."""
+    import subprocess
+
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    card = tmp_path / "card"
+    card.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(card)], check=True)
+    try:
+        lay = Layout(card / "edgelite")
+        lay.ensure()
+        (lay.bundles / "b1").mkdir()
+        (lay.venvs / "e1").mkdir()
+        (lay.venvs / "e1" / ".ready").write_text("{}")
+        _release(lay, "r1")
+        os.symlink("releases/r1", lay.current)
+        with open(card / "filler", "wb", buffering=0) as f:  # every last block
+            try:
+                while True:
+                    f.write(b"x" * 4096)
+            except OSError:
+                pass
+        reply = handle({"command": "release", "dir": str(lay.root), "bundle": "b1", "env": "e1", "source": "0",
+                        "http": "127.0.0.1:1"})
+        assert not reply["ok"] and reply["exit_code"] == 8, reply
+        assert reply["error"].startswith("cannot write release ") and "No space left on device" in reply["error"]
+        assert "\n" not in reply["error"] and "make room" in reply["error"]
+        assert sorted(p.name for p in lay.releases.iterdir()) == ["r1"] and lay.current_rid() == "r1"
+    finally:
+        subprocess.run(["umount", "-l", str(card)], check=False)
