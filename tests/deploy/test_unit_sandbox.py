@@ -10,7 +10,6 @@ from __future__ import annotations
 import getpass
 import re
 import shutil
-import string
 import subprocess
 from pathlib import Path
 
@@ -19,6 +18,8 @@ import pytest
 from edgelite.deploy.agent.layout import AgentError
 from edgelite.deploy.agent.unit import render_unit
 
+from .rig import hostile_names
+
 needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 
 #: the sandbox parts a --user manager applies too (seccomp, with NoNewPrivileges=yes) and the system-only ones
@@ -26,15 +27,6 @@ SECCOMP_LINES = ("SystemCallFilter=@system-service", "SystemCallArchitectures=na
                  "MemoryDenyWriteExecute=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK")
 SYSTEM_LINES = ("ProtectSystem=strict", "ProtectHome=read-only", "PrivateTmp=yes", "CapabilityBoundingSet=",
                 "DevicePolicy=closed", "DeviceAllow=char-video4linux rw", "SupplementaryGroups=video plugdev")
-
-
-def hostile_names() -> list[str]:
-    """Folder names from every character a name can hold that a unit file treats specially: each ASCII
-    punctuation mark, space and tab inside, at the start and at the end of a name, then a few mixes."""
-    names = []
-    for c in string.punctuation + " \t":
-        names += [f"a{c}b", f"{c}lead", f"trail{c}"]
-    return names + ['a"\'\\\t%$;b', "100%h", "$HOME", "${X}", "\\x41", "\\n", "-dash", "ünïcødé ✓", "a  b", "%%"]
 
 
 def exposure(unit: Path) -> float:
