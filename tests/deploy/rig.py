@@ -1,4 +1,4 @@
-"""Small helpers the deploy tests share: a free loopback port, the device's /healthz read from the host, and
+"""Small helpers the deploy tests share: a free loopback port, hostile folder names, the device's /healthz read from the host, and
 the agent's facts of this machine."""
 
 from __future__ import annotations
@@ -6,10 +6,20 @@ from __future__ import annotations
 import json
 import os
 import socket
+import string
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout
+
+
+def hostile_names() -> list[str]:
+    """Folder names from every character a name can hold that a unit file treats specially: each ASCII
+    punctuation mark but `/`, space and tab inside, at the start and at the end of a name, then a few mixes."""
+    names = []
+    for c in string.punctuation.replace("/", "") + " \t":
+        names += [f"a{c}b", f"{c}lead", f"trail{c}"]
+    return names + ['a"\'\\\t%$;b', "100%h", "$HOME", "${X}", "\\x41", "\\n", "-dash", "ünïcødé ✓", "a  b", "%%"]
 
 
 def free_port() -> int:

@@ -84,7 +84,7 @@ def test_first_deploy_offline(dev, tiny_bundle, http_port):
     assert b"run" in cmdline and b"--loop" in cmdline and b"--http" in cmdline
     unit = (dev.root / "edgelite.service").read_text()
     assert "Restart=on-failure" in unit and "WatchdogSec=" in unit and f"User={dev.device.user}" in unit
-    assert "Type=notify" in unit and f"ExecStart={dev.root}/current/run" in unit
+    assert "Type=notify" in unit and f'ExecStart=/bin/sh "{dev.root}/current/run"' in unit
     # the venv sees system site-packages (apt's picamera2 on a Pi)
     venv_cfg = (dev.root / "venvs" / rel["venv"] / "pyvenv.cfg").read_text()
     assert "include-system-site-packages = true" in venv_cfg

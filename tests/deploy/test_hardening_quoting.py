@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edgelite.deploy.agent.service import render_unit, verify_unit
+from edgelite.deploy.agent.unit import render_unit, verify_unit
 from edgelite.remote.errors import RemoteError
 from edgelite.remote.target import parse_target
 
@@ -41,7 +41,7 @@ def test_the_unit_of_an_odd_dir_is_one_systemd_accepts(tmp_path):
     unit = tmp_path / "edgelite.service"
     unit.write_text(render_unit(str(root), None))
     text = unit.read_text()
-    assert f'ExecStart="{str(root).replace("%", "%%")}/current/run"' in text
+    assert f'ExecStart=/bin/sh "{str(root).replace("%", "%%")}/current/run"' in text
     assert verify_unit(unit) is None, verify_unit(unit)
     # systemd's own reading of the line: the path, whole, with the % back
     r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
@@ -66,7 +66,7 @@ def test_a_dir_with_a_space_and_a_percent_deploys_and_uninstalls(sshd, tiny_bund
         assert result["ok"] and result["unit"] == {"verified": True, "findings": None}
         assert wait_healthz(port)["status"] == "ok"
         assert (root / "bundles").is_dir() and (root / "current" / "run").is_file()
-        assert f'ExecStart="{str(root).replace("%", "%%")}/current/run"' in (root / "edgelite.service").read_text()
+        assert f'ExecStart=/bin/sh "{str(root).replace("%", "%%")}/current/run"' in (root / "edgelite.service").read_text()
         # the scp fallback puts files into the same odd folder
         r = sshd.cli(str(tiny_bundle), "--offline", "--source", str(video), "--http", f"127.0.0.1:{port}",
                      "--wheel", str(wheel), "--health-timeout", "60", "--transfer", "scp", directory=ODD)

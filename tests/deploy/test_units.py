@@ -23,7 +23,7 @@ from edgelite.deploy.agent.bundles import verify_bundle
 from edgelite.deploy.agent.health import health_url
 from edgelite.deploy.agent.layout import Layout, atomic_symlink
 from edgelite.deploy.agent.release import split_token
-from edgelite.deploy.agent.service import render_unit, verify_unit
+from edgelite.deploy.agent.unit import render_unit, verify_unit
 from edgelite.deploy.package import compatible_platforms
 from edgelite.jsonfile import read_json
 
@@ -56,7 +56,7 @@ def test_unit_passes_systemd_analyze(tmp_path, sshd):
     assert verify_unit(unit) is None, verify_unit(unit)
     text = unit.read_text()
     for line in ("Type=notify", "Restart=on-failure", f"User={user}", f"WatchdogSec={sv.WATCHDOG_SEC}",
-                 "StandardOutput=journal", f"ExecStart={root}/current/run", "WantedBy=multi-user.target",
+                 "StandardOutput=journal", f'ExecStart=/bin/sh "{root}/current/run"', "WantedBy=multi-user.target",
                  "UMask=0077"):  # issue #22, hole 9: saved frames were world-readable under systemd
         assert line in text
     user_unit = render_unit(str(root), None)  # systemctl --user: no User=, default.target

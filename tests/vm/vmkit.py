@@ -98,12 +98,12 @@ class VM:
     def host(self) -> str:
         return f"pi@127.0.0.1:{self.port}"
 
-    def ssh(self, command: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess:
+    def ssh(self, command: str, check: bool = True, timeout: float = 180, input: str | None = None) -> subprocess.CompletedProcess:
         cmd = ["ssh", "-p", str(self.port), "-i", str(self.key), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
                "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
                "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
                "pi@127.0.0.1", command]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
         if check and r.returncode != 0:
             raise AssertionError(f"ssh {command!r} exited {r.returncode}: {r.stderr.strip()[-1500:]}")
         return r

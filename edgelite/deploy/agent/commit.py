@@ -11,9 +11,10 @@ import os
 from edgelite.deploy.agent import HEALTH_TIMEOUT
 from edgelite.deploy.agent.health import wait_healthy
 from edgelite.deploy.agent.layout import AgentError, Layout, atomic_symlink, now_iso, say
-from edgelite.deploy.agent.service import UnitCheck, log_tail, service_start, service_stop
+from edgelite.deploy.agent.service import log_tail, service_start, service_stop
 from edgelite.deploy.agent.status import KEEP, gc, previous
 from edgelite.deploy.agent.trust import check_trusted
+from edgelite.deploy.agent.unit import UnitCheck
 from edgelite.errors import EXIT_UNHEALTHY, EXIT_USAGE
 from edgelite.remote.layout import FAILED_SUFFIX
 

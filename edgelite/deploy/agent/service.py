@@ -9,94 +9,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 from edgelite.deploy.agent import supervisor as sv
 from edgelite.deploy.agent.layout import AgentError, Layout, agent_argv
+from edgelite.deploy.agent.unit import render_unit
 from edgelite.errors import EXIT_USAGE
 from edgelite.jsonfile import read_json, write_json
-from edgelite.remote.layout import RELEASE_ENV
 
 MODES = ("systemd", "systemd-user", "supervisor", "none")
-
-UNIT_TEMPLATE = """[Unit]
-Description=edgelite camera classifier ({root_text})
-Documentation=https://pypi.org/project/edgelite/
-After=network-online.target
-Wants=network-online.target
-StartLimitIntervalSec={limit_interval}
-StartLimitBurst={limit_burst}
-
-[Service]
-Type=notify
-NotifyAccess=main
-{user_lines}WorkingDirectory={root_path}
-# the camera URL and the preview token (the release's 0600 env file), never on the command line
-EnvironmentFile=-{env_file}
-ExecStart={exec_start}
-Restart=on-failure
-RestartSec={restart_sec}
-WatchdogSec={watchdog}
-TimeoutStartSec={timeout_start}
-TimeoutStopSec={timeout_stop}
-StandardOutput=journal
-StandardError=journal
-SyslogIdentifier={unit}
-NoNewPrivileges=yes
-# what the service writes (saved frames, its state) is its user's alone
-UMask=0077
-
-[Install]
-WantedBy={wanted_by}
-"""
-
-
-def render_unit(root: str, user: str | None, unit: str = "edgelite") -> str:
-    """The systemd unit: Type=notify + WatchdogSec (edgelite run speaks sd_notify), Restart=on-failure,
-    the deploy user (never root; `user=None` for a `systemctl --user` unit), journald logging."""
-    user_lines = f"User={user}\nSupplementaryGroups=video\n" if user else ""
-    return UNIT_TEMPLATE.format(root_text=_specifiers(root), root_path=_specifiers(root),
-                                exec_start=unit_quote(f"{root}/current/run"), user_lines=user_lines,
-                                env_file=_specifiers(f"{root}/current/{RELEASE_ENV}"), unit=unit, restart_sec=int(sv.RESTART_SEC),
-                                watchdog=sv.WATCHDOG_SEC, timeout_start=sv.TIMEOUT_START_SEC,
-                                timeout_stop=sv.TIMEOUT_STOP_SEC, limit_interval=int(sv.START_LIMIT_INTERVAL),
-                                limit_burst=sv.START_LIMIT_BURST,
-                                wanted_by="multi-user.target" if user else "default.target")
-
-
-def _specifiers(text: str) -> str:
-    """`text` with systemd's specifier character escaped: `%` is `%%` in a unit file."""
-    return text.replace("%", "%%")
-
-
-def unit_quote(path: str) -> str:
-    """A path as one ExecStart= word: `%` escaped, double-quoted (with \\ and \" escaped) when it has a
-    space, a quote or a backslash; a plain path stays as it is.
-
-    >>> unit_quote("/home/pi/edgelite/current/run"), unit_quote("/home/pi/my 100%/current/run")
-    ('/home/pi/edgelite/current/run', '"/home/pi/my 100%%/current/run"')
-    """
-    text = _specifiers(path)
-    if not any(c in text for c in " \t\"'\\;"):
-        return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def verify_unit(path: Path) -> str | None:
-    """`systemd-analyze verify` findings, or None when it is clean or not installed."""
-    tool = shutil.which("systemd-analyze")
-    if not tool:
-        return None
-    r = subprocess.run([tool, "verify", str(path)], capture_output=True, text=True, timeout=60)
-    return _findings(path, r.returncode, r.stdout + r.stderr, r.stderr)
-
-
-def _findings(path: Path, code: int, output: str, stderr: str) -> str | None:
-    # it also complains about unrelated units on the system; keep the lines about this file
-    lines = [ln for ln in output.splitlines() if path.name in ln or str(path) in ln]
-    return "\n".join(lines) or (None if code == 0 else (stderr.strip() or f"exit {code}"))
 
 
 def cmd_configure(lay: Layout, req: dict) -> dict:
@@ -112,36 +34,6 @@ def cmd_configure(lay: Layout, req: dict) -> dict:
     write_json(lay.service_json, svc)
     lay.unit_file.write_text(render_unit(str(lay.root), user if mode != "systemd-user" else None, unit))
     return {"unit_file": str(lay.unit_file), **svc}
-
-
-class UnitCheck:
-    """`systemd-analyze verify` of the unit as it will be installed (needs `current/run` to exist), started in
-    the background: on a Pi (and more so under emulation) it takes seconds, and it only reports, so it runs
-    while the service restarts and `result()` collects it afterwards."""
-
-    def __init__(self, lay: Layout, svc: dict):
-        self.proc = None
-        tool = shutil.which("systemd-analyze")
-        if not tool:
-            return
-        self.tmp = tempfile.mkdtemp(prefix="edgelite-unit-")
-        self.named = Path(self.tmp) / f"{svc.get('unit', 'edgelite')}.service"
-        shutil.copyfile(lay.unit_file, self.named)
-        self.proc = subprocess.Popen([tool, "verify", str(self.named)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-
-    def result(self) -> dict:
-        if self.proc is None:
-            return {"verified": False, "findings": None}
-        try:
-            out, err = self.proc.communicate(timeout=60)
-            return {"verified": True, "findings": _findings(self.named, self.proc.returncode, out + err, err)}
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
-            return {"verified": False, "findings": "systemd-analyze verify took over 60 s"}
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def _sudo() -> list[str]:
