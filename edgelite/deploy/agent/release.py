@@ -10,7 +10,7 @@ from edgelite.deploy.agent import PRINT_EVERY
 from edgelite.deploy.agent.layout import AgentError, Layout, now_iso
 from edgelite.errors import EXIT_USAGE
 from edgelite.jsonfile import write_json
-from edgelite.remote.layout import FAILED_SUFFIX, RELEASE_JSON, VENV_READY
+from edgelite.remote.layout import FAILED_SUFFIX, PICK_CACHE_ENV, RELEASE_JSON, VENV_READY
 
 RUN_TEMPLATE = """#!/bin/sh
 # edgelite release {rid} ({bundle}), started by the {unit} unit or the agent's supervisor.
@@ -24,6 +24,8 @@ export EDGELITE_RELEASE={rid}
 # the source (a camera URL may hold a password) and the token reach `edgelite run` through its
 # environment, never its argv (`ps` shows argv to every user); this file is readable by its owner only
 export EDGELITE_SOURCE={source}
+# `--format auto` keeps its measured pick here: the smoke test measured it, a restart reuses it
+export {cache_env}={cache}
 {env}exec {argv}
 """
 
@@ -94,7 +96,8 @@ def cmd_release(lay: Layout, req: dict) -> dict:
     run.chmod(0o700)
     run.write_text(RUN_TEMPLATE.format(rid=rid, bundle=bundle, unit=lay.service().get("unit", "edgelite"),
                                        cwd=shlex.quote(str(lay.root)), env=env_line,
-                                       source=shlex.quote(rel["source"]),
+                                       source=shlex.quote(rel["source"]), cache_env=PICK_CACHE_ENV,
+                                       cache=shlex.quote(str(lay.cache)),
                                        argv=" ".join(shlex.quote(x) for x in run_argv(lay, rel))))
     tmp.rename(lay.releases / rid)
     return {"release": rid}
