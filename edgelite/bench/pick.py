@@ -165,7 +165,7 @@ def decide(bundle: Bundle, threads: int | None = None, *, use_cache: bool = True
     device = device_key()
     path = cache_path(bundle, tried, device)
     if use_cache:
-        cached = _read_cache(path, bundle)
+        cached = _read_cache(path, bundle, tried)
         if cached is not None:
             cached["how"] = "cached"
             return cached
@@ -176,14 +176,15 @@ def decide(bundle: Bundle, threads: int | None = None, *, use_cache: bool = True
     return pick
 
 
-def _read_cache(path: Path, bundle: Bundle) -> dict[str, Any] | None:
+def _read_cache(path: Path, bundle: Bundle, tried: list[int]) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if (not isinstance(data, dict) or data.get("schema") != CACHE_SCHEMA
-            or data.get("model") not in bundle.available() or not isinstance(data.get("threads"), int)):
-        return None  # a file from another edgelite, or a bundle edited since: measure again
+            or data.get("model") not in bundle.available() or data.get("model") == "edgetpu"
+            or data.get("threads") not in tried):
+        return None  # another edgelite's file, or one naming what the trial never picks: measure again
     return data
 
 

@@ -95,6 +95,17 @@ def test_a_model_that_failed_the_accuracy_gate_never_runs(tiny, heldout_video, t
     assert "model fp32" not in p.stderr and "fastest of 4 measured" in pick_line(p)
 
 
+def test_a_cache_naming_a_failed_model_is_not_obeyed(tiny, heldout_video, tmp_path):
+    root, cache = copy_bundle(tiny, tmp_path), tmp_path / "cache"
+    fail_accuracy_gate(root, "fp32")
+    run(root, heldout_video, cache)
+    (path,) = cache.glob("*.json")
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"model": "fp32", "threads": 1}))
+    p = run(root, heldout_video, cache)
+    assert "(trial " in pick_line(p) and "model fp32" not in p.stderr
+    assert json.loads(path.read_text())["model"] != "fp32"
+
+
 def test_format_name_forces_a_model_without_a_trial(tiny, heldout_video, tmp_path):
     cache = tmp_path / "cache"
     for name, shown in (("int8", "int8"), ("onnx", "onnx"), ("tflite", "fp32")):
