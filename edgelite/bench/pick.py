@@ -42,14 +42,14 @@ from edgelite.remote.layout import PICK_CACHE_ENV as CACHE_ENV
 
 log = logging.getLogger("edgelite.device")
 
-PHASE1_SECONDS = 0.15  # per candidate
+PHASE1_SECONDS = 0.1  # per candidate
 PHASE1_RUNS = 100  # a fast model stops here, before its slice is over
 PHASE2_SECONDS = 1.2  # the finalists, in turns ...
 PHASE2_RUNS = 300  # ... or until each has had this many (a fast model is decided in milliseconds)
 FINALISTS = 3
 TURN = 5  # invokes per finalist per turn
 WARMUP = 3
-LIMIT_SECONDS = 4.5  # phase 2 stops when the trial has taken this long (the whole trial: <= 5 s of start-up)
+LIMIT_SECONDS = 3.5  # phase 2 stops when the trial has taken this long (the whole trial: <= 5 s of start-up)
 CACHE_SCHEMA = 1
 
 
@@ -146,9 +146,9 @@ def trial(bundle: Bundle, threads: list[int]) -> dict[str, Any]:
     if len(ranked) > 1:
         why += f"; next {ranked[1]['name']} x{ranked[1]['threads']} {ranked[1]['p50_ms']:.3g} ms"
     skipped = [m.name for m in bundle.models if m.name not in bundle.available()]
-    return {"schema": CACHE_SCHEMA, "manifest": sha256_file(bundle.root / MANIFEST), "model": win["name"], "threads": win["threads"], "how": "trial", "why": why,
-            "trial_s": round(time.perf_counter() - t0, 3), "finalist_turns": turn, "rows": rows,
-            "never_run": skipped, "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return {"schema": CACHE_SCHEMA, "manifest": sha256_file(bundle.root / MANIFEST), "model": win["name"],
+            "threads": win["threads"], "how": "trial", "why": why, "trial_s": round(time.perf_counter() - t0, 3),
+            "finalist_turns": turn, "rows": rows, "never_run": skipped, "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def _p50(row: dict[str, Any]) -> float:
