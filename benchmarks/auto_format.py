@@ -6,7 +6,7 @@ its loop FPS, and pick / best (issue #24: >= 0.97), repeated.
 
 Device-side only (numpy, OpenCV, LiteRT / ONNX Runtime and edgelite): it runs in a deployed venv too.
 Per repeat: every candidate of the trial (the bundle's validated models x threads 1, 2, 4 up to the cores)
-is loaded and its invokes timed (p50, `edgelite.bench.timing`), then the whole loop (`bench --pipeline`'s
+is loaded and its invokes timed (p50, `edgelite.device.timing`), then the whole loop (`bench --pipeline`'s
 timer: the video is decoded, resized, classified and reported frame by frame) gives its FPS; the trial
 runs as `edgelite run` runs it (no cache). Every candidate is measured in --rounds round-robin turns and
 its figures are medians over them (on a shared machine one loop measurement swings by tens of %; the turns put
@@ -29,12 +29,12 @@ if (ROOT / "edgelite").is_dir():
     sys.path.insert(0, str(ROOT))
 
 from edgelite.bench.env import environment_stem, read_environment  # noqa: E402
-from edgelite.bench.pick import candidates, decide, thread_counts  # noqa: E402
 from edgelite.bench.pipeline import time_pipeline  # noqa: E402
 from edgelite.bench.stats import summarize  # noqa: E402
-from edgelite.bench.timing import time_invokes  # noqa: E402
 from edgelite.bundle import Bundle  # noqa: E402
+from edgelite.device.pick import candidates, decide, thread_counts  # noqa: E402
 from edgelite.device.runtime import load_from_bundle  # noqa: E402
+from edgelite.device.timing import time_invokes  # noqa: E402
 from edgelite.device.video import write_video  # noqa: E402
 
 

@@ -72,10 +72,9 @@ class BenchOptions:
 
 def default_threads(cores: int | None = None) -> list[int]:
     """1, 2, 4 up to the cores this process may use (a 4-core Pi: 1,2,4; a 2-core VM: 1,2)."""
-    from edgelite.bench.env import cpu_cores
+    from edgelite.device.machine import default_threads as device_default
 
-    cores = cores or cpu_cores()
-    return [t for t in (1, 2, 4) if t <= cores] or [1]
+    return device_default(cores)
 
 
 def parse_threads(text: str | Sequence[int] | None) -> list[int]:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from edgelite.bench.stats import LOAD_FAILED, OK, VALIDATION_FAILED, summarize, top1_shortfall
-from edgelite.bench.timing import time_invokes
+from edgelite.device.timing import time_invokes
 from edgelite.stats import pack_correct
 
 Emit = Callable[[dict[str, Any]], None]

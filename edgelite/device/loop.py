@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edgelite.bench.pick import load_picked
 from edgelite.bundle import Bundle, BundleError, InputSpec, read_labels
 from edgelite.device.errors import EXIT_SOURCE_LOST, EndOfSource, RunError, SourceFailed
 from edgelite.device.frames import Frame
@@ -35,6 +34,7 @@ from edgelite.device.options import RunOptions
 from edgelite.device.outputs import open_outputs
 from edgelite.device.outputs.base import Output
 from edgelite.device.outputs.text import silence_stdout
+from edgelite.device.pick import load_picked
 from edgelite.device.pipeline import TIMINGS, ModelOutput, Pipeline, Result
 from edgelite.device.reporter import Reporter
 from edgelite.device.runtime import Model, load_model
@@ -68,7 +68,7 @@ class LoadedModel:
     format: str  # tflite | edgetpu | onnx
     bundle: Bundle | None = None
     metrics: dict = dataclasses.field(default_factory=dict)
-    pick: dict | None = None  # how the model was chosen (edgelite.bench.pick.summary): /healthz, /metrics
+    pick: dict | None = None  # how the model was chosen (edgelite.device.pick.summary): /healthz, /metrics
 
 
 def load(model_path: str | os.PathLike, opts: RunOptions | None = None) -> LoadedModel:

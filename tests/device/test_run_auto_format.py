@@ -13,8 +13,8 @@ import shutil
 import subprocess
 import sys
 
-from edgelite.bench.options import default_threads as thread_counts
 from edgelite.bundle import Bundle
+from edgelite.device.machine import default_threads as thread_counts
 from tests.device import devicekit
 from tests.device.test_run_preview import get, running_loop
 

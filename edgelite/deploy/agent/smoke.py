@@ -51,7 +51,7 @@ def cmd_smoke(lay: Layout, req: dict) -> dict:
 
 
 def read_pick(lay: Layout, bundle: Path) -> dict | None:
-    """The newest measured pick of `bundle` in DIR/cache (`edgelite.bench.pick` writes it): model, threads,
+    """The newest measured pick of `bundle` in DIR/cache (`edgelite.device.pick` writes it): model, threads,
     why, trial seconds and each candidate's row; None without one (an Edge TPU model needs no trial)."""
     manifest = sha256_file(bundle / MANIFEST)
     best, newest = None, -1.0

@@ -170,7 +170,7 @@ class PreviewState:
                 "last_result_age_s": round(age, 3) if age is not None else None,
                 "uptime_s": round(time.monotonic() - self.started, 3),
                 "viewers": self.viewers,
-                "pick": self.info.get("pick"),  # which model runs and why (edgelite.bench.pick.summary)
+                "pick": self.info.get("pick"),  # which model runs and why (edgelite.device.pick.summary)
             }
         return (200 if status == "ok" else 503), body
 

@@ -1,4 +1,4 @@
-"""The one invoke timer of `edgelite bench` rows and of `run --format auto`'s trial (standard library + numpy).
+"""The one invoke timer: `edgelite bench` rows and `run --format auto`'s trial (standard library + numpy).
 
 Only `invoke()` is timed: writing the input is the pipeline's job (see `bench --pipeline`), and a bare
 `interpreter.invoke()` loop must agree with this number (benchmarks/bench_demo.py checks it).
