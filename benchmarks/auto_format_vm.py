@@ -2,7 +2,7 @@
 tiny bundle for a venv with this checkout's wheel, copy a bundle and the benchmark in, run it with the
 deployed venv's Python, and merge its section into benchmarks/results/auto_format.{json,md}.
 
-    .venv/bin/python benchmarks/auto_format_vm.py bundles/demo --frames 40 --repeats 2   # ~10 min on 2 cores
+    .venv/bin/python benchmarks/auto_format_vm.py bundles/demo --frames 30 --repeats 1 --rounds 2   # ~15 min on 2 cores
 
 PI_OS=bookworm for the Pi 4's CPU model (default trixie: a Pi 5's Cortex-A76). Under qemu's emulation every
 figure is far slower than a real board; what carries over is the ranking and whether the pick keeps up.
@@ -37,8 +37,9 @@ def scp(vm: VM, local: Path, remote: str) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bundle")
-    ap.add_argument("--frames", type=int, default=40)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--frames", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--note", default="")
     a = ap.parse_args()
     if why := image_ready():
@@ -63,7 +64,7 @@ def main() -> int:
         scp(vm, Path(a.bundle).resolve(), f"{WORK}/bundle")
         scp(vm, ROOT / "benchmarks" / "auto_format.py", f"{WORK}/auto_format.py")
         py = f"{DIR}/venvs/{rel['venv']}/bin/python"
-        run = vm.ssh(f"{py} {WORK}/auto_format.py {WORK}/bundle --frames {a.frames} --repeats {a.repeats} "
+        run = vm.ssh(f"{py} {WORK}/auto_format.py {WORK}/bundle --frames {a.frames} --repeats {a.repeats} --rounds {a.rounds} "
                      f"--note {shlex.quote(a.note)} --json {WORK}/vm.json", check=False, timeout=7200)
         print(run.stderr[-3000:], file=sys.stderr)
         if run.returncode != 0:
