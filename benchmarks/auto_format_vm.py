@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.auto_format import merge  # noqa: E402
+from tests.deploy.bundlekit import write_video  # noqa: E402
 from tests.vm.vmkit import DIR, VM, env, free_port, image_ready  # noqa: E402
 
 WORK = "/tmp/auto-format"
@@ -54,16 +55,17 @@ def main() -> int:
             tiny = Path(tmp) / "tiny"
             subprocess.run([sys.executable, str(ROOT / "tests" / "deploy" / "bundlekit.py"), str(tiny)], check=True,
                            cwd=ROOT, env=env(), capture_output=True, timeout=600)
-            r = vm.deploy(str(tiny), "--offline", "--source", "/dev/video0", "--wheel", str(wheel),
-                          "--health-timeout", "300", "--print-every", "10")
-            if r.returncode != 0:
-                raise SystemExit(r.stdout[-3000:])
+            # a video, not vivid's camera: an overloaded host can starve the emulated camera (health would fail)
+            r = vm.deploy(str(tiny), "--offline", "--source", str(write_video(Path(tmp) / "clip.avi")),
+                          "--wheel", str(wheel), "--health-timeout", "300", "--print-every", "10")
             print(next((ln for ln in r.stdout.splitlines() if "format auto:" in ln), "no pick line"), file=sys.stderr)
-        rel = json.loads(vm.ssh(f"cat {DIR}/current/release.json").stdout)
+        venv = vm.ssh(f"ls {DIR}/venvs").stdout.split()  # the venv is what this needs, healthy service or not
+        if r.returncode != 0 and not venv:
+            raise SystemExit(r.stdout[-3000:])
         vm.ssh(f"rm -rf {WORK} && mkdir -p {WORK}")
         scp(vm, Path(a.bundle).resolve(), f"{WORK}/bundle")
         scp(vm, ROOT / "benchmarks" / "auto_format.py", f"{WORK}/auto_format.py")
-        py = f"{DIR}/venvs/{rel['venv']}/bin/python"
+        py = f"{DIR}/venvs/{venv[0]}/bin/python"
         run = vm.ssh(f"{py} {WORK}/auto_format.py {WORK}/bundle --frames {a.frames} --repeats {a.repeats} --rounds {a.rounds} "
                      f"--note {shlex.quote(a.note)} --json {WORK}/vm.json", check=False, timeout=7200)
         print(run.stderr[-3000:], file=sys.stderr)
