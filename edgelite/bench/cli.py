@@ -21,6 +21,7 @@ examples:
   edgelite bench bundles/demo --out benchmarks/results      JSON + CSV + PNG named after this machine
   edgelite bench bundles/demo --host pi@raspberrypi.local --out results/   on the Pi, over SSH
   edgelite bench bundles/demo --formats int8 --min-top1 0.85 --max-p50 25   CI: exit 3 when a row misses
+  edgelite bench bundles/demo --pick [--host pi@raspberrypi.local]   what `run --format auto` picks, measured
 
 Rows: one per format × thread count, status ok / load failed / validation failed. Only invoke() is
 timed (after --warmup runs); FPS = 1000 / mean ms. Set the CPU governor to `performance` first on a Pi.
@@ -61,6 +62,9 @@ def register(subparsers) -> None:
                    help="exit 3 when a row's top-1 is below X (0..1) or unknown: a CI gate on the device")
     p.add_argument("--max-p50", type=float, metavar="MS",
                    help="exit 3 when a row's median latency is above MS milliseconds: a CI gate on the device")
+    p.add_argument("--pick", action="store_true",
+                   help="run the short trial `edgelite run --format auto` runs (one bundle; every validated model x "
+                        "threads) and print each candidate's p50 and FPS and the pick (--formats is ignored)")
     p.add_argument("--no-isolate", dest="isolate", action="store_false",
                    help="run every row in this process (faster start; no per-model memory, no crash isolation)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -130,6 +134,10 @@ def _run(args: argparse.Namespace) -> int:
 
         progress = opts.progress if opts.progress is not None else sys.stderr.isatty()
         result = bench_remote(None, args.targets, opts, progress=progress)
+    elif opts.pick:
+        from edgelite.bench.pick import bench_pick
+
+        result = bench_pick(args.targets, opts)
     else:
         from edgelite.bench.run import bench
 
@@ -144,6 +152,8 @@ def _run(args: argparse.Namespace) -> int:
         report.write_json(result, sys.stdout)
     else:
         print(report.format_table(result))
+        if result.get("pick"):
+            print(report.format_pick(result["pick"]))
     if json_path:
         report.write_json(result, json_path)
         written.append(json_path)

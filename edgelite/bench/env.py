@@ -32,12 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-def _read(root: Path, rel: str) -> str | None:
-    try:
-        return (root / rel).read_text(errors="replace")
-    except OSError:
-        return None
+from edgelite.device.machine import _read, cpu_cores, cpu_model  # noqa: F401  (this module's API before machine.py)
 
 
 def board_model(root: str | os.PathLike = "/") -> str | None:
@@ -46,22 +41,6 @@ def board_model(root: str | os.PathLike = "/") -> str | None:
     if text is None:
         return None
     return text.replace("\x00", "").strip() or None
-
-
-def cpu_model(root: str | os.PathLike = "/") -> str:
-    """The CPU name from /proc/cpuinfo ("model name", else the ARM part / hardware line), else platform's."""
-    text = _read(Path(root), "proc/cpuinfo") or ""
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        if ":" in line:
-            k, v = line.split(":", 1)
-            fields.setdefault(k.strip().lower(), v.strip())
-    for key in ("model name", "hardware", "cpu model", "model"):
-        if fields.get(key):
-            return fields[key]
-    if fields.get("cpu part"):
-        return f"ARM part {fields['cpu part']}" + (f" ({fields['cpu implementer']})" if fields.get("cpu implementer") else "")
-    return platform.processor() or platform.machine() or "unknown"
 
 
 #: /proc/cpuinfo flags (x86 "flags", ARM "Features") that decide which int8 / float kernels a runtime can use
@@ -81,14 +60,6 @@ def cpu_vector_extensions(root: str | os.PathLike = "/") -> list[str]:
     m = re.search(r"^(?:flags|features)\s*:(.*)$", text, re.M | re.I)
     have = set(m.group(1).split()) if m else set()
     return [f for f in VECTOR_FLAGS if f in have]
-
-
-def cpu_cores() -> int:
-    """Cores this process may run on (affinity), not the machine's total."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def governors(root: str | os.PathLike = "/") -> dict[str, str]:

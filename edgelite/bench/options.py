@@ -48,6 +48,7 @@ class BenchOptions:
     min_top1: float | None = None  # every row must reach this top-1 (0..1), else exit code 3
     max_p50: float | None = None  # every row's p50 latency must be at most this many ms, else exit code 3
     connection: Connection | None = None  # --host and the SSH flags: bench on that device
+    pick: bool = False  # the trial of `run --format auto` on one bundle instead (edgelite.bench.pick)
 
     def validate(self) -> None:
         if self.runs < 1:
@@ -58,6 +59,10 @@ class BenchOptions:
             raise BenchUsageError(f"--min-top1 {self.min_top1:g} is not a fraction; give 0..1, e.g. --min-top1 0.85")
         if self.max_p50 is not None and not self.max_p50 > 0:
             raise BenchUsageError(f"--max-p50 {self.max_p50:g} ms is not positive; e.g. --max-p50 25")
+        clash = [f for f, v in (("--data", self.data), ("--pipeline", self.pipeline), ("--min-top1", self.min_top1),
+                                ("--csv", self.csv), ("--plot", self.plot), ("--out", self.out)) if v is not None]
+        if self.pick and clash:
+            raise BenchUsageError(f"--pick times the candidates of `run --format auto` only; drop {', '.join(clash)}")
 
     def format_list(self) -> list[str] | None:
         return parse_formats(self.formats)
@@ -68,10 +73,9 @@ class BenchOptions:
 
 def default_threads(cores: int | None = None) -> list[int]:
     """1, 2, 4 up to the cores this process may use (a 4-core Pi: 1,2,4; a 2-core VM: 1,2)."""
-    from edgelite.bench.env import cpu_cores
+    from edgelite.device.machine import default_threads as device_default
 
-    cores = cores or cpu_cores()
-    return [t for t in (1, 2, 4) if t <= cores] or [1]
+    return device_default(cores)
 
 
 def parse_threads(text: str | Sequence[int] | None) -> list[int]:
@@ -122,6 +126,7 @@ def device_argv(opts: BenchOptions) -> list[str]:
             argv += [flag, text]
     argv += ["--runs", str(int(opts.runs)), "--warmup", str(int(opts.warmup)),
              "--min-seconds", repr(float(opts.min_seconds))]
+    argv += ["--pick"] if opts.pick else []
     return argv + (["--no-isolate"] if not opts.isolate else []) + ["--progress" if opts.progress else "--no-progress"]
 
 

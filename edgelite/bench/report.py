@@ -264,6 +264,13 @@ def write_csv(result: dict[str, Any], path: str | os.PathLike) -> None:
     Path(path).write_text(to_csv(result))
 
 
+def format_pick(pick: dict[str, Any]) -> str:
+    """The decision line under `bench --pick`'s table: what `run --format auto` would run, and why."""
+    never = f"; never run (failed at convert time): {', '.join(pick['never_run'])}" if pick.get("never_run") else ""
+    return (f"pick: {pick.get('model')} x{pick.get('threads')} threads — {pick.get('why')} "
+            f"(trial {pick.get('trial_s')} s){never}")
+
+
 def check_result(data: Any, where: str = "result") -> None:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("rows"), list):
         raise BenchUsageError(f"{where} is not an edgelite bench result (schema {SCHEMA})")

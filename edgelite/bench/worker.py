@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from edgelite.bench.stats import LOAD_FAILED, OK, VALIDATION_FAILED, summarize, top1_shortfall
+from edgelite.device.timing import time_invokes
 from edgelite.stats import pack_correct
 
 Emit = Callable[[dict[str, Any]], None]
@@ -175,20 +176,8 @@ def run_job(job: dict[str, Any], emit: Emit | None = None) -> dict[str, Any]:
             model.invoke()
             tick()
 
-        # Only invoke() is timed: writing the input is the pipeline's job (see --pipeline) and a bare
-        # `interpreter.invoke()` loop must agree with this number (benchmarks/bench_demo.py checks it).
-        runs, min_ns = int(job.get("runs", 100)), float(job.get("min_seconds") or 0.0) * 1e9
-        samples: list[int] = []
-        start = time.perf_counter_ns()
-        i = 0
-        while i < runs or (time.perf_counter_ns() - start) < min_ns:
-            model.set_input(images[i % n_img])
-            t = time.perf_counter_ns()
-            model.invoke()
-            samples.append(time.perf_counter_ns() - t)
-            i += 1
-            if i <= runs:
-                tick()
+        samples = time_invokes(model, images, runs=int(job.get("runs", 100)),
+                               min_seconds=float(job.get("min_seconds") or 0.0), tick=tick)
         ms = np.asarray(samples, dtype=np.float64) / 1e6
         row["latency_ms"] = summarize(ms)
         row["fps"] = round(1000.0 / row["latency_ms"]["mean"], 2) if row["latency_ms"]["mean"] > 0 else None

@@ -38,11 +38,24 @@ def read_status(reply: dict) -> dict:
         "health": (str(health.get("body")) if health and not body else None),
         "health_http": health.get("http"), "health_status": body.get("status"), "health_model": body.get("model"),
         "frames": body.get("frames"), "fps": body.get("fps"), "last_result_age_s": body.get("last_result_age_s"),
+        "pick": pick_text(body.get("pick")),
         "releases": [r["id"] for r in reply.get("releases") or []], "failed": reply.get("failed") or [],
         "trusted": reply.get("trusted"),
         "device_time": (reply.get("clock") or {}).get("device_time"),
         "since_boot_s": (reply.get("clock") or {}).get("since_boot_s"),
     }
+
+
+def pick_text(pick) -> str | None:
+    """How the running model was chosen, in one short line (the service's /healthz `pick`).
+
+    >>> pick_text({"model": "int8", "threads": 2, "how": "cached", "why": "fastest of 4 measured: p50 3.1 ms"})
+    'int8 x2, cached: fastest of 4 measured: p50 3.1 ms'
+    """
+    if not isinstance(pick, dict):
+        return None
+    threads = f" x{pick['threads']}" if pick.get("threads") else ""
+    return f"{pick.get('model')}{threads}, {pick.get('how')}: {pick.get('why')}"
 
 
 def failure(reply: dict, what: str) -> DeployError:

@@ -251,6 +251,9 @@ class _Deployment:
                               EXIT_UNTRUSTED if smoke.get("exit_code") == EXIT_UNTRUSTED else EXIT_SMOKE)
         self.steps.say(f"  {smoke.get('label')} {smoke.get('score') or 0:.2f}, {smoke.get('inference_ms') or 0:.1f} ms "
                        f"inference ({smoke.get('seconds')} s with start-up)")
+        if pick := smoke.get("pick"):  # --format auto: what the trial picked; the service starts from its cache
+            self.steps.say(f"  format auto: {pick.get('model')} x{pick.get('threads')} threads, {pick.get('why')} "
+                           f"(trial {pick.get('trial_s')} s, measured {pick.get('measured')})")
 
     # 6 + 7 ---------------------------------------------------------------------------------------
     def switch(self) -> dict:
@@ -335,6 +338,8 @@ def format_status(st: dict, target: Target) -> str:
                      f"{r['fps']} fps, model {r['health_model']}, last result {r['last_result_age_s']} s ago")
     elif r["health"]:
         lines.append(f"  health    {r['health']}")
+    if r["pick"]:
+        lines.append(f"  pick      {r['pick']}")
     lines.append("  releases  " + (", ".join(rid + (" (current)" if rid == r["release"] else "") for rid in r["releases"])
                                    or "none") + " (oldest first, in the agent's own order)")
     if r["device_time"]:  # release ids carry the device's wall clock, which a Pi without an RTC gets wrong

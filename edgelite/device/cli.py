@@ -11,7 +11,7 @@ import sys
 
 RUN_EXAMPLES = """\
 examples:
-  edgelite run bundles/demo --source clip.mp4                 # best model for this device, console lines
+  edgelite run bundles/demo --source clip.mp4                 # fastest model here (measured), console lines
   edgelite run bundles/demo --source 0 --http 8080            # camera 0, preview on http://127.0.0.1:8080/
   edgelite run bundles/demo --source picamera2 --format int8 --http 0.0.0.0:8080 --token s3cret
   edgelite run bundles/demo --source heldout --print-every 0  # video of the bundle's held-out images: accuracy
@@ -35,10 +35,10 @@ def register(sub) -> None:
         epilog=RUN_EXAMPLES)
     p.add_argument("model", metavar="BUNDLE", help="bundle directory (edgelite.json) or a bare .tflite/.onnx file")
     m = p.add_argument_group("model")
-    m.add_argument("--format", default=None, metavar="NAME",
-                   help="bundle model to run: int8, fp16, fp32, dynamic, edgetpu, onnx, qat_int8, ... "
-                        "(default: the Edge TPU model when its delegate loads, else the first present of "
-                        "qat_int8, pqat_int8, int8, pruned_int8, fp16, dynamic, fp32, onnx)")
+    m.add_argument("--format", default="auto", metavar="NAME",
+                   help="bundle model to run: auto (default: the Edge TPU model when its delegate loads, else the "
+                        "fastest validated model and thread count here, by a short measured trial cached per device "
+                        "and bundle), or a name to force one: int8, fp16, fp32, dynamic, edgetpu, onnx, qat_int8, ...")
     m.add_argument("--labels", metavar="FILE", help="labels, one per line (bare model file only; default labels.txt beside it)")
     m.add_argument("--edgetpu", nargs="?", const="", default=None, metavar="DEVICE",
                    help="run on a Coral Edge TPU (loads libedgetpu.so.1); fails clearly when it is missing. DEVICE "

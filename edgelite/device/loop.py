@@ -34,9 +34,10 @@ from edgelite.device.options import RunOptions
 from edgelite.device.outputs import open_outputs
 from edgelite.device.outputs.base import Output
 from edgelite.device.outputs.text import silence_stdout
+from edgelite.device.pick import load_picked
 from edgelite.device.pipeline import TIMINGS, ModelOutput, Pipeline, Result
 from edgelite.device.reporter import Reporter
-from edgelite.device.runtime import Model, load_from_bundle, load_model
+from edgelite.device.runtime import Model, load_model
 from edgelite.device.sources import describe_source, open_source
 from edgelite.device.sources.base import Source
 from edgelite.device.sources.rtsp import redact_url, set_rtsp_transport
@@ -68,6 +69,7 @@ class LoadedModel:
     format: str  # tflite | edgetpu | onnx
     bundle: Bundle | None = None
     metrics: dict = dataclasses.field(default_factory=dict)
+    pick: dict | None = None  # how the model was chosen (edgelite.device.pick.summary): /healthz, /metrics
 
 
 def load(model_path: str | os.PathLike, opts: RunOptions | None = None) -> LoadedModel:
@@ -104,9 +106,9 @@ def load(model_path: str | os.PathLike, opts: RunOptions | None = None) -> Loade
         if fmt not in (None, "auto", "edgetpu"):
             raise RunError(f"--edgetpu runs the bundle's edgetpu model; drop --format {fmt} or --edgetpu")
         fmt = "edgetpu"
-    model, entry = load_from_bundle(bundle, fmt, num_threads=opts.threads, edgetpu_device=tpu or "")
+    model, entry, pick = load_picked(bundle, fmt, threads=opts.threads, edgetpu_device=tpu or "")
     spec = bundle.input if opts.crop is None else dataclasses.replace(bundle.input, crop=opts.crop)
-    return LoadedModel(model, spec, bundle.labels, entry.name, entry.format, bundle, dict(entry.metrics or {}))
+    return LoadedModel(model, spec, bundle.labels, entry.name, entry.format, bundle, dict(entry.metrics or {}), pick)
 
 
 @contextlib.contextmanager
@@ -210,11 +212,13 @@ class _Loop:
     @property
     def info(self) -> dict:
         m = self.loaded.model
-        threads = f", {self.opts.threads} threads" if self.opts.threads else ""
+        n = self.opts.threads or (self.loaded.pick or {}).get("threads")
+        threads = f", {n} threads" if n else ""
         return {"model": self.loaded.name, "format": self.loaded.format, "runtime": f"{m.runtime}{threads}",
                 "source": self.shown_source, "source_kind": describe_source(self.opts.source),
                 "labels": len(self.loaded.labels),
-                "release": os.environ.get("EDGELITE_RELEASE") or None}  # set by a deployed release's run script
+                "release": os.environ.get("EDGELITE_RELEASE") or None,  # set by a deployed release's run script
+                "pick": self.loaded.pick}
 
     def _open_outputs(self) -> None:
         o = self.opts

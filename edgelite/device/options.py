@@ -41,7 +41,7 @@ class RunOptions:
     """Every option of `edgelite run`; field names are the CLI flags with '-' -> '_'."""
 
     source: str = "0"
-    format: str | None = None  # bundle entry (int8, fp16, fp32, edgetpu, onnx, ...); None = best for this device
+    format: str | None = "auto"  # bundle entry (int8, fp16, fp32, edgetpu, onnx, ...); "auto" (or None) = measured here
     labels: str | None = None  # with a bare model file
     top_k: int = 3
     threshold: float | Sequence[str | float] | None = None  # None = 0; P, or repeated: "P" / "LABEL=P" (see class_thresholds)

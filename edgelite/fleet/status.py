@@ -16,7 +16,7 @@ from edgelite.fleet.errors import EXIT_FLEET, EXIT_USAGE, FleetError
 from edgelite.fleet.runner import run_playbook
 from edgelite.remote.ssh import explain_ssh_failure
 
-COLUMNS = ("host", "reachable", "release", "model", "service", "health", "fps", "edgelite")
+COLUMNS = ("host", "reachable", "release", "model", "service", "health", "fps", "edgelite", "pick")
 
 
 def row_from(name: str, h: dict) -> dict:
@@ -31,7 +31,8 @@ def row_from(name: str, h: dict) -> dict:
     r = read_status(st)
     health = (f"{r['health_http']} {r['health_status']}" if r["health_status"] is not None else r["health"])
     row.update(release=r["release"], model=" ".join(filter(None, (r["model"], r["model_sha256"]))) or None,
-               service=r["service"], health=health, fps=r["fps"], edgelite=r["edgelite"], failed=r["failed"])
+               service=r["service"], health=health, fps=r["fps"], edgelite=r["edgelite"], failed=r["failed"],
+               pick=r["pick"])
     return row
 
 

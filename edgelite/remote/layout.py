@@ -31,6 +31,8 @@ CURRENT = "current"  # -> releases/<rid>, switched atomically
 UNIT_FILE = "edgelite.service"  # the systemd unit (written even where there is no systemd)
 SERVICE_JSON = "service.json"  # how the service runs here: systemd | systemd-user | supervisor | none
 RUN = "run"  # DIR/run/: supervisor.pid, state.json, notify socket, commit logs; releases/<rid>/run: a script
+CACHE = "cache"  # cache/<key>.json: `run --format auto`'s measured pick per bundle + device (edgelite.device.pick)
+PICK_CACHE_ENV = "EDGELITE_PICK_CACHE"  # how the smoke test and a release's run script point `edgelite run` at it
 LOGS = "log"  # log/edgelite.log (service output under the supervisor), log/deploys.log (one line a switch)
 LOG = "edgelite.log"
 DEPLOYS_LOG = "deploys.log"
@@ -67,6 +69,7 @@ class Layout:
         self.service_json = self.root / SERVICE_JSON
         self.run = self.root / RUN
         self.logs = self.root / LOGS
+        self.cache = self.root / CACHE
         self.log = self.logs / LOG
         self.deploys_log = self.logs / DEPLOYS_LOG
         self.supervisor_pid = self.run / SUPERVISOR_PID

@@ -73,6 +73,10 @@ def test_first_deploy_offline(dev, tiny_bundle, http_port):
     assert "sha256 of every file verified on the device" in out
     body = wait_healthz(http_port)  # the host reads the device's results
     assert body["model"] == "int8" and body["status"] == "ok"
+    # --format auto: the smoke test measured the pick into DIR/cache, and the service started from it
+    assert "  format auto: int8 x" in out and "fastest of" in out
+    assert len(list((dev.root / "cache").glob("*.json"))) == 1
+    assert body["pick"]["how"] == "cached" and body["pick"]["model"] == "int8"
     rid = dev.current()
     assert rid and rid in out
     rel = dev.release(rid)
@@ -95,6 +99,7 @@ def test_status_and_logs(dev, http_port):
     assert r.returncode == 0, r.stdout
     assert "supervisor" in r.stdout and "running" in r.stdout and "HTTP 200 ok" in r.stdout
     assert f"{dev.current()} (current)" in r.stdout
+    assert "  pick      int8 x" in r.stdout and ", cached: fastest of" in r.stdout  # which model runs, and why
     st = json.loads(dev.device.cli("--status", "--json", directory=DIR).stdout)
     assert st["current"]["id"] == dev.current() and st["health"]["http"] == 200
     assert st["state"]["ready"] is True  # READY=1 arrived over the supervisor's NOTIFY_SOCKET

@@ -59,7 +59,7 @@ def running_loop(tiny, source, **options):
 
 
 def test_endpoints(tiny, heldout_video):
-    with running_loop(tiny, heldout_video) as (base, _):
+    with running_loop(tiny, heldout_video, format="int8") as (base, _):
         code, headers, body = get(base + "/healthz")
         h = json.loads(body)
         assert code == 200 and h["status"] == "ok" and h["model"] == "int8" and h["frames"] > 0

@@ -118,6 +118,22 @@ def test_status_row_and_table():
     assert format_rows([row]).splitlines()[1].split()[:2] == ["pi", "no"]
 
 
+def test_status_table_shows_which_model_each_device_runs_and_why():
+    """Issue #24: with `--format auto` each device picks its own model; the fleet table says what and why."""
+    def report(pick):
+        return {"deployed": True, "status": {"current": {"id": "r1"}, "state": {"state": "running", "active": True},
+                                             "health": {"http": 200, "body": {"status": "ok", "model": pick["model"],
+                                                                              "pick": pick}}}}
+
+    a = row_from("pi4", report({"model": "int8", "threads": 4, "how": "cached",
+                                "why": "fastest of 6 measured: p50 31 ms; next fp16 x4 44 ms"}))
+    b = row_from("x86", report({"model": "onnx_int8", "threads": 1, "how": "trial",
+                                "why": "fastest of 6 measured: p50 3.58 ms; next int8 x1 4.11 ms"}))
+    assert a["pick"] == "int8 x4, cached: fastest of 6 measured: p50 31 ms; next fp16 x4 44 ms"
+    table = format_rows([a, b]).splitlines()
+    assert table[0].split()[-1] == "pick" and "onnx_int8 x1, trial: fastest of 6 measured" in table[2]
+
+
 def test_fleet_without_ansible_names_the_extra(tmp_path):
     site = tmp_path / "site"
     site.mkdir()

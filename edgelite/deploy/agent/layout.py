@@ -37,7 +37,7 @@ class Layout(DeviceLayout):
     def entries(self) -> list[Path]:
         """Everything the agent makes directly under DIR: all that uninstall may remove."""
         return [self.agent, self.agent_unpacked, self.bundles, self.wheels, self.venvs, self.media, self.frames, self.releases, self.current,
-                self.unit_file, self.service_json, self.run, self.logs, self.lock, self.marker, self.trusted_signers]
+                self.unit_file, self.service_json, self.run, self.logs, self.cache, self.lock, self.marker, self.trusted_signers]
 
     def check_owned(self) -> None:
         """Refuse a folder edgelite deploy did not make (`--dir ~`): one without the marker that holds

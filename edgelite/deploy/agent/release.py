@@ -12,7 +12,7 @@ from edgelite.deploy.agent import PRINT_EVERY
 from edgelite.deploy.agent.layout import AgentError, Layout, now_iso
 from edgelite.errors import EXIT_REMOTE, EXIT_USAGE
 from edgelite.jsonfile import fsync_tree, rename_durably, write_json
-from edgelite.remote.layout import FAILED_SUFFIX, RELEASE_ENV, RELEASE_JSON, VENV_READY
+from edgelite.remote.layout import FAILED_SUFFIX, PICK_CACHE_ENV, RELEASE_ENV, RELEASE_JSON, VENV_READY
 
 RUN_TEMPLATE = """#!/bin/sh
 # edgelite release {rid} ({bundle}), started by the {unit} unit or the agent's supervisor.
@@ -27,6 +27,8 @@ export EDGELITE_RELEASE={rid}
 # environment, never its argv (`ps` shows argv to every user), from the release's 0600 env file:
 # systemd read it already (EnvironmentFile=); the agent's supervisor did not
 if [ -z "${{INVOCATION_ID:-}}" ]; then set -a; . {env_file}; set +a; fi
+# `--format auto` keeps its measured pick here: the smoke test measured it, a restart reuses it
+export {cache_env}={cache}
 exec {argv}
 """
 
@@ -137,6 +139,7 @@ def _write_release(lay: Layout, tmp, rel: dict, token: str | None) -> None:
     run.write_text(RUN_TEMPLATE.format(rid=rid, bundle=bundle, unit=lay.service().get("unit", "edgelite"),
                                        cwd=shlex.quote(str(lay.root)),
                                        env_file=shlex.quote(str(lay.releases / rid / RELEASE_ENV)),
+                                       cache_env=PICK_CACHE_ENV, cache=shlex.quote(str(lay.cache)),
                                        argv=" ".join(shlex.quote(x) for x in run_argv(lay, rel))))
     # on the disk before it has its name: `current` may point at it next, and a power cut must not leave a
     # release whose `run` is empty (ext4 commits a rename before the file's delayed data)

@@ -66,6 +66,22 @@ def _prom_label(v: object) -> str:
     return str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def pick_metrics(pick: dict | None, metric) -> None:
+    """The model pick (`run --format auto`) through `metric(name, kind, help, samples)`: how and why, the
+    trial's cost and each candidate's median."""
+    if not pick:
+        return
+    metric("edgelite_pick_info", "gauge", "How the running model was chosen (trial, cached, forced, edgetpu).",
+           [({k: pick.get(k) if pick.get(k) is not None else "" for k in ("model", "threads", "how", "why")}, 1)])
+    if pick.get("trial_s") is not None:
+        metric("edgelite_pick_trial_seconds", "gauge", "Seconds the measured trial took (when it was measured).",
+               [({}, pick["trial_s"])])
+    rows = [r for r in pick.get("candidates") or [] if r.get("p50_ms") is not None]
+    if rows:
+        metric("edgelite_pick_candidate_p50_seconds", "gauge", "Median invoke time of each candidate in the trial.",
+               [({"model": r["name"], "threads": r["threads"]}, f"{r['p50_ms'] / 1e3:.9f}") for r in rows])
+
+
 class PreviewState:
     """What the loop publishes and the handlers read. All access under one lock; no copies of frames."""
 
@@ -163,6 +179,7 @@ class PreviewState:
                 "last_result_age_s": round(age, 3) if age is not None else None,
                 "uptime_s": round(time.monotonic() - self.started, 3),
                 "viewers": self.viewers,
+                "pick": self.info.get("pick"),  # which model runs and why (edgelite.device.pick.summary)
             }
             if degraded:
                 body["degraded"] = degraded
@@ -205,6 +222,7 @@ class PreviewState:
         lines.append(f"edgelite_inference_seconds_sum {hist_sum:.9f}")
         lines.append(f"edgelite_inference_seconds_count {frames}")
         metric("edgelite_viewers", "gauge", "Preview stream viewers connected.", [({}, h["viewers"])])
+        pick_metrics(h["pick"], metric)
         for collect in self.collectors:
             lines.extend(collect())
         return "\n".join(lines) + "\n"

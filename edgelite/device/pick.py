@@ -1,0 +1,226 @@
+"""`edgelite run --format auto` (the default) and `edgelite bench --pick`: which of a bundle's validated
+models, and how many interpreter threads, run fastest on THIS device — decided by a short measured trial.
+
+Which file is fastest depends on the CPU and the runtime (LiteRT int8 vs ONNX Runtime int8 trade places
+between two x86 CPUs; XNNPACK's int8 is far ahead of fp32 on a Pi 4), so it is measured, not assumed:
+
+1. candidates: every manifest model whose status is ``ok`` — a model that failed the accuracy gate at
+   convert time is never loaded — except the Edge TPU's (`edgelite run` tries that first, as before),
+   × thread counts 1, 2, 4 up to the cores (or only ``--threads N`` when given);
+2. phase 1: each candidate is loaded (sha256 verified), warmed up and its `invoke()` timed for a short
+   slice (`edgelite.device.timing`, the timer of `edgelite bench` rows too);
+3. phase 2: the FINALISTS fastest are timed in turns, so a burst of load from another process hits
+   them alike; the pick is the lowest median of all its samples.
+
+The decision is cached in a JSON file keyed by the manifest's sha256 and the device (CPU model, cores,
+machine, runtime versions, edgelite version, thread counts tried): a restart reuses it, a new bundle or an
+upgraded runtime measures again. The folder is $EDGELITE_PICK_CACHE (a deployed release sets it to
+DIR/cache), else $XDG_CACHE_HOME/edgelite/pick, else ~/.cache/edgelite/pick.
+
+    >>> pick = decide(Bundle.load("bundles/demo"))                  # doctest: +SKIP
+    >>> pick["model"], pick["threads"], pick["why"]                  # doctest: +SKIP
+    ('onnx_int8', 1, 'fastest of 8 measured: p50 3.58 ms; next int8 x1 4.11 ms')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgelite.bundle import MANIFEST, Bundle, BundleError, sha256_file
+from edgelite.device.machine import cpu_cores, cpu_model, default_threads
+from edgelite.device.timing import time_invokes
+
+log = logging.getLogger("edgelite.device")
+
+CACHE_ENV = "EDGELITE_PICK_CACHE"  # = edgelite.remote.layout.PICK_CACHE_ENV (the agent sets it; device/ cannot import it)
+
+PHASE1_SECONDS = 0.1  # per candidate
+PHASE1_RUNS = 100  # a fast model stops here, before its slice is over
+PHASE2_SECONDS = 1.2  # the finalists, in turns ...
+PHASE2_RUNS = 300  # ... or until each has had this many (a fast model is decided in milliseconds)
+FINALISTS = 3
+TURN = 5  # invokes per finalist per turn
+WARMUP = 3
+LIMIT_SECONDS = 3.5  # phase 2 stops when the trial has taken this long (the whole trial: <= 5 s of start-up)
+CACHE_SCHEMA = 1
+
+
+def thread_counts(threads: int | None = None) -> list[int]:
+    """The thread counts tried: `threads` alone when the user gave it, else 1, 2, 4 up to the cores."""
+    return [int(threads)] if threads else default_threads()
+
+
+def device_key() -> dict[str, Any]:
+    """What makes a measurement stale when it changes: CPU, cores, machine, runtime and edgelite versions."""
+    import edgelite
+    from edgelite.device.runtime import runtime_versions
+
+    rts = runtime_versions()
+    return {"cpu": cpu_model(), "cores": cpu_cores(), "machine": platform.machine(), "edgelite": edgelite.__version__,
+            "runtimes": {k: v for k, v in rts.items() if k in ("ai_edge_litert", "tflite_runtime", "onnxruntime")}}
+
+
+def cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "edgelite" / "pick"
+
+
+def cache_path(bundle: Bundle, threads: list[int], device: dict[str, Any]) -> Path:
+    """The cache file of this bundle (its manifest's sha256) on this device with these thread counts."""
+    key = {"manifest": sha256_file(bundle.root / MANIFEST), "device": device, "threads": threads}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    return cache_dir() / f"{digest}.json"
+
+
+def candidates(bundle: Bundle, threads: list[int]) -> list[tuple[str, int]]:
+    """(model name, threads) to try: the validated CPU models (status ok) × the thread counts."""
+    names = [n for n in bundle.available() if n != "edgetpu"]
+    if not names:
+        raise BundleError(f"bundle {bundle.root} has no usable CPU model (entries: "
+                          f"{', '.join(f'{m.name} {m.status}' for m in bundle.models)}); re-run `edgelite convert`")
+    return [(n, t) for n in names for t in threads]
+
+
+def _row(name: str, threads: int) -> dict[str, Any]:
+    return {"name": name, "threads": threads, "status": "ok", "error": None, "samples_ns": []}
+
+
+def trial(bundle: Bundle, threads: list[int]) -> dict[str, Any]:
+    """Measure every candidate (phase 1), then the finalists in turns (phase 2); the decision with its rows."""
+    from edgelite.device.runtime import load_from_bundle
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (4, bundle.input.height, bundle.input.width, 3), dtype=np.uint8)
+    rows: list[dict[str, Any]] = []
+    loaded: dict[int, Any] = {}  # row index -> model, kept for the finalists only
+    for name, th in candidates(bundle, threads):
+        row = _row(name, th)
+        rows.append(row)
+        t = time.perf_counter()
+        try:
+            model, _ = load_from_bundle(bundle, name, num_threads=th)
+            row["load_ms"] = round((time.perf_counter() - t) * 1e3, 2)
+            row["runtime"] = model.runtime
+            time_invokes(model, images, runs=WARMUP)
+            row["samples_ns"] += time_invokes(model, images, runs=PHASE1_RUNS, max_seconds=PHASE1_SECONDS, min_runs=3)
+        except Exception as e:  # a model this runtime cannot load or run here is not a candidate
+            row.update(status="load failed", error=str(e).strip().splitlines()[0][:200] if str(e).strip()
+                       else type(e).__name__)
+            continue
+        loaded[len(rows) - 1] = model
+        best = sorted(loaded, key=lambda i: _p50(rows[i]))[:FINALISTS]
+        loaded = {i: loaded[i] for i in best}  # the others are released: memory stays ~3 models
+    phase1_s = time.perf_counter() - t0
+    end = time.perf_counter() + min(PHASE2_SECONDS, max(0.0, LIMIT_SECONDS - phase1_s))
+    turn = 0
+    while len(loaded) > 1 and time.perf_counter() < end and turn * TURN < PHASE2_RUNS:
+        for i, model in loaded.items():
+            rows[i]["samples_ns"] += time_invokes(model, images, runs=TURN, offset=turn)
+        turn += 1
+    ok = [r for r in rows if r["status"] == "ok"]
+    if not ok:
+        raise BundleError(f"no model of {bundle.root} runs here: "
+                          + "; ".join(f"{r['name']}: {r['error']}" for r in rows[:3]))
+    for r in rows:
+        samples = np.asarray(r.pop("samples_ns"), np.float64) / 1e6
+        if samples.size:
+            r.update(runs=int(samples.size), p50_ms=round(float(np.median(samples)), 4),
+                     mean_ms=round(float(samples.mean()), 4), fps=round(1000.0 / float(samples.mean()), 1))
+    ranked = sorted(ok, key=lambda r: r["p50_ms"])
+    win = ranked[0]
+    why = f"fastest of {len(ok)} measured: p50 {win['p50_ms']:.3g} ms"
+    if len(ranked) > 1:
+        why += f"; next {ranked[1]['name']} x{ranked[1]['threads']} {ranked[1]['p50_ms']:.3g} ms"
+    skipped = [m.name for m in bundle.models if m.name not in bundle.available()]
+    return {"schema": CACHE_SCHEMA, "manifest": sha256_file(bundle.root / MANIFEST), "model": win["name"],
+            "threads": win["threads"], "how": "trial", "why": why, "trial_s": round(time.perf_counter() - t0, 3),
+            "finalist_turns": turn, "rows": rows, "never_run": skipped, "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _p50(row: dict[str, Any]) -> float:
+    return float(np.median(row["samples_ns"])) if row["samples_ns"] else float("inf")
+
+
+def decide(bundle: Bundle, threads: int | None = None, *, use_cache: bool = True) -> dict[str, Any]:
+    """The pick for `bundle` here: from the cache when it is fresh, else a trial (written to the cache).
+
+    Returns {"model", "threads", "how": "trial" | "cached", "why", "trial_s", "rows": [per candidate ...],
+    "never_run": [models the manifest marks failed], "device", "cache"}.
+    """
+    tried = thread_counts(threads)
+    device = device_key()
+    path = cache_path(bundle, tried, device)
+    if use_cache:
+        cached = _read_cache(path, bundle, tried)
+        if cached is not None:
+            cached["how"] = "cached"
+            return cached
+    pick = trial(bundle, tried)
+    pick.update(device=device, cache=str(path))
+    if use_cache:
+        _write_cache(path, pick)
+    return pick
+
+
+def _read_cache(path: Path, bundle: Bundle, tried: list[int]) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(data, dict) or data.get("schema") != CACHE_SCHEMA
+            or data.get("model") not in bundle.available() or data.get("model") == "edgetpu"
+            or data.get("threads") not in tried):
+        return None  # another edgelite's file, or one naming what the trial never picks: measure again
+    return data
+
+
+def _write_cache(path: Path, pick: dict[str, Any]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(pick, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:  # a read-only home: the pick still holds, the next start measures again
+        log.warning("format auto: cannot cache the trial in %s (%s); set $%s to a writable folder",
+                    path.parent, e, CACHE_ENV)
+
+
+def summary(pick: dict[str, Any]) -> dict[str, Any]:
+    """The pick as /healthz and `deploy --status` show it (no per-sample data)."""
+    return {k: pick.get(k) for k in ("model", "threads", "how", "why", "trial_s", "measured")} | {
+        "candidates": [{k: r.get(k) for k in ("name", "threads", "status", "p50_ms", "fps")} for r in pick.get("rows") or []]}
+
+
+def load_picked(bundle: Bundle, name: str | None = None, *, threads: int | None = None,
+                edgetpu_device: str = "", use_cache: bool = True):
+    """(model, entry, pick summary) for `edgelite run`: `name` forces a model (no trial, no fallback); None or
+    "auto" takes the Edge TPU model when its delegate loads, else the trial's pick (`decide`)."""
+    from edgelite.device.runtime import ModelLoadError, load_from_bundle
+
+    if name not in (None, "auto"):
+        model, entry = load_from_bundle(bundle, name, num_threads=threads, edgetpu_device=edgetpu_device)
+        return model, entry, {"model": entry.name, "threads": threads, "how": "forced", "why": f"--format {name}"}
+    if "edgetpu" in bundle.available():
+        try:
+            model, entry = load_from_bundle(bundle, "edgetpu", num_threads=threads, edgetpu_device=edgetpu_device)
+            return model, entry, {"model": entry.name, "threads": threads, "how": "edgetpu",
+                                  "why": "the Edge TPU delegate loaded"}
+        except ModelLoadError as e:
+            log.warning("Edge TPU model not used (%s); falling back to the fastest CPU model, measured", e)
+    pick = decide(bundle, threads, use_cache=use_cache)
+    model, entry = load_from_bundle(bundle, pick["model"], num_threads=pick["threads"])
+    log.info("format auto: %s x%d threads, %s (%s)", pick["model"], pick["threads"], pick["why"],
+             f"trial {pick['trial_s']:.1f} s" if pick["how"] == "trial" else f"cached from {pick.get('measured')}")
+    return model, entry, summary(pick)
