@@ -14,12 +14,10 @@ lost after --max-reconnects reopen attempts, so that systemd's Restart= starts i
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -38,6 +36,7 @@ from edgelite.device.pick import load_picked
 from edgelite.device.pipeline import TIMINGS, ModelOutput, Pipeline, Result
 from edgelite.device.reporter import Reporter
 from edgelite.device.runtime import Model, load_model
+from edgelite.device.signals import stop_on_signals
 from edgelite.device.sources import describe_source, open_source
 from edgelite.device.sources.base import Source
 from edgelite.device.sources.rtsp import redact_url, set_rtsp_transport
@@ -109,27 +108,6 @@ def load(model_path: str | os.PathLike, opts: RunOptions | None = None) -> Loade
     model, entry, pick = load_picked(bundle, fmt, threads=opts.threads, edgetpu_device=tpu or "")
     spec = bundle.input if opts.crop is None else dataclasses.replace(bundle.input, crop=opts.crop)
     return LoadedModel(model, spec, bundle.labels, entry.name, entry.format, bundle, dict(entry.metrics or {}), pick)
-
-
-@contextlib.contextmanager
-def _signals(stop: threading.Event, why: list[str], enabled: bool):
-    """SIGTERM/SIGINT set `stop` (the loop finishes its frame, flushes and returns); a second one aborts."""
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, _frame):
-        if stop.is_set():
-            raise KeyboardInterrupt  # asked twice: stop waiting for a stuck call
-        why.append(signal.Signals(signum).name)
-        stop.set()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def run(model: str | os.PathLike, source: str | int = "0", *, stop: threading.Event | None = None,
@@ -261,7 +239,7 @@ class _Loop:
                 self.pool = FramePool(self.pipeline, o.threads)
                 log.info("%d frames at a time, one thread each (a file: throughput; a camera gets all %d threads "
                          "on each frame)", o.threads, o.threads)
-            with _signals(self.stop, self.why, handle_signals):
+            with stop_on_signals(self.stop, self.why, handle_signals):
                 self.notifier.ready(f"classifying {self.shown_source} with {self.loaded.name}")
                 exit_code, reason = self._drive()
         finally:
