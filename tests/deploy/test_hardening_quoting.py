@@ -45,7 +45,7 @@ def test_the_unit_of_an_odd_dir_is_one_systemd_accepts(tmp_path):
     assert verify_unit(unit) is None, verify_unit(unit)
     # systemd's own reading of the line: the path, whole, with the % back
     r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
-    assert "not executable" not in r.stderr and "Invalid" not in r.stderr, r.stderr
+    assert "Invalid" not in r.stderr and "Ignoring" not in r.stderr, r.stderr  # the program is /bin/sh: the folder is its argument
 
 
 def test_a_dir_with_a_space_and_a_percent_deploys_and_uninstalls(sshd, tiny_bundle, wheel, wheelhouse, video):
