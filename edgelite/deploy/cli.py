@@ -6,6 +6,7 @@ import os
 
 from edgelite.deploy.agent import DEFAULT_HTTP, HEALTH_TIMEOUT, PRINT_EVERY
 from edgelite.remote.connection import add_connection_arguments
+from edgelite.remote.pulled import MAX_FILE_MB, MAX_FILES, MAX_MB, Caps
 
 EXAMPLES = """\
 examples:
@@ -77,6 +78,11 @@ def register(sub) -> None:
     a.add_argument("--uninstall", action="store_true", help="stop the service and remove DIR from the device")
     a.add_argument("--pull-frames", metavar="LOCAL_DIR",
                    help="move the frames the service kept (--save-uncertain) into LOCAL_DIR, to label and retrain on")
+    p.add_argument("--pull-max-files", type=int, default=MAX_FILES, metavar="N",
+                   help=f"with --pull-frames: stop after N files (default {MAX_FILES}; pull again for the rest)")
+    p.add_argument("--pull-max-mb", type=float, default=MAX_MB, metavar="MB",
+                   help=f"with --pull-frames: stop after MB megabytes (default {MAX_MB}); files over "
+                        f"{MAX_FILE_MB} MB are never pulled")
     p.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="with --logs: how many lines (default 50)")
     p.add_argument("-f", "--follow", action="store_true", help="with --logs: keep printing new lines")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="-|FILE",
@@ -86,7 +92,7 @@ def register(sub) -> None:
 
 
 #: flags that do something else than deploy (or shape what they print); not DeployOptions fields
-ACTION_FLAGS = ("status", "logs", "rollback", "uninstall", "pull_frames", "lines", "follow", "json")
+ACTION_FLAGS = ("status", "logs", "rollback", "uninstall", "pull_frames", "pull_max_files", "pull_max_mb", "lines", "follow", "json")
 
 
 def options_from_args(args, conn):
@@ -145,7 +151,8 @@ def deploy_command(args) -> int:
         d.uninstall(conn)
         return 0
     if args.pull_frames:
-        d.pull_frames(conn, args.pull_frames, transfer=args.transfer)
+        d.pull_frames(conn, args.pull_frames, transfer=args.transfer,
+                      caps=Caps(max_files=args.pull_max_files, max_mb=args.pull_max_mb))
         return 0
     if not args.bundle and (args.trust or args.allowed_signers or args.remove_trust):
         from edgelite.signature import trust_list

@@ -50,6 +50,7 @@ from edgelite.device.token import read_token
 from edgelite.remote.agent import Agent, push_agent
 from edgelite.remote.connection import Connection
 from edgelite.remote.layout import CURRENT, FRAMES, RELEASES
+from edgelite.remote.pulled import Caps
 from edgelite.remote.ssh import Remote, Target
 from edgelite.signature import SignatureError, trust_list, verify_with
 
@@ -379,9 +380,12 @@ def rollback(conn: Connection, health_timeout: float = HEALTH_TIMEOUT, out=None)
         return result
 
 
-def pull_frames(conn: Connection, dest: str | Path, transfer: str = "auto", out=None) -> list[str]:
+def pull_frames(conn: Connection, dest: str | Path, transfer: str = "auto", out=None,
+                caps: Caps | None = None) -> list[str]:
     """Move the frames the device's service kept (`deploy --save-uncertain`: DIR/frames) into `dest`: each
-    file is removed there once it is here, so the device's capped folder has room again."""
+    file is removed there once it is here, so the device's capped folder has room again. `caps` bound one
+    pull (edgelite.remote.pulled); at a cap one warning line says to pull again for the rest."""
+    out = out or sys.stdout
     with conn.remote() as remote:
         facts = run_preflight(remote, conn.dir)  # this agent, whatever an older deploy left there
         if not facts.yes(FRAMES):
@@ -389,8 +393,9 @@ def pull_frames(conn: Connection, dest: str | Path, transfer: str = "auto", out=
                               "(the service then keeps its low-confidence frames there)", EXIT_USAGE)
         if transfer == "auto":
             transfer = "rsync" if facts.yes("rsync") and remote.has_rsync_locally() else "scp"
-        names = remote.get(f"{facts.get('dir')}/{FRAMES}", dest, transfer=transfer, remove_source=True)
-    print(f"pulled {len(names)} frames from {conn.target} into {dest}", file=out or sys.stdout, flush=True)
+        names = remote.get(f"{facts.get('dir')}/{FRAMES}", dest, transfer=transfer, remove_source=True, caps=caps,
+                           warn=lambda line: print(line, file=out, flush=True))
+    print(f"pulled {len(names)} frames from {conn.target} into {dest}", file=out, flush=True)
     return names
 
 

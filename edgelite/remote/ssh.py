@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import stat
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from edgelite.remote.errors import EXIT_CONNECT, EXIT_REMOTE, EXIT_USAGE, RemoteError
+from edgelite.remote.pulled import Caps, Tally, extract, plain_files
 from edgelite.remote.target import Target, parse_target
 
 __all__ = ["Remote", "RemoteError", "Target", "parse_target", "rq", "host_key_policy"]
@@ -304,7 +305,7 @@ class Remote:
         self._copy(cmd, f"copying {Path(local).name} to {self.target}:{remote_path} with {transfer}")
 
     def get(self, remote_dir: str, local_dir: str | os.PathLike, *, transfer: str = "rsync",
-             remove_source: bool = False) -> list[str]:
+            remove_source: bool = False, caps: Caps | None = None, warn=None) -> list[str]:
         """Copy the files under `remote_dir` (an absolute device path) into `local_dir`; hidden files (a
         frame still being written is `.NAME.part`) are left. Returns the relative paths copied.
 
@@ -315,60 +316,84 @@ class Remote:
         Nothing from a device is trusted: only regular files come here, as 0600 files in 0700 folders (no
         symlinks, devices or setuid bits; rsync without -l/-D and with --chmod, the tar stream through
         tarfile's data filter), and whatever is not a plain file inside `local_dir` afterwards is removed.
+        `caps` (edgelite.remote.pulled.Caps) bound each file's size and the pull's count and bytes: at a cap
+        the copy is stopped and `warn` (default: stderr) gets one line that says to pull again for the rest.
         """
-        local = Path(local_dir)
+        local, caps = Path(local_dir), caps or Caps()
+        warn = warn or (lambda line: print(line, file=sys.stderr, flush=True))
         local.mkdir(parents=True, exist_ok=True)
+        source = f"{self.target}:{remote_dir}"
         if transfer == "rsync":
-            # -r -t only: no -l (symlinks are skipped), no -D (devices, fifos), modes forced by --chmod
-            cmd = ["rsync", "-rt", "--perms", "--chmod=D700,F600", "--partial", "--protect-args", "--exclude=.*",
-                   "--out-format=%n", "-e", shlex.join(["ssh", *self.ssh_opts])]
-            if remove_source:
-                cmd.append("--remove-source-files")
-            cmd += ["--", self._scp_destination(remote_dir), str(local) + "/"]
-            out = self._copy(cmd, f"copying from {self.target}:{remote_dir} with rsync")
-            return plain_files(local, [ln for ln in out.splitlines() if ln and not ln.endswith("/")])
-        names = plain_files(local, self._download_tar(remote_dir, local))
-        if remove_source and names:
+            names, oversized, capped = self._download_rsync(remote_dir, local, caps, remove_source)
+        else:
+            names, oversized, capped = self._download_tar(remote_dir, local, caps)
+        names = plain_files(local, names)
+        if oversized:
+            warn(caps.skipped(source, oversized))
+        if capped:
+            warn(caps.warning(source, len(names), sum((local / n).stat().st_size for n in names)))
+        if transfer != "rsync" and remove_source and names:
             self.run(f"cd {rq(remote_dir)} && xargs -0 rm -f --", input="\0".join(names))
         return names
 
-    def _download_tar(self, remote_dir: str, local: Path) -> list[str]:
-        """`tar -cf - .` in `remote_dir` on the device (any tar, BusyBox's too), unpacked here: regular files
-        and folders only, hidden ones skipped, never outside `local` (tarfile's "data" filter)."""
+    def _download_rsync(self, remote_dir: str, local: Path, caps: Caps, remove_source: bool):
+        """rsync from the device, each file it reports counted by its size here; stopped (SIGTERM: rsync
+        removes its unfinished temporary file) once a cap is reached, the few files already in flight kept.
+        Files over the per-file cap are never sent (--max-size), and removed here should a device's rsync
+        send one anyway."""
+        # -r -t only: no -l (symlinks are skipped), no -D (devices, fifos), modes forced by --chmod; no
+        # --partial: a stopped copy leaves no truncated frame
+        cmd = ["rsync", "-rt", "--perms", "--chmod=D700,F600", f"--max-size={caps.max_file_bytes}",
+               "--protect-args", "--exclude=.*", "--out-format=%n", "-e", shlex.join(["ssh", *self.ssh_opts])]
+        if remove_source:
+            cmd.append("--remove-source-files")
+        cmd += ["--", self._scp_destination(remote_dir), str(local) + "/"]
+        if self.verbose:
+            print("  $ " + shlex.join(cmd), flush=True)
+        tally, capped = Tally(local, caps), False
+        with tempfile.TemporaryFile() as errf:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errf, text=True)
+            for line in proc.stdout or ():
+                name = line.rstrip("\n")
+                if name and not name.endswith("/") and not tally.add(name) and not capped:
+                    capped = True
+                    proc.terminate()  # the files it still reports landed too: counted, kept
+            code = proc.wait()
+            capped = capped and code != 0  # rsync had finished: nothing was left behind
+            errf.seek(0)
+            err = errf.read().decode(errors="replace")
+        if code != 0 and not capped:
+            text = " ".join(err.strip().splitlines()[-3:]) or f"rsync exited with {code}"
+            if code == 255 or "connection" in text.lower():
+                raise RemoteError(self._explain_ssh_failure(text), EXIT_CONNECT)
+            raise RemoteError(f"copying from {self.target}:{remote_dir} with rsync failed: {text}", EXIT_CONNECT)
+        return tally.names, tally.oversized, capped
+
+    def _download_tar(self, remote_dir: str, local: Path, caps: Caps) -> tuple[list[str], list[str], bool]:
+        """`tar -cf - .` in `remote_dir` on the device (any tar, BusyBox's too), unpacked here by
+        edgelite.remote.pulled.extract; the stream is stopped at a cap."""
         cmd = self.ssh_argv(f"cd {rq(remote_dir)} && tar -cf - .")
         if self.verbose:
             print("  $ " + shlex.join(cmd), flush=True)
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        names = []
         try:
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-                for member in tar:
-                    if Path(member.name).name.startswith("."):
-                        continue  # a frame still being written (`.NAME.part`); skipped here, never removed there
-                    if not inside(local, member.name):
-                        continue  # `../x` or `/x` from a device: never outside local_dir
-                    # an entry that cannot land as a plain file or folder (`x/.`, a file where a folder is, a
-                    # name too long) is skipped, like one the data filter refuses
-                    try:
-                        if member.isfile():
-                            tar.extract(member, local, filter="data")
-                            names.append(os.path.normpath(member.name))
-                        elif member.isdir():
-                            (local / member.name).mkdir(mode=0o700, parents=True, exist_ok=True)
-                    except (tarfile.FilterError, OSError):
-                        continue
+            names, oversized, capped = extract(proc.stdout, local, caps)
         except tarfile.TarError as e:
             proc.kill()
             err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
             proc.wait()
             raise RemoteError(f"copying from {self.target}:{remote_dir} failed: {err.strip() or e}", EXIT_REMOTE) from None
+        if capped:
+            proc.kill()
+            proc.wait()
+            return names, oversized, True
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         code = proc.wait()
         if code == 255:
             raise RemoteError(self._explain_ssh_failure(err), EXIT_CONNECT)
         if code != 0:
             raise RemoteError(f"copying from {self.target}:{remote_dir} failed: {err.strip() or code}", EXIT_REMOTE)
-        return names
+        return names, oversized, False
 
     def upload_tar(self, items: Sequence[tuple[str | os.PathLike, str]], remote_dir: str) -> None:
         """Stream local files/dirs to `remote_dir`/<arcname> as one uncompressed tar over this connection
@@ -407,38 +432,3 @@ class Remote:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def inside(root: Path, name: str) -> bool:
-    """True when the relative `name` (from a device) stays inside `root` here.
-
-    >>> inside(Path("/tmp/pulled"), "a/b.jpg"), inside(Path("/tmp/pulled"), "../../x"), inside(Path("/tmp/pulled"), "/etc/x")
-    (True, False, False)
-    """
-    if os.path.isabs(name):
-        return False
-    base = os.path.abspath(root)
-    return os.path.commonpath([base, os.path.abspath(os.path.join(base, name))]) == base
-
-
-def plain_files(root: Path, names: list[str]) -> list[str]:
-    """Of the `names` copied into `root`, those that are regular files inside it, each made 0600 (every folder
-    under `root` 0700); anything else a device sent (a symlink, a device node, a fifo) is removed and left out."""
-    kept = []
-    for name in names:
-        path = root / name
-        if not inside(root, name):
-            continue
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            continue
-        if stat.S_ISREG(st.st_mode):
-            os.chmod(path, 0o600)
-            kept.append(name)
-        elif not stat.S_ISDIR(st.st_mode):
-            path.unlink()
-    for d, dirs, _ in os.walk(root):  # every folder the copy made (a tar's parents too, kept files or not)
-        for name in dirs:
-            if not os.path.islink(os.path.join(d, name)):
-                os.chmod(os.path.join(d, name), 0o700)
-    return kept

@@ -1,7 +1,8 @@
 """Issue #22, kept closed: seeded random hostile input on each surface a device (or a camera URL) reaches.
 
 - pull-frames tar streams (links, hard links, devices, fifos, setuid/0777 modes, `..`, absolute names, and
-  one of 1,500 entries): only plain 0600 files in 0700 folders land, all inside the folder;
+  one of 1,500 entries): only plain 0600 files in 0700 folders land, all inside the folder; an endless
+  stream stops at the pull's count or byte cap, a file over 50 MB is skipped;
 - camera URLs with odd userinfo (`@`, `:`, `%`) and secret query keys (any case, percent-encoded): the
   password never survives `redact_url`;
 - device strings with ESC / CSI / OSC / C1 sequences: `printable` leaves no control character but tab and
@@ -101,6 +102,52 @@ def test_an_archive_of_many_entries_is_pulled_plain(tmp_path, monkeypatch):
     dest = tmp_path / "pulled"
     names = _pull(tmp_path, monkeypatch, archive, dest)
     assert len(names) == 1500
+    _check_pulled(dest, names)
+
+
+ENDLESS_DEVICE = """
+import io, sys, tarfile
+with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
+    i = 0
+    while True:  # a compromised device that never stops sending frames
+        info = tarfile.TarInfo(f"./f{i:07d}.jpg")
+        info.size = 100_000
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+        i += 1
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("caps, kept", [(dict(max_files=50), 50), (dict(max_mb=1), 10)])
+def test_a_device_that_never_stops_sending_is_cut_off_at_the_pull_caps(tmp_path, monkeypatch, caps, kept):
+    """Issue #22, hole 1: sizes and counts capped. Without caps this pull fills the disk and never ends."""
+    import sys
+
+    from edgelite.remote.pulled import Caps
+    from edgelite.remote.ssh import Remote
+    from edgelite.remote.target import parse_target
+
+    remote = Remote(parse_target("pi@127.0.0.1"))
+    monkeypatch.setattr(remote, "ssh_argv", lambda command: [sys.executable, "-c", ENDLESS_DEVICE])
+    warnings: list[str] = []
+    dest = tmp_path / "pulled"
+    names = remote.get("/home/pi/frames", dest, transfer="scp", caps=Caps(**caps), warn=warnings.append)
+    assert len(names) == kept
+    _check_pulled(dest, names)
+    assert len(warnings) == 1 and "run the same pull again for the rest" in warnings[0], warnings
+    assert f"at {kept} files" in warnings[0]
+
+
+def test_a_file_too_large_to_be_a_frame_is_never_written(tmp_path, monkeypatch):
+    archive = tmp_path / "big.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, size in [("./ok.jpg", 1000), ("./huge.jpg", 51 * 2**20), ("./after.jpg", 10)]:
+            info = tarfile.TarInfo(name)
+            info.size = size
+            tar.addfile(info, io.BytesIO(bytes(size)))
+    dest = tmp_path / "pulled"
+    names = _pull(tmp_path, monkeypatch, archive, dest)
+    assert sorted(names) == ["after.jpg", "ok.jpg"]  # the stream goes on past it
     _check_pulled(dest, names)
 
 
