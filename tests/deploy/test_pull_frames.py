@@ -115,3 +115,43 @@ def test_a_hostile_device_plants_nothing_but_plain_private_files(sshd, tmp_path,
         want = 0o700 if f.is_dir() else 0o600
         assert st.st_mode & 0o7777 == want, (name, oct(st.st_mode))
     assert "pulled 4 frames" in p.stdout, p.stdout
+
+
+@pytest.mark.parametrize("transfer", ["rsync", "scp"])
+def test_a_pull_stops_at_max_files_and_the_next_one_brings_the_rest(sshd, tmp_path, transfer):
+    """Issue #22, hole 1: counts and sizes capped. A device with more frames than one pull may take: the
+    pull stops at --pull-max-files with one warning, and running it again brings the rest; a file too
+    large to be a frame never comes."""
+    root = f"edgelite-caps-{transfer}"
+    frames = _put_frames(sshd, [f"20261204-12{i:04d}-000_cat-0.41.jpg" for i in range(120)], root=root)
+    huge = sshd.home / root / "frames" / "huge.jpg"
+    with open(huge, "wb") as f:
+        f.truncate(51 * 2**20)  # over the 50 MB per-file cap
+    os.chown(huge, sshd.uid, sshd.uid)
+    dest = tmp_path / "pulled"
+    p = sshd.cli("--pull-frames", str(dest), "--transfer", transfer, "--pull-max-files", "50", directory=f"~/{root}")
+    assert p.returncode == 0, p.stdout
+    warning = [ln for ln in p.stdout.splitlines() if ln.startswith("warning: stopped pulling")]
+    assert len(warning) == 1 and "run the same pull again for the rest" in warning[0], p.stdout
+    first = {f.name for f in dest.iterdir()}
+    assert 50 <= len(first) < 120, len(first)  # rsync keeps the few already in flight when it is stopped
+    if transfer == "scp":
+        assert len(first) == 50 and "at 50 files" in warning[0], warning
+    for _ in range(4):
+        if {f.name for f in dest.iterdir()} == set(frames):
+            break
+        p = sshd.cli("--pull-frames", str(dest), "--transfer", transfer, "--pull-max-files", "50",
+                     directory=f"~/{root}")
+        assert p.returncode == 0, p.stdout
+    assert {f.name: f.read_bytes() for f in dest.iterdir()} == frames  # no huge.jpg, nothing lost
+    assert huge.exists()  # left on the device, never removed unseen
+
+
+def test_a_pull_cap_of_zero_is_one_line_that_says_what_to_give(tmp_path):
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "edgelite", "deploy", "--host", "pi@127.0.0.1:1", "--pull-frames",
+                        str(tmp_path / "x"), "--pull-max-files", "0"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert p.stderr.strip() == "edgelite deploy: error: --pull-max-files 0: give a number above 0"
