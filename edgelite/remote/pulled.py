@@ -5,7 +5,7 @@ The caps: no file over `MAX_FILE_MB` (a frame is a JPEG), and per pull at most `
 `MAX_MB` MB (`deploy --pull-max-files / --pull-max-mb`). At a cap the copy stops, one warning says so, and
 only the files received are removed on the device: the next pull brings the rest.
 
-    >>> Caps(max_files=2, max_mb=1).room_for(1, 10) , Caps(max_files=2).room_for(2, 10)
+    >>> Caps(max_files=2, max_mb=1).room_for(2, 10), Caps(max_files=2).room_for(3, 10)
     (True, False)
 """
 
@@ -96,9 +96,38 @@ def plain_files(root: Path, names: list[str]) -> list[str]:
     return kept
 
 
+class Listing:
+    """The files an rsync pull asks for: `add` each line of `rsync --list-only --no-h` (`-rw-r--r-- 1234
+    2026/12/04 12:00:00 name`); False once the next file would pass a cap (the caller stops the listing).
+    Files over the per-file cap go to `oversized`; links, devices, hidden and unprintable names are left."""
+
+    def __init__(self, caps: Caps):
+        self.caps = caps
+        self.names: list[str] = []
+        self.oversized: list[str] = []
+        self.total, self.capped = 0, False
+
+    def add(self, line: str) -> bool:
+        parts = line.split(None, 4)
+        if len(parts) < 5 or not parts[0].startswith("-") or not parts[1].isdigit():
+            return True  # a folder, a link, a device: never asked for
+        size, name = int(parts[1]), parts[4]
+        if "\\#" in name or any(p.startswith(".") for p in name.split("/")) or not inside(Path("/x"), name):
+            return True
+        if size > self.caps.max_file_bytes:
+            self.oversized.append(name)
+            return True
+        if not self.caps.room_for(len(self.names) + 1, self.total + size):
+            self.capped = True
+            return False
+        self.names.append(name)
+        self.total += size
+        return True
+
+
 class Tally:
-    """The files an rsync pull brought so far, by their sizes here (not the ones a device announces): `add`
-    each name as rsync reports it; False once a count or byte cap is reached (the caller stops rsync)."""
+    """The files an rsync copy brought, by their sizes here (not the ones a device announces): `add` each
+    name as rsync reports it; False once past a cap (a device that sent more than it listed: stop it)."""
 
     def __init__(self, root: Path, caps: Caps):
         self.root, self.caps = root, caps
@@ -120,7 +149,7 @@ class Tally:
             self.count += 1
             self.total += st.st_size
         self.names.append(name)  # not a regular file: plain_files removes it
-        return self.count < self.caps.max_files and self.total < self.caps.max_mb * MB
+        return self.caps.room_for(self.count, self.total)
 
 
 def extract(stream: IO[bytes], local: Path, caps: Caps) -> tuple[list[str], list[str], bool]:

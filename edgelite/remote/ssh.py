@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from edgelite.remote.errors import EXIT_CONNECT, EXIT_REMOTE, EXIT_USAGE, RemoteError
-from edgelite.remote.pulled import Caps, Tally, extract, plain_files
+from edgelite.remote.pulled import Caps, Listing, Tally, extract, plain_files
 from edgelite.remote.target import Target, parse_target
 
 __all__ = ["Remote", "RemoteError", "Target", "parse_target", "rq", "host_key_policy"]
@@ -337,37 +337,49 @@ class Remote:
         return names
 
     def _download_rsync(self, remote_dir: str, local: Path, caps: Caps, remove_source: bool):
-        """rsync from the device, each file it reports counted by its size here; stopped (SIGTERM: rsync
-        removes its unfinished temporary file) once a cap is reached, the few files already in flight kept.
-        Files over the per-file cap are never sent (--max-size), and removed here should a device's rsync
-        send one anyway."""
-        # -r -t only: no -l (symlinks are skipped), no -D (devices, fifos), modes forced by --chmod; no
-        # --partial: a stopped copy leaves no truncated frame
-        cmd = ["rsync", "-rt", "--perms", "--chmod=D700,F600", f"--max-size={caps.max_file_bytes}",
-               "--protect-args", "--exclude=.*", "--out-format=%n", "-e", shlex.join(["ssh", *self.ssh_opts])]
-        if remove_source:
-            cmd.append("--remove-source-files")
-        cmd += ["--", self._scp_destination(remote_dir), str(local) + "/"]
+        """Two rsyncs: `--list-only`, read up to the caps and stopped there (edgelite.remote.pulled.Listing),
+        then a copy of exactly the names listed (--files-from, --max-size). The copy is counted by the sizes
+        found here and stopped should a device send more than it listed."""
+        base = ["rsync", "--protect-args", "-e", shlex.join(["ssh", *self.ssh_opts])]
+        src, size = self._scp_destination(remote_dir), f"--max-size={caps.max_file_bytes}"
+        listing = Listing(caps)
+        self._rsync_lines([*base, "-r", "--list-only", "--no-h", "--exclude=.*", "--", src], listing.add, remote_dir)
+        if not listing.names:
+            return [], listing.oversized, listing.capped
+        tally = Tally(local, caps)
+        with tempfile.NamedTemporaryFile("w", prefix="edgelite-pull-") as files_from:
+            files_from.write("\0".join(listing.names))
+            files_from.flush()
+            # -r -t only: no -l (symlinks are skipped), no -D (devices, fifos), modes forced by --chmod; no
+            # --partial: a stopped copy leaves no truncated frame
+            cmd = [*base, "-rt", "--perms", "--chmod=D700,F600", size, "--exclude=.*", "--from0",
+                   f"--files-from={files_from.name}", "--out-format=%n"]
+            cmd += ["--remove-source-files"] if remove_source else []
+            stopped = self._rsync_lines([*cmd, "--", src, str(local) + "/"], tally.add, remote_dir)
+        return tally.names, listing.oversized + tally.oversized, listing.capped or stopped
+
+    def _rsync_lines(self, cmd: list[str], on_line, remote_dir: str) -> bool:
+        """Run rsync, each stdout line (not a folder's) to `on_line`; stop rsync (SIGTERM: it removes its
+        unfinished temporary file) once `on_line` says False. True when it was stopped."""
         if self.verbose:
             print("  $ " + shlex.join(cmd), flush=True)
-        tally, capped = Tally(local, caps), False
+        stopped = False
         with tempfile.TemporaryFile() as errf:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errf, text=True)
             for line in proc.stdout or ():
                 name = line.rstrip("\n")
-                if name and not name.endswith("/") and not tally.add(name) and not capped:
-                    capped = True
-                    proc.terminate()  # the files it still reports landed too: counted, kept
+                if name and not name.endswith("/") and not on_line(name) and not stopped:
+                    stopped = True
+                    proc.terminate()
             code = proc.wait()
-            capped = capped and code != 0  # rsync had finished: nothing was left behind
             errf.seek(0)
             err = errf.read().decode(errors="replace")
-        if code != 0 and not capped:
+        if code != 0 and not stopped:
             text = " ".join(err.strip().splitlines()[-3:]) or f"rsync exited with {code}"
             if code == 255 or "connection" in text.lower():
                 raise RemoteError(self._explain_ssh_failure(text), EXIT_CONNECT)
             raise RemoteError(f"copying from {self.target}:{remote_dir} with rsync failed: {text}", EXIT_CONNECT)
-        return tally.names, tally.oversized, capped
+        return stopped
 
     def _download_tar(self, remote_dir: str, local: Path, caps: Caps) -> tuple[list[str], list[str], bool]:
         """`tar -cf - .` in `remote_dir` on the device (any tar, BusyBox's too), unpacked here by

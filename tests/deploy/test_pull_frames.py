@@ -134,9 +134,8 @@ def test_a_pull_stops_at_max_files_and_the_next_one_brings_the_rest(sshd, tmp_pa
     warning = [ln for ln in p.stdout.splitlines() if ln.startswith("warning: stopped pulling")]
     assert len(warning) == 1 and "run the same pull again for the rest" in warning[0], p.stdout
     first = {f.name for f in dest.iterdir()}
-    assert 50 <= len(first) < 120, len(first)  # rsync keeps the few already in flight when it is stopped
-    if transfer == "scp":
-        assert len(first) == 50 and "at 50 files" in warning[0], warning
+    assert len(first) == 50 and "at 50 files" in warning[0], (len(first), warning)
+    assert any("left 1 files over 50 MB" in ln and "huge.jpg" in ln for ln in p.stdout.splitlines()), p.stdout
     for _ in range(4):
         if {f.name for f in dest.iterdir()} == set(frames):
             break
