@@ -109,4 +109,5 @@ def test_real_preflight_refusal_over_ssh(sshd, tiny_bundle):
     assert "preflight" in r.stdout and "x86_64 (64-bit)" in r.stdout
     assert "no camera at /dev/video0" in r.stdout
     assert "[2/7]" not in r.stdout  # refused at step 1
-    assert sshd.ssh("ls -A ~/edgelite-refused").stdout.split() == [".agent", "agent.pyz"]  # nothing but the agent (and its unpacked copy)
+    # nothing but the agent, its unpacked copy and `run/` (the facts' random token salt, 0600)
+    assert sshd.ssh("ls -A ~/edgelite-refused").stdout.split() == [".agent", "agent.pyz", "run"]

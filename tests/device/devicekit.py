@@ -155,6 +155,10 @@ def cli_env(**extra) -> dict:
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("NOTIFY_SOCKET", None)
     env.pop("WATCHDOG_USEC", None)
+    # `edgelite run` without -v sets these before it imports cv2; a test that ran the CLI in this process left
+    # them here, and every later subprocess would inherit the silence (`run -v` then shows no FFmpeg line)
+    env.pop("OPENCV_LOG_LEVEL", None)
+    env.pop("OPENCV_FFMPEG_LOGLEVEL", None)
     env.update(extra)
     return env
 

@@ -43,10 +43,9 @@ def test_options_are_frozen_and_checked():
 
 
 def test_run_help_names_the_format_run_picks():
-    """Issue 25, item 5: `run --help` said the default was "... else int8", but run picks qat_int8 first.
-    The help's order must be the bundle's own preference (edgelite.bundle.PREFERENCE)."""
-    from edgelite.bundle import PREFERENCE
-
+    """Issue 25, item 5: `run --help` said the default was "... else int8", but run picked qat_int8 first. Now the
+    default is `auto` (issue 24): the help says it measures, and the parsed default is what the help says."""
     text = " ".join(subparser("run").format_help().split())
-    cpu = [f for f in PREFERENCE if f != "edgetpu"]
-    assert "the Edge TPU model when its delegate loads, else the first present of " + ", ".join(cpu) in text
+    assert subparser("run").parse_args(["b"]).format == "auto"
+    assert ("auto (default: the Edge TPU model when its delegate loads, else the fastest validated model and "
+            "thread count here, by a short measured trial") in text
