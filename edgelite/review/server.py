@@ -22,11 +22,16 @@ import html
 import http.server
 import json
 import logging
-import socket
 import threading
 from urllib.parse import parse_qs, quote, urlsplit
 
-from edgelite.device.outputs.preview_server import MAX_CONNECTIONS, SOCKET_TIMEOUT, Gate, GatedHTTPServer
+from edgelite.device.outputs.preview_server import (
+    MAX_CONNECTIONS,
+    SOCKET_TIMEOUT,
+    GatedHTTPServer,
+    serve_gated,
+    stop_gated,
+)
 from edgelite.http_address import is_loopback, parse_http_address
 from edgelite.review.errors import ReviewError
 from edgelite.review.page import PAGE
@@ -56,30 +61,18 @@ class ReviewServer:
         return f"http://{host}:{self.port}/" + (f"?token={quote(self.token, safe='')}" if self.token else "")
 
     def start(self) -> ReviewServer:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        cls = type("_ReviewHTTPServer", (GatedHTTPServer,), {"address_family": family})
         try:
-            self._server = cls((self.host, self.port), _Handler)
+            self._server, self._thread = serve_gated(self.host, self.port, _Handler, MAX_CONNECTIONS, "review",
+                                                     review=self)
         except OSError as e:
             raise ReviewError(f"--http {self.host}:{self.port}: cannot listen ({e.strerror or e}); pick another "
                               "port, e.g. --http 8091") from None
-        self._server.review = self  # type: ignore[attr-defined]
-        self._server.gate = Gate(self._server, MAX_CONNECTIONS)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="review", daemon=True)
-        self._thread.start()
         return self
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.gate.close()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(2.0)
-            self._thread = None
+        stop_gated(self._server, self._thread)
+        self._server = self._thread = None
 
     # ------------------------------------------------------------------ what the API returns
     def groups_page(self, page: int, per: int) -> dict:

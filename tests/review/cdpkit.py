@@ -11,15 +11,9 @@ import subprocess
 import tempfile
 import time
 
+from tests.device.devicekit import chromium_binary  # the one place that finds the browser
+
 KEYS = {"ArrowRight": 39, "ArrowLeft": 37, "ArrowDown": 40, "ArrowUp": 38, "PageDown": 34, "PageUp": 33}
-
-
-def chromium_binary() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
 
 
 class Browser:

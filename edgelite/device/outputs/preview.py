@@ -45,8 +45,9 @@ from edgelite.device.outputs.preview_server import (
     MAX_CONNECTIONS,
     SOCKET_TIMEOUT,
     STREAM_SNDBUF,
-    Gate,
     GatedHTTPServer,
+    serve_gated,
+    stop_gated,
 )
 from edgelite.device.pipeline import STAGES, Result
 from edgelite.http_address import is_loopback, parse_http_address
@@ -381,18 +382,12 @@ class PreviewServer(Output):
         return f"http://{host}:{self.port}/"
 
     def start(self) -> PreviewServer:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        server_cls = type("_PreviewServer", (GatedHTTPServer,), {"address_family": family})
         try:
-            self._server = server_cls((self.host, self.port), _Handler)
+            self._server, self._thread = serve_gated(self.host, self.port, _Handler, MAX_CONNECTIONS + self.max_viewers,
+                                                     "preview", preview=self)
         except OSError as e:
             raise RunError(f"--http {self.host}:{self.port}: cannot listen ({e.strerror or e})") from None
-        self._server.preview = self  # type: ignore[attr-defined]
-        self._server.gate = Gate(self._server, MAX_CONNECTIONS + self.max_viewers)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="preview", daemon=True)
-        self._thread.start()
         return self
 
     def publish(self, frame: Frame, result: Result) -> None:
@@ -406,11 +401,5 @@ class PreviewServer(Output):
         self.stopping.set()
         with self.state.cond:
             self.state.cond.notify_all()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.gate.close()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(2.0)
-            self._thread = None
+        stop_gated(self._server, self._thread)
+        self._server = self._thread = None

@@ -162,3 +162,27 @@ class GatedHTTPServer(http.server.ThreadingHTTPServer):
         except OSError:
             pass
         self.shutdown_request(sock)
+
+
+def serve_gated(host: str, port: int, handler, connections: int, name: str,
+                **attrs) -> tuple[GatedHTTPServer, threading.Thread]:
+    """A GatedHTTPServer on (host, port) (IPv6 when the host is), `attrs` set on it for the handler, serving in a
+    daemon thread; raises OSError when it cannot listen. `stop_gated` ends it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    server = type(f"_{name.title()}HTTPServer", (GatedHTTPServer,), {"address_family": family})((host, port), handler)
+    for key, value in attrs.items():
+        setattr(server, key, value)
+    server.gate = Gate(server, connections)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name=name, daemon=True)
+    thread.start()
+    return server, thread
+
+
+def stop_gated(server: GatedHTTPServer | None, thread: threading.Thread | None) -> None:
+    """Stop what `serve_gated` started: no new requests, open connections closed, the thread joined (2 s at most)."""
+    if server is not None:
+        server.shutdown()
+        server.gate.close()
+        server.server_close()
+    if thread is not None:
+        thread.join(2.0)
