@@ -222,3 +222,23 @@ def test_a_file_of_small_frames_is_decoded_on_one_thread(tmp_path, size, one_thr
     with open_source(str(clip), model_size=(32, 32)) as s:
         means = [int(round(float(s.read(2.0).image.mean()) / 20)) for _ in range(12)]
     assert means == list(range(12))
+
+
+def test_a_camera_frame_opencv_4_11_left_flat_is_restored_or_refused():
+    """OpenCV 4.11's V4L2 backend (the newest wheel for Bookworm's numpy) returns BGR24/YUYV frames as one flat
+    row (opencv#27166): seen on the emulated Bookworm Pi, where vivid's frames were classified as noise and every
+    --save-uncertain JPEG failed. The source restores them from the capture's width, height and FOURCC."""
+    import cv2
+    import numpy as np
+
+    from edgelite.device.errors import SourceFailed
+    from edgelite.device.sources.videocapture import unflatten_as
+
+    rng = np.random.default_rng(1)
+    bgr = rng.integers(0, 256, (48, 64, 3), np.uint8)
+    assert np.array_equal(unflatten_as(bgr.reshape(1, -1), 64, 48, "BGR3"), bgr)
+    assert np.array_equal(unflatten_as(bgr[..., ::-1].reshape(1, -1), 64, 48, "RGB3"), bgr)
+    yuyv = rng.integers(0, 256, (48, 64, 2), np.uint8)
+    assert np.array_equal(unflatten_as(yuyv.reshape(1, -1), 64, 48, "YUYV"), cv2.cvtColor(yuyv, cv2.COLOR_YUV2BGR_YUYV))
+    with pytest.raises(SourceFailed, match=r"'NV12' frames of shape .* `v4l2-ctl --set-fmt-video"):
+        unflatten_as(np.zeros((1, 64 * 48 * 3 // 2), np.uint8), 64, 48, "NV12")

@@ -54,9 +54,18 @@ def test_the_deployed_service_runs_sandboxed_and_still_works(vm, deployed):
     # --save-uncertain: frames land in the deploy folder (ReadWritePaths=), the service's user's alone
     home = vm.ssh("echo $HOME").stdout.strip()
     root = DIR.replace("~", home, 1)
-    listing = wait_until(lambda: vm.ssh(f"ls -l {root}/frames | grep '\\.jpg$'", check=False).stdout, timeout=180,
-                         what="a saved frame in the deploy folder")
+    try:
+        listing = wait_until(lambda: vm.ssh(f"ls -l {root}/frames | grep '\\.jpg$'", check=False).stdout,
+                             timeout=180, what="a saved frame in the deploy folder")
+    except AssertionError as e:
+        why = vm.ssh(f"df -m {root}; ls -la {root} {root}/frames; cat {root}/current/run; "
+                     "journalctl -u edgelite.service --no-pager -o cat | grep -v '^frame ' | tail -40", check=False)
+        raise AssertionError(f"{e}\n{why.stdout[-4000:]}{why.stderr[-1000:]}") from None
     assert listing.startswith("-rw------- "), listing
+    # a whole camera picture (OpenCV 4.11 on Bookworm handed vivid's BGR24 frames back as one flat row)
+    shape = vm.ssh(f"python3 -c 'import cv2, glob; print(*cv2.imread(sorted(glob.glob(\"{root}/frames/*.jpg\"))[0]).shape)'")
+    h, w, c = map(int, shape.stdout.split())
+    assert h >= 240 and w >= 320 and c == 3, shape.stdout
 
     # the walls: in the service's mount namespace the rest of the home and /usr are read-only, /tmp is its own
     def inside(cmd: str):

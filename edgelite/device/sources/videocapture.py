@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from edgelite.device.errors import SourceError, SourceFailed
 from edgelite.device.frames import Frame
@@ -97,6 +98,8 @@ class VideoSource(Source):
                         t0, n_since_t0 = time.monotonic(), 0
                         continue
                     return  # end of file
+                if image.ndim != 3 and self.kind == "camera":
+                    image = unflatten(image, cap)
                 if not put(Frame(image=image, index=index, timestamp=time.time())):
                     return
                 index += 1
@@ -115,3 +118,40 @@ SMALL_FRAME = 640 * 480  # pixels: a file with frames up to this size is decoded
 def _small(cap) -> bool:
     w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
     return 0 < w * h <= SMALL_FRAME
+
+
+def unflatten(image: np.ndarray, cap) -> np.ndarray:
+    """A camera frame as OpenCV should have returned it: H x W x 3 BGR.
+
+    OpenCV 4.11's V4L2 backend hands frames of some pixel formats back as one flat row (opencv#27166, fixed
+    in 4.12), and 4.11 is the newest wheel for Bookworm's numpy 1.24: a camera offering BGR24 (vivid, some
+    USB cameras) gave (1, 921600) arrays that were classified as noise and could not be saved as JPEG.
+    """
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("latin-1")
+    return unflatten_as(image, w, h, fourcc)
+
+
+def unflatten_as(image: np.ndarray, width: int, height: int, fourcc: str) -> np.ndarray:
+    """`image`'s bytes as a `width` x `height` BGR frame of V4L2 pixel format `fourcc`.
+
+        >>> bgr = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+        >>> bool((unflatten_as(bgr.reshape(1, -1), 3, 2, "BGR3") == bgr).all())
+        True
+        >>> unflatten_as(bgr.reshape(1, -1), 3, 2, "RGB3")[0, 0].tolist()
+        [2, 1, 0]
+    """
+    flat, pixels = image.reshape(-1), width * height
+    if flat.size == pixels * 3 and fourcc in ("BGR3", "RGB3"):
+        bgr = flat.reshape(height, width, 3)
+        return bgr[..., ::-1].copy() if fourcc == "RGB3" else bgr
+    if flat.size == pixels * 2 and fourcc in ("YUYV", "YUY2", "UYVY"):
+        code = cv2.COLOR_YUV2BGR_UYVY if fourcc == "UYVY" else cv2.COLOR_YUV2BGR_YUYV
+        return cv2.cvtColor(flat.reshape(height, width, 2), code)
+    if flat.size == pixels and fourcc in ("GREY", "Y800"):
+        return cv2.cvtColor(flat.reshape(height, width), cv2.COLOR_GRAY2BGR)
+    if image.ndim == 2 and image.shape[0] == height and image.shape[1] == width:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    raise SourceFailed(f"the camera gives {fourcc!r} frames of shape {image.shape} ({width}x{height}) that OpenCV "
+                       f"{cv2.__version__} did not convert to BGR; set another pixel format with "
+                       "`v4l2-ctl --set-fmt-video=pixelformat=YUYV` or upgrade opencv-python-headless")
