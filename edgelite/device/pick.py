@@ -7,10 +7,15 @@ between two x86 CPUs; XNNPACK's int8 is far ahead of fp32 on a Pi 4), so it is m
 1. candidates: every manifest model whose status is ``ok`` — a model that failed the accuracy gate at
    convert time is never loaded — except the Edge TPU's (`edgelite run` tries that first, as before),
    × thread counts 1, 2, 4 up to the cores (or only ``--threads N`` when given);
-2. phase 1: each candidate is loaded (sha256 verified), warmed up and its `invoke()` timed for a short
-   slice (`edgelite.device.timing`, the timer of `edgelite bench` rows too);
-3. phase 2: the FINALISTS fastest are timed in turns, so a burst of load from another process hits
-   them alike; the pick is the lowest median of all its samples.
+2. phase 1, smallest file first (a smaller file is usually the faster one, so a fast yardstick comes
+   early): each candidate is loaded (sha256 verified), warmed up and its `invoke()` timed for a short
+   slice (`edgelite.device.timing`, the timer of `edgelite bench` rows too). A candidate whose warm-up
+   invokes are both over SCREEN times the fastest median so far is "screened out" after them, and so are
+   its other thread counts that could not come within SCREEN even with perfect scaling: on an emulated
+   Pi an fp32 invoke takes seconds, and timing it in full would make the trial a minute long;
+3. phase 2: the FINALISTS fastest are timed in turns (at least MIN_TURNS, so a slow device decides on
+   more than a handful of samples), so a burst of load from another process hits them alike; the pick
+   is the lowest median of all its samples.
 
 The decision is cached in a JSON file keyed by the manifest's sha256 and the device (CPU model, cores,
 machine, runtime versions, edgelite version, thread counts tried): a restart reuses it, a new bundle or an
@@ -47,9 +52,12 @@ PHASE1_SECONDS = 0.1  # per candidate
 PHASE1_RUNS = 100  # a fast model stops here, before its slice is over
 PHASE2_SECONDS = 1.2  # the finalists, in turns ...
 PHASE2_RUNS = 300  # ... or until each has had this many (a fast model is decided in milliseconds)
+MIN_TURNS = 4  # ... but at least this many turns, however slow the device
 FINALISTS = 3
 TURN = 5  # invokes per finalist per turn
-WARMUP = 3
+WARMUP = 3  # the first two are timed for the screen (the first invoke often pays lazy set-up)
+SCREEN = 3.0  # both warm-up invokes over SCREEN x the fastest median so far: not timed further
+SCREENED = "screened out"
 LIMIT_SECONDS = 3.5  # phase 2 stops when the trial has taken this long (the whole trial: <= 5 s of start-up)
 CACHE_SCHEMA = 1
 
@@ -84,12 +92,14 @@ def cache_path(bundle: Bundle, threads: list[int], device: dict[str, Any]) -> Pa
 
 
 def candidates(bundle: Bundle, threads: list[int]) -> list[tuple[str, int]]:
-    """(model name, threads) to try: the validated CPU models (status ok) × the thread counts."""
+    """(model name, threads) to try: the validated CPU models (status ok), smallest file first, × the thread
+    counts (fewest first)."""
     names = [n for n in bundle.available() if n != "edgetpu"]
     if not names:
         raise BundleError(f"bundle {bundle.root} has no usable CPU model (entries: "
                           f"{', '.join(f'{m.name} {m.status}' for m in bundle.models)}); re-run `edgelite convert`")
-    return [(n, t) for n in names for t in threads]
+    names.sort(key=lambda n: bundle.entry(n).bytes or 0)  # stable: the manifest's order among equals
+    return [(n, t) for n in names for t in sorted(threads)]
 
 
 def _row(name: str, threads: int) -> dict[str, Any]:
@@ -105,27 +115,41 @@ def trial(bundle: Bundle, threads: list[int]) -> dict[str, Any]:
     images = rng.integers(0, 256, (4, bundle.input.height, bundle.input.width, 3), dtype=np.uint8)
     rows: list[dict[str, Any]] = []
     loaded: dict[int, Any] = {}  # row index -> model, kept for the finalists only
+    fastest_ms: dict[str, tuple[float, int]] = {}  # model -> (its quickest single invoke, at how many threads)
     for name, th in candidates(bundle, threads):
         row = _row(name, th)
         rows.append(row)
+        best = min((_p50(rows[i]) for i in loaded), default=float("inf")) / 1e6
+        if name in fastest_ms and fastest_ms[name][0] * fastest_ms[name][1] / th > SCREEN * best:
+            ms, at = fastest_ms[name]
+            row.update(status=SCREENED, error=f"x{at} took {ms:.4g} ms an invoke: even {th} threads cannot come "
+                                              f"within {SCREEN:g}x of the fastest ({best:.4g} ms)")
+            continue
         t = time.perf_counter()
         try:
             model, _ = load_from_bundle(bundle, name, num_threads=th)
             row["load_ms"] = round((time.perf_counter() - t) * 1e3, 2)
             row["runtime"] = model.runtime
-            time_invokes(model, images, runs=WARMUP)
+            first = time_invokes(model, images, runs=2)
+            ms = min(first) / 1e6
+            fastest_ms[name] = min(fastest_ms.get(name, (ms, th)), (ms, th))
+            if ms > SCREEN * best:
+                row.update(status=SCREENED, warmup_ms=round(ms, 3),
+                           error=f"warm-up invoke {ms:.4g} ms, over {SCREEN:g}x the fastest ({best:.4g} ms)")
+                continue
+            time_invokes(model, images, runs=WARMUP - 2)
             row["samples_ns"] += time_invokes(model, images, runs=PHASE1_RUNS, max_seconds=PHASE1_SECONDS, min_runs=3)
         except Exception as e:  # a model this runtime cannot load or run here is not a candidate
             row.update(status="load failed", error=str(e).strip().splitlines()[0][:200] if str(e).strip()
                        else type(e).__name__)
             continue
         loaded[len(rows) - 1] = model
-        best = sorted(loaded, key=lambda i: _p50(rows[i]))[:FINALISTS]
-        loaded = {i: loaded[i] for i in best}  # the others are released: memory stays ~3 models
+        keep = sorted(loaded, key=lambda i: _p50(rows[i]))[:FINALISTS]
+        loaded = {i: loaded[i] for i in keep}  # the others are released: memory stays ~3 models
     phase1_s = time.perf_counter() - t0
     end = time.perf_counter() + min(PHASE2_SECONDS, max(0.0, LIMIT_SECONDS - phase1_s))
     turn = 0
-    while len(loaded) > 1 and time.perf_counter() < end and turn * TURN < PHASE2_RUNS:
+    while len(loaded) > 1 and (time.perf_counter() < end or turn < MIN_TURNS) and turn * TURN < PHASE2_RUNS:
         for i, model in loaded.items():
             rows[i]["samples_ns"] += time_invokes(model, images, runs=TURN, offset=turn)
         turn += 1
