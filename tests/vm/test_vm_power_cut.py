@@ -8,7 +8,7 @@ reads, `run` is not empty, the bundle passes its sha256 check, the venv is marke
 torn JPEG; and after a cut mid-deploy, the same deploy run again completes.
 
 EDGELITE_CUT_SEED (default 23) and EDGELITE_CUTS (default 20, half in deploys, half in steady running) pick the
-moments; EDGELITE_FAULTS_TABLE=FILE writes the table of moments and outcomes there (benchmarks/results/faults.md).
+moments; EDGELITE_FAULTS_TABLE=FILE writes the table of moments and outcomes there (benchmarks/results/faults_power_cut.md, linked from faults.md).
 """
 
 from __future__ import annotations
@@ -182,6 +182,9 @@ def test_power_cut_at_random_moments_leaves_a_serving_device(vm, deployed, tiny_
             row["rerun"] = "-"
         rows.append(row)
         print(json.dumps(row), flush=True)
+        if os.environ.get("EDGELITE_FAULTS_TABLE"):  # after every cut: a run stopped early keeps its rows
+            with open(os.environ["EDGELITE_FAULTS_TABLE"], "w") as f:
+                f.write(render(rows))
     table = render(rows)
     if os.environ.get("EDGELITE_FAULTS_TABLE"):
         with open(os.environ["EDGELITE_FAULTS_TABLE"], "w") as f:
