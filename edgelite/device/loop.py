@@ -310,15 +310,19 @@ class _Loop:
         fails (SourceFailed), the output closes or --max-frames; None when stopped."""
         o, pipe = self.opts, self.pipeline
         last_frame, t_prev = time.monotonic(), time.perf_counter()
+        # the first frame after an open may take the open timeout (a camera starting, a stream's key frame);
+        # after it, a gap of --stall-timeout is a stall
+        patience = max(o.stall_timeout, o.open_timeout)
         while not self.stop.is_set():
             frames = src.read_queued(READ_SLICE, (o.max_frames - self.submitted) if o.max_frames else 0)
             self.notifier.tick()
             if not frames:
                 if not self.reporter.threaded:
                     self._flush_outputs()  # nothing to do: results buffered for a pipe go out now
-                if time.monotonic() - last_frame > o.stall_timeout:
-                    raise SourceFailed(f"no frame from {self.shown_source} for {o.stall_timeout:g} s")
+                if time.monotonic() - last_frame > patience:
+                    raise SourceFailed(f"no frame from {self.shown_source} for {patience:g} s")
                 continue
+            patience = o.stall_timeout
             frames[0].capture_ms = (time.perf_counter() - t_prev) * 1e3  # the others were waiting for the loop
             dropped = src.dropped
             try:

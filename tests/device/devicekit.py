@@ -183,7 +183,8 @@ class MjpegServer:
     `max_frames` frames per connection, at `fps`.
     """
 
-    def __init__(self, images_rgb, plan: list[int | None], *, fps: float = 100.0, max_frames: int = 3000):
+    def __init__(self, images_rgb, plan: list[int | None], *, fps: float = 100.0, max_frames: int = 3000,
+                 first_delay: float = 0.0):
         import http.server
         import threading
 
@@ -192,6 +193,7 @@ class MjpegServer:
         self.jpegs = [cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(i), cv2.COLOR_RGB2BGR))[1].tobytes()
                       for i in images_rgb]
         self.plan, self.fps, self.max_frames = list(plan), fps, max_frames
+        self.first_delay = first_delay  # s of silence before each connection's first frame (a camera starting up)
         self.connections = 0
         self.sent = 0
         self.stopping = threading.Event()
@@ -210,6 +212,10 @@ class MjpegServer:
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
                 try:
+                    if outer.first_delay:
+                        self.wfile.flush()
+                        if outer.stopping.wait(outer.first_delay):
+                            return
                     for k in range(budget):
                         if outer.stopping.is_set():
                             return

@@ -56,6 +56,21 @@ def test_network_source_recovers_after_a_stall(tiny, tmp_path):
     assert np.mean([d["label"] == "blue" for d in lines]) >= 0.9
 
 
+def test_a_slow_first_frame_is_waited_for_up_to_the_open_timeout(tiny, tmp_path):
+    """A camera starting up (the emulated Pi under load: vivid's first frame after 7 s) is not a stall: the first
+    frame after an open may take --open-timeout; only then does --stall-timeout apply. Before, the loop reopened
+    it after --stall-timeout, again and again, and gave up (exit 75) on a camera that worked."""
+    x, _ = tiny["heldout"]
+    out = tmp_path / "r.jsonl"
+    with devicekit.MjpegServer(x[:10], plan=[None], first_delay=2.5) as cam:
+        p = devicekit.run_cmd(tiny["bundle"], "--source", cam.url, "--stall-timeout", "1", "--open-timeout", "6",
+                              "--max-reconnects", "1", "--backoff", "0.1", "--max-frames", "5", "--json", out,
+                              "--print-every", "0", timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "reconnecting" not in p.stderr and cam.connections == 1
+    assert len(out.read_text().splitlines()) == 5
+
+
 def test_unreachable_source_exits_75_quickly(tiny):
     """As a service (--retry; systemd's NOTIFY_SOCKET does the same): a stream that never opened is retried
     --max-reconnects times, then exit 75 so systemd restarts it; each attempt names the cause."""
@@ -242,3 +257,38 @@ def test_a_camera_frame_opencv_4_11_left_flat_is_restored_or_refused():
     assert np.array_equal(unflatten_as(yuyv.reshape(1, -1), 64, 48, "YUYV"), cv2.cvtColor(yuyv, cv2.COLOR_YUV2BGR_YUYV))
     with pytest.raises(SourceFailed, match=r"'NV12' frames of shape .* `v4l2-ctl --set-fmt-video"):
         unflatten_as(np.zeros((1, 64 * 48 * 3 // 2), np.uint8), 64, 48, "NV12")
+
+
+def test_reopening_an_exclusive_camera_waits_for_the_old_capture_thread():
+    """A V4L2 camera is exclusive: a capture thread that close() left blocked in a read still holds it, and
+    opening it again then fails "device busy" (VIDIOC_REQBUFS: EBUSY, seen on the emulated Pi) - each reconnect
+    attempt wasted, until the loop gave up. The source now waits for that thread (`reopen_wait`) first."""
+    import threading
+
+    from edgelite.device.errors import SourceFailed
+    from edgelite.device.frames import Frame
+    from edgelite.device.sources.base import Source
+
+    class ExclusiveCamera(Source):
+        reopen_wait = 5.0
+        device = threading.Lock()
+
+        def _run(self, put, stop):
+            if not self.device.acquire(blocking=False):
+                raise SourceFailed("/dev/video0: VIDIOC_REQBUFS: Device or resource busy", at_open=True)
+            try:
+                put(Frame(image=np.zeros((4, 4, 3), np.uint8), index=0, timestamp=time.time()))
+                stop.wait()
+                time.sleep(1.5)  # the driver call the thread is in ends only now
+            finally:
+                self.device.release()
+
+    cam = ExclusiveCamera("/dev/video0")
+    cam.open()
+    assert cam.read(timeout=5) is not None
+    cam.close(timeout=0.1)  # the loop does not wait: the thread is left blocked, holding the device
+    cam.open()
+    try:
+        assert cam.read(timeout=5) is not None  # not SourceFailed("... busy")
+    finally:
+        cam.close(timeout=3)

@@ -31,6 +31,9 @@ def probe_health(url: str, timeout: float = 3.0) -> tuple[int | None, dict | str
         return None, f"not answering ({getattr(e, 'reason', e)})"
 
 
+FATAL_WORDS = ("error", "giving up", "terminate called", "traceback")  # the log lines that say why it stopped
+
+
 def wait_healthy(lay: Layout, svc: dict, rel: dict, timeout: float) -> tuple[bool, str, dict | None]:
     """Poll /healthz until it reports frames (healthy), the service exits (unhealthy) or `timeout` passes."""
     url = health_url(rel["http"])
@@ -40,10 +43,12 @@ def wait_healthy(lay: Layout, svc: dict, rel: dict, timeout: float) -> tuple[boo
         st = service_state(lay, svc)
         if st.get("exits"):
             e = st["exits"][-1]
-            errors = [ln for ln in log_tail(lay, svc, 15) if "error" in ln.lower()]
+            errors = [ln for ln in log_tail(lay, svc, 15) if any(w in ln.lower() for w in FATAL_WORDS)]
             detail = f": {errors[-1].split(' ', 1)[-1]}" if errors else ""
-            return False, (f"the service exited with code {e.get('code')} {time.monotonic() - t0:.1f} s after the start"
-                           f"{detail}"), None
+            # systemd's ExecMainStatus is the NEW process's once it restarted: 0 then says nothing of the exit
+            how = (f"exited with code {e['code']}" if e.get("code") else
+                   f"stopped and was restarted ({st['restarts']} restarts)" if st.get("restarts") else "exited")
+            return False, f"the service {how} {time.monotonic() - t0:.1f} s after the start{detail}", None
         if svc["mode"] == "supervisor" and not st.get("supervisor_alive"):
             return False, "the supervisor is gone", None
         code, body = probe_health(url)

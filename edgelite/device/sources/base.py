@@ -24,6 +24,9 @@ class Source:
 
     live = True
     kind = "source"
+    #: s `open()` waits for a capture thread a close left blocked in a driver call: a camera is exclusive, so
+    #: opening it again while the old handle lives fails with "device busy" (VIDIOC_REQBUFS: EBUSY)
+    reopen_wait = 0.0
 
     def __init__(self, name: str, *, capacity: int = 1, drop: bool = True):
         self.name = name
@@ -33,6 +36,7 @@ class Source:
         self._capacity, self._drop = capacity, drop
         self._buf: _FrameBuffer | None = None
         self._thread: threading.Thread | None = None
+        self._lingering: threading.Thread | None = None  # left blocked in a driver call by close()
         self._stop = threading.Event()
         self._dropped_before = 0  # drops of earlier openings (a reconnect starts a new buffer)
 
@@ -41,6 +45,12 @@ class Source:
         """Start capturing. Raises SourceError when the source can never work; live sources report
         open failures later, through `read()` raising SourceFailed, so opening never blocks."""
         self.close()
+        if self._lingering is not None:
+            self._lingering.join(self.reopen_wait)
+            if self._lingering.is_alive():
+                log.debug("capture thread for %s still blocked after %.0f s; opening anyway", self.name,
+                          self.reopen_wait)
+            self._lingering = None
         if self._buf is not None:
             self._dropped_before += self._buf.dropped
         self._stop = threading.Event()
@@ -61,6 +71,7 @@ class Source:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.debug("capture thread for %s still blocked in a read; leaving it", self.name)
+                self._lingering = self._thread
             self._thread = None
 
     def __enter__(self) -> Source:

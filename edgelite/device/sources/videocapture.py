@@ -32,6 +32,8 @@ class VideoSource(Source):
         super().__init__(redact_url(str(spec)), capacity=1 if drop else readahead, drop=drop)  # name: no password
         self.fps = 0.0
         self._cap = None
+        if self.kind == "camera":  # OpenCV's V4L2 read gives up after its own 10 s select() timeout
+            self.reopen_wait = 12.0
 
     def _open_capture(self):
         spec = self.spec if isinstance(self.spec, int) else str(self.spec)
