@@ -262,6 +262,10 @@ class _Loop:
                     out.close()
                 except Exception as e:  # a closed pipe must not hide the summary
                     log.warning("closing %s: %s", type(out).__name__, e)
+            if self.source is not None:  # a capture thread still in a driver call at exit: C++ destructors
+                # run under it and abort the process ("terminate called without an active exception", exit 134
+                # instead of 75); it ends within its driver's timeout
+                self.source.settle(min(1.0, self.source.reopen_wait) if self.why else self.source.reopen_wait)
             if failed is not None:
                 raise failed
         return self._summary(exit_code, reason)

@@ -45,12 +45,7 @@ class Source:
         """Start capturing. Raises SourceError when the source can never work; live sources report
         open failures later, through `read()` raising SourceFailed, so opening never blocks."""
         self.close()
-        if self._lingering is not None:
-            self._lingering.join(self.reopen_wait)
-            if self._lingering.is_alive():
-                log.debug("capture thread for %s still blocked after %.0f s; opening anyway", self.name,
-                          self.reopen_wait)
-            self._lingering = None
+        self.settle(self.reopen_wait)
         if self._buf is not None:
             self._dropped_before += self._buf.dropped
         self._stop = threading.Event()
@@ -73,6 +68,14 @@ class Source:
                 log.debug("capture thread for %s still blocked in a read; leaving it", self.name)
                 self._lingering = self._thread
             self._thread = None
+
+    def settle(self, timeout: float) -> None:
+        """Wait up to `timeout` s for a capture thread `close()` left blocked in a driver call."""
+        if self._lingering is not None:
+            self._lingering.join(timeout)
+            if self._lingering.is_alive():
+                log.debug("capture thread for %s still blocked after %.0f s; going on", self.name, timeout)
+            self._lingering = None
 
     def __enter__(self) -> Source:
         return self.open()
