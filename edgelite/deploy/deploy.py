@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from edgelite.deploy import plan as planning
+from edgelite.deploy import space
 from edgelite.deploy.agent import DEFAULT_HTTP, HEALTH_TIMEOUT, PRINT_EVERY
 from edgelite.deploy.artifacts import Builder, checked_bundle
 from edgelite.deploy.client import failure, read_status
@@ -184,6 +185,10 @@ class _Deployment:
         mb = sum(p.stat().st_size for p in deps) / 1e6
         self.steps.say(f"  {art.wheel.name}" + (f" + {len(deps)} device wheels ({mb:.0f} MB, {facts.platform_tag()}, "
                                                  f"cp{facts.python_tag().replace('.', '')})" if opts.offline else ""))
+        need = space.needed(facts, self.bundle, art, planning.local_file(opts.source))
+        self.steps.say(f"  needs {need.total_mb} MB on the device ({need.parts()}), {facts.disk_free_mb} MB free")
+        if refusal := space.problem(facts, need, opts.offline):  # before anything but the agent is copied
+            raise DeployError(f"{opts.connection.target} cannot run edgelite: {refusal}", EXIT_PREFLIGHT)
 
     # 3 -------------------------------------------------------------------------------------------
     def push(self) -> None:

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from edgelite.deploy import plan as planning
+from edgelite.deploy import space
 from edgelite.deploy.artifacts import Builder, checked_bundle
 from edgelite.deploy.preflight import Facts, assess
 from edgelite.errors import EXIT_FAILED, EdgeliteError
@@ -81,7 +82,10 @@ def host_plan(shared: Shared, name: str, host: dict) -> dict:
     out = {"host": name, "problems": problems, "warnings": assessment.warnings, "before": facts.get("current") or None}
     if problems:
         return out
-    return {**out, **planning.make_plan(facts, s, shared.bundle, shared.builder.for_device(facts))}
+    art = shared.builder.for_device(facts)
+    if refusal := space.problem(facts, space.needed(facts, shared.bundle, art, local), shared.builder.offline):
+        return {**out, "problems": [refusal]}
+    return {**out, **planning.make_plan(facts, s, shared.bundle, art)}
 
 
 def make_plan(request: dict) -> dict:
