@@ -56,8 +56,11 @@ def unpacked_mb(wheels: Iterable[Path]) -> float:
     """MB the wheels hold unpacked (the sizes in their zip directories)."""
     total = 0
     for w in wheels:
-        with zipfile.ZipFile(w) as z:
-            total += sum(i.file_size for i in z.infolist())
+        try:
+            with zipfile.ZipFile(w) as z:
+                total += sum(i.file_size for i in z.infolist())
+        except (OSError, zipfile.BadZipFile):  # not a wheel after all: the installer will say so; count its bytes
+            total += w.stat().st_size if w.is_file() else 0
     return total / 1e6
 
 
