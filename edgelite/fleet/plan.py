@@ -52,7 +52,8 @@ def settings(host: dict) -> planning.Settings:
         print_every=int(host.get("print_every") or defaults.print_every),
         run_args=tuple(str(a) for a in host.get("run_args") or ()), threads=int(host.get("threads") or 0),
         token_sha256=str(host.get("token_sha256") or ""), allowed_signers=str(host.get("allowed_signers") or ""),
-        health_timeout=float(host.get("health_timeout") or defaults.health_timeout))
+        health_timeout=float(host.get("health_timeout") or defaults.health_timeout),
+        keep=int(host.get("keep") or defaults.keep))
 
 
 def trust_problems(bundle: Path, allowed_signers: str) -> list[str]:
@@ -77,6 +78,8 @@ def host_plan(shared: Shared, name: str, host: dict) -> dict:
     if planning.needs_token(s.http) and not s.token_sha256:
         problems.append(f"edgelite_http={s.http} serves the preview beyond the device: set edgelite_token for "
                         "this host (ansible-vault, or \"{{ lookup('env', 'EDGELITE_TOKEN') }}\") or keep 127.0.0.1")
+    if s.keep < 1:
+        problems.append(f"edgelite_keep={s.keep}: at least 1 release stays on the host (2 or more leave one to roll back to)")
     if s.allowed_signers:
         problems += trust_problems(shared.bundle.path, s.allowed_signers)
     out = {"host": name, "problems": problems, "warnings": assessment.warnings, "before": facts.get("current") or None}

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from edgelite.deploy.agent import DEFAULT_HTTP
+from edgelite.deploy.agent import DEFAULT_HTTP, KEEP
 from edgelite.deploy.agent.health import health_url, probe_health
 from edgelite.deploy.agent.layout import AgentError, Layout, discard, now_iso, sweep
 from edgelite.deploy.agent.service import log_tail, service_remove, service_state
@@ -17,12 +17,13 @@ from edgelite.errors import EXIT_USAGE
 from edgelite.jsonfile import read_json
 from edgelite.remote.layout import FAILED_SUFFIX, RELEASE_JSON
 
-KEEP = 3  # releases kept besides the current one
-
 
 def gc(lay: Layout, keep: int = KEEP) -> list[str]:
-    """Keep the current release and the `keep` newest others; drop what no kept release uses (each folder
-    renamed out of the way before it is deleted: a power cut mid-way leaves no half of one under its name)."""
+    """Keep the `keep` newest releases (by the agent's sequence) and the current one; drop what no kept release
+    uses (each folder renamed out of the way before it is deleted: a power cut mid-way leaves no half of one
+    under its name)."""
+    if keep < 1:
+        raise AgentError(f"keep {keep}: at least 1 release stays (the current one)", EXIT_USAGE)
     cur = lay.current_rid()
     good = lay.release_ids()
     kept = set(good[-keep:]) | ({cur} if cur else set())
