@@ -260,3 +260,44 @@ def test_the_agent_keeps_the_files_of_its_last_jobs_only(pyz, tmp_path):  # noqa
     assert not [p for p in lay.run.glob("venv-2026*") if p.name[:-4] not in finished and p.name[:-5] not in finished]
     assert (lay.run / "commit-running.log").is_file() and (lay.run / "commit-running.pid").is_file()
     assert (lay.run / "state.json").is_file()
+
+
+def test_gc_drops_the_wheels_no_kept_venv_was_built_from(tmp_path):
+    """Each --offline deploy with new pins pushes a ~100 MB wheelhouse (wheels/deps/<house>), each new build a
+    wheel (wheels/edgelite/<digest>), and uv's wheel and binary (wheels/tools/); the parent commit removed none of
+    them, ever. Venvs record what they were built from; gc keeps exactly that for the kept venvs. A kept venv
+    made by an older agent (no record) keeps them all."""
+    from edgelite.deploy.agent.status import gc
+
+    lay = Layout(tmp_path / "dev")
+    lay.ensure()
+    w = lay.wheels
+
+    def built_from(env: str, n: int, record: bool = True) -> list[Path]:
+        files = [w / "edgelite" / f"d{n}" / "edgelite-0.1.0-py3-none-any.whl", w / "deps" / f"house{n}" / "numpy.whl",
+                 w / f"constraints-{n}.txt", w / "tools" / f"uv-{n}-py3-none-any.whl", w / "tools" / f"uv-{n}-py3-none-any" / "uv"]
+        for f in files:
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_bytes(b"x" * 1000)
+        (lay.venvs / env).mkdir()
+        info = {"wheels": [str(files[0]), str(files[1].parent), str(files[2]), str(files[3])]} if record else {}
+        jsonfile.write_json(lay.venvs / env / ".ready", info)
+        return files
+
+    old = built_from("e1", 1)
+    new = built_from("e2", 2)
+    (lay.bundles / "b").mkdir()
+    for rid, env in (("r1", "e1"), ("r2", "e2")):
+        (lay.releases / rid).mkdir()
+        jsonfile.write_json(lay.releases / rid / "release.json", {"id": rid, "bundle": "b", "venv": env, "seq": int(rid[1])})
+        (lay.releases / rid / "run").write_text("#!/bin/sh\n")
+    os.symlink("releases/r2", lay.current)
+    gc(lay, keep=1)
+    assert all(f.exists() for f in new) and not any(f.exists() for f in old)
+    assert sorted(p.name for p in w.iterdir()) == ["constraints-2.txt", "deps", "edgelite", "tools"]
+    legacy = built_from("e3", 3, record=False)
+    (lay.releases / "r3").mkdir()
+    jsonfile.write_json(lay.releases / "r3" / "release.json", {"id": "r3", "bundle": "b", "venv": "e3", "seq": 3})
+    (lay.releases / "r3" / "run").write_text("#!/bin/sh\n")
+    gc(lay, keep=2)
+    assert all(f.exists() for f in new + legacy)
