@@ -3,8 +3,9 @@ bundle, the wheels pushed, and the venv they unpack into (less what the device a
 ready venv of the same id are reused). `edgelite deploy` and `edgelite fleet` refuse a device where it does not.
 
 The venv is estimated from the wheels' unpacked size (their zip directories: no unpacking here), times
-VENV_FACTOR for bytecode and the RECORD/INSTALLER files, plus pip's own copy in a venv made with pip.
-Measured on this repo's x86_64 device wheels (280 MB unpacked): a venv of 277 MB made by uv, 318 MB by pip.
+VENV_FACTOR (uv) or PIP_FACTOR (pip, which writes bytecode too), plus pip's own copy in a venv made with pip.
+Measured on this repo's x86_64 device wheels (267 MiB unpacked): a venv of 277 MiB made by uv, 318 MiB by pip
+(du -sm). MB here are MiB, as the device's free space is.
 Without --offline the device downloads the wheels itself: ONLINE_VENV_MB, from the aarch64 set (numpy,
 OpenCV, LiteRT: 63 MB of wheels, 196 MB unpacked) and pip's downloads.
 
@@ -24,9 +25,10 @@ from pathlib import Path
 from edgelite.deploy.plan import Artifacts, BundleInfo
 from edgelite.deploy.preflight import Facts
 
-VENV_FACTOR = 1.05  # bytecode (pip compiles; uv does not) and the install records, over the unpacked wheels
+VENV_FACTOR = 1.05  # uv's venv over the unpacked wheels: file system blocks and the install records (measured 1.04)
+PIP_FACTOR = 1.10  # pip's: it also compiles every module to bytecode (measured 1.09 with its seed taken off)
 PIP_SEED_MB = 26.0  # pip itself, in a venv made with pip (a uv venv is made --without-pip)
-ONLINE_VENV_MB = 300.0  # the device downloads and unpacks numpy + OpenCV + LiteRT itself (aarch64: 196 MB unpacked + ~65 MB downloaded)
+ONLINE_VENV_MB = 300.0  # online, the device fetches numpy + OpenCV + LiteRT (aarch64: 60 MiB, 187 unpacked, x1.1)
 MARGIN_MB = 10.0  # the release record, the unit, the agent's job files and the service's first log lines
 
 
@@ -48,8 +50,11 @@ class Need:
         return " + ".join(parts) + f" + {MARGIN_MB:.0f} MB for the release and logs"
 
 
+MB = 1 << 20  # the unit of the device's free space (facts: disk_free_kb // 1024)
+
+
 def _mb(paths: Iterable[Path]) -> float:
-    return sum(p.stat().st_size for p in paths if p.is_file()) / 1e6
+    return sum(p.stat().st_size for p in paths if p.is_file()) / MB
 
 
 def unpacked_mb(wheels: Iterable[Path]) -> float:
@@ -61,7 +66,7 @@ def unpacked_mb(wheels: Iterable[Path]) -> float:
                 total += sum(i.file_size for i in z.infolist())
         except (OSError, zipfile.BadZipFile):  # not a wheel after all: the installer will say so; count its bytes
             total += w.stat().st_size if w.is_file() else 0
-    return total / 1e6
+    return total / MB
 
 
 def needed(facts: Facts, bundle: BundleInfo, art: Artifacts, media: Path | None = None) -> Need:
@@ -77,9 +82,9 @@ def needed(facts: Facts, bundle: BundleInfo, art: Artifacts, media: Path | None 
         wheels_mb += unpacked_mb([art.installer])
         venv = unpacked_mb([art.wheel, *deps]) * VENV_FACTOR
     elif deps:
-        venv = unpacked_mb([art.wheel, *deps]) * VENV_FACTOR + PIP_SEED_MB
+        venv = unpacked_mb([art.wheel, *deps]) * PIP_FACTOR + PIP_SEED_MB
     else:
-        venv = unpacked_mb([art.wheel]) * VENV_FACTOR + PIP_SEED_MB + ONLINE_VENV_MB
+        venv = unpacked_mb([art.wheel]) * PIP_FACTOR + PIP_SEED_MB + ONLINE_VENV_MB
     return Need(bundle_mb, wheels_mb, venv)
 
 

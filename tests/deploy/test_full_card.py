@@ -36,7 +36,7 @@ def card(sshd):
 
 def _used_mb(path) -> float:
     st = os.statvfs(path)
-    return (st.f_blocks - st.f_bfree) * st.f_frsize / 1e6
+    return (st.f_blocks - st.f_bfree) * st.f_frsize / 2**20
 
 
 def _free_mb(path) -> int:

@@ -70,6 +70,7 @@ def test_capture_from_an_image_folder_and_a_second_session_adds_to_the_first(tmp
     (["--label", ".hidden"], "a class name is one folder name"),
     (["--label", "cat", "--count", "0"], "--count must be at least 1"),
     (["--label", "cat", "--every", "-1"], "--every must be >= 0"),
+    (["--label", "cat", "--min-free", "-1"], "--min-free must be at least 0 MB"),
     (["--label", "cat", "--source", "no/such/clip.mp4"], "is not a camera index"),
 ])
 def test_capture_bad_input_is_one_line_and_exit_2(tmp_path, argv, message):
