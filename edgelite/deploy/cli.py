@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from edgelite.deploy.agent import DEFAULT_HTTP, HEALTH_TIMEOUT, PRINT_EVERY
+from edgelite.deploy.agent import DEFAULT_HTTP, HEALTH_TIMEOUT, KEEP, PRINT_EVERY
 from edgelite.remote.connection import add_connection_arguments
 from edgelite.remote.pulled import MAX_FILE_MB, MAX_FILES, MAX_MB, Caps
 
@@ -60,6 +60,9 @@ def register(sub) -> None:
     d.add_argument("--health-timeout", type=float, default=HEALTH_TIMEOUT, metavar="S",
                    help="seconds for the new release to report frames on /healthz before it is rolled back "
                         f"(default {HEALTH_TIMEOUT:g})")
+    d.add_argument("--keep", type=int, default=KEEP, metavar="N",
+                   help=f"releases the device keeps after a healthy switch: the N newest (and the current one), "
+                        f"with the bundles and venvs they use; older ones are removed (default {KEEP})")
     d.add_argument("--transfer", choices=["auto", "rsync", "scp"], default="auto",
                    help="file copy tool (default: rsync when both ends have it, else scp)")
     d.add_argument("--wheel", metavar="FILE", help="edgelite wheel to install (default: built from this checkout)")

@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 
 from edgelite.deploy import plan as planning
-from edgelite.deploy.agent import DEFAULT_HTTP, HEALTH_TIMEOUT, PRINT_EVERY
+from edgelite.deploy import space
+from edgelite.deploy.agent import DEFAULT_HTTP, HEALTH_TIMEOUT, KEEP, PRINT_EVERY
 from edgelite.deploy.artifacts import Builder, checked_bundle
 from edgelite.deploy.client import failure, read_status
 from edgelite.deploy.errors import (
@@ -76,6 +77,7 @@ class DeployOptions:
     no_service: bool = False
     smoke_test: bool = True
     health_timeout: float = HEALTH_TIMEOUT
+    keep: int = KEEP  # releases kept on the device (gc after a healthy switch)
     transfer: str = "auto"  # auto | rsync | scp
     wheel: str | None = None
     trust: list[str] | None = None  # KEY.pub files: the device's trust list becomes these keys (+ --allowed-signers)
@@ -88,7 +90,7 @@ class DeployOptions:
         return planning.Settings(dir=self.connection.dir, source=self.source, http=self.http, format=self.format,
                                  print_every=int(self.print_every), run_args=tuple(shlex.split(self.run_args)),
                                  save_uncertain=self.save_uncertain, no_service=self.no_service,
-                                 health_timeout=float(self.health_timeout),
+                                 health_timeout=float(self.health_timeout), keep=int(self.keep),
                                  allowed_signers=trust_list(self.trust or (), self.allowed_signers),
                                  remove_trust=self.remove_trust)
 
@@ -140,6 +142,9 @@ class _Deployment:
     def __init__(self, opts: DeployOptions, steps: Steps):
         self.opts, self.steps = opts, steps
         self.settings = opts.settings()
+        if self.settings.keep < 1:
+            raise DeployError(f"--keep {self.settings.keep}: at least 1 release stays on the device (the current "
+                              "one); 2 or more leave one to roll back to", EXIT_USAGE)
         self.bundle = checked_bundle(opts.bundle)  # before touching the device
         if opts.remove_trust and self.settings.allowed_signers:
             raise DeployError("--remove-trust deletes the device's trust list; --trust/--allowed-signers set it: "
@@ -184,6 +189,10 @@ class _Deployment:
         mb = sum(p.stat().st_size for p in deps) / 1e6
         self.steps.say(f"  {art.wheel.name}" + (f" + {len(deps)} device wheels ({mb:.0f} MB, {facts.platform_tag()}, "
                                                  f"cp{facts.python_tag().replace('.', '')})" if opts.offline else ""))
+        need = space.needed(facts, self.bundle, art, planning.local_file(opts.source))
+        self.steps.say(f"  needs {need.total_mb} MB on the device ({need.parts()}), {facts.disk_free_mb} MB free")
+        if refusal := space.problem(facts, need, opts.offline):  # before anything but the agent is copied
+            raise DeployError(f"{opts.connection.target} cannot run edgelite: {refusal}", EXIT_PREFLIGHT)
 
     # 3 -------------------------------------------------------------------------------------------
     def push(self) -> None:
@@ -375,7 +384,8 @@ def rollback(conn: Connection, health_timeout: float = HEALTH_TIMEOUT, out=None)
                               "is the oldest release kept", EXIT_USAGE)
         steps.n = 5
         steps.step("switch", f"rollback: {CURRENT} -> {RELEASES}/{info['previous']} (from {info.get('current')})")
-        result = commit(agent, {"command": "commit", "release": info["previous"], "health_timeout": health_timeout}, steps)
+        result = commit(agent, {"command": "commit", "release": info["previous"], "health_timeout": health_timeout,
+                                "keep": None}, steps)  # a rollback removes no release
         steps.say(f"rolled back {conn.target} to {info['previous']}")
         return result
 

@@ -19,7 +19,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from edgelite.deploy.agent import DEFAULT_HTTP, HEALTH_TIMEOUT, PRINT_EVERY
+from edgelite.deploy.agent import DEFAULT_HTTP, HEALTH_TIMEOUT, KEEP, PRINT_EVERY
 from edgelite.deploy.errors import EXIT_USAGE, DeployError
 from edgelite.deploy.package import files_digest
 from edgelite.deploy.preflight import Facts
@@ -54,6 +54,7 @@ class Settings:
     token_sha256: str = ""  # the token's salted digest (`token_digest`; the token itself never enters a plan)
     no_service: bool = False
     health_timeout: float = HEALTH_TIMEOUT
+    keep: int = KEEP  # releases the device keeps after a healthy switch (the newest; the current one always)
     allowed_signers: str = ""  # the device's new trust list (allowed-signers text); "" leaves it as it is
     remove_trust: bool = False  # delete the device's trust list (it then runs unsigned bundles again)
 
@@ -185,6 +186,7 @@ def make_plan(facts: Facts, settings: Settings, bundle: BundleInfo, art: Artifac
             "configure": None if settings.no_service else req("configure", mode=mode, unit=unit, user=user),
             "release": req("release", **release),
             # + "release": the id the release request answers
-            "commit": req("commit", health_timeout=float(settings.health_timeout), no_service=settings.no_service),
+            "commit": req("commit", health_timeout=float(settings.health_timeout), no_service=settings.no_service,
+                          keep=int(settings.keep)),
         },
     }

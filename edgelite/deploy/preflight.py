@@ -24,8 +24,7 @@ MAX_TESTED_PYTHON = (3, 13)
 MIN_GLIBC = (2, 27)
 ARCHES = {"aarch64": "aarch64", "arm64": "aarch64", "x86_64": "x86_64", "amd64": "x86_64"}
 BITS32 = {"armv6l", "armv7l", "armv8l", "armhf", "armel", "i386", "i686", "x86"}
-#: free space needed on the device: a venv with numpy + OpenCV + LiteRT is ~250 MB, wheels ~80 MB
-NEED_MB = {"online": 400, "offline": 600}
+# free space: `edgelite.deploy.space` measures what a deploy writes once its wheels are known (step 2)
 
 @dataclasses.dataclass
 class Facts:
@@ -155,10 +154,6 @@ def assess(facts: Facts, *, source: str = "0", offline: bool = False) -> Assessm
     if g is not None and g < MIN_GLIBC:
         problems.append(f"glibc {_v(g)} is older than {_v(MIN_GLIBC)}: the device wheels need a newer OS "
                         "(Debian 10 Buster or later)")
-    need = NEED_MB["offline" if offline else "online"]
-    free = facts.disk_free_mb
-    if free is not None and free < need:
-        problems.append(f"not enough disk: {free} MB free at {facts.get('dir')}, a deploy needs about {need} MB")
     mem = facts.mem_mb
     if mem is not None and mem < 400:
         warnings.append(f"only {mem} MB of memory: large models may not fit")
@@ -198,7 +193,8 @@ def report(facts: Facts, target: str, assessment: Assessment | None = None) -> s
     else:
         lines.append("  python     none")
     free, mem = facts.disk_free_mb, facts.mem_mb
-    lines.append(f"  disk       {free / 1024:.1f} GB free at {facts.get('dir')}" if free is not None else "  disk       ?")
+    amount = (f"{free / 1024:.1f} GB" if free >= 10240 else f"{free} MB") if free is not None else ""
+    lines.append(f"  disk       {amount} free at {facts.get('dir')}" if free is not None else "  disk       ?")
     if mem is not None:
         lines.append(f"  memory     {mem / 1024:.1f} GB")
     lines.append(f"  cameras    {' '.join(facts.cameras) or 'none'}")

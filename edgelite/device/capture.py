@@ -6,6 +6,10 @@ picamera2, a URL, a video file or an image folder), so the training photos have 
 and compression the deployed model meets. A file or folder is played at its frame rate when `every` > 0,
 so `--every` means the same seconds it means on a camera.
 
+The card is shared with the OS and the service: under `--min-free` MB free (default 200, as `run
+--save-uncertain`), or when a write fails (full after all, read-only), capture says so once, keeps reading and
+saves again as soon as there is room (`card.CardWriter`); its summary counts the frames it could not save.
+
     >>> summary = capture(CaptureOptions(source="0", out="data", label="cat", every=0.5, count=40))  # doctest: +SKIP
     >>> summary.saved, summary.folder                                                               # doctest: +SKIP
     (40, PosixPath('data/cat'))
@@ -14,16 +18,20 @@ so `--every` means the same seconds it means on a camera.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from edgelite.device.errors import EndOfSource, RunError, SourceFailed
-from edgelite.device.outputs.uncertain import save_jpeg, time_stamp
+from edgelite.device.outputs.card import MIN_FREE_MB, CardWriter
+from edgelite.device.outputs.uncertain import time_stamp
 from edgelite.device.sources import open_source
 from edgelite.device.sources.rtsp import redact_url, set_rtsp_transport
 
 READ_SLICE = 0.2  # s: the longest a read waits before the loop looks at stop/count again
+SPACE_RETRY = 2.0  # s between looks at a card that was under --min-free or refused a write
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +47,7 @@ class CaptureOptions:
     rtsp_transport: str | None = None
     open_timeout: float = 10.0
     stall_timeout: float = 5.0
+    min_free: float = MIN_FREE_MB  # MB left free on the card: saving pauses below it, resumes above
 
     def validate(self) -> None:
         label = self.label
@@ -51,6 +60,8 @@ class CaptureOptions:
             raise RunError("--count must be at least 1")
         if not 1 <= self.quality <= 100:
             raise RunError("--quality must be within 1..100")
+        if self.min_free < 0:
+            raise RunError("--min-free must be at least 0 MB (0 = write until the card is full)")
         if self.open_timeout <= 0 or self.stall_timeout <= 0:
             raise RunError("--open-timeout and --stall-timeout must be positive")
 
@@ -62,14 +73,21 @@ class CaptureSummary:
     folder: Path
     seconds: float
     reason: str  # end of source | count reached | stopped
+    unsaved: int = 0  # frames due to be saved that the card had no room for (or refused)
+    problem: str | None = None  # why, the last time a frame could not be saved
 
     def line(self) -> str:
-        return (f"saved {self.saved} frames of {self.seen} read into {self.folder} in {self.seconds:.1f} s "
-                f"({self.reason}); train with: edgelite train {self.folder.parent} --out runs/NAME")
+        line = (f"saved {self.saved} frames of {self.seen} read into {self.folder} in {self.seconds:.1f} s "
+                f"({self.reason})")
+        if self.unsaved:
+            line += f"; {self.unsaved} not saved ({self.problem})"
+        return line + f"; train with: edgelite train {self.folder.parent} --out runs/NAME"
 
 
-def capture(opts: CaptureOptions, *, stop: threading.Event | None = None) -> CaptureSummary:
-    """Save frames of `opts.source` into `opts.out/opts.label/` until `count`, the source's end or `stop`."""
+def capture(opts: CaptureOptions, *, stop: threading.Event | None = None, retry_s: float = SPACE_RETRY,
+            say: Callable[[str], object] | None = None) -> CaptureSummary:
+    """Save frames of `opts.source` into `opts.out/opts.label/` until `count`, the source's end or `stop`.
+    `say` gets one line when the card stops taking frames and one when it takes them again."""
     opts.validate()
     stop = stop or threading.Event()
     folder = Path(opts.out).expanduser() / opts.label
@@ -77,6 +95,8 @@ def capture(opts: CaptureOptions, *, stop: threading.Event | None = None) -> Cap
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise RunError(f"--out {opts.out}: cannot create {folder} ({e.strerror})") from None
+    card = CardWriter(folder, min_free_mb=opts.min_free, retry_s=retry_s, quality=opts.quality,
+                      say=say or logging.getLogger("edgelite.device").warning)
     set_rtsp_transport(opts.rtsp_transport, opts.source)
     t0 = time.monotonic()
     saved = seen = 0
@@ -97,9 +117,10 @@ def capture(opts: CaptureOptions, *, stop: threading.Event | None = None) -> Cap
             last_frame = time.monotonic()
             if last_saved is not None and frame.timestamp - last_saved < opts.every:
                 continue
-            save_jpeg(folder, f"{opts.label}_{time_stamp(frame.timestamp)}", frame.image, opts.quality)
-            saved += 1
             last_saved = frame.timestamp
+            if card.save(f"{opts.label}_{time_stamp(frame.timestamp)}", frame.image) is None:
+                continue  # under --min-free or the card refused: said once, the next frame is tried
+            saved += 1
             if opts.count is not None and saved >= opts.count:
                 reason = "count reached"
                 break
@@ -114,6 +135,8 @@ def capture(opts: CaptureOptions, *, stop: threading.Event | None = None) -> Cap
         reason = "stopped (Ctrl-C)"
     finally:
         src.close(timeout=0.5)
-    if saved == 0 and reason == "end of source":
+    if seen == 0 and reason == "end of source":
         raise RunError(f"{redact_url(opts.source)} ended before a frame was read; is it an empty video?")
-    return CaptureSummary(saved, seen, folder, time.monotonic() - t0, reason)
+    if saved == 0 and card.skipped:
+        raise RunError(f"nothing saved into {folder} ({card.skipped} frames due): {card.last_problem}")
+    return CaptureSummary(saved, seen, folder, time.monotonic() - t0, reason, card.skipped, card.last_problem)

@@ -12,6 +12,8 @@ examples:
   edgelite train data --out runs/mine                                           # then train on what was captured
 
 Stops at --count, at the end of a file or folder, or on Ctrl-C / SIGTERM (the frames saved are kept).
+Under --min-free MB free on the card (or when it refuses a write) it says so once, keeps reading and saves
+again when there is room; the summary counts the frames it could not save.
 """
 
 
@@ -30,6 +32,9 @@ def register(sub) -> None:
                    help="seconds between saved frames (default 1; 0 = every frame)")
     p.add_argument("--count", type=int, default=None, metavar="N", help="stop after N saved frames (default: no limit)")
     p.add_argument("--quality", type=int, default=92, metavar="Q", help="JPEG quality 1..100 (default 92)")
+    p.add_argument("--min-free", type=float, default=200.0, metavar="MB",
+                   help="pause saving while the card has less than MB megabytes free, resume when there is room "
+                        "again (default 200, as run --save-uncertain; 0 = until the card is full)")
     p.add_argument("--rtsp-transport", choices=["tcp", "udp"], default=None, help="for rtsp:// sources")
     p.add_argument("--open-timeout", type=float, default=10.0, metavar="S", help="timeout opening a stream (default 10)")
     p.add_argument("--stall-timeout", type=float, default=5.0, metavar="S",
@@ -41,6 +46,7 @@ def register(sub) -> None:
 
 def capture_command(args) -> int:
     import signal
+    import sys
     import threading
 
     from edgelite.device.cli import quiet_opencv
@@ -53,7 +59,8 @@ def capture_command(args) -> int:
     stop = threading.Event()
     old = signal.signal(signal.SIGTERM, lambda *_: stop.set())  # systemd / `timeout`: finish the frame, keep the rest
     try:
-        summary = capture(from_namespace(CaptureOptions, args), stop=stop)
+        summary = capture(from_namespace(CaptureOptions, args), stop=stop,
+                          say=lambda line: print(f"edgelite capture: {line}", file=sys.stderr, flush=True))
     finally:
         signal.signal(signal.SIGTERM, old)
     if not args.quiet:

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from edgelite.deploy import plan as planning
+from edgelite.deploy import space
 from edgelite.deploy.artifacts import Builder, checked_bundle
 from edgelite.deploy.preflight import Facts, assess
 from edgelite.errors import EXIT_FAILED, EdgeliteError
@@ -51,7 +52,8 @@ def settings(host: dict) -> planning.Settings:
         print_every=int(host.get("print_every") or defaults.print_every),
         run_args=tuple(str(a) for a in host.get("run_args") or ()), threads=int(host.get("threads") or 0),
         token_sha256=str(host.get("token_sha256") or ""), allowed_signers=str(host.get("allowed_signers") or ""),
-        health_timeout=float(host.get("health_timeout") or defaults.health_timeout))
+        health_timeout=float(host.get("health_timeout") or defaults.health_timeout),
+        keep=int(host.get("keep") or defaults.keep))
 
 
 def trust_problems(bundle: Path, allowed_signers: str) -> list[str]:
@@ -76,12 +78,17 @@ def host_plan(shared: Shared, name: str, host: dict) -> dict:
     if planning.needs_token(s.http) and not s.token_sha256:
         problems.append(f"edgelite_http={s.http} serves the preview beyond the device: set edgelite_token for "
                         "this host (ansible-vault, or \"{{ lookup('env', 'EDGELITE_TOKEN') }}\") or keep 127.0.0.1")
+    if s.keep < 1:
+        problems.append(f"edgelite_keep={s.keep}: at least 1 release stays on the host (2 or more leave one to roll back to)")
     if s.allowed_signers:
         problems += trust_problems(shared.bundle.path, s.allowed_signers)
     out = {"host": name, "problems": problems, "warnings": assessment.warnings, "before": facts.get("current") or None}
     if problems:
         return out
-    return {**out, **planning.make_plan(facts, s, shared.bundle, shared.builder.for_device(facts))}
+    art = shared.builder.for_device(facts)
+    if refusal := space.problem(facts, space.needed(facts, shared.bundle, art, local), shared.builder.offline):
+        return {**out, "problems": [refusal]}
+    return {**out, **planning.make_plan(facts, s, shared.bundle, art)}
 
 
 def make_plan(request: dict) -> dict:

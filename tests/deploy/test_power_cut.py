@@ -192,3 +192,112 @@ def test_a_card_too_full_for_a_release_is_one_line_and_leaves_nothing_half_writt
         assert sorted(p.name for p in lay.releases.iterdir()) == ["r1"] and lay.current_rid() == "r1"
     finally:
         subprocess.run(["umount", "-l", str(card)], check=False)
+
+
+def test_the_releases_kept_are_the_number_asked_for_with_or_without_a_service(tmp_path):
+    """Five deploys through the real agent with `keep` 2: after each switch the two newest releases stay (and the
+    venvs and bundles only they use go); the same with --no-service, which on the parent commit removed nothing
+    (a device deployed --no-service kept every release until the card was full), and the parent had no `keep`.
+    A rollback removes nothing; a keep below 1 is refused before anything is switched."""
+
+    lay = Layout(tmp_path / "dev")
+    lay.ensure()
+    assert handle({"command": "configure", "dir": str(lay.root), "mode": "none", "user": "pi"})["ok"]
+    made = []
+    for n, (bundle, env) in enumerate([("b1", "e1"), ("b1", "e1"), ("b2", "e2"), ("b2", "e2"), ("b2", "e2")]):
+        (lay.bundles / bundle).mkdir(exist_ok=True)  # pushed, then accepted
+        (lay.venvs / env).mkdir(exist_ok=True)
+        (lay.venvs / env / ".ready").write_text("{}")
+        rel = handle({"command": "release", "dir": str(lay.root), "bundle": bundle, "env": env, "source": "0",
+                      "http": "127.0.0.1:1", "print_every": n})
+        made.append(rel["release"])
+        reply = handle({"command": "commit", "dir": str(lay.root), "release": made[-1], "no_service": True, "keep": 2})
+        assert reply["ok"], reply
+        assert lay.release_ids() == made[-2:] and lay.current_rid() == made[-1]
+    assert sorted(os.listdir(lay.bundles)) == [".incoming", "b2"] and os.listdir(lay.venvs) == ["e2"]
+    assert handle({"command": "rollback", "dir": str(lay.root), "no_service": True})["release"] == made[-2]
+    assert lay.release_ids() == made[-2:] and lay.current_rid() == made[-2]
+    for keep in (0, -1, "3"):
+        reply = handle({"command": "commit", "dir": str(lay.root), "release": made[-1], "keep": keep})
+        assert not reply["ok"] and reply["exit_code"] == 2 and "at least 1" in reply["error"], reply
+    assert lay.current_rid() == made[-2]
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "edgelite", "deploy", str(tmp_path), "--host", "pi@192.0.2.1", "--keep", "0"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "edgelite deploy: error: --keep 0: at least 1 release stays on the device (the current one); 2 or more "
+        "leave one to roll back to"], r.stderr
+
+
+def test_the_agent_keeps_the_files_of_its_last_jobs_only(pyz, tmp_path):  # noqa: F811
+    """Each deploy leaves a detached job's log, reply and pid file in run/ (venv, commit: two or three a deploy).
+    A device with 30 finished jobs and one still running starts a new one: the 20 newest finished stay, the
+    running one is untouched, state files are not jobs. On the parent commit all 30 stayed, for ever."""
+    import time
+
+    from .test_agent import call as agent_call
+
+    keep = 20  # edgelite.deploy.agent.jobs.KEEP_JOBS
+
+    lay = Layout(tmp_path / "dev")
+    lay.ensure()
+    old = time.time() - 86400
+    for n in range(30):
+        name = f"venv-20260101T0000{n:02d}-000000"
+        for suffix, text in ((".log", "pip ...\n"), (".json", '{"ok": true}'), (".pid", "1\n")):
+            (lay.run / f"{name}{suffix}").write_text(text)
+        os.utime(lay.run / f"{name}.json", (old + n, old + n))
+    (lay.run / "commit-running.log").write_text("switch ...\n")  # no reply yet: still running
+    (lay.run / "commit-running.pid").write_text(f"{os.getpid()}\n")
+    (lay.run / "state.json").write_text("{}")
+    os.utime(lay.run / "state.json", (old - 10, old - 10))
+    code, started = agent_call(pyz, {"command": "status", "dir": str(lay.root), "detach": True}, tmp_path)
+    assert code == 0 and started["job"], started
+    finished = sorted(p.name[:-5] for p in lay.run.glob("venv-2026*.json"))
+    assert finished == [f"venv-20260101T0000{n:02d}-000000" for n in range(30 - keep, 30)]
+    assert not [p for p in lay.run.glob("venv-2026*") if p.name[:-4] not in finished and p.name[:-5] not in finished]
+    assert (lay.run / "commit-running.log").is_file() and (lay.run / "commit-running.pid").is_file()
+    assert (lay.run / "state.json").is_file()
+
+
+def test_gc_drops_the_wheels_no_kept_venv_was_built_from(tmp_path):
+    """Each --offline deploy with new pins pushes a ~100 MB wheelhouse (wheels/deps/<house>), each new build a
+    wheel (wheels/edgelite/<digest>), and uv's wheel and binary (wheels/tools/); the parent commit removed none of
+    them, ever. Venvs record what they were built from; gc keeps exactly that for the kept venvs. A kept venv
+    made by an older agent (no record) keeps them all."""
+    from edgelite.deploy.agent.status import gc
+
+    lay = Layout(tmp_path / "dev")
+    lay.ensure()
+    w = lay.wheels
+
+    def built_from(env: str, n: int, record: bool = True) -> list[Path]:
+        files = [w / "edgelite" / f"d{n}" / "edgelite-0.1.0-py3-none-any.whl", w / "deps" / f"house{n}" / "numpy.whl",
+                 w / f"constraints-{n}.txt", w / "tools" / f"uv-{n}-py3-none-any.whl", w / "tools" / f"uv-{n}-py3-none-any" / "uv"]
+        for f in files:
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_bytes(b"x" * 1000)
+        (lay.venvs / env).mkdir()
+        info = {"wheels": [str(files[0]), str(files[1].parent), str(files[2]), str(files[3])]} if record else {}
+        jsonfile.write_json(lay.venvs / env / ".ready", info)
+        return files
+
+    old = built_from("e1", 1)
+    new = built_from("e2", 2)
+    (lay.bundles / "b").mkdir()
+    for rid, env in (("r1", "e1"), ("r2", "e2")):
+        (lay.releases / rid).mkdir()
+        jsonfile.write_json(lay.releases / rid / "release.json", {"id": rid, "bundle": "b", "venv": env, "seq": int(rid[1])})
+        (lay.releases / rid / "run").write_text("#!/bin/sh\n")
+    os.symlink("releases/r2", lay.current)
+    gc(lay, keep=1)
+    assert all(f.exists() for f in new) and not any(f.exists() for f in old)
+    assert sorted(p.name for p in w.iterdir()) == ["constraints-2.txt", "deps", "edgelite", "tools"]
+    legacy = built_from("e3", 3, record=False)
+    (lay.releases / "r3").mkdir()
+    jsonfile.write_json(lay.releases / "r3" / "release.json", {"id": "r3", "bundle": "b", "venv": "e3", "seq": 3})
+    (lay.releases / "r3" / "run").write_text("#!/bin/sh\n")
+    gc(lay, keep=2)
+    assert all(f.exists() for f in new + legacy)

@@ -83,3 +83,17 @@ def artifacts() -> Path:
 @pytest.fixture
 def edgelite_run():
     return devicekit.run_cmd
+
+
+@pytest.fixture()
+def small_card(tmp_path):
+    """A real 1 MB filesystem (tmpfs), as a nearly full SD card; root only (mount)."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    mnt = tmp_path / "card"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)

@@ -70,6 +70,7 @@ def test_capture_from_an_image_folder_and_a_second_session_adds_to_the_first(tmp
     (["--label", ".hidden"], "a class name is one folder name"),
     (["--label", "cat", "--count", "0"], "--count must be at least 1"),
     (["--label", "cat", "--every", "-1"], "--every must be >= 0"),
+    (["--label", "cat", "--min-free", "-1"], "--min-free must be at least 0 MB"),
     (["--label", "cat", "--source", "no/such/clip.mp4"], "is not a camera index"),
 ])
 def test_capture_bad_input_is_one_line_and_exit_2(tmp_path, argv, message):
@@ -79,3 +80,64 @@ def test_capture_bad_input_is_one_line_and_exit_2(tmp_path, argv, message):
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("edgelite capture: error: ") and message in lines[0], p.stderr
     assert not (tmp_path / "data" / "cat").exists() or not any((tmp_path / "data" / "cat").iterdir())
+
+
+def _whole_jpegs(folder) -> list:
+    """The frames in `folder`; fails on a half-written one (a hidden `.part`, or a JPEG OpenCV cannot read)."""
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")], list(folder.iterdir())
+    files = sorted(folder.glob("*.jpg"))
+    assert all(cv2.imread(str(f)) is not None for f in files)
+    return files
+
+
+def test_a_card_that_fills_mid_capture_ends_cleanly_with_the_frames_that_fit(clip, small_card):
+    """A 1 MB card with ~150 KB left, no low-water mark (--min-free 0): the card fills after a few frames.
+    capture reads the clip to its end, says once that it cannot write, exits 0 with what it saved and what
+    it could not, and leaves only whole JPEGs. On the parent commit the first ENOSPC ended it (exit 2,
+    no summary of the frames saved)."""
+    path, _ = clip
+    (small_card / "filler").write_bytes(b"x" * 900_000)
+    p = _capture_cli("--source", path, "--out", small_card / "data", "--label", "cat", "--every", "0",
+                     "--min-free", "0")
+    assert p.returncode == 0, p.stderr
+    files = _whole_jpegs(small_card / "data" / "cat")
+    assert 0 < len(files) < 60
+    said = [ln for ln in p.stderr.splitlines() if "not saving frames" in ln]
+    assert len(said) == 1 and "No space left on device" in said[0] and "Traceback" not in p.stderr, p.stderr
+    assert f"saved {len(files)} frames of 60 read" in p.stdout and f"{60 - len(files)} not saved" in p.stdout, p.stdout
+
+
+def test_capture_pauses_under_min_free_and_resumes_when_room_returns(clip, small_card):
+    """~100 KB free, --min-free 0.5 MB: nothing is written and that is said once (free vs the mark, what to do);
+    the filler removed while capture runs, it saves again by itself (and says so). The clip plays in real time
+    (2 s), one frame due every 0.05 s. On the parent commit there was no --min-free: it wrote to the last block."""
+    import threading
+
+    path, _ = clip
+    filler = small_card / "filler"
+    filler.write_bytes(b"x" * 900_000)
+    lines: list[str] = []
+    timer = threading.Timer(0.8, filler.unlink)
+    timer.start()
+    try:
+        s = capture(CaptureOptions(source=str(path), out=str(small_card / "data"), label="cat", every=0.05,
+                                   min_free=0.5), retry_s=0.1, say=lines.append)
+    finally:
+        timer.cancel()
+    assert len(lines) == 2, lines
+    assert "MB free on the filesystem of" in lines[0] and "under --min-free 0.5 MB" in lines[0]
+    assert "free some space" in lines[0] and "saving frames in" in lines[1] and "again" in lines[1]
+    files = _whole_jpegs(small_card / "data" / "cat")
+    assert s.saved == len(files) > 0 and s.unsaved > 0 and "under --min-free" in s.line()
+
+
+def test_capture_with_no_room_at_all_is_one_line_and_saves_nothing(clip, small_card):
+    """Under the low-water mark from start to end: one error line with free vs the mark, no traceback, no file."""
+    path, _ = clip
+    (small_card / "filler").write_bytes(b"x" * 900_000)
+    p = _capture_cli("--source", path, "--out", small_card / "data", "--label", "cat", "--every", "0",
+                     "--min-free", "0.5")
+    assert p.returncode == 2, p.stderr
+    error = p.stderr.strip().splitlines()[-1]
+    assert error.startswith("edgelite capture: error: nothing saved into ") and "under --min-free 0.5 MB" in error
+    assert "Traceback" not in p.stderr and not list((small_card / "data" / "cat").iterdir())

@@ -113,21 +113,6 @@ def test_an_unwritable_folder_is_one_line(bundle_dir, heldout_video, tmp_path):
     assert p.stderr.strip().splitlines()[-1].startswith("edgelite run: error: --save-uncertain "), p.stderr
 
 
-@pytest.fixture()
-def small_card(tmp_path):
-    """A real 1 MB filesystem (tmpfs), as a nearly full SD card; root only (mount)."""
-    import os
-    import subprocess
-
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small filesystem needs root")
-    mnt = tmp_path / "card"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 def test_a_card_that_fills_up_mid_run_does_not_stop_the_loop(bundle_dir, mixed_video, small_card):
     """~100 KB left on the card and every frame kept (no low-water mark): the card fills after a few frames. The loop
     classifies every frame to the end and exits 0, the frames that fit are whole JPEGs, no `.part` is left.

@@ -75,6 +75,8 @@ def test_a_host_is_refused_with_what_to_do(monkeypatch):
     assert any("no camera at /dev/video7" in x for x in p["problems"]) and "key" not in p
     p = plan.host_plan(shared, "pi", {"facts": _probe(), "source": "/x.avi", "http": "0.0.0.0:8080"})
     assert any("edgelite_token" in x for x in p["problems"])
+    p = plan.host_plan(shared, "pi", {"facts": {**_probe(), "disk_free_kb": "10240"}, "source": "/x.avi"})
+    assert p["problems"][0].startswith("not enough disk: the deploy needs ") and ", 10 MB free: " in p["problems"][0]
     p = plan.host_plan(shared, "pi", {"facts": {}, "source": "0"})
     assert p["problems"] == ["device probe failed: the agent's facts are incomplete (it did not finish)"]
 

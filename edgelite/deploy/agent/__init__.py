@@ -59,7 +59,7 @@ configure          mode (systemd|systemd-user|supervisor|none), user,    mode, u
                    unit? ("edgelite")
 release            bundle, env, source, http, source_is_file?, format?,  release (the new id)
                    print_every? (30), run_args? (str or list), meta?
-commit             release, health_timeout? (90), no_service?            release, previous, health, why, unit,
+commit             release, health_timeout? (90), no_service?, keep? (3)  release, previous, health, why, unit,
                                                                           log_tail, rolled_back_to, previous_healthy
                                                                           (exit 6 when unhealthy)
 rollback           health_timeout? (90)                                   as commit, for `previous` (exit 2: none)
@@ -115,3 +115,4 @@ PROTOCOL = 1
 DEFAULT_HTTP = "127.0.0.1:8080"  # the preview and /healthz address: the device's loopback only
 HEALTH_TIMEOUT = 90.0  # seconds for a new release to report frames on /healthz before it is rolled back
 PRINT_EVERY = 30  # the service's console line every N results
+KEEP = 3  # releases a healthy switch keeps (the newest by sequence; the current one always): `deploy --keep N`

@@ -8,11 +8,11 @@ from __future__ import annotations
 import contextlib
 import os
 
-from edgelite.deploy.agent import HEALTH_TIMEOUT
+from edgelite.deploy.agent import HEALTH_TIMEOUT, KEEP
 from edgelite.deploy.agent.health import wait_healthy
 from edgelite.deploy.agent.layout import AgentError, Layout, atomic_symlink, now_iso, say
 from edgelite.deploy.agent.service import log_tail, service_start, service_stop
-from edgelite.deploy.agent.status import KEEP, gc, previous
+from edgelite.deploy.agent.status import gc, previous
 from edgelite.deploy.agent.trust import check_trusted
 from edgelite.deploy.agent.unit import UnitCheck
 from edgelite.errors import EXIT_UNHEALTHY, EXIT_USAGE
@@ -33,8 +33,9 @@ def _switch(lay: Layout, rid: str | None) -> None:
         atomic_symlink(f"releases/{rid}", lay.current)
 
 
-def commit(lay: Layout, rid: str, health_timeout: float, no_service: bool = False) -> dict:
-    """Make `rid` current and prove it healthy; otherwise go back to what was serving. Returns the result."""
+def commit(lay: Layout, rid: str, health_timeout: float, no_service: bool = False, keep: int | None = KEEP) -> dict:
+    """Make `rid` current and prove it healthy (then gc keeps the `keep` newest releases; None: a rollback, which
+    removes nothing); otherwise go back to what was serving. Returns the result."""
     with lay.locked():
         svc = lay.service()
         rel = lay.release(rid)
@@ -47,7 +48,9 @@ def commit(lay: Layout, rid: str, health_timeout: float, no_service: bool = Fals
         _switch(lay, rid)
         _history(lay, f"switch {prev or '-'} -> {rid}")
         check = UnitCheck(lay, svc)  # runs while the service restarts
-        if no_service or svc["mode"] == "none":
+        if no_service or svc["mode"] == "none":  # nothing to prove healthy: old releases go all the same
+            if keep:
+                gc(lay, keep)
             return {"ok": True, "release": rid, "previous": prev, "health": None, "unit": _unit(check, svc),
                     "note": "--no-service: not started"}
         say(f"restart: {svc['mode']} service {svc['unit']}")
@@ -61,7 +64,8 @@ def commit(lay: Layout, rid: str, health_timeout: float, no_service: bool = Fals
         if ok:
             say(f"health: {why}")
             _history(lay, f"healthy {rid}")
-            gc(lay, KEEP)
+            if keep:
+                gc(lay, keep)
             return {"ok": True, "release": rid, "previous": prev, "health": body, "why": why, "unit": unit}
         say(f"health: {why}")
         tail = log_tail(lay, svc, 25)
@@ -97,7 +101,11 @@ def _unit(check: UnitCheck, svc: dict) -> dict:
 
 def cmd_commit(lay: Layout, req: dict) -> dict:
     """`commit(release)`; an unhealthy release is a failure reply (exit 6) that still carries every field."""
-    result = commit(lay, str(req["release"]), float(req.get("health_timeout", HEALTH_TIMEOUT)), bool(req.get("no_service")))
+    keep = req.get("keep", KEEP)
+    if keep is not None and (not isinstance(keep, int) or keep < 1):
+        raise AgentError(f"keep {keep!r}: a number of releases, at least 1 (the current one)", EXIT_USAGE)
+    result = commit(lay, str(req["release"]), float(req.get("health_timeout", HEALTH_TIMEOUT)), bool(req.get("no_service")),
+                    keep)
     if not result["ok"]:
         raise AgentError(unhealthy_message(result), EXIT_UNHEALTHY, **result)
     return result
@@ -119,4 +127,4 @@ def cmd_rollback(lay: Layout, req: dict) -> dict:
     if not prev["previous"]:
         raise AgentError(f"nothing to roll back to: {prev['current'] or 'no release'} is the oldest release kept",
                          EXIT_USAGE, current=prev["current"])
-    return cmd_commit(lay, {**req, "release": prev["previous"]})
+    return cmd_commit(lay, {**req, "release": prev["previous"], "keep": None})  # a rollback removes nothing

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from edgelite.deploy.agent.layout import Layout
 from edgelite.manifest import IMX500_PACKAGER
-from edgelite.remote.layout import TOKEN_SALT
+from edgelite.remote.layout import TOKEN_SALT, VENV_READY
 
 
 def _out(*argv: str) -> str:
@@ -98,6 +98,9 @@ def facts(lay: Layout) -> dict[str, str]:
                systemd_analyze="yes" if shutil.which("systemd-analyze") else "no",
                imx500_package="yes" if shutil.which(IMX500_PACKAGER) else "no")
     out["frames"] = "yes" if lay.frames.is_dir() else "no"
+    # what a deploy reuses instead of writing it again (its space estimate counts the rest)
+    out["bundles"] = " ".join(sorted(p.name for p in _dirs(lay.bundles) if p != lay.incoming))
+    out["venvs"] = " ".join(sorted(p.name for p in _dirs(lay.venvs) if (p / VENV_READY).is_file()))
     if lay.current_rid():
         out["current"] = lay.current_rid()
     if lay.service_json.is_file():
@@ -105,6 +108,13 @@ def facts(lay: Layout) -> dict[str, str]:
     out["token_salt"] = token_salt(lay)
     out["probe_end"] = "1"
     return out
+
+
+def _dirs(folder: Path) -> list[Path]:
+    try:
+        return [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return []
 
 
 def token_salt(lay: Layout) -> str:

@@ -3,6 +3,7 @@
 The job NAME's progress goes to run/NAME.log, its reply to run/NAME.json (written atomically, always:
 a crash is a failure reply too) and its pid to run/NAME.pid. `wait` follows the log from an offset
 and hands over the reply once it exists — the workstation polls it, as Ansible polls async tasks.
+The files of the KEEP_JOBS newest finished jobs stay (to read after the fact); older ones go when a job starts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from edgelite.errors import EXIT_REMOTE, EXIT_USAGE
 from edgelite.jsonfile import read_json
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+KEEP_JOBS = 20  # finished jobs whose files stay in run/: a deploy starts two or three (venv, commit, bench)
 
 
 def job_name(req: dict) -> str:
@@ -54,6 +56,7 @@ def start(lay: Layout, req: dict) -> dict:
     """Start `req` (without "detach") as `agent job NAME` in a new session; reply {job, pid, follow_s} at once."""
     name = job_name(req)
     lay.ensure()
+    prune(lay)
     log, result, pidfile = paths(lay, name)
     for p in (log, result, pidfile):
         p.unlink(missing_ok=True)
@@ -66,6 +69,28 @@ def start(lay: Layout, req: dict) -> dict:
     p.stdin.close()
     pidfile.write_text(f"{p.pid}\n")
     return {"job": name, "pid": p.pid, "follow_s": follow_seconds(req)}
+
+
+def prune(lay: Layout, keep: int = KEEP_JOBS) -> list[str]:
+    """Remove the files of all but the `keep` newest finished jobs (a reply, a log and a pid file each; a job
+    still running has no reply yet and is never touched): a device deployed to every day for years would
+    otherwise collect them without end. Returns the job names removed."""
+    finished = []
+    for reply in lay.run.glob("*.json"):
+        name = reply.name[: -len(".json")]
+        log, _, pidfile = paths(lay, name) if _NAME.fullmatch(name) else (None, None, None)
+        if log is None or not (log.is_file() and pidfile.is_file()):
+            continue  # not a job's (state.json, ...)
+        try:
+            finished.append((reply.stat().st_mtime, name))
+        except OSError:
+            continue
+    finished.sort()
+    gone = [name for _, name in finished[:-keep]] if len(finished) > keep else []
+    for name in gone:
+        for p in paths(lay, name):
+            p.unlink(missing_ok=True)
+    return gone
 
 
 def cmd_wait(lay: Layout, req: dict) -> dict:

@@ -7,22 +7,24 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from edgelite.deploy.agent import DEFAULT_HTTP
+from edgelite.deploy.agent import DEFAULT_HTTP, KEEP
 from edgelite.deploy.agent.health import health_url, probe_health
 from edgelite.deploy.agent.layout import AgentError, Layout, discard, now_iso, sweep
 from edgelite.deploy.agent.service import log_tail, service_remove, service_state
 from edgelite.deploy.agent.trust import trusted_keys
 from edgelite.errors import EXIT_USAGE
 from edgelite.jsonfile import read_json
-from edgelite.remote.layout import FAILED_SUFFIX, RELEASE_JSON
-
-KEEP = 3  # releases kept besides the current one
+from edgelite.remote.layout import FAILED_SUFFIX, RELEASE_JSON, VENV_READY
 
 
 def gc(lay: Layout, keep: int = KEEP) -> list[str]:
-    """Keep the current release and the `keep` newest others; drop what no kept release uses (each folder
-    renamed out of the way before it is deleted: a power cut mid-way leaves no half of one under its name)."""
+    """Keep the `keep` newest releases (by the agent's sequence) and the current one; drop what no kept release
+    uses (each folder renamed out of the way before it is deleted: a power cut mid-way leaves no half of one
+    under its name)."""
+    if keep < 1:
+        raise AgentError(f"keep {keep}: at least 1 release stays (the current one)", EXIT_USAGE)
     cur = lay.current_rid()
     good = lay.release_ids()
     kept = set(good[-keep:]) | ({cur} if cur else set())
@@ -49,6 +51,36 @@ def gc(lay: Layout, keep: int = KEEP) -> list[str]:
         if str(p) not in used_m:
             p.unlink()
             removed.append(f"media/{p.name}")
+    return removed + _gc_wheels(lay, used_v)
+
+
+def _gc_wheels(lay: Layout, venvs: set) -> list[str]:
+    """Drop the pushed wheels no kept venv was built from (each venv's `.ready` lists them): an --offline
+    wheelhouse is ~100 MB, and a new one came with every change of the pins. A kept venv that does not say
+    (made by an older agent), or names one elsewhere, keeps them all."""
+    used: set[Path] = set()
+    for v in venvs:
+        info = read_json(lay.venvs / str(v) / VENV_READY)
+        if not isinstance(info, dict) or not isinstance(info.get("wheels"), list):
+            return []
+        for w in info["wheels"]:
+            try:
+                parts = Path(str(w)).relative_to(lay.wheels).parts
+            except ValueError:  # not under this folder as written (another spelling of it?): remove nothing
+                return []
+            used.add(lay.wheels.joinpath(*parts[:2]))  # edgelite/<digest>, deps/<house>, tools/<uv wheel>, constraints
+            if parts[0] == "tools" and len(parts) > 1:
+                used.add(lay.wheels / "tools" / Path(parts[1]).stem)  # uv's binary, unpacked beside its wheel
+    removed = []
+    for group in (lay.wheels, *(lay.wheels / g for g in ("edgelite", "deps", "tools"))):
+        for p in group.iterdir() if group.is_dir() else []:
+            if p.name.startswith(".") or p in used or (group == lay.wheels and p.is_dir()):
+                continue
+            if p.is_dir():
+                discard(p)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(str(p.relative_to(lay.root)))
     return removed
 
 

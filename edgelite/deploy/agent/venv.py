@@ -98,7 +98,9 @@ def build_venv(lay: Layout, env: str, wheel: str, *, find_links: str | None = No
     # venv of empty files that every later deploy reuses (thousands of files: one sync beats an fsync each)
     os.sync()
     info = {"versions": versions, "seconds": round(time.monotonic() - t0, 1), "created": now_iso(),
-            "installer": "uv" if uv else "pip"}
+            "installer": "uv" if uv else "pip",
+            # what it was built from: gc keeps these while the venv is kept (and drops the rest)
+            "wheels": [str(p) for p in (wheel, find_links, constraints, installer) if p]}
     write_json(ready, info)
     return {"reused": False, **info}
 

@@ -1,5 +1,5 @@
-"""Frames on disk: `--save-uncertain DIR` keeps the frames the model was unsure of, and `save_jpeg` is the
-one way a device writes a frame (`edgelite capture` uses it too).
+"""`--save-uncertain DIR` keeps the frames the model was unsure of (written through `card.CardWriter`, the
+low-water mark `edgelite capture` shares).
 
     >>> safe_name("traffic light/red"), time_stamp(0.5)
     ('traffic-light-red', '19700101-000000-500')
@@ -8,19 +8,16 @@ one way a device writes a frame (`edgelite capture` uses it too).
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import os
 import re
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from edgelite.device.errors import RunError
 from edgelite.device.frames import Frame
 from edgelite.device.outputs.base import Output
+from edgelite.device.outputs.card import MIN_FREE_MB, CardWriter
 from edgelite.device.pipeline import Result
 
 log = logging.getLogger("edgelite.device")
@@ -36,41 +33,6 @@ def safe_name(text: str) -> str:
     'traffic-light-red'
     """
     return _UNSAFE.sub("-", text).strip("-.") or "x"
-
-
-def save_jpeg(folder: Path, stem: str, image: np.ndarray, quality: int = 92) -> Path:
-    """Write `image` (BGR) as `folder/stem.jpg` — or `stem-2.jpg`, ... when taken — and return the path.
-
-    Written to a hidden `.part` file first, fsync'ed and renamed, so `edgelite train` (which skips hidden
-    files) and a `--pull-frames` copy never see half a JPEG, not even after a power cut. A full disk is a RunError that says so.
-    """
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise RunError(f"OpenCV cannot encode a {image.shape} frame as JPEG")
-    path, n = folder / f"{stem}.jpg", 1
-    while path.exists():
-        n += 1
-        path = folder / f"{stem}-{n}.jpg"
-    part = folder / f".{path.name}.part"
-    try:
-        with open(part, "wb") as f:
-            f.write(buf.tobytes())
-            f.flush()
-            os.fsync(f.fileno())  # else a power cut can leave the new name on an empty file (ext4's delayed data)
-        os.replace(part, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):  # read-only now: the .part cannot go either (hidden: nothing reads it)
-            part.unlink(missing_ok=True)
-        raise RunError(f"cannot write frames to {folder}: {e.strerror}; free some space or pick another folder") from None
-    return path
-
-
-def _free_bytes(folder: Path) -> int | None:
-    try:
-        st = os.statvfs(folder)
-    except OSError:
-        return None
-    return st.f_bavail * st.f_frsize
 
 
 def time_stamp(t: float) -> str:
@@ -101,7 +63,7 @@ class UncertainOutput(Output):
 
     def __init__(self, folder: str | os.PathLike, *, below: float = 0.6, max_per_hour: int = 60,
                  max_mb: float = 200.0, min_gap: float = 1.0, quality: int = 92, recheck: float = FULL_RECHECK,
-                 min_free_mb: float = 200.0, retry_s: float = 10.0):
+                 min_free_mb: float = MIN_FREE_MB, retry_s: float = 10.0):
         self.folder = Path(folder).expanduser()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -116,9 +78,13 @@ class UncertainOutput(Output):
         self.saved = self.skipped_rate = self.skipped_full = 0
         self._warned_full = False
         self.recheck, self._checked = recheck, time.monotonic()
-        self.min_free, self.retry_s = int(min_free_mb * 1e6), retry_s
-        self.problem: str | None = None  # why saving is paused (low space, a write error), None while it works
-        self._retry_at = 0.0
+        self.card = CardWriter(self.folder, min_free_mb=min_free_mb, retry_s=retry_s, quality=quality,
+                               say=lambda line: log.warning("--save-uncertain: %s", line))
+
+    @property
+    def problem(self) -> str | None:
+        """Why saving is paused (low space, a write error; /healthz shows it), None while it works."""
+        return self.card.problem
 
     def write(self, result: Result, frame: Frame) -> None:
         if result.top_k and result.score >= self.below:
@@ -144,33 +110,14 @@ class UncertainOutput(Output):
                             "some are pulled (edgelite deploy --pull-frames) or removed (looked at again every "
                             "%.0f s)", self.folder, self.used / 1e6, self.recheck)
             return
-        if now < self._retry_at:
+        guesses = "_".join(f"{safe_name(p.label)}-{p.score:.2f}" for p in result.top_k[:3]) or "none"
+        path = self.card.save(f"{time_stamp(frame.timestamp)}_{guesses}", frame.image)
+        if path is None:  # under --min-free, full after all, read-only: the loop goes on classifying
             self.skipped_full += 1
             return
-        free = _free_bytes(self.folder)
-        if free is not None and free < self.min_free:
-            self._pause(now, f"{free / 1e6:.1f} MB free on the filesystem of {self.folder}, under --min-free "
-                             f"{self.min_free / 1e6:g} MB")
-            return
-        guesses = "_".join(f"{safe_name(p.label)}-{p.score:.2f}" for p in result.top_k[:3]) or "none"
-        try:
-            path = save_jpeg(self.folder, f"{time_stamp(frame.timestamp)}_{guesses}", frame.image, self.quality)
-        except RunError as e:  # full, read-only, an I/O error: no reason to stop classifying
-            self._pause(now, str(e))
-            return
-        if self.problem:
-            log.warning("--save-uncertain: saving frames in %s again", self.folder)
-            self.problem = None
         self.used += path.stat().st_size
         self.kept.append(now)
         self.saved += 1
-
-    def _pause(self, now: float, why: str) -> None:
-        self.skipped_full += 1
-        self._retry_at = now + self.retry_s
-        if why != self.problem:  # one warning per reason, not one per frame
-            log.warning("--save-uncertain: not saving frames (%s); trying again every %.0f s", why, self.retry_s)
-        self.problem = why
 
     def close(self) -> None:
         if self.saved or self.skipped_rate or self.skipped_full:
