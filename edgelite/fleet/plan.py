@@ -81,7 +81,7 @@ def host_plan(shared: Shared, name: str, host: dict) -> dict:
     out = {"host": name, "problems": problems, "warnings": assessment.warnings, "before": facts.get("current") or None}
     if problems:
         return out
-    return {**out, **planning.make_plan(facts, s, shared.bundle, shared.builder.for_device(facts))}
+    return {**out, **planning.make_plan(facts, s, shared.bundle, shared.builder.for_device(facts, planning.extras_for(s)))}
 
 
 def make_plan(request: dict) -> dict:
