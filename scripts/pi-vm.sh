@@ -27,7 +27,9 @@
 # modules, ordered by the host's modprobe --show-depends). No mkinitramfs runs under emulation.
 #
 # Network: qemu user-mode with restrict=on: the guest reaches nothing; the only way in is the hostfwd
-# of SSH (127.0.0.1:$PI_VM_PORT -> 22) and of the preview (127.0.0.1:$PI_VM_HTTP -> 8080).
+# of SSH (127.0.0.1:$PI_VM_PORT -> 22) and of the preview (127.0.0.1:$PI_VM_HTTP -> 8080). With
+# PI_VM_BROKER=PORT the guest's 10.0.2.100:1883 also reaches 127.0.0.1:PORT on the host (an MQTT broker the
+# tests start): qemu's guestfwd runs scripts/tcp-relay.py once per connection; nothing else is reachable.
 # PI_VM_ARCH=amd64 builds/boots the same userland as an x86_64 guest under KVM (when arm64 is too slow).
 set -eu
 
@@ -299,12 +301,17 @@ start() {
     [ -w /dev/kvm ] || die "PI_VM_ARCH=amd64 needs /dev/kvm"
     machine="-M q35 -cpu host -accel kvm"
   fi
+  fwd=
+  if [ -n "${PI_VM_BROKER:-}" ]; then
+    case "$PI_VM_BROKER" in *[!0-9]*) die "PI_VM_BROKER=$PI_VM_BROKER: a TCP port on 127.0.0.1" ;; esac
+    fwd=",guestfwd=tcp:10.0.2.100:1883-cmd:python3 $(cd "$(dirname "$0")" && pwd)/tcp-relay.py 127.0.0.1 $PI_VM_BROKER"
+  fi
   t0=$(date +%s)
   # shellcheck disable=SC2086
   "$QEMU" $machine -smp "$PI_VM_SMP" -m "$PI_VM_MEM" -name edgelite-pi-vm \
     -kernel "$H/vmlinuz" -initrd "$H/initrd.img" -append "$append" \
     -drive "file=$OVERLAY,format=qcow2,if=none,id=root,discard=unmap" -device virtio-blk-pci,drive=root \
-    -netdev "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$PI_VM_PORT-:22,hostfwd=tcp:127.0.0.1:$PI_VM_HTTP-:8080" \
+    -netdev "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$PI_VM_PORT-:22,hostfwd=tcp:127.0.0.1:$PI_VM_HTTP-:8080$fwd" \
     -device virtio-net-pci,netdev=net0 -device virtio-rng-pci \
     -display none -monitor none -serial "file:$CONSOLE" -daemonize -pidfile "$PIDFILE" \
     || die "$QEMU did not start"

@@ -49,18 +49,21 @@ class Builder:
         self.houses: dict[tuple, Path] = {}
         self.installers: dict[tuple, Path | None] = {}
 
-    def for_device(self, facts: Facts) -> Artifacts:
+    def for_device(self, facts: Facts, extras: tuple[str, ...] = ()) -> Artifacts:
         """This device's files: apt's numpy stays the venv's numpy (picamera2 & co. are built on it); with
-        --offline the resolved wheel list (less that numpy) and uv's wheel to install it with."""
+        --offline the resolved wheel list (less that numpy) and uv's wheel to install it with. `extras`
+        (`plan.extras_for`: mqtt for --mqtt) go into the venv too, and into the wheelhouse."""
         from edgelite.deploy import sysnumpy
 
         pkg = self.package
         cons = sysnumpy.device_constraints(self.constraints, facts.get("system_numpy"), pkg.cache_dir())
         house, deps, wheels, installer = None, [], None, None
+        extras = tuple(sorted(extras))
+        reqs = pkg.CORE_REQUIREMENTS + pkg.extra_requirements(self.wheel, extras)  # refuses a wheel without them
         if self.offline:
-            key = (facts.platform_tag(), facts.python_tag(), cons)
+            key = (facts.platform_tag(), facts.python_tag(), cons, tuple(reqs))
             if key not in self.houses:
-                self.houses[key] = pkg.wheelhouse(*key[:2], constraints=cons, log=self.log)
+                self.houses[key] = pkg.wheelhouse(*key[:2], requirements=reqs, constraints=cons, log=self.log)
             wheels = tuple(pkg.install_list(self.houses[key], keep_system_numpy=cons != self.constraints))
             house = pkg.pushed_house(self.houses[key], list(wheels))
             deps = sorted(house.glob("*.whl"))
@@ -70,5 +73,6 @@ class Builder:
             installer = self.installers[ikey]
         # the device venv is keyed by everything installed into it: a new wheel set, a new venv
         env = pkg.venv_id(self.wheel, deps + ([installer] if installer else []), cons, facts.arch, facts.python_tag(),
-                          self.offline)
-        return Artifacts(wheel=self.wheel, constraints=cons, house=house, env=env, wheels=wheels, installer=installer)
+                          self.offline, extras)
+        return Artifacts(wheel=self.wheel, constraints=cons, house=house, env=env, wheels=wheels, installer=installer,
+                         extras=extras)

@@ -16,6 +16,7 @@ examples:
   edgelite deploy bundles/demo --host pi@raspberrypi.local --save-uncertain --run-args '--below 0.5 --max-per-hour 30'
   edgelite deploy --host pi@raspberrypi.local --pull-frames frames/       # then: edgelite adapt ... --unlabeled frames/
   edgelite deploy bundles/demo --host pi@raspberrypi.local --trust release.pub   # from now on: signed bundles only
+  EDGELITE_MQTT_PASSWORD=... edgelite deploy bundles/demo --host pi@raspberrypi.local --run-args '--mqtt mqtt://cam@broker.local/edgelite/kitchen'
 
 A local --source FILE is copied to the device and played in a loop at its frame rate.
 exit codes: 0 ok; 2 usage; 3 preflight refused; 4 checksum mismatch; 5 smoke test failed (nothing switched);
@@ -46,6 +47,10 @@ def register(sub) -> None:
     r.add_argument("--token-file", metavar="FILE",
                    help="the preview token (needed with --http beyond 127.0.0.1) from FILE's first line; default "
                         "$EDGELITE_TOKEN. It reaches the service through a 0600 file, never a command line")
+    r.add_argument("--mqtt-password-file", metavar="FILE",
+                   help="with --run-args '--mqtt mqtt://USER@BROKER/PREFIX': the broker's password from FILE's first "
+                        "line; default $EDGELITE_MQTT_PASSWORD. Like the token, it reaches the service through a 0600 "
+                        "file, never a command line (deploy installs paho-mqtt on the device for --mqtt)")
     r.add_argument("--run-args", default="", metavar="'ARGS'", help="more `edgelite run` options, e.g. '--threads 4'")
     r.add_argument("--save-uncertain", action="store_true",
                    help="the service keeps its low-confidence frames in DIR/frames (caps and --below through "

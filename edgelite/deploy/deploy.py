@@ -47,7 +47,7 @@ from edgelite.deploy.errors import (
 )
 from edgelite.deploy.preflight import Facts, assess, report
 from edgelite.device.sources.rtsp import redact_url
-from edgelite.device.token import read_token
+from edgelite.device.token import MQTT_PASSWORD_ENV, read_secret, read_token
 from edgelite.remote.agent import Agent, push_agent
 from edgelite.remote.connection import Connection
 from edgelite.remote.layout import CURRENT, FRAMES, RELEASES
@@ -84,6 +84,7 @@ class DeployOptions:
     allowed_signers: str | None = None  # an OpenSSH allowed-signers file: the device's trust list
     remove_trust: bool = False  # delete the device's trust list
     token_file: str | None = None  # the preview token's file (else $EDGELITE_TOKEN): never a command line
+    mqtt_password_file: str | None = None  # with --run-args '--mqtt URL': the broker's password (else the env)
 
     def settings(self) -> planning.Settings:
         """The plan's settings (`edgelite fleet` makes the same from a host's inventory values)."""
@@ -156,6 +157,13 @@ class _Deployment:
             raise DeployError(f"--http {opts.http} serves the preview beyond the device itself; `edgelite run` "
                               "requires a token there: set $EDGELITE_TOKEN or pass --token-file FILE (or keep the "
                               "default 127.0.0.1 and watch it through ssh -L)", EXIT_USAGE)
+        mqtt = planning.uses_mqtt(self.settings.run_args)
+        if opts.mqtt_password_file and not mqtt:
+            raise DeployError("--mqtt-password-file is for a service that publishes: add --run-args "
+                              "'--mqtt mqtt://USER@BROKER/TOPIC/PREFIX'", EXIT_USAGE)
+        # only a service that publishes gets it: $EDGELITE_MQTT_PASSWORD stays here otherwise
+        self.mqtt_password = read_secret(opts.mqtt_password_file, env=MQTT_PASSWORD_ENV, option="--mqtt-password-file",
+                                         what="MQTT password", error=DeployError) if mqtt else None
 
     # 1 -------------------------------------------------------------------------------------------
     def preflight(self) -> None:
@@ -177,13 +185,15 @@ class _Deployment:
         opts, facts = self.opts, self.facts
         self.steps.step("package", "edgelite wheel" + (" + the device's wheels (--offline)" if opts.offline else ""))
         builder = Builder(opts.offline, opts.wheel, log=self.steps.say)
-        art = builder.for_device(facts)
+        art = builder.for_device(facts, planning.extras_for(self.settings))  # + paho-mqtt for --mqtt
         if art.constraints != builder.constraints:  # apt's numpy stays the venv's numpy
             self.steps.say(f"  keeping the device's system numpy {facts.get('system_numpy')} (apt's; the venv gets "
                            "no numpy of its own)")
-        if self.token:  # the plan holds the token's salted digest (a new token, a new release), never the token
-            self.settings = dataclasses.replace(
-                self.settings, token_sha256=planning.token_digest(facts.get("token_salt") or "", self.token))
+        # the plan holds the secrets' salted digests (a new token or password, a new release), never the secrets
+        salt = facts.get("token_salt") or ""
+        self.settings = dataclasses.replace(
+            self.settings, token_sha256=planning.token_digest(salt, self.token) if self.token else "",
+            mqtt_password_sha256=planning.token_digest(salt, self.mqtt_password) if self.mqtt_password else "")
         self.plan = planning.make_plan(facts, self.settings, self.bundle, art)
         deps = sorted(art.house.glob("*.whl")) if art.house else []
         mb = sum(p.stat().st_size for p in deps) / 1e6
@@ -270,8 +280,8 @@ class _Deployment:
         opts, plan = self.opts, self.plan
         if plan["requests"]["configure"]:
             self.agent.request(plan["requests"]["configure"])
-        token = {"token": self.token} if self.token else {}  # to the release's 0600 env file
-        rid = self.agent.request({**plan["requests"]["release"], **token})["release"]
+        secrets = {k: v for k, v in (("token", self.token), ("mqtt_password", self.mqtt_password)) if v}
+        rid = self.agent.request({**plan["requests"]["release"], **secrets})["release"]  # to its 0600 env file
         self.steps.step("switch", f"{CURRENT} -> {RELEASES}/{rid}, " + ("service not managed (--no-service)" if opts.no_service
                                                                    else f"restarting the {plan['mode']} service ({plan['unit']})"))
         result = commit(self.agent, {**plan["requests"]["commit"], "release": rid}, self.steps)

@@ -85,6 +85,38 @@ def build_wheel(wheel: str | os.PathLike | None = None) -> Path:
     return dest
 
 
+def extra_requirements(wheel: Path, extras: tuple[str, ...] | list[str]) -> list[str]:
+    """The requirements edgelite's `extras` add (``paho-mqtt>=2.0`` for `mqtt`), read from the wheel's own
+    metadata (pyproject's optional-dependencies), so the wheelhouse holds what that wheel asks for.
+
+    A wheel without one of the extras (an old --wheel) is a DeployError in one line.
+    """
+    import re
+    import zipfile
+    from email.parser import Parser
+
+    if not extras:
+        return []
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+            meta = Parser().parsestr(z.read(name).decode("utf-8"))
+    except (OSError, StopIteration, zipfile.BadZipFile, UnicodeDecodeError) as e:
+        raise DeployError(f"{wheel}: cannot read its metadata ({e})", EXIT_USAGE) from None
+    out, found = [], set()
+    for line in meta.get_all("Requires-Dist") or []:
+        req, _, marker = line.partition(";")
+        m = re.search(r"""extra\s*==\s*["']([^"']+)["']""", marker)
+        if m and m.group(1) in extras:
+            found.add(m.group(1))
+            out.append(req.strip())
+    missing = [e for e in extras if e not in found]
+    if missing:
+        raise DeployError(f"{wheel.name} has no [{','.join(missing)}] extra: deploy a wheel built from a current "
+                          "checkout (leave out --wheel to build one)", EXIT_USAGE)
+    return out
+
+
 def wheelhouse(platform_tag: str, python: str, *, requirements: list[str] | None = None,
                constraints: Path | None = None, log=print) -> Path:
     """Download (once) every wheel the device needs for `platform_tag` (manylinux_2_36_aarch64) and `python`.
@@ -196,11 +228,13 @@ def files_digest(paths: list[Path]) -> str:
     return h.hexdigest()[:12]
 
 
-def venv_id(wheel: Path, deps: list[Path], constraints: Path | None, arch: str, python_tag: str, offline: bool) -> str:
-    """The device venv's id: everything installed into it (a new wheel set is a new venv), shared by
-    `edgelite deploy` and `edgelite fleet` so either reuses what the other built."""
+def venv_id(wheel: Path, deps: list[Path], constraints: Path | None, arch: str, python_tag: str, offline: bool,
+            extras: tuple[str, ...] = ()) -> str:
+    """The device venv's id: everything installed into it (a new wheel set, or edgelite's extras, is a new
+    venv), shared by `edgelite deploy` and `edgelite fleet` so either reuses what the other built."""
     digest = files_digest([wheel, *deps, *([constraints] if constraints else [])])
-    return hashlib.sha256(f"{digest} {arch} {python_tag} {offline}".encode()).hexdigest()[:12]
+    with_extras = f" [{','.join(sorted(extras))}]" if extras else ""
+    return hashlib.sha256(f"{digest} {arch} {python_tag} {offline}{with_extras}".encode()).hexdigest()[:12]
 
 
 #: the PEP 639 form pyproject.toml uses, and the table form setuptools before 77 requires

@@ -52,6 +52,7 @@ class Settings:
     threads: int = 0
     save_uncertain: bool = False
     token_sha256: str = ""  # the token's salted digest (`token_digest`; the token itself never enters a plan)
+    mqtt_password_sha256: str = ""  # the MQTT password's salted digest, the same way (a new password, a new release)
     no_service: bool = False
     health_timeout: float = HEALTH_TIMEOUT
     keep: int = KEEP  # releases the device keeps after a healthy switch (the newest; the current one always)
@@ -82,6 +83,7 @@ class Artifacts:
     env: str  # the venv id: everything installed into it
     wheels: tuple[str, ...] | None = None  # --offline: the house's wheels the device installs --no-deps
     installer: Path | None = None  # --offline: uv's wheel for the device (the agent runs the binary inside)
+    extras: tuple[str, ...] = ()  # edgelite's extras installed with it (`extras_for`: mqtt for --mqtt)
 
 
 def local_file(source: str) -> Path | None:
@@ -98,6 +100,26 @@ def needs_token(http: str) -> bool:
     return not is_loopback(host)
 
 
+#: the `edgelite run` option whose output needs paho-mqtt (edgelite's `mqtt` extra) in the device venv
+MQTT_FLAG = "--mqtt"
+
+
+def uses_mqtt(run_args) -> bool:
+    """True when the `edgelite run` arguments publish to a broker (`--mqtt URL` / `--mqtt=URL`; `run` refuses
+    an abbreviation, so none slips past).
+
+    >>> uses_mqtt(("--below", "0.5", "--mqtt", "mqtt://b/x")), uses_mqtt(("--mqtt=mqtt://b/x",)), uses_mqtt(("--mqtt-ca", "c"))
+    (True, True, False)
+    """
+    return any(a == MQTT_FLAG or a.startswith(MQTT_FLAG + "=") for a in map(str, run_args))
+
+
+def extras_for(settings: Settings) -> tuple[str, ...]:
+    """The edgelite extras the device venv needs besides the runtime: `mqtt` (paho-mqtt) when the service
+    publishes. `deploy` and `fleet` both ask this, so the venv (and --offline's wheelhouse) holds what runs."""
+    return ("mqtt",) if uses_mqtt(settings.run_args) else ()
+
+
 def token_digest(salt: str, token: str) -> str:
     """sha256("SALT:TOKEN"), the salt the device's own (its facts' token_salt, random, made once): what a plan
     holds of a token. The fleet role computes the same in Jinja, so either front end sees the same key.
@@ -108,13 +130,17 @@ def token_digest(salt: str, token: str) -> str:
     return hashlib.sha256(f"{salt}:{token}".encode()).hexdigest()
 
 
-def release_key(release: dict, token_sha256: str) -> str:
-    """What makes a release: a device whose current release has this key (and is healthy) is left alone.
+def release_key(release: dict, token_sha256: str, mqtt_password_sha256: str = "") -> str:
+    """What makes a release: a device whose current release has this key (and is healthy) is left alone. The
+    secrets count by their salted digests: a new token or MQTT password is a new release.
 
     >>> release_key({"bundle": "b1"}, "") == release_key({"bundle": "b1"}, ""), len(release_key({}, ""))
     (True, 16)
+    >>> release_key({"bundle": "b1"}, "", "d1") != release_key({"bundle": "b1"}, "", "d2")
+    True
     """
-    blob = json.dumps({**release, "token": token_sha256 or None}, sort_keys=True)
+    secrets = {"token": token_sha256 or None, **({"mqtt_password": mqtt_password_sha256} if mqtt_password_sha256 else {})}
+    blob = json.dumps({**release, **secrets}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -150,7 +176,7 @@ def make_plan(facts: Facts, settings: Settings, bundle: BundleInfo, art: Artifac
     release = {"bundle": bundle.id, "env": art.env, "source": source, "http": settings.http,
                "format": settings.format or None, "print_every": int(settings.print_every),
                "run_args": run_args, "source_is_file": bool(local)}
-    key = release_key(release, settings.token_sha256)
+    key = release_key(release, settings.token_sha256, settings.mqtt_password_sha256)
     version = art.wheel.name.split("-")[1] if art.wheel.name.count("-") >= 2 else None
     meta = {"models": [e.get("name") for e in bundle.models],
             "sha256": {e.get("name"): (e.get("sha256") or "")[:12] for e in bundle.models},
@@ -178,7 +204,7 @@ def make_plan(facts: Facts, settings: Settings, bundle: BundleInfo, art: Artifac
                       else req("trust", remove=True) if settings.remove_trust else None),
             "prepare-bundle": req("prepare-bundle", bundle=bundle.id),
             "accept-bundle": req("accept-bundle", bundle=bundle.id),
-            "venv": req("venv", env=art.env, wheel=wheel["dest"], offline=deps is not None,
+            "venv": req("venv", env=art.env, wheel=wheel["dest"], extras=list(art.extras), offline=deps is not None,
                         find_links=deps["dest"] if deps else None, constraints=cons["dest"] if cons else None,
                         wheels=list(art.wheels) if deps and art.wheels is not None else None,
                         installer=tools["dest"] if tools else None),

@@ -85,7 +85,7 @@ def host_plan(shared: Shared, name: str, host: dict) -> dict:
     out = {"host": name, "problems": problems, "warnings": assessment.warnings, "before": facts.get("current") or None}
     if problems:
         return out
-    art = shared.builder.for_device(facts)
+    art = shared.builder.for_device(facts, planning.extras_for(s))
     if refusal := space.problem(facts, space.needed(facts, shared.bundle, art, local), shared.builder.offline):
         return {**out, "problems": [refusal]}
     return {**out, **planning.make_plan(facts, s, shared.bundle, art)}

@@ -111,3 +111,25 @@ def test_no_edgelite_parser_accepts_an_abbreviation():
         parser.parse_args(["run", "bundle", "--tok", "s3cret"])
     assert e.value.code == 2
     assert parser.parse_args(["run", "bundle", "--token", "s3cret"]).token == "s3cret"
+
+
+def test_the_mqtt_password_goes_to_the_env_file_only_and_extras_are_plain_names(tmp_path):
+    """The release request's mqtt_password lands in the 0600 env file as $EDGELITE_MQTT_PASSWORD (what `edgelite
+    run --mqtt` reads), never in release.json or the run script; a venv request's extras are plain names (they
+    become pip's `WHEEL[extra]` argument)."""
+    from edgelite.device.outputs.mqtt import PASSWORD_ENV
+
+    lay = _device(tmp_path)
+    pw = 'mq"tt $pw`x'
+    reply = handle({"command": "release", "dir": str(lay.root), "bundle": "b1", "env": "e1", "source": "0",
+                    "http": "127.0.0.1:8080", "run_args": ["--mqtt", "mqtt://cam@b/x"], "mqtt_password": pw})
+    assert reply["ok"], reply
+    rel_dir = lay.releases / reply["release"]
+    env = subprocess.run(["sh", "-c", f"set -a; . {rel_dir / 'env'}; printf %s \"${PASSWORD_ENV}\""],
+                         capture_output=True, text=True, check=True).stdout
+    assert env == pw and (rel_dir / "env").stat().st_mode & 0o777 == 0o600
+    assert json.loads((rel_dir / "release.json").read_text())["mqtt_password"] is True
+    assert pw not in (rel_dir / "release.json").read_text() and pw not in (rel_dir / "run").read_text()
+    for bad in (["mqtt]; x"], "mqtt", [1], ["../x"]):
+        r = handle({"command": "venv", "dir": str(lay.root), "env": "e2", "wheel": "w.whl", "extras": bad})
+        assert not r["ok"] and r["exit_code"] == 2 and "extras: expected a list" in r["error"], r

@@ -4,6 +4,8 @@ neither front end (nor the Ansible role) writes a device path, a default or a re
 from __future__ import annotations
 
 import ast
+import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -151,3 +153,32 @@ def test_offline_plan_installs_the_resolved_list_with_uv(facts, tmp_path):
     online = planning.make_plan(facts, planning.Settings(), bundle,
                                 planning.Artifacts(wheel=Path(__file__), constraints=None, house=None, env="e2"))
     assert online["installer"] is None and online["requests"]["venv"]["wheels"] is None
+
+
+def test_mqtt_run_args_put_paho_in_the_venv_and_a_new_password_makes_a_new_release(facts, wheel, tmp_path):
+    """`--run-args '--mqtt URL'`: the venv request asks for edgelite[mqtt] (a venv of its own id; --offline:
+    paho-mqtt's wheel from the wheel's own metadata in the wheelhouse); the MQTT password counts in the
+    release key by its salted digest, as the token does, and never enters the plan."""
+    from edgelite.deploy.artifacts import Builder
+    from edgelite.deploy.package import extra_requirements
+
+    assert extra_requirements(wheel, ("mqtt",)) == ["paho-mqtt>=2.0"]
+    bundle = planning.BundleInfo("0123456789abcdef", tmp_path, {"models": [{"name": "int8", "sha256": "ab" * 32}]})
+    builder = Builder(offline=False, wheel=str(wheel))
+    plain = planning.Settings(run_args=("--below", "0.5"))
+    mqtt = planning.Settings(run_args=("--below", "0.5", "--mqtt", "mqtt://cam@broker/edgelite/k"))
+    assert planning.extras_for(plain) == () and planning.extras_for(mqtt) == ("mqtt",)
+    art_plain, art_mqtt = builder.for_device(facts), builder.for_device(facts, planning.extras_for(mqtt))
+    assert art_mqtt.extras == ("mqtt",) and art_mqtt.env != art_plain.env
+    assert planning.make_plan(facts, plain, bundle, art_plain)["requests"]["venv"]["extras"] == []
+    assert planning.make_plan(facts, mqtt, bundle, art_mqtt)["requests"]["venv"]["extras"] == ["mqtt"]
+
+    def key(password: str) -> str:
+        digest = planning.token_digest("salt", password) if password else ""
+        plan = planning.make_plan(facts, dataclasses.replace(mqtt, mqtt_password_sha256=digest), bundle, art_mqtt)
+        assert not password or password not in json.dumps(plan)
+        return plan["key"]
+
+    assert key("pw-1") == key("pw-1") != key("pw-2") != key("")
+    # a fleet host's --mqtt in its run_args gets the same extras
+    assert planning.extras_for(fleet_plan.settings({"run_args": ["--mqtt=mqtt://b/x"]})) == ("mqtt",)

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.rig import write_broken_copy
+from tests.device.mqttkit import MOSQUITTO, PASSWORD, USER, Broker
 
-from .vmkit import PI_CPU, PI_OS, ROOT, TIMINGS, VM, env, free_port, image_ready
+from .vmkit import BROKER_IN_GUEST, MQTT_PREFIX, PI_CPU, PI_OS, ROOT, TIMINGS, VM, env, free_port, image_ready
 
 HERE = Path(__file__).resolve().parent
 BUNDLEKIT = ROOT / "tests" / "deploy" / "bundlekit.py"
@@ -39,17 +40,21 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.fixture(scope="session")
-def vm():
+def vm(tmp_path_factory):
+    """The booted VM, and (with mosquitto installed) a broker on the host it reaches at BROKER_IN_GUEST."""
     why = image_ready()
     if why:
         pytest.skip(why)
-    machine = VM(free_port(), free_port())
+    broker = Broker(tmp_path_factory.mktemp("vm-mosquitto"), free_port()).start() if MOSQUITTO else None
+    machine = VM(free_port(), free_port(), broker=broker.port if broker else None)
     try:
         machine.start()
         TIMINGS["boot to SSH (scripts/pi-vm.sh start)"] = machine.boot_seconds
         yield machine
     finally:
         machine.stop()
+        if broker:
+            broker.stop()
 
 
 @pytest.fixture(scope="session")
@@ -76,14 +81,21 @@ def wheel() -> Path:
 
 
 @pytest.fixture(scope="session")
-def deployed(vm, tiny_bundle, wheel):
+def deployed(vm, tiny_bundle, wheel, tmp_path_factory):
     """`edgelite deploy BUNDLE --offline --source /dev/video0` to the VM: a systemd unit on vivid's camera,
     keeping every frame scored below 1.0 (the session's freshly trained model may be confident on vivid's
-    pattern; the sandbox test sees them written into the deploy folder)."""
+    pattern; the sandbox test sees them written into the deploy folder), and publishing to the host's broker
+    (MQTT_PREFIX/state every 10 results; the password from --mqtt-password-file) when there is one."""
+    mqtt = []
+    if vm.broker:
+        pw = tmp_path_factory.mktemp("vm-mqtt") / "password"
+        pw.write_text(PASSWORD + "\n")
+        mqtt = ["--mqtt", f"mqtt://{USER}@{BROKER_IN_GUEST}/{MQTT_PREFIX}", "--mqtt-every", "10"]
     t0 = time.monotonic()
     r = vm.deploy(str(tiny_bundle), "--offline", "--source", "/dev/video0", "--wheel", str(wheel),
                   "--health-timeout", "300", "--print-every", "10", "--save-uncertain",
-                  "--run-args", "--below 1.0", "--json")
+                  "--run-args", " ".join(["--below 1.0", *mqtt]), *(["--mqtt-password-file", str(pw)] if mqtt else []),
+                  "--json")
     took = time.monotonic() - t0
     assert r.returncode == 0, r.stdout[-5000:]
     TIMINGS["deploy (offline, first: venv + wheels)"] = took

@@ -1,6 +1,7 @@
 """Issue #22 on the emulated Pi: the deployed unit runs sandboxed (`systemd-analyze security` <= 4.9 on the
 device) and still does its job — vivid's camera frames classified, /healthz and the preview page answering,
-low-confidence frames saved into the deploy folder, watchdog pings arriving — while the rest of the home is
+low-confidence frames saved into the deploy folder, watchdog pings arriving, results published to an MQTT
+broker on the host (through pi-vm.sh's PI_VM_BROKER relay) — while the rest of the home is
 read-only to it. And systemd itself runs the unit of every hostile folder name from the same renderer.
 
 Uses the session's `deployed` service (tests/vm/conftest.py: --source /dev/video0 --save-uncertain) and
@@ -18,8 +19,9 @@ import pytest
 
 from edgelite.deploy.agent.unit import render_unit
 from tests.deploy.rig import hostile_names
+from tests.device.mqttkit import PASSWORD, Subscriber
 
-from .vmkit import DIR, HEALTH, wait_until
+from .vmkit import DIR, HEALTH, MQTT_PREFIX, wait_until
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
 
@@ -84,6 +86,23 @@ def test_the_deployed_service_runs_sandboxed_and_still_works(vm, deployed):
     wait_until(lambda: show(vm, "WatchdogTimestampMonotonic")["WatchdogTimestampMonotonic"] != first, timeout=45,
                step=2, what="a watchdog ping from the sandboxed service")
     assert show(vm, "NRestarts")["NRestarts"] == "0"
+
+    # MQTT through the sandbox (AF_INET; paho-mqtt installed by the deploy, the password from its 0600 env
+    # file): live results reach the broker on the host, and the password is in no command line or log line
+    if not vm.broker:
+        pytest.skip("no mosquitto on this machine: the MQTT part needs it (apt install mosquitto)")
+    sub = Subscriber(vm.broker, f"{MQTT_PREFIX}/#")
+    try:
+        live = sub.wait_for(lambda m: m[0] == f"{MQTT_PREFIX}/state" and not m[3], timeout=180)
+        assert live, f"no live state from the sandboxed service at the host's broker; got {sub.messages[:5]}"
+        state = json.loads(live[-1][1])
+        assert state["label"] in ("red", "green", "blue", "yellow") and state["frame"] > 0, state
+        assert sub.wait_for(lambda m: m[0] == f"{MQTT_PREFIX}/availability" and m[1] == "online", timeout=10)
+        print(f"\nMQTT from the sandboxed service: {len(sub.messages)} messages at the host's broker")
+    finally:
+        sub.close()
+    seen = vm.ssh("ps -eww -o args; journalctl -u edgelite.service --no-pager -o cat", check=False).stdout
+    assert "--mqtt" in seen and PASSWORD not in seen
 
 
 # run by each test unit: it proves its folder (ExecStart=), its cwd (WorkingDirectory=), that the folder is

@@ -30,6 +30,9 @@ RELEASES = {"trixie": {"python": "3.13", "numpy": "2.2"}, "bookworm": {"python":
 IMAGE = HOME / PI_OS  # base.img, vmlinuz, initrd.img, host_key.pub, image.ready, known_hosts-PORT
 DIR = "~/edgelite"  # the deploy directory on the VM (the default a user gets)
 HEALTH = "127.0.0.1:8080"  # the service's preview/health address inside the VM (the deploy default)
+#: where the guest reaches the host's broker (scripts/pi-vm.sh PI_VM_BROKER: guestfwd -> 127.0.0.1:broker)
+BROKER_IN_GUEST = "10.0.2.100:1883"
+MQTT_PREFIX = "edgelite/vm"  # the session's service publishes under it
 
 #: figures measured by the tests (seconds), printed at the end of the session
 TIMINGS: dict[str, float] = {}
@@ -60,17 +63,19 @@ def env() -> dict[str, str]:
 
 
 class VM:
-    """One booted VM: its forwarded SSH port, the key, known_hosts (written from the image's host key)."""
+    """One booted VM: its forwarded SSH port, the key, known_hosts (written from the image's host key), and
+    `broker`: the host port of an MQTT broker (tests/device/mqttkit.Broker) the guest reaches at
+    BROKER_IN_GUEST, or None."""
 
-    def __init__(self, port: int, http: int):
-        self.port, self.http = port, http
+    def __init__(self, port: int, http: int, broker: int | None = None):
+        self.port, self.http, self.broker = port, http, broker
         self.key = HOME / "id_ed25519"
         self.known_hosts = IMAGE / f"known_hosts-{port}"
         self.boot_seconds = 0.0
 
     def script(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
         e = dict(os.environ, PI_VM_HOME=str(HOME), PI_VM_PORT=str(self.port), PI_VM_HTTP=str(self.http),
-                 PI_OS=PI_OS, PI_CPU=PI_CPU)
+                 PI_OS=PI_OS, PI_CPU=PI_CPU, **({"PI_VM_BROKER": str(self.broker)} if self.broker else {}))
         return subprocess.run(["sh", str(SCRIPT), *args], env=e, capture_output=True, text=True, timeout=timeout)
 
     def start(self) -> None:

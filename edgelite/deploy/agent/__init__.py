@@ -54,11 +54,13 @@ prepare-bundle     bundle (id)                                            presen
 accept-bundle      bundle (id)                                            — (exit 4 with problems; 10: untrusted)
 venv               env, wheel, find_links?, constraints?, offline?,      reused, versions, seconds, created,
                    wheels? (resolved, --no-deps), installer? (uv wheel)  installer (uv|pip)
+                   extras? (["mqtt"]: edgelite[mqtt])
 smoke              env, bundle, format?, timeout? (300 s)                 seconds, label, score, inference_ms (exit 5)
 configure          mode (systemd|systemd-user|supervisor|none), user,    mode, unit, user, unit_file
                    unit? ("edgelite")
 release            bundle, env, source, http, source_is_file?, format?,  release (the new id)
-                   print_every? (30), run_args? (str or list), meta?
+                   print_every? (30), run_args? (str or list), meta?,
+                   token?, mqtt_password? (to the release's 0600 env)
 commit             release, health_timeout? (90), no_service?, keep? (3)  release, previous, health, why, unit,
                                                                           log_tail, rolled_back_to, previous_healthy
                                                                           (exit 6 when unhealthy)

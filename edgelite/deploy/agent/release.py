@@ -1,5 +1,5 @@
 """Releases: releases/<rid>/ holds release.json, `run` (the service's ExecStart for that release) and `env`
-(0600: the source and the token, which neither `run` nor the unit holds)."""
+(0600: the source, the token and the MQTT password, which neither `run` nor the unit holds)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ if [ -n "${{WATCHDOG_USEC:-}}" ] && [ -z "${{WATCHDOG_PID:-}}" ]; then export WA
 export PYTHONUNBUFFERED=1
 # /healthz reports this id, so the agent's health check knows the new process from the old one
 export EDGELITE_RELEASE={rid}
-# the source (a camera URL may hold a password) and the token reach `edgelite run` through its
+# the source (a camera URL may hold a password), the token and the MQTT password reach `edgelite run` through its
 # environment, never its argv (`ps` shows argv to every user), from the release's 0600 env file:
 # systemd read it already (EnvironmentFile=); the agent's supervisor did not
 if [ -z "${{INVOCATION_ID:-}}" ]; then set -a; . {env_file}; set +a; fi
@@ -107,14 +107,18 @@ def cmd_release(lay: Layout, req: dict) -> dict:
     run_args, token = split_token(shlex.split(run_args) if isinstance(run_args, str) else [str(a) for a in run_args])
     if req.get("token") not in (None, ""):  # deploy --token-file / $EDGELITE_TOKEN, a fleet's edgelite_token
         token = str(req["token"])
+    secrets = {"EDGELITE_SOURCE": str(req["source"]), **({"EDGELITE_TOKEN": token} if token is not None else {})}
+    if req.get("mqtt_password") not in (None, ""):  # deploy --mqtt-password-file / $EDGELITE_MQTT_PASSWORD
+        secrets["EDGELITE_MQTT_PASSWORD"] = str(req["mqtt_password"])  # what `edgelite run --mqtt` reads
     rel = {"id": rid, "bundle": bundle, "venv": env, "source": str(req["source"]),
            "source_is_file": bool(req.get("source_is_file")), "http": str(req["http"]), "format": req.get("format"),
            "print_every": int(req.get("print_every", PRINT_EVERY)), "run_args": run_args, "token": token is not None,
+           "mqtt_password": "EDGELITE_MQTT_PASSWORD" in secrets,
            "reports_release": True, "created": now_iso(), "seq": seq, "meta": req.get("meta") or {}}
     tmp = lay.releases / f".{rid}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _write_release(lay, tmp, rel, token)
+        _write_release(lay, tmp, rel, secrets)
     except OSError as e:  # a full (or read-only) card: nothing half-written stays, `current` is untouched
         shutil.rmtree(tmp, ignore_errors=True)
         free = shutil.disk_usage(lay.releases).free // 10**6 if lay.releases.is_dir() else "?"
@@ -124,12 +128,11 @@ def cmd_release(lay: Layout, req: dict) -> dict:
     return {"release": rid}
 
 
-def _write_release(lay: Layout, tmp, rel: dict, token: str | None) -> None:
+def _write_release(lay: Layout, tmp, rel: dict, secrets: dict[str, str]) -> None:
     rid, bundle = rel["id"], rel["bundle"]
     tmp.mkdir(mode=0o700)  # release.json holds the source; only the deploy user (who runs it) reads it
     write_json(tmp / RELEASE_JSON, rel)
     run = tmp / "run"
-    secrets = {"EDGELITE_SOURCE": rel["source"], **({"EDGELITE_TOKEN": token} if token is not None else {})}
     env = tmp / RELEASE_ENV
     fd = os.open(env, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -18,12 +19,14 @@ import zipfile
 from pathlib import Path
 
 from edgelite.deploy.agent.layout import AgentError, Layout, now_iso, say
-from edgelite.errors import EXIT_REMOTE
+from edgelite.errors import EXIT_REMOTE, EXIT_USAGE
 from edgelite.jsonfile import fsync_tree, read_json, rename_durably, write_json
 from edgelite.remote.layout import VENV_READY
 
 # the versions a deploy reports
-REPORTED = ("edgelite", "numpy", "opencv-python-headless", "ai-edge-litert")
+REPORTED = ("edgelite", "numpy", "opencv-python-headless", "ai-edge-litert", "paho-mqtt")
+# an extra's name (PEP 685): it becomes part of pip's `WHEEL[extra]` argument
+EXTRA = re.compile(r"[a-z0-9]+(?:[-_.][a-z0-9]+)*")
 
 
 def venv_versions(v: Path) -> dict:
@@ -57,11 +60,21 @@ def cmd_venv(lay: Layout, req: dict) -> dict:
         return build_venv(lay, env, req["wheel"], find_links=req.get("find_links"),
                           constraints=req.get("constraints"), offline=bool(req.get("offline")),
                           wheels=[str(w) for w in wheels] if isinstance(wheels, list) else None,
-                          installer=req.get("installer"))
+                          installer=req.get("installer"), extras=checked_extras(req.get("extras")))
+
+
+def checked_extras(extras) -> list[str]:
+    """The request's edgelite extras (["mqtt"]): a list of plain names, or one line that says what is wrong."""
+    if extras in (None, []):
+        return []
+    if not isinstance(extras, list) or not all(isinstance(e, str) and EXTRA.fullmatch(e) for e in extras):
+        raise AgentError(f"extras: expected a list of extra names like [\"mqtt\"], got {str(extras)[:80]!r}", EXIT_USAGE)
+    return extras
 
 
 def build_venv(lay: Layout, env: str, wheel: str, *, find_links: str | None = None, constraints: str | None = None,
-               offline: bool = False, wheels: list[str] | None = None, installer: str | None = None) -> dict:
+               offline: bool = False, wheels: list[str] | None = None, installer: str | None = None,
+               extras: list[str] | None = None) -> dict:
     v = lay.venvs / env
     ready = v / VENV_READY
     if ready.exists():
@@ -86,7 +99,8 @@ def build_venv(lay: Layout, env: str, wheel: str, *, find_links: str | None = No
             cmd += ["--find-links", str(find_links)]
         if constraints:
             cmd += ["-c", str(constraints)]
-        cmd += (["--no-deps", *files] if resolved else [str(wheel)])
+        # resolved: the extras' wheels are in `files` already; else pip finds them (e.g. paho-mqtt for [mqtt])
+        cmd += (["--no-deps", *files] if resolved else [str(wheel) + (f"[{','.join(extras)}]" if extras else "")])
     say("$ " + " ".join(shlex.quote(c) for c in cmd))
     r = subprocess.run(cmd, stdout=sys.stderr, stderr=sys.stderr)
     if r.returncode != 0:

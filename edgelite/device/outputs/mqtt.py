@@ -37,10 +37,11 @@ from urllib.parse import unquote, urlsplit
 
 from edgelite.device.errors import RunError
 from edgelite.device.outputs.base import Output
+from edgelite.device.token import MQTT_PASSWORD_ENV
 
 log = logging.getLogger("edgelite.device")
 
-PASSWORD_ENV = "EDGELITE_MQTT_PASSWORD"
+PASSWORD_ENV = MQTT_PASSWORD_ENV
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 QOS = 1
 QUEUE_SIZE = 256  # messages waiting for the broker; beyond that the oldest is dropped (and counted)
@@ -157,7 +158,8 @@ class MqttOutput(Output):
         try:
             import paho.mqtt.client as mqtt
         except ImportError:
-            raise RunError("--mqtt needs paho-mqtt: pip install 'edgelite[mqtt]'") from None
+            raise RunError("--mqtt needs paho-mqtt: pip install 'edgelite[mqtt]' (`edgelite deploy` installs it when "
+                           "--run-args holds --mqtt)") from None
         self._mqtt = mqtt
         self.info, self.every, self.discovery_prefix = dict(info), every, (discovery_prefix or "").strip("/")
         t = self.target
