@@ -2,7 +2,7 @@
 tiny bundle for a venv with this checkout's wheel, copy a bundle and the benchmark in, run it with the
 deployed venv's Python, and merge its section into benchmarks/results/auto_format.{json,md}.
 
-    .venv/bin/python benchmarks/auto_format_vm.py bundles/demo --frames 30 --repeats 1 --rounds 2   # ~15 min on 2 cores
+    .venv/bin/python benchmarks/auto_format_vm.py bundles/demo --frames 30 --repeats 2 --rounds 3   # ~15 min on 2 cores
 
 PI_OS=bookworm for the Pi 4's CPU model (default trixie: a Pi 5's Cortex-A76). Under qemu's emulation every
 figure is far slower than a real board; what carries over is the ranking and whether the pick keeps up.
@@ -41,6 +41,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--screen", type=float, default=3.0, help="see auto_format.py --screen (default 3 here)")
     ap.add_argument("--note", default="")
     a = ap.parse_args()
     if why := image_ready():
@@ -66,7 +67,7 @@ def main() -> int:
         scp(vm, Path(a.bundle).resolve(), f"{WORK}/bundle")
         scp(vm, ROOT / "benchmarks" / "auto_format.py", f"{WORK}/auto_format.py")
         py = f"{DIR}/venvs/{venv[0]}/bin/python"
-        run = vm.ssh(f"{py} {WORK}/auto_format.py {WORK}/bundle --frames {a.frames} --repeats {a.repeats} --rounds {a.rounds} "
+        run = vm.ssh(f"{py} {WORK}/auto_format.py {WORK}/bundle --frames {a.frames} --repeats {a.repeats} --rounds {a.rounds} --screen {a.screen} "
                      f"--note {shlex.quote(a.note)} --json {WORK}/vm.json", check=False, timeout=7200)
         print(run.stderr[-3000:], file=sys.stderr)
         if run.returncode != 0:
