@@ -95,7 +95,8 @@ def make_plan(request: dict) -> dict:
 
 def layout(build: bool = False) -> dict:
     """What the role needs before any plan (status, logs, rollback too): the device folder's default and the
-    agent's file name (`edgelite.remote.layout`, never YAML); with `build`, the agent zipapp to push first."""
+    agent's file name (`edgelite.remote.layout`, never YAML); with `build`, the agent zipapp to push first (a
+    file of that name: the role copies it into the folder). `edgelite fleet` passes it to the playbook."""
     from edgelite.remote.agent import build_agent
     from edgelite.remote.layout import AGENT, DEFAULT_DIR
 

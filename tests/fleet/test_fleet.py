@@ -176,12 +176,12 @@ def test_a_rollout_killed_mid_way_leaves_every_host_serving(fleet, inv, bundles)
     try:
         for line in p.stdout:
             seen.append(line)
-            if "Switch - followed to its end" in line:  # the device-side commit has started on the canary
+            if "Transaction - followed to its end" in line:  # the device-side transaction has started on the canary
                 break
     finally:
         os.killpg(p.pid, signal.SIGKILL)
         p.wait(30)
-    assert any("Switch - followed" in ln for ln in seen), "".join(seen[-40:])
+    assert any("Transaction - followed" in ln for ln in seen), "".join(seen[-40:])
     new_bundle = bundle_id(bundles["c"])
     deadline = time.monotonic() + 180
     # the canary's detached commit goes on without us: wait until it has logged its verdict (on a loaded
