@@ -16,7 +16,9 @@ one `edgelite deploy` executes, so a device deployed by either reuses what the o
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tarfile
 from pathlib import Path
 
 from edgelite.deploy import plan as planning
@@ -40,6 +42,28 @@ class Shared:
         if self.bundle.id != checked:
             self.bundle = checked_bundle(path)
         self.builder = Builder(offline, wheel or None, log=lambda m: print(m, file=sys.stderr))
+        self.archive = bundle_archive(self.bundle)
+
+
+def bundle_archive(bundle: planning.BundleInfo) -> Path:
+    """The bundle folder as ONE tar file, which the role pushes and unpacks into the folder the agent then
+    verifies (`accept-bundle`) as it verifies a copied one: a few SSH round trips instead of a few per file.
+    Written again on every rollout (the folder may have changed under the same manifest), atomically."""
+    from edgelite.remote.agent import cache_dir
+
+    out = cache_dir() / "fleet" / f"bundle-{bundle.id}.tar"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        for p in sorted(bundle.path.rglob("*")):
+            if p.is_file():  # a symlink as the file it names, as a folder copy sends it
+                info = tar.gettarinfo(str(p.resolve()), arcname=str(p.relative_to(bundle.path)))
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                with open(p, "rb") as f:
+                    tar.addfile(info, f)
+    os.replace(tmp, out)
+    return out
 
 
 def settings(host: dict) -> planning.Settings:
@@ -81,7 +105,9 @@ def host_plan(shared: Shared, name: str, host: dict) -> dict:
     out = {"host": name, "problems": problems, "warnings": assessment.warnings, "before": facts.get("current") or None}
     if problems:
         return out
-    return {**out, **planning.make_plan(facts, s, shared.bundle, shared.builder.for_device(facts))}
+    plan = planning.make_plan(facts, s, shared.bundle, shared.builder.for_device(facts))
+    plan["bundle"]["archive"] = str(shared.archive)  # what the role pushes (`edgelite deploy` sends the folder)
+    return {**out, **plan}
 
 
 def make_plan(request: dict) -> dict:

@@ -54,15 +54,17 @@ def cmd_mkdirs(lay: Layout, req: dict) -> dict:
     paths = req.get("paths")
     if not isinstance(paths, list):
         raise AgentError("mkdirs: paths is a list of folders inside the deploy folder", EXIT_USAGE)
-    lay.ensure()
-    made = []
-    for p in paths:
-        path = Path(os.path.expanduser(str(p)))
+    wanted = [Path(os.path.expanduser(str(p))) for p in paths]
+    for p, path in zip(paths, wanted, strict=True):
         if not path.is_absolute() or ".." in path.parts or not path.is_relative_to(lay.root):
             raise AgentError(f"mkdirs: {p} is not a folder inside {lay.root}", EXIT_USAGE)
+    lay.check_owned()  # a folder edgelite did not make is refused before anything is made in it
+    made = []
+    for path in wanted:
         missing = [d for d in [path, *path.parents] if d.is_relative_to(lay.root) and not d.exists()]
         for d in reversed(missing):
             d.mkdir(exist_ok=True)
             os.chmod(d, 0o755)  # as `mkdir -p` (edgelite deploy's) under the usual umask: not the agent's 077
             made.append(str(d))
+    lay.ensure()  # the rest of the layout (the agent's own folders, the marker)
     return {"made": made}
