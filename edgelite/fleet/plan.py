@@ -3,10 +3,12 @@ for every host `edgelite deploy`'s own plan (`edgelite.deploy.plan`: paths on th
 the release and its key, every agent request), or why it is refused.
 
 The role's preflight play pushes the agent (``python -m edgelite.fleet.plan layout --agent`` builds it
-and names the device folder) and asks it for the device's facts on every host, then
+and names the device folder, unless `edgelite fleet` passed that layout in) and asks it for the device's
+facts on every host, then
 one `run_once` task on localhost pipes all probes and per-host settings into
 ``python -m edgelite.fleet.plan`` and registers its JSON reply for every host; the rollout play only
-reads it: its tasks copy the files the plan names and send the agent requests it holds. The plan is the
+reads it: its tasks copy the files the plan names (the bundle as one tar, `bundle_archive`) and send the
+agent requests it holds, batched (the agent's `batch`: one call before the push, one detached after). The plan is the
 one `edgelite deploy` executes, so a device deployed by either reuses what the other pushed.
 
     $ python -m edgelite.fleet.plan layout [--agent]   # {"dir", "agent", "agent_src"}: the role's first task
