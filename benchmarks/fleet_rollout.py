@@ -41,8 +41,9 @@ Before, a one-device rollout was ~45 Ansible tasks (two plays), about 25 of whic
 one SSH session (a round trip plus a Python start there) or several (a `file` loop: one per folder; a
 folder `copy`: a stat, a transfer and a module per file): ~51 SSH sessions against `edgelite deploy`'s ~21.
 Ansible's own start-up and the two plays were small; facts were never gathered and pipelining was on already.
-Since: the layout comes with the CLI's extra vars (no controller task); the agent push makes the device
-folder (no `file` task); the rollout play sends ONE agent `batch` before the push (the plan's folders, what
+Since: the layout comes with the CLI's extra vars (no controller task); the facts call checks the device's
+agent by its sha256 first, so the agent is pushed only when it differs (and that push makes the device
+folder: no `file` task); the rollout play sends ONE agent `batch` before the push (the plan's folders, what
 runs there, the trust list, is the bundle there) and ONE detached `batch` after it (accept the bundle,
 install, smoke test, release, switch, health check, rollback: one device-side transaction, followed by one
 `wait`); the bundle travels as one tar (`unarchive`) instead of a `copy` per file.

@@ -11,7 +11,7 @@ reads it: its tasks copy the files the plan names (the bundle as one tar, `bundl
 agent requests it holds, batched (the agent's `batch`: one call before the push, one detached after). The plan is the
 one `edgelite deploy` executes, so a device deployed by either reuses what the other pushed.
 
-    $ python -m edgelite.fleet.plan layout [--agent]   # {"dir", "agent", "agent_src"}: the role's first task
+    $ python -m edgelite.fleet.plan layout [--agent]   # {"dir", "agent", "agent_src", "agent_sha256"}
     $ python -m edgelite.fleet.plan < request.json     # {"bundle", "offline", "wheel", "hosts": {name: {...}}}
 """
 
@@ -124,11 +124,16 @@ def make_plan(request: dict) -> dict:
 def layout(build: bool = False) -> dict:
     """What the role needs before any plan (status, logs, rollback too): the device folder's default and the
     agent's file name (`edgelite.remote.layout`, never YAML); with `build`, the agent zipapp to push first (a
-    file of that name: the role copies it into the folder). `edgelite fleet` passes it to the playbook."""
+    file of that name: the role copies it into the folder) and its sha256 (a device that has it already is
+    not sent it again). `edgelite fleet` passes it to the playbook."""
+    import hashlib
+
     from edgelite.remote.agent import build_agent
     from edgelite.remote.layout import AGENT, DEFAULT_DIR
 
-    return {"dir": DEFAULT_DIR, "agent": AGENT, "agent_src": str(build_agent()) if build else None}
+    src = build_agent() if build else None
+    return {"dir": DEFAULT_DIR, "agent": AGENT, "agent_src": str(src) if src else None,
+            "agent_sha256": hashlib.sha256(src.read_bytes()).hexdigest() if src else None}
 
 
 def main(argv: list[str] | None = None) -> int:
