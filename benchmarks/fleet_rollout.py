@@ -37,9 +37,9 @@ FIRST = "`edgelite deploy` 4.7 s, `fleet deploy --limit` 21.6 s: overhead 17.0 s
 # what the profile showed, and what the role does since (issue #24 item 4)
 CHANGES = """## What the time went to, and what changed
 
-Before, a one-device rollout was ~45 Ansible tasks (two plays), about 25 of which reached the device, each
+Before, a one-device rollout was ~40 Ansible tasks (two plays), 16 of which reached the device, each with
 one SSH session (a round trip plus a Python start there) or several (a `file` loop: one per folder; a
-folder `copy`: a stat, a transfer and a module per file): ~51 SSH sessions against `edgelite deploy`'s ~21.
+folder `copy`: a stat, a transfer and a module per file): 51 SSH sessions against `edgelite deploy`'s 20.
 Ansible's own start-up and the two plays were small; facts were never gathered and pipelining was on already.
 Since: the layout comes with the CLI's extra vars (no controller task); the facts call checks the device's
 agent by its sha256 first, so the agent is pushed only when it differs (and that push makes the device
