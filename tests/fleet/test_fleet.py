@@ -160,9 +160,10 @@ def test_limit_and_fleet_rollback(fleet, inv, bundles, tmp_path):
 
 
 def test_a_new_bundle_to_one_host_takes_a_few_ssh_round_trips(fleet, inv, bundles, tmp_path):
-    """Issue #24: the fleet's overhead over `edgelite deploy` was ~25 tasks' round trips (51 SSH sessions for
-    a new bundle to a host whose venv is there; `edgelite deploy` opens ~21). Now: the agent push, its facts,
-    one agent batch, the bundle as one archive, the source clip, one detached batch and its wait."""
+    """Issue #24: the fleet's overhead over `edgelite deploy` was its tasks' round trips (51 SSH sessions for
+    a new bundle to a host whose venv is there; `edgelite deploy` opens 20). Now (17): the facts (the agent
+    pushed only when it differs), one agent batch, the bundle as one archive, the source clip, one detached
+    batch and its wait."""
     dev4 = fleet.devices[3]
     before = dev4.sessions()
     r, summary = rollout(inv(), bundles["c"], "--limit", "dev4", tmp_path=tmp_path)
