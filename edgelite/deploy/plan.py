@@ -190,14 +190,15 @@ def make_plan(facts: Facts, settings: Settings, bundle: BundleInfo, art: Artifac
     def req(command: str, **fields) -> dict:
         return {"command": command, "dir": root, **fields}
 
+    dirs = [root, f"{root}/{BUNDLES}/{INCOMING}", wheel_dir, f"{root}/{MEDIA}", f"{root}/{RELEASES}",
+            f"{root}/{RUN}"] + ([deps["dest"]] if deps else []) + ([f"{root}/{WHEELS}/tools"] if tools else [])
     return {
-        "root": root, "user": user, "mode": mode, "unit": unit, "key": key,
-        "dirs": [root, f"{root}/{BUNDLES}/{INCOMING}", wheel_dir, f"{root}/{MEDIA}", f"{root}/{RELEASES}",
-                 f"{root}/{RUN}"] + ([deps["dest"]] if deps else []) + ([f"{root}/{WHEELS}/tools"] if tools else []),
+        "root": root, "user": user, "mode": mode, "unit": unit, "key": key, "dirs": dirs,
         "bundle": _copy(bundle.path, f"{root}/{BUNDLES}/{INCOMING}/{bundle.id}") | {"id": bundle.id},
         "wheel": wheel, "deps": deps, "installer": tools, "constraints": cons, "media": media,
         "release": release,
         "requests": {
+            "mkdirs": req("mkdirs", paths=dirs),  # the fleet role's; `edgelite deploy` makes `dirs` over ssh
             "status": req("status"),
             # the trust list changes only by this explicit request, before the bundle is checked against it
             "trust": (req("trust", signers=settings.allowed_signers) if settings.allowed_signers

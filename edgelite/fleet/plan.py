@@ -3,20 +3,24 @@ for every host `edgelite deploy`'s own plan (`edgelite.deploy.plan`: paths on th
 the release and its key, every agent request), or why it is refused.
 
 The role's preflight play pushes the agent (``python -m edgelite.fleet.plan layout --agent`` builds it
-and names the device folder) and asks it for the device's facts on every host, then
+and names the device folder, unless `edgelite fleet` passed that layout in) and asks it for the device's
+facts on every host, then
 one `run_once` task on localhost pipes all probes and per-host settings into
 ``python -m edgelite.fleet.plan`` and registers its JSON reply for every host; the rollout play only
-reads it: its tasks copy the files the plan names and send the agent requests it holds. The plan is the
+reads it: its tasks copy the files the plan names (the bundle as one tar, `bundle_archive`) and send the
+agent requests it holds, batched (the agent's `batch`: one call before the push, one detached after). The plan is the
 one `edgelite deploy` executes, so a device deployed by either reuses what the other pushed.
 
-    $ python -m edgelite.fleet.plan layout [--agent]   # {"dir", "agent", "agent_src"}: the role's first task
+    $ python -m edgelite.fleet.plan layout [--agent]   # {"dir", "agent", "agent_src", "agent_sha256"}
     $ python -m edgelite.fleet.plan < request.json     # {"bundle", "offline", "wheel", "hosts": {name: {...}}}
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tarfile
 from pathlib import Path
 
 from edgelite.deploy import plan as planning
@@ -41,6 +45,28 @@ class Shared:
         if self.bundle.id != checked:
             self.bundle = checked_bundle(path)
         self.builder = Builder(offline, wheel or None, log=lambda m: print(m, file=sys.stderr))
+        self.archive = bundle_archive(self.bundle)
+
+
+def bundle_archive(bundle: planning.BundleInfo) -> Path:
+    """The bundle folder as ONE tar file, which the role pushes and unpacks into the folder the agent then
+    verifies (`accept-bundle`) as it verifies a copied one: a few SSH round trips instead of a few per file.
+    Written again on every rollout (the folder may have changed under the same manifest), atomically."""
+    from edgelite.remote.agent import cache_dir
+
+    out = cache_dir() / "fleet" / f"bundle-{bundle.id}.tar"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        for p in sorted(bundle.path.rglob("*")):
+            if p.is_file():  # a symlink as the file it names, as a folder copy sends it
+                info = tar.gettarinfo(str(p.resolve()), arcname=str(p.relative_to(bundle.path)))
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                with open(p, "rb") as f:
+                    tar.addfile(info, f)
+    os.replace(tmp, out)
+    return out
 
 
 def settings(host: dict) -> planning.Settings:
@@ -88,7 +114,9 @@ def host_plan(shared: Shared, name: str, host: dict) -> dict:
     art = shared.builder.for_device(facts, planning.extras_for(s))
     if refusal := space.problem(facts, space.needed(facts, shared.bundle, art, local), shared.builder.offline):
         return {**out, "problems": [refusal]}
-    return {**out, **planning.make_plan(facts, s, shared.bundle, art)}
+    plan = planning.make_plan(facts, s, shared.bundle, art)
+    plan["bundle"]["archive"] = str(shared.archive)  # what the role pushes (`edgelite deploy` sends the folder)
+    return {**out, **plan}
 
 
 def make_plan(request: dict) -> dict:
@@ -102,11 +130,17 @@ def make_plan(request: dict) -> dict:
 
 def layout(build: bool = False) -> dict:
     """What the role needs before any plan (status, logs, rollback too): the device folder's default and the
-    agent's file name (`edgelite.remote.layout`, never YAML); with `build`, the agent zipapp to push first."""
+    agent's file name (`edgelite.remote.layout`, never YAML); with `build`, the agent zipapp to push first (a
+    file of that name: the role copies it into the folder) and its sha256 (a device that has it already is
+    not sent it again). `edgelite fleet` passes it to the playbook."""
+    import hashlib
+
     from edgelite.remote.agent import build_agent
     from edgelite.remote.layout import AGENT, DEFAULT_DIR
 
-    return {"dir": DEFAULT_DIR, "agent": AGENT, "agent_src": str(build_agent()) if build else None}
+    src = build_agent() if build else None
+    return {"dir": DEFAULT_DIR, "agent": AGENT, "agent_src": str(src) if src else None,
+            "agent_sha256": hashlib.sha256(src.read_bytes()).hexdigest() if src else None}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,8 @@
 The rollout is the shipped playbook (`edgelite fleet playbook`): play 1 probes every host and plans
 once on the controller (`edgelite.fleet.plan`); play 2 runs the `edgelite` role in batches - the
 canary batch, then `--serial` batches - with Ansible's `serial` list and `max_fail_percentage`, so
-past `--max-fail` no later batch starts. Each host's result comes back through the role's facts.
+past `--max-fail` no later batch starts; each host there is three agent calls (`batch`: before the push,
+the detached transaction after it, its `wait`). Each host's result comes back through the role's facts.
 
     >>> serial_plan(FleetOptions(inventory=Path("hosts.ini"), canary=1, serial="2"))
     [1, 2]

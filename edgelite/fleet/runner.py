@@ -74,7 +74,11 @@ def run_playbook(name: str, inventory: Path | str, extra_vars: dict, *, limit: s
     if not inv.exists():
         raise FleetError(f"inventory {inventory}: no such file or folder (an Ansible inventory: hosts.ini, "
                          "hosts.yml or a folder with group_vars/)", EXIT_USAGE)
+    from edgelite.fleet.plan import layout
+
     out = out or sys.stdout
+    # the role's first task would ask a Python of its own for the layout (and build the agent): known here
+    extra_vars = {"_edgelite_layout": layout(build=name == "deploy"), **extra_vars}
     with tempfile.TemporaryDirectory(prefix="edgelite-fleet-") as tmp:
         report, evars = Path(tmp) / "report.json", Path(tmp) / "vars.json"
         evars.write_text(json.dumps(extra_vars))

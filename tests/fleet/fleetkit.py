@@ -48,6 +48,7 @@ class Device:
     http: int  # the service's /healthz on 127.0.0.1
     home: Path
     proc: subprocess.Popen | None = None
+    sshd_log: Path | None = None
 
     @property
     def uid(self) -> int:
@@ -72,6 +73,11 @@ class Device:
             return pid, float(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
         except (OSError, IndexError, TypeError):
             return pid, None
+
+    def sessions(self) -> int:
+        """SSH sessions (one per command or file transfer, each a round trip) its sshd has opened so far."""
+        log = self.sshd_log.read_text(errors="replace") if self.sshd_log else ""
+        return log.count("server_input_channel_open: ctype session ")
 
     def stop_everything(self) -> None:
         """End every process the device user runs (services started by deploys), by pid."""
@@ -122,8 +128,10 @@ class Fleet:
                           f"PidFile {self.dir}/sshd_{name}.pid\nAuthorizedKeysFile .ssh/authorized_keys\n"
                           "PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
                           f"PermitRootLogin no\nUsePAM no\nAllowUsers {user}\nMaxStartups 50:30:100\nMaxSessions 50\n"
+                          "LogLevel DEBUG1\n"  # one line per SSH session: Device.sessions() counts them
                           "Subsystem sftp /usr/lib/openssh/sftp-server\n")
-        with open(self.dir / f"sshd_{name}.log", "w") as log:
+        device.sshd_log = self.dir / f"sshd_{name}.log"
+        with open(device.sshd_log, "w") as log:
             device.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log)
         deadline = time.monotonic() + 15
         while True:

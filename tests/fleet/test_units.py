@@ -93,7 +93,29 @@ def _shared(monkeypatch):
     b.wheel = Path(__file__)  # any file: only its bytes and name are hashed
     b.constraints = package.constraints_file()
     s.bundle = BundleInfo("0123456789abcdef", REPO, {"models": [{"name": "int8", "sha256": "ab" * 32}]})
+    s.archive = Path("bundle-0123456789abcdef.tar")  # not built: the plan only names it
     return s
+
+
+def test_the_bundle_travels_as_one_archive_of_its_files(tmp_path, monkeypatch):
+    """The role pushes ONE file per host (a few SSH round trips, not a few per file); it unpacks to the folder."""
+    import tarfile
+
+    from edgelite.deploy.plan import BundleInfo
+
+    monkeypatch.setenv("EDGELITE_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "bundle"
+    (src / "imx500").mkdir(parents=True)
+    (src / "edgelite.json").write_text("{}")
+    (src / "imx500" / "packerOut.zip").write_bytes(b"\x00" * 100)
+    (src / "model.tflite").symlink_to(src / "edgelite.json")  # sent as the file it names, as a folder copy
+    tar = plan.bundle_archive(BundleInfo("0123456789abcdef", src, {}))
+    assert tar.name == "bundle-0123456789abcdef.tar"
+    with tarfile.open(tar) as t:
+        members = {m.name: m for m in t.getmembers()}
+        assert sorted(members) == ["edgelite.json", "imx500/packerOut.zip", "model.tflite"]
+        assert all(m.isfile() and m.uid == 0 and not m.uname for m in members.values())
+        assert t.extractfile("imx500/packerOut.zip").read() == b"\x00" * 100
 
 
 def test_summary_says_who_runs_what():

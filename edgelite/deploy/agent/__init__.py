@@ -82,6 +82,10 @@ bench              work, targets: [paths], args? ([flags]), data?,        result
                    pipeline? (`~/` expanded; the files are in work)      -`), returncode, install, edgelite, work;
                                                                           its progress streams on stderr (exit 8)
 clean-bench        work                                                   removed (the folder, or null: it was gone)
+mkdirs             paths (folders inside DIR)                             made (the new ones; mode 0755, as mkdir -p)
+batch              steps: [requests] (each command once; no detach, no    replies: {command: reply}; the first failure
+                   batch; a commit without release takes the batch's      ends it: its exit code, `step`, `replies`
+                   release step's id)                                     (one call instead of many: the fleet role)
 =================  =====================================================  ===========================================
 
 The supervisor is started by the agent itself (or systemd/nohup) as a plain command line:

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 
 from edgelite.deploy.agent import PROTOCOL, jobs
+from edgelite.deploy.agent.batch import cmd_batch, cmd_mkdirs
 from edgelite.deploy.agent.bench import cmd_bench, cmd_clean_bench, cmd_prepare_bench
 from edgelite.deploy.agent.bundles import cmd_accept_bundle, cmd_prepare_bundle, cmd_verify
 from edgelite.deploy.agent.commit import cmd_commit, cmd_rollback
@@ -53,6 +54,8 @@ COMMANDS: dict[str, Callable[[Layout, dict], dict]] = {
     "prepare-bench": cmd_prepare_bench,
     "bench": cmd_bench,
     "clean-bench": cmd_clean_bench,
+    "mkdirs": cmd_mkdirs,
+    "batch": lambda lay, req: cmd_batch(lay, req, handle),
 }
 
 #: the fields a request must have, per command (the optional ones are in the package docstring)
@@ -60,7 +63,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "verify": ("path",), "prepare-bundle": ("bundle",), "accept-bundle": ("bundle",), "venv": ("env", "wheel"),
     "smoke": ("env", "bundle"), "configure": ("mode", "user"), "release": ("bundle", "env", "source", "http"),
     "commit": ("release",), "wait": ("job",), "service": ("action",),
-    "bench": ("work", "targets"), "clean-bench": ("work",),
+    "bench": ("work", "targets"), "clean-bench": ("work",), "mkdirs": ("paths",), "batch": ("steps",),
 }
 
 

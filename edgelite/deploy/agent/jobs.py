@@ -39,6 +39,8 @@ def job_name(req: dict) -> str:
 def follow_seconds(req: dict) -> float:
     """How long a workstation (`edgelite deploy`, the fleet role) follows this job before giving up on it:
     the job ends by its own timeouts; a switch may run two health checks (the new release, then the old)."""
+    if req.get("command") == "batch":  # its steps, one after the other
+        return sum(follow_seconds(s) for s in req.get("steps") or () if isinstance(s, dict))
     if req.get("command") in ("commit", "rollback"):
         return 2 * float(req.get("health_timeout", HEALTH_TIMEOUT)) + 300
     return 3600.0 if req.get("command") == "venv" else 900.0
