@@ -59,7 +59,8 @@ def shifted_frames(work: Path, data: Path, per_class: int, seed: int) -> tuple[P
     import cv2
 
     from edgelite.adapt.shift import CameraShift
-    from edgelite.device.outputs.uncertain import save_jpeg, time_stamp
+    from edgelite.device.outputs.card import save_jpeg
+    from edgelite.device.outputs.uncertain import time_stamp
     from edgelite.train.demo_data import FASHION_MNIST_CLASSES, load_fashion_mnist, read_heldout_list
 
     (_, _), (x_test, y_test) = load_fashion_mnist()

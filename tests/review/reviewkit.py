@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelite.device.outputs.uncertain import save_jpeg, time_stamp
+from edgelite.device.outputs.card import save_jpeg
+from edgelite.device.outputs.uncertain import time_stamp
 
 LABELS = ["cat", "dog", "bird"]
 T0 = 1796071501.0  # 2026-11-30 20:45:01 UTC
