@@ -44,7 +44,12 @@ def test_the_source_reaches_the_service_through_its_environment_file(vm, deploye
     pid = vm.unit()["MainPID"]
     env_file = f"{DIR}/current/env"
     assert vm.ssh(f"stat -L -c %a {env_file}").stdout.strip() == "600"
-    assert vm.ssh(f"cat {env_file}").stdout.strip() == 'EDGELITE_SOURCE="/dev/video0"'
+    # the session's service publishes MQTT too (tests/vm/conftest.py): its broker password is the other line
+    from tests.device.mqttkit import MOSQUITTO, PASSWORD
+
+    lines = sorted(vm.ssh(f"cat {env_file}").stdout.strip().splitlines())
+    expected = [f'EDGELITE_MQTT_PASSWORD="{PASSWORD}"'] if MOSQUITTO else []
+    assert lines == [*expected, 'EDGELITE_SOURCE="/dev/video0"'], lines
     shown = vm.ssh("systemctl show -p EnvironmentFiles edgelite.service").stdout
     assert "/edgelite/current/env (ignore_errors=yes)" in shown, shown
     cmdline = vm.ssh(f"tr '\\0' ' ' < /proc/{pid}/cmdline").stdout
