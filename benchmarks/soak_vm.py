@@ -107,25 +107,25 @@ def fps_between(rows: list[dict], t0: float, t1: float) -> float | None:
     return (inside[-1]["frames"] - inside[0]["frames"]) / (inside[-1]["t"] - inside[0]["t"])
 
 
-def verdict(rows: list[dict], minutes: float, warmup: float, messages: list[float]) -> dict:
+def verdict(rows: list[dict], minutes: float, warmup: float, messages: list[float], span: float = 10.0) -> dict:
     end, w = minutes * 60, warmup * 60
-    first = (w, w + 600)
-    last = (end - 600, end + 1)
-    out = {"minutes": minutes, "warmup_min": warmup, "samples": len(rows),
+    first = (w, w + span * 60)
+    last = (end - span * 60, end + 1)
+    out = {"minutes": minutes, "warmup_min": warmup, "window_min": span, "samples": len(rows),
            "restarts": max((r.get("restarts") or 0) for r in rows) if rows else None,
            "unanswered_healthz": sum(r.get("status") != "ok" for r in rows),
            "stream_mb": round(rows[-1]["stream_bytes"] / 1e6, 1) if rows else None,
            "stream_reconnects": rows[-1]["stream_reconnects"] if rows else None,
            "mqtt_messages": len(messages)}
     for key in ("rss_kb", "fds", "threads"):
-        a, b = window(rows, *first), window(rows, *last)
+        a, b = window(rows, *first, key), window(rows, *last, key)
         out[key] = {"after_warmup": a, "at_end": b, "growth": round(b / a - 1, 4) if a and b else None}
     fa, fb = fps_between(rows, *first), fps_between(rows, *last)
-    out["fps"] = {"first_10min": round(fa, 3) if fa else None, "last_10min": round(fb, 3) if fb else None,
+    out["fps"] = {"first": round(fa, 3) if fa else None, "last": round(fb, 3) if fb else None,
                   "ratio": round(fb / fa, 3) if fa and fb else None}
     ma = sum(first[0] <= t < first[1] for t in messages)
     mb = sum(last[0] <= t < last[1] for t in messages)
-    out["mqtt_per_10min"] = {"first": ma, "last": mb}
+    out["mqtt_per_window"] = {"first": ma, "last": mb}
     out["pass"] = bool(out["rss_kb"]["growth"] is not None and out["rss_kb"]["growth"] <= 0.05
                        and out["fds"]["growth"] is not None and out["fds"]["growth"] <= 0.05
                        and out["fps"]["ratio"] is not None and out["fps"]["ratio"] >= 0.95
@@ -177,14 +177,14 @@ def render(result: dict) -> str:
         change = "" if d["growth"] is None else f"{d['growth'] * 100:+.1f} %"
         lines.append(f"| {name} | {d['after_warmup']} | {d['at_end']} | {change} |")
     f = v["fps"]
-    lines.append(f"| FPS (frame counter, 10-minute windows) | {f['first_10min']} | {f['last_10min']} | "
+    lines.append(f"| FPS (frame counter, {v['window_min']:g}-minute windows) | {f['first']} | {f['last']} | "
                  f"x{f['ratio']} |")
-    m = v["mqtt_per_10min"]
-    lines.append(f"| MQTT messages per 10 minutes (host broker) | {m['first']} | {m['last']} | |")
+    m = v["mqtt_per_window"]
+    lines.append(f"| MQTT messages per window (host broker) | {m['first']} | {m['last']} | |")
     lines += ["", f"Restarts {v['restarts']}, /healthz not ok in {v['unanswered_healthz']} of {v['samples']} samples, "
               f"{v['stream_mb']} MB of MJPEG read ({v['stream_reconnects']} stream reconnects), "
-              f"{v['mqtt_messages']} MQTT messages in all. Windows: the first ten minutes after a "
-              f"{v['warmup_min']:g}-minute warm-up against the last ten. Verdict (growth <= 5 %, FPS ratio >= 0.95, "
+              f"{v['mqtt_messages']} MQTT messages in all. Windows: the first {v['window_min']:g} minutes after a "
+              f"{v['warmup_min']:g}-minute warm-up against the last {v['window_min']:g}. Verdict (growth <= 5 %, FPS ratio >= 0.95, "
               f"no restart, MQTT still arriving): **{'pass' if v['pass'] else 'FAIL'}**.", ""]
     return "\n".join(lines)
 
@@ -194,6 +194,7 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--warmup", type=float, default=5.0, help="minutes before the first window")
     ap.add_argument("--every", type=float, default=15.0, help="seconds between samples")
+    ap.add_argument("--window", type=float, default=10.0, help="minutes of each compared window (default 10)")
     ap.add_argument("--out", default=str(RESULTS / "soak"), help="stem of the .json/.md/.png written")
     a = ap.parse_args()
     if why := image_ready():
@@ -219,6 +220,8 @@ def main() -> int:
                       file=sys.stderr, flush=True)
             print(file=sys.stderr)
             rows = [json.loads(ln) for ln in vm.ssh(f"cat {PROBE}").stdout.splitlines() if ln.startswith("{")]
+            # the raw samples first: a bug below must not cost an hour's run
+            Path(a.out).with_suffix(".raw.json").write_text(json.dumps({"rows": rows, "mqtt_arrivals": arrivals}))
             machine = vm.ssh("uname -m; nproc; . /etc/os-release; echo $PRETTY_NAME").stdout.split("\n")
         finally:
             vm.stop()
@@ -227,7 +230,7 @@ def main() -> int:
     result = {"machine": f"{machine[2]} ({PI_OS}), {machine[0]}, {machine[1]} cores, qemu -cpu {PI_CPU}",
               "every": a.every, "load_start": load_start, "load_end": [round(x, 2) for x in os.getloadavg()],
               "command": "PYTHONPATH=. .venv/bin/python benchmarks/soak_vm.py " + " ".join(sys.argv[1:]),
-              "rows": rows, "verdict": verdict(rows, a.minutes, a.warmup, arrivals)}
+              "rows": rows, "verdict": verdict(rows, a.minutes, a.warmup, arrivals, a.window)}
     out = Path(a.out)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     plot(rows, arrivals, out.with_suffix(".png"), f"soak on the emulated Pi ({PI_OS}, {PI_CPU}), {a.minutes:g} min")
