@@ -38,6 +38,10 @@ LOG = "edgelite.log"
 DEPLOYS_LOG = "deploys.log"
 SUPERVISOR_PID = "supervisor.pid"
 STATE = "state.json"
+# run/trial: a switch not yet proved healthy (three lines: the boot it began in, the release, the one before);
+# a release's run script that finds itself on trial in a later boot (a power cut, a reboot mid-deploy) goes
+# back to the one before -- an unproven update never becomes what a device boots into
+TRIAL = "trial"
 LOCK = ".lock"  # one switch at a time
 MARKER = ".edgelite-deploy"  # written on first deploy: only a folder holding it (or only these names) is ours
 RELEASE_JSON = "release.json"  # {"id", "bundle": <bundle id>, "venv": <env>, ...}
@@ -74,6 +78,7 @@ class Layout:
         self.deploys_log = self.logs / DEPLOYS_LOG
         self.supervisor_pid = self.run / SUPERVISOR_PID
         self.state = self.run / STATE
+        self.trial = self.run / TRIAL
         self.lock = self.root / LOCK
         self.marker = self.root / MARKER
         self.trusted_signers = self.root / TRUSTED_SIGNERS

@@ -301,3 +301,40 @@ def test_gc_drops_the_wheels_no_kept_venv_was_built_from(tmp_path):
     (lay.releases / "r3" / "run").write_text("#!/bin/sh\n")
     gc(lay, keep=2)
     assert all(f.exists() for f in new + legacy)
+
+
+def test_a_release_still_on_trial_after_a_power_cut_gives_way_to_the_one_before(tmp_path):
+    """The agent puts a switch on trial until the release proves healthy (a broken release would otherwise be
+    what a device cut mid-deploy boots into, restarting until systemd gives up). Its run script, started in a
+    later boot with the trial still there, points `current` back at the release before and exits for systemd
+    to restart the service on it; in the same boot (the deploy is still proving it) it runs."""
+    import subprocess
+
+    from edgelite.deploy.agent.commit import _switch, _trial, boot_id
+
+    lay = Layout(tmp_path / "dev")
+    lay.ensure()
+    assert handle({"command": "configure", "dir": str(lay.root), "mode": "none", "user": "pi"})["ok"]
+    (lay.bundles / "b1").mkdir()
+    (lay.venvs / "e1").mkdir()
+    (lay.venvs / "e1" / ".ready").write_text("{}")
+    made = [handle({"command": "release", "dir": str(lay.root), "bundle": "b1", "env": "e1", "source": "0",
+                    "http": "127.0.0.1:1"})["release"] for _ in range(2)]
+    assert handle({"command": "commit", "dir": str(lay.root), "release": made[0], "no_service": True})["ok"]
+    assert not lay.trial.exists()  # proved (here: nothing to prove): no trial left behind
+    _trial(lay, made[1], made[0])  # what commit does before the switch, then the power goes
+    _switch(lay, made[1])
+    run = lay.releases / made[1] / "run"
+
+    same_boot = subprocess.run(["sh", str(run)], capture_output=True, text=True, timeout=30)
+    assert same_boot.returncode == 127 and "back to" not in same_boot.stderr  # ran on (its venv is not real here)
+    assert lay.current_rid() == made[1] and lay.trial.exists()
+
+    lay.trial.write_text(lay.trial.read_text().replace(boot_id(), "0" * 8 + boot_id()[8:]))  # a later boot
+    r = subprocess.run(["sh", str(run)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and r.stderr.strip() == (
+        f"edgelite: release {made[1]} had not proved healthy when the device went down: back to release {made[0]}")
+    assert lay.current_rid() == made[0] and not lay.trial.exists()
+    assert lay.deploys_log.read_text().splitlines()[-1].endswith(
+        f" interrupted {made[1]}: the device went down before it proved healthy; back to {made[0]}")
+    assert handle({"command": "status", "dir": str(lay.root)})["ok"]

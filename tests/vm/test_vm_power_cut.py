@@ -2,10 +2,16 @@
 unplugged) at seeded random moments of a deploy that switches bundles and of steady running with
 --save-uncertain writing frames; the same disk booted again each time.
 
-After every cut: the device serves the old release or the new one, healthy within the deploy's health timeout
+Half the cuts land in deploys, spread evenly over the deploy's length (push, venv install, switch, restart,
+health check): cut k of n at a random moment of the k-th n-th of a full deploy. Every third deploy cut is of a
+release that cannot run (a model file that is not a model), cut between its switch and the end of the
+rollback that follows: the window where a device could boot into a release that never runs.
+
+After every cut: the device serves the old release or the new one (never the broken one), healthy within the deploy's health timeout
 (counted from SSH up; the table also has the time from power-on); the agent answers `--status`; `current` points at a complete release (release.json
 reads, `run` is not empty, the bundle passes its sha256 check, the venv is marked ready); no saved frame is a
-torn JPEG; and after a cut mid-deploy, the same deploy run again completes.
+torn JPEG; and after a cut mid-deploy, the same deploy run again completes (the broken one: rolls back again,
+exit 6, the old release healthy).
 
 EDGELITE_CUT_SEED (default 23) and EDGELITE_CUTS (default 20, half in deploys, half in steady running) pick the
 moments; EDGELITE_FAULTS_TABLE=FILE writes the table of moments and outcomes there (benchmarks/results/faults_power_cut.md, linked from faults.md).
@@ -95,6 +101,19 @@ def full_deploy(vm, bundle, wheel) -> tuple[subprocess.CompletedProcess, float]:
     return r, time.monotonic() - t0
 
 
+def timed_deploy(vm, bundle, wheel) -> tuple[int, list[tuple[float, str]]]:
+    """The deploy, each line of its output with the time (s from the start) it came."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(deploy_cmd(vm, bundle, wheel), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         cwd=ROOT, env=env())
+    lines = [(time.monotonic() - t0, line.rstrip("\n")) for line in p.stdout]
+    return p.wait(timeout=1500), lines
+
+
+def first_at(lines: list[tuple[float, str]], pattern: str) -> float:
+    return next(t for t, line in lines if re.search(pattern, line))
+
+
 def cut_deploy_at(vm, bundle, wheel, at: float) -> str:
     """Start the deploy, cut the power `at` s into it; the last step it had printed."""
     p = subprocess.Popen(deploy_cmd(vm, bundle, wheel), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -143,7 +162,7 @@ def recover(vm, names: dict) -> dict:
     return row
 
 
-def test_power_cut_at_random_moments_leaves_a_serving_device(vm, deployed, tiny_bundle, wheel, tmp_path):
+def test_power_cut_at_random_moments_leaves_a_serving_device(vm, deployed, tiny_bundle, broken_bundle, wheel, tmp_path):
     from edgelite.bundle import Bundle
     from edgelite.deploy.artifacts import checked_bundle
 
@@ -152,18 +171,41 @@ def test_power_cut_at_random_moments_leaves_a_serving_device(vm, deployed, tiny_
     b = Bundle.load(other)
     b.info["version"] = 2
     b.save()
-    bundles = {"a": tiny_bundle, "b": other}
+    bundles = {"a": tiny_bundle, "b": other, "broken": broken_bundle}
     ids = {k: checked_bundle(v).id for k, v in bundles.items()}
     # switch to b with --save-uncertain: the deploy every trial repeats (bundle a <-> b), timed
     r, full_s = full_deploy(vm, bundles["b"], wheel)
     assert r.returncode == 0, r.stdout[-3000:]
     TIMINGS["power cut: a full deploy (switching bundles)"] = full_s
+    # the broken release's deploy, timed from its switch to the end of the rollback
+    code, lines = timed_deploy(vm, bundles["broken"], wheel)
+    out = "\n".join(line for _, line in lines)
+    assert code == 6 and "healthy again" in out, out[-3000:]
+    switch_s, rolled_s = first_at(lines, r"^\[\d/\d\] switch"), lines[-1][0]
+    TIMINGS["power cut: a broken release's deploy, switch -> rolled back"] = rolled_s - switch_s
     rng = random.Random(SEED)
-    rows, on = [], "b"
+    n_deploy = (CUTS + 1) // 2
+    n_broken = n_deploy // 3
+    spread = n_deploy - n_broken
+    rows, on, k, j = [], "b", 0, 0
     for i in range(CUTS):
-        if i % 2 == 0:  # a cut mid-deploy of the other bundle, then the same deploy again
+        if i % 2 == 0 and k % 3 == 2:  # the broken release, cut between its switch and the rollback's end
+            k += 1
+            at = round(switch_s + rng.uniform(0.0, rolled_s - switch_s), 1)
+            step = cut_deploy_at(vm, bundles["broken"], wheel, at)
+            row = {"n": i + 1, "during": f"deploy {on}->broken (rolled back)", "at_s": at, "step": step,
+                   **recover(vm, {ids[on]: "old", ids["broken"]: "the broken one"})}
+            if row["serving"] != "old":
+                row["problems"].append(f"serving {row['serving']} after the cut")
+            again, took = full_deploy(vm, bundles["broken"], wheel)
+            row["rerun"] = f"rolled back {took:.0f} s" if again.returncode == 6 else f"exit {again.returncode}"
+            if again.returncode != 6 or "healthy again" not in again.stdout:
+                row["problems"].append(f"the broken deploy run again did not roll back: {again.stdout.strip()[-600:]}")
+        elif i % 2 == 0:  # a cut mid-deploy of the other bundle, in the j-th of `spread` slices; the deploy again
+            k += 1
             to = "a" if on == "b" else "b"
-            at = round(rng.uniform(0.5, full_s), 1)
+            at = round(max(0.5, full_s * (j + rng.random()) / spread), 1)
+            j += 1
             step = cut_deploy_at(vm, bundles[to], wheel, at)
             row = {"n": i + 1, "during": f"deploy {on}->{to}", "at_s": at, "step": step,
                    **recover(vm, {ids[on]: "old", ids[to]: "new"})}
@@ -196,8 +238,8 @@ def test_power_cut_at_random_moments_leaves_a_serving_device(vm, deployed, tiny_
 
 
 def render(rows: list[dict]) -> str:
-    head = (f"Power cuts on the emulated Pi ({PI_OS}), seed {SEED}: qemu killed -9 at the moment shown, the same "
-            f"disk booted again.\n\n| # | during | cut at (s) | last step printed | serving after | SSH (s) | "
+    head = (f"Power cuts on the emulated Pi ({PI_OS}), seed {SEED}: qemu killed -9 at the moment shown (s into "
+            f"the deploy, or into steady running), the same disk booted again.\n\n| # | during | cut at (s) | last step printed | serving after | SSH (s) | "
             f"healthy (s from power-on) | frames kept | rerun of the deploy | problems |\n|---|---|---|---|---|---|---|---|---|---|\n")
     return head + "".join(
         f"| {r['n']} | {r['during']} | {r['at_s']} | {r['step']} | {r['serving']} | {r['ssh_s']} | "

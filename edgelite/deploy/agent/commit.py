@@ -16,6 +16,7 @@ from edgelite.deploy.agent.status import gc, previous
 from edgelite.deploy.agent.trust import check_trusted
 from edgelite.deploy.agent.unit import UnitCheck
 from edgelite.errors import EXIT_UNHEALTHY, EXIT_USAGE
+from edgelite.jsonfile import fsync_dir, write_text_atomic
 from edgelite.remote.layout import FAILED_SUFFIX
 
 
@@ -23,6 +24,27 @@ def _history(lay: Layout, line: str) -> None:
     lay.logs.mkdir(parents=True, exist_ok=True)
     with open(lay.deploys_log, "a") as f:
         f.write(f"{now_iso()} {line}\n")
+
+
+def boot_id() -> str:
+    """This boot's id (Linux); "" where there is none, and then no trial is ever taken back."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _trial(lay: Layout, rid: str, prev: str | None) -> None:
+    """Put the switch to `rid` on trial until it proves healthy: should the device go down first (a power
+    cut), `rid`'s run script finds this in the next boot and goes back to `prev` (release.RUN_TEMPLATE)."""
+    write_text_atomic(lay.trial, f"{boot_id()}\n{rid}\n{prev or ''}\n", mode=0o600)
+
+
+def _end_trial(lay: Layout) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        lay.trial.unlink()
+        fsync_dir(lay.run)
 
 
 def _switch(lay: Layout, rid: str | None) -> None:
@@ -45,10 +67,12 @@ def commit(lay: Layout, rid: str, health_timeout: float, no_service: bool = Fals
         # what `current` will point at (bundle, venv, release) on the disk before it does: after a power cut
         # the device boots the old release or a complete new one
         os.sync()
+        _trial(lay, rid, prev if prev != rid else None)
         _switch(lay, rid)
         _history(lay, f"switch {prev or '-'} -> {rid}")
         check = UnitCheck(lay, svc)  # runs while the service restarts
         if no_service or svc["mode"] == "none":  # nothing to prove healthy: old releases go all the same
+            _end_trial(lay)
             if keep:
                 gc(lay, keep)
             return {"ok": True, "release": rid, "previous": prev, "health": None, "unit": _unit(check, svc),
@@ -63,6 +87,7 @@ def commit(lay: Layout, rid: str, health_timeout: float, no_service: bool = Fals
         unit = _unit(check, svc)
         if ok:
             say(f"health: {why}")
+            _end_trial(lay)
             _history(lay, f"healthy {rid}")
             if keep:
                 gc(lay, keep)
@@ -73,6 +98,7 @@ def commit(lay: Layout, rid: str, health_timeout: float, no_service: bool = Fals
         if prev and prev != rid and (lay.releases / prev).is_dir():
             say(f"rollback: current -> releases/{prev}")
             _switch(lay, prev)
+            _end_trial(lay)  # `prev` served before this deploy: nothing to prove
             _history(lay, f"unhealthy {rid}: {why}; back to {prev}")
             try:
                 service_start(lay, svc)
@@ -85,6 +111,7 @@ def commit(lay: Layout, rid: str, health_timeout: float, no_service: bool = Fals
             say("rollback: nothing to go back to; stopping the service")
             service_stop(lay, svc)
             _switch(lay, None)
+            _end_trial(lay)
             _history(lay, f"unhealthy {rid}: {why}; nothing to go back to")
             result.update(rolled_back_to=None)
         if lay.current_rid() != rid:
