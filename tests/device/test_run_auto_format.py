@@ -16,6 +16,7 @@ import time
 
 from edgelite.bundle import Bundle
 from edgelite.device.machine import default_threads as thread_counts
+from edgelite.device.pick import TIE
 from tests.device import devicekit
 from tests.device.test_run_preview import get, running_loop
 
@@ -64,7 +65,10 @@ def test_auto_measures_every_validated_model_and_runs_the_fastest(tiny, heldout_
     timed = [r for r in pick["rows"] if r["status"] == "ok"]  # the rest were screened out as far slower
     assert all(r["status"] == "screened out" and r["error"] for r in pick["rows"] if r not in timed), pick["rows"]
     fastest = min(timed, key=lambda r: r["p50_ms"])
-    assert (pick["model"], pick["threads"]) == (fastest["name"], fastest["threads"])
+    (mine,) = [r for r in timed if (r["name"], r["threads"]) == (pick["model"], pick["threads"])]
+    tied = [r for r in timed if r["p50_ms"] <= fastest["p50_ms"] * (1 + TIE)]
+    # the fastest, or within TIE of it on the fewest threads (the loop needs a core too): never a slower one
+    assert mine in tied and mine["threads"] == min(r["threads"] for r in tied), (mine, timed)
     line = pick_line(p)
     assert f"format auto: {pick['model']} x{pick['threads']} threads, fastest of {len(timed)} measured" in line
     assert "(trial " in line and pick["trial_s"] < 5.0  # the start-up it costs (issue #24: at most 5 s)
@@ -168,7 +172,7 @@ def test_bench_pick_prints_each_candidate_and_the_decision(tiny, tmp_path):
     doc = json.loads(bench(root, "--pick", "--json", "-").stdout)
     (picked,) = [r for r in doc["rows"] if r.get("picked")]
     assert (picked["name"], picked["threads"]) == (doc["pick"]["model"], doc["pick"]["threads"])
-    assert picked["latency_ms"]["p50"] == min(r["latency_ms"]["p50"] for r in doc["rows"] if r["status"] == "ok")
+    assert picked["latency_ms"]["p50"] <= (1 + TIE) * min(r["latency_ms"]["p50"] for r in doc["rows"] if r["status"] == "ok")
 
 
 def test_bench_pick_refuses_what_it_does_not_measure(tiny):
