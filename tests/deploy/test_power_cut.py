@@ -335,6 +335,7 @@ def test_a_release_still_on_trial_after_a_power_cut_gives_way_to_the_one_before(
     assert r.returncode == 1 and r.stderr.strip() == (
         f"edgelite: release {made[1]} had not proved healthy when the device went down: back to release {made[0]}")
     assert lay.current_rid() == made[0] and not lay.trial.exists()
+    assert lay.release_ids() == made[:1] and (lay.releases / f"{made[1]}.failed").is_dir()  # not rolled back to
     assert lay.deploys_log.read_text().splitlines()[-1].endswith(
         f" interrupted {made[1]}: the device went down before it proved healthy; back to {made[0]}")
     assert handle({"command": "status", "dir": str(lay.root)})["ok"]

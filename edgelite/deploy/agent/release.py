@@ -27,7 +27,9 @@ if [ -f run/trial ]; then
   now=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
   if [ "$rel" = {rid_q} ] && [ -n "$now" ] && [ "$boot" != "$now" ] && [ -n "$prev" ] && [ -f "releases/$prev/run" ]; then
     echo "edgelite: release {rid} had not proved healthy when the device went down: back to release $prev" >&2
-    ln -sfn "releases/$prev" .current.trial && mv -Tf .current.trial current && rm -f run/trial && sync
+    ln -sfn "releases/$prev" .current.trial && mv -Tf .current.trial current && rm -f run/trial
+    mv -T releases/{rid_q} releases/{failed_q}  # never proved healthy: not a release to roll back to
+    sync
     echo "$(date +%Y-%m-%dT%H:%M:%S%z) interrupted {rid}: the device went down before it proved healthy; back to $prev" >> log/deploys.log
     exit 1
   fi
@@ -153,7 +155,7 @@ def _write_release(lay: Layout, tmp, rel: dict, secrets: dict[str, str]) -> None
         f.write(env_file_text(secrets))
     run.touch(mode=0o700)
     run.chmod(0o700)
-    run.write_text(RUN_TEMPLATE.format(rid=rid, rid_q=shlex.quote(rid), bundle=bundle, unit=lay.service().get("unit", "edgelite"),
+    run.write_text(RUN_TEMPLATE.format(rid=rid, rid_q=shlex.quote(rid), failed_q=shlex.quote(rid + FAILED_SUFFIX), bundle=bundle, unit=lay.service().get("unit", "edgelite"),
                                        cwd=shlex.quote(str(lay.root)),
                                        env_file=shlex.quote(str(lay.releases / rid / RELEASE_ENV)),
                                        cache_env=PICK_CACHE_ENV, cache=shlex.quote(str(lay.cache)),
