@@ -208,6 +208,7 @@ def test_the_releases_kept_are_the_number_asked_for_with_or_without_a_service(tm
         (lay.bundles / bundle).mkdir(exist_ok=True)  # pushed, then accepted
         (lay.venvs / env).mkdir(exist_ok=True)
         (lay.venvs / env / ".ready").write_text("{}")
+        (lay.run / f"venv-{env}.lock").touch()  # what building it left
         rel = handle({"command": "release", "dir": str(lay.root), "bundle": bundle, "env": env, "source": "0",
                       "http": "127.0.0.1:1", "print_every": n})
         made.append(rel["release"])
@@ -215,6 +216,7 @@ def test_the_releases_kept_are_the_number_asked_for_with_or_without_a_service(tm
         assert reply["ok"], reply
         assert lay.release_ids() == made[-2:] and lay.current_rid() == made[-1]
     assert sorted(os.listdir(lay.bundles)) == [".incoming", "b2"] and os.listdir(lay.venvs) == ["e2"]
+    assert sorted(p.name for p in lay.run.glob("venv-*.lock")) == ["venv-e2.lock"]  # the dropped venv's went too
     assert handle({"command": "rollback", "dir": str(lay.root), "no_service": True})["release"] == made[-2]
     assert lay.release_ids() == made[-2:] and lay.current_rid() == made[-2]
     for keep in (0, -1, "3"):
@@ -339,3 +341,24 @@ def test_a_release_still_on_trial_after_a_power_cut_gives_way_to_the_one_before(
     assert lay.deploys_log.read_text().splitlines()[-1].endswith(
         f" interrupted {made[1]}: the device went down before it proved healthy; back to {made[0]}")
     assert handle({"command": "status", "dir": str(lay.root)})["ok"]
+
+
+def test_the_switch_history_is_bounded(tmp_path):
+    """log/deploys.log gets one line a switch for the device's whole life: past 1 MB it becomes deploys.log.1
+    (one older file kept), so a device deployed nightly for years does not fill its card with it."""
+    from edgelite.deploy.agent.commit import HISTORY_MAX_BYTES
+
+    lay = Layout(tmp_path / "dev")
+    lay.ensure()
+    assert handle({"command": "configure", "dir": str(lay.root), "mode": "none", "user": "pi"})["ok"]
+    (lay.bundles / "b1").mkdir()
+    (lay.venvs / "e1").mkdir()
+    (lay.venvs / "e1" / ".ready").write_text("{}")
+    old = "2026-01-01T00:00:00+0000 switch - -> r0\n" * (HISTORY_MAX_BYTES // 40 + 1)
+    lay.deploys_log.write_text(old)
+    rid = handle({"command": "release", "dir": str(lay.root), "bundle": "b1", "env": "e1", "source": "0",
+                  "http": "127.0.0.1:1"})["release"]
+    assert handle({"command": "commit", "dir": str(lay.root), "release": rid, "no_service": True})["ok"]
+    assert (lay.logs / "deploys.log.1").read_text() == old
+    assert lay.deploys_log.read_text().splitlines()[-1].endswith(f" switch - -> {rid}")
+    assert lay.deploys_log.stat().st_size < 1000

@@ -20,8 +20,14 @@ from edgelite.jsonfile import fsync_dir, write_text_atomic
 from edgelite.remote.layout import FAILED_SUFFIX
 
 
+HISTORY_MAX_BYTES = 1 << 20  # log/deploys.log: one line a switch; over this it becomes deploys.log.1
+
+
 def _history(lay: Layout, line: str) -> None:
     lay.logs.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        if lay.deploys_log.stat().st_size > HISTORY_MAX_BYTES:  # bounded: this and one older file
+            os.replace(lay.deploys_log, lay.deploys_log.with_name(lay.deploys_log.name + ".1"))
     with open(lay.deploys_log, "a") as f:
         f.write(f"{now_iso()} {line}\n")
 

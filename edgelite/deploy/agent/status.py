@@ -47,6 +47,8 @@ def gc(lay: Layout, keep: int = KEEP) -> list[str]:
             if not p.name.startswith(".") and p.name not in used:
                 discard(p)
                 removed.append(f"{d.name}/{p.name}")
+                if d == lay.venvs:  # its build lock (run/venv-<env>.lock) goes with it
+                    (lay.run / f"venv-{p.name}.lock").unlink(missing_ok=True)
     for p in lay.media.iterdir() if lay.media.is_dir() else []:
         if str(p) not in used_m:
             p.unlink()
