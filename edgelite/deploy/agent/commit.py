@@ -19,7 +19,6 @@ from edgelite.errors import EXIT_UNHEALTHY, EXIT_USAGE
 from edgelite.jsonfile import fsync_dir, write_text_atomic
 from edgelite.remote.layout import FAILED_SUFFIX
 
-
 HISTORY_MAX_BYTES = 1 << 20  # log/deploys.log: one line a switch; over this it becomes deploys.log.1
 
 
