@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from edgelite.device.options import MIN_FREE_MB
+
 CAPTURE_EXAMPLES = """\
 examples:
   edgelite capture --source 0 --out data --label cat --every 0.5 --count 100   # 100 frames of camera 0, 2 a second
@@ -32,9 +34,9 @@ def register(sub) -> None:
                    help="seconds between saved frames (default 1; 0 = every frame)")
     p.add_argument("--count", type=int, default=None, metavar="N", help="stop after N saved frames (default: no limit)")
     p.add_argument("--quality", type=int, default=92, metavar="Q", help="JPEG quality 1..100 (default 92)")
-    p.add_argument("--min-free", type=float, default=200.0, metavar="MB",
+    p.add_argument("--min-free", type=float, default=MIN_FREE_MB, metavar="MB",
                    help="pause saving while the card has less than MB megabytes free, resume when there is room "
-                        "again (default 200, as run --save-uncertain; 0 = until the card is full)")
+                        f"again (default {MIN_FREE_MB:g}, as run --save-uncertain; 0 = until the card is full)")
     p.add_argument("--rtsp-transport", choices=["tcp", "udp"], default=None, help="for rtsp:// sources")
     p.add_argument("--open-timeout", type=float, default=10.0, metavar="S", help="timeout opening a stream (default 10)")
     p.add_argument("--stall-timeout", type=float, default=5.0, metavar="S",

@@ -9,6 +9,8 @@ import logging
 import os
 import sys
 
+from edgelite.device.options import MIN_FREE_MB
+
 RUN_EXAMPLES = """\
 examples:
   edgelite run bundles/demo --source clip.mp4                 # fastest model here (measured), console lines
@@ -107,9 +109,9 @@ def register(sub) -> None:
                    help="with --save-uncertain: at most N frames in any hour (default 60)")
     u.add_argument("--max-mb", type=float, default=200.0, metavar="MB",
                    help="with --save-uncertain: stop saving when DIR holds MB megabytes (default 200)")
-    u.add_argument("--min-free", type=float, default=200.0, metavar="MB",
+    u.add_argument("--min-free", type=float, default=MIN_FREE_MB, metavar="MB",
                    help="with --save-uncertain: pause saving while the card has less than MB megabytes free, "
-                        "resume when there is room again (default 200)")
+                        f"resume when there is room again (default {MIN_FREE_MB:g})")
     p.set_defaults(func=run_command)
 
 

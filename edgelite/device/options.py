@@ -19,6 +19,9 @@ from collections.abc import Sequence
 
 from edgelite.device.errors import RunError
 
+#: MB to leave free on the card (`run --min-free`, `capture --min-free`): room for logs and the next release
+MIN_FREE_MB = 200.0
+
 #: Coral's device spec (pycoral's `model@usb:0`): "" the first Edge TPU, ":N" the Nth of any kind, "usb" / "pci"
 #: the first of that kind, "usb:N" / "pci:N" the Nth of that kind (counted from 0)
 EDGETPU_DEVICE = re.compile(r"(usb|pci)?(:[0-9]+)?")
@@ -67,7 +70,7 @@ class RunOptions:
     below: float = 0.6  # with save_uncertain: a frame is uncertain when its top-1 score is below this
     max_per_hour: int = 60  # with save_uncertain: frames kept in any rolling hour
     max_mb: float = 200.0  # with save_uncertain: the folder's size cap (frames already there count)
-    min_free: float = 200.0  # with save_uncertain: MB left free on the card; saving pauses below it
+    min_free: float = MIN_FREE_MB  # with save_uncertain: MB left free on the card; saving pauses below it
     uncertain_gap: float = 1.0  # Python-only: seconds between kept frames (a burst is near-copies)
     max_frames: int | None = None
     loop: bool = False

@@ -12,7 +12,14 @@ from edgelite.deploy.agent import PRINT_EVERY
 from edgelite.deploy.agent.layout import AgentError, Layout, now_iso
 from edgelite.errors import EXIT_REMOTE, EXIT_USAGE
 from edgelite.jsonfile import fsync_tree, rename_durably, write_json
-from edgelite.remote.layout import FAILED_SUFFIX, PICK_CACHE_ENV, RELEASE_ENV, RELEASE_JSON, VENV_READY
+from edgelite.remote.layout import (
+    FAILED_SUFFIX,
+    MQTT_PASSWORD_ENV,
+    PICK_CACHE_ENV,
+    RELEASE_ENV,
+    RELEASE_JSON,
+    VENV_READY,
+)
 
 RUN_TEMPLATE = """#!/bin/sh
 # edgelite release {rid} ({bundle}), started by the {unit} unit or the agent's supervisor.
@@ -125,11 +132,11 @@ def cmd_release(lay: Layout, req: dict) -> dict:
         token = str(req["token"])
     secrets = {"EDGELITE_SOURCE": str(req["source"]), **({"EDGELITE_TOKEN": token} if token is not None else {})}
     if req.get("mqtt_password") not in (None, ""):  # deploy --mqtt-password-file / $EDGELITE_MQTT_PASSWORD
-        secrets["EDGELITE_MQTT_PASSWORD"] = str(req["mqtt_password"])  # what `edgelite run --mqtt` reads
+        secrets[MQTT_PASSWORD_ENV] = str(req["mqtt_password"])  # what `edgelite run --mqtt` reads
     rel = {"id": rid, "bundle": bundle, "venv": env, "source": str(req["source"]),
            "source_is_file": bool(req.get("source_is_file")), "http": str(req["http"]), "format": req.get("format"),
            "print_every": int(req.get("print_every", PRINT_EVERY)), "run_args": run_args, "token": token is not None,
-           "mqtt_password": "EDGELITE_MQTT_PASSWORD" in secrets,
+           "mqtt_password": MQTT_PASSWORD_ENV in secrets,
            "reports_release": True, "created": now_iso(), "seq": seq, "meta": req.get("meta") or {}}
     tmp = lay.releases / f".{rid}.partial"
     shutil.rmtree(tmp, ignore_errors=True)

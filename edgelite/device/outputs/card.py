@@ -20,11 +20,10 @@ import cv2
 import numpy as np
 
 from edgelite.device.errors import RunError
+from edgelite.device.options import MIN_FREE_MB  # noqa: F401  (re-exported: capture, uncertain)
 
 log = logging.getLogger("edgelite.device")
 
-#: MB to leave free on the card (`run --min-free`, `capture --min-free`): room for logs and the next release
-MIN_FREE_MB = 200.0
 
 
 def save_jpeg(folder: Path, stem: str, image: np.ndarray, quality: int = 92) -> Path:
