@@ -154,12 +154,10 @@ LogLevel VERBOSE
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("bundles") / "tiny"
-    r = subprocess.run([sys.executable, str(HERE / "bundlekit.py"), str(out)], capture_output=True, text=True,
-                       cwd=ROOT, env=_env(), timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return out
+def tiny_bundle(tiny_bundle_built, tmp_path_factory) -> Path:
+    from tests.conftest import tiny_copy
+
+    return tiny_copy(tiny_bundle_built, tmp_path_factory.mktemp("bundles") / "tiny")
 
 
 def _copy_of(bundle: Path, tmp_path_factory, name: str) -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -45,16 +44,14 @@ def fleet(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def bundles(tmp_path_factory) -> dict[str, Path]:
-    """The tiny int8 bundle (tests/deploy/bundlekit.py, TensorFlow in a subprocess) as versions a, b, c:
-    the same model, another manifest each (another bundle id)."""
+def bundles(tiny_bundle_built, tmp_path_factory) -> dict[str, Path]:
+    """The tiny int8 bundle (tests/deploy/bundlekit.py, built once per run) as versions a, b, c: the same
+    model, another manifest each (another bundle id)."""
     from edgelite.bundle import Bundle
+    from tests.conftest import tiny_copy
 
     base = tmp_path_factory.mktemp("bundles")
-    r = subprocess.run([sys.executable, str(ROOT / "tests" / "deploy" / "bundlekit.py"), str(base / "a")],
-                       capture_output=True, text=True, cwd=ROOT, env=env(), timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    out = {"a": base / "a"}
+    out = {"a": tiny_copy(tiny_bundle_built, base / "a")}
     for n, name in enumerate(("b", "c"), 2):
         subprocess.run(["cp", "-r", str(base / "a"), str(base / name)], check=True)
         b = Bundle.load(base / name)

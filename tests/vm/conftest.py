@@ -7,8 +7,6 @@ Every test here skips, with the reason, when the image is not cached (`make pi-v
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,10 +15,9 @@ import pytest
 from tests.deploy.rig import write_broken_copy
 from tests.device.mqttkit import MOSQUITTO, PASSWORD, USER, Broker
 
-from .vmkit import BROKER_IN_GUEST, MQTT_PREFIX, PI_CPU, PI_OS, ROOT, TIMINGS, VM, env, free_port, image_ready
+from .vmkit import BROKER_IN_GUEST, MQTT_PREFIX, PI_CPU, PI_OS, TIMINGS, VM, free_port, image_ready
 
 HERE = Path(__file__).resolve().parent
-BUNDLEKIT = ROOT / "tests" / "deploy" / "bundlekit.py"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -58,13 +55,11 @@ def vm(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory) -> Path:
-    """The deploy tests' int8 colour classifier (tests/deploy/bundlekit.py, TensorFlow in a subprocess)."""
-    out = tmp_path_factory.mktemp("vm-bundles") / "tiny"
-    r = subprocess.run([sys.executable, str(BUNDLEKIT), str(out)], capture_output=True, text=True, cwd=ROOT,
-                       env=env(), timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return out
+def tiny_bundle(tiny_bundle_built, tmp_path_factory) -> Path:
+    """The deploy tests' int8 colour classifier (tests/deploy/bundlekit.py, built once per run)."""
+    from tests.conftest import tiny_copy
+
+    return tiny_copy(tiny_bundle_built, tmp_path_factory.mktemp("vm-bundles") / "tiny")
 
 
 @pytest.fixture(scope="session")
