@@ -106,9 +106,11 @@ Layout under DIR (default ~/edgelite; `edgelite.remote.layout`, extended by `lay
     current -> releases/<rid>
     edgelite.service         the systemd unit (written even where there is no systemd)
     service.json             how the service is run here: systemd | systemd-user | supervisor | none
-    run/                     supervisor.pid, state.json, notify socket, <job>.{log,json,pid}
+    run/                     supervisor.pid, state.json, notify socket, <job>.{log,json,pid}, venv-<env>.lock
+    run/trial                a switch not yet proved healthy (boot id, release, the one before): a release's
+                             `run` that finds itself on trial in a later boot puts `current` back (power cut)
     log/edgelite.log         service output under the supervisor (systemd: journald)
-    log/deploys.log          one line per switch
+    log/deploys.log          one line per switch (1 MB, then deploys.log.1)
     trusted_signers          the trust list (OpenSSH allowed-signers): only bundles signed by a key in it run
 
 This package's `__init__` imports nothing; `__main__` holds the dispatcher (`handle(request) -> reply`).
