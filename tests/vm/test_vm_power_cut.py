@@ -4,8 +4,10 @@ unplugged) at seeded random moments of a deploy that switches bundles and of ste
 
 Half the cuts land in deploys, spread evenly over the deploy's length (push, venv install, switch, restart,
 health check): cut k of n at a random moment of the k-th n-th of a full deploy. Every third deploy cut is of a
-release that cannot run (a model file that is not a model), cut between its switch and the end of the
-rollback that follows: the window where a device could boot into a release that never runs.
+release that cannot run (a model file that is not a model), cut between its restart and the end of the
+rollback that follows (timed from the agent's `restart:` line): the window where a device could boot into a
+release that never runs. `test_a_cut_while_a_broken_release_is_on_trial_boots_the_release_before` cuts at the
+start of that window every time.
 
 After every cut: the device serves the old release or the new one (never the broken one), healthy within the deploy's health timeout
 (counted from SSH up; the table also has the time from power-on); the agent answers `--status`; `current` points at a complete release (release.json
@@ -37,6 +39,7 @@ pytestmark = [pytest.mark.vm, pytest.mark.vm_long, pytest.mark.timeout(5400)]
 
 SEED = int(os.environ.get("EDGELITE_CUT_SEED") or 23)
 CUTS = int(os.environ.get("EDGELITE_CUTS") or 20)
+RESTART = r"^\s+restart: "  # the agent's line once `current` is switched and the service restarts on it
 HEALTH_TIMEOUT = 180  # the deploys' --health-timeout: a device up again must be healthy within it
 # frames saved often (every uncertain result, up to one a second) so that cuts land on frame writes
 RUN_ARGS = "--below 1.0 --max-per-hour 3600 --print-every 10"
@@ -114,14 +117,23 @@ def first_at(lines: list[tuple[float, str]], pattern: str) -> float:
     return next(t for t, line in lines if re.search(pattern, line))
 
 
-def cut_deploy_at(vm, bundle, wheel, at: float) -> str:
-    """Start the deploy, cut the power `at` s into it; the last step it had printed."""
+def cut_deploy_at(vm, bundle, wheel, at: float, after: str | None = None) -> str:
+    """Start the deploy, cut the power `at` s into it (or `at` s after it printed a line matching `after`); the
+    last step it had printed."""
     p = subprocess.Popen(deploy_cmd(vm, bundle, wheel), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          cwd=ROOT, env=env())
+    seen = []
+    if after:
+        for line in p.stdout:
+            seen.append(line)
+            if re.search(after, line):
+                break
+        else:
+            raise AssertionError(f"the deploy ended before printing {after!r}: {''.join(seen)[-2000:]}")
     time.sleep(at)
     vm.cut()
     p.kill()
-    out = p.communicate()[0]
+    out = "".join(seen) + p.communicate()[0]
     steps = re.findall(r"^\[\d/\d\] [a-z ]+", out, re.M)
     return steps[-1] if steps else "(connecting)"
 
@@ -181,19 +193,19 @@ def test_power_cut_at_random_moments_leaves_a_serving_device(vm, deployed, tiny_
     code, lines = timed_deploy(vm, bundles["broken"], wheel)
     out = "\n".join(line for _, line in lines)
     assert code == 6 and "healthy again" in out, out[-3000:]
-    switch_s, rolled_s = first_at(lines, r"^\[\d/\d\] switch"), lines[-1][0]
-    TIMINGS["power cut: a broken release's deploy, switch -> rolled back"] = rolled_s - switch_s
+    restart_s, rolled_s = first_at(lines, RESTART), lines[-1][0]
+    TIMINGS["power cut: a broken release's deploy, restart -> rolled back"] = rolled_s - restart_s
     rng = random.Random(SEED)
     n_deploy = (CUTS + 1) // 2
     n_broken = n_deploy // 3
     spread = n_deploy - n_broken
     rows, on, k, j = [], "b", 0, 0
     for i in range(CUTS):
-        if i % 2 == 0 and k % 3 == 2:  # the broken release, cut between its switch and the rollback's end
+        if i % 2 == 0 and k % 3 == 2:  # the broken release, cut between its restart and the rollback's end
             k += 1
-            at = round(switch_s + rng.uniform(0.0, rolled_s - switch_s), 1)
-            step = cut_deploy_at(vm, bundles["broken"], wheel, at)
-            row = {"n": i + 1, "during": f"deploy {on}->broken (rolled back)", "at_s": at, "step": step,
+            at = round(rng.uniform(0.0, rolled_s - restart_s), 1)
+            step = cut_deploy_at(vm, bundles["broken"], wheel, at, after=RESTART)
+            row = {"n": i + 1, "during": f"deploy {on}->broken, {at} s after its restart", "at_s": at, "step": step,
                    **recover(vm, {ids[on]: "old", ids["broken"]: "the broken one"})}
             if row["serving"] != "old":
                 row["problems"].append(f"serving {row['serving']} after the cut")
@@ -245,3 +257,25 @@ def render(rows: list[dict]) -> str:
         f"| {r['n']} | {r['during']} | {r['at_s']} | {r['step']} | {r['serving']} | {r['ssh_s']} | "
         f"{r['healthy_s'] if r['healthy_s'] is not None else 'NOT HEALTHY'} | {r['frames']} | {r['rerun']} | "
         f"{'; '.join(r['problems']) or 'none'} |\n" for r in rows)
+
+
+def test_a_cut_while_a_broken_release_is_on_trial_boots_the_release_before(vm, deployed, broken_bundle, wheel):
+    """The switch's trial (run/trial): a release that cannot run, the power cut the moment the service restarts
+    on it (before the health check could roll it back). Without the trial the device boots into it and
+    restarts it until systemd gives up; with it, the release's run script sees a trial from another boot and
+    puts `current` back: the old release serves, the broken one is marked failed, deploys.log says why."""
+    from edgelite.deploy.artifacts import checked_bundle
+
+    code, _ = vm.healthz()
+    assert code == 200
+    before = vm.ssh(f"readlink {DIR}/current").stdout.strip().rsplit("/", 1)[-1]
+    step = cut_deploy_at(vm, broken_bundle, wheel, 0.0, after=RESTART)
+    row = recover(vm, {checked_bundle(broken_bundle).id: "the broken one"} | {
+        json.loads(vm.ssh(f"cat {DIR}/releases/{before}/release.json").stdout)["bundle"]: "old"})
+    assert not row["problems"] and row["serving"] == "old", (step, row)
+    assert vm.ssh(f"readlink {DIR}/current").stdout.strip().endswith(before)
+    log = vm.ssh(f"tail -n 3 {DIR}/log/deploys.log").stdout
+    assert "interrupted " in log and "the device went down before it proved healthy" in log, log
+    rid = re.search(r"interrupted (\S+):", log).group(1)
+    assert vm.ssh(f"test -d {DIR}/releases/{rid}.failed && test ! -e {DIR}/run/trial", check=False).returncode == 0
+    TIMINGS["power cut on trial: power-on -> the release before healthy"] = row["healthy_s"]
