@@ -362,3 +362,34 @@ def test_the_switch_history_is_bounded(tmp_path):
     assert (lay.logs / "deploys.log.1").read_text() == old
     assert lay.deploys_log.read_text().splitlines()[-1].endswith(f" switch - -> {rid}")
     assert lay.deploys_log.stat().st_size < 1000
+
+
+def test_a_release_on_trial_on_a_read_only_card_runs_rather_than_nothing(tmp_path):
+    """The kernel remounts a card read-only after an I/O error: then `current` cannot be put back, and the
+    release on trial runs (one stderr line says so) instead of failing at every start until systemd gives up."""
+    import subprocess
+
+    from edgelite.deploy.agent.commit import _switch, _trial
+
+    card = tmp_path / "card"
+    card.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(card)], check=True)
+    try:
+        lay = Layout(card / "dev")
+        lay.ensure()
+        assert handle({"command": "configure", "dir": str(lay.root), "mode": "none", "user": "pi"})["ok"]
+        (lay.bundles / "b1").mkdir()
+        (lay.venvs / "e1").mkdir()
+        (lay.venvs / "e1" / ".ready").write_text("{}")
+        made = [handle({"command": "release", "dir": str(lay.root), "bundle": "b1", "env": "e1", "source": "0",
+                        "http": "127.0.0.1:1"})["release"] for _ in range(2)]
+        _trial(lay, made[1], made[0])
+        _switch(lay, made[1])
+        lay.trial.write_text("another-boot\n" + "\n".join(lay.trial.read_text().splitlines()[1:]) + "\n")
+        subprocess.run(["mount", "-o", "remount,ro", str(card)], check=True)
+        r = subprocess.run(["sh", str(lay.releases / made[1] / "run")], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 127, r  # it ran on (its venv is not real here)
+        assert f"edgelite: cannot switch back (a read-only card?): running release {made[1]} unproven" in r.stderr, r.stderr
+        assert lay.current_rid() == made[1]
+    finally:
+        subprocess.run(["umount", "-l", str(card)], check=False)

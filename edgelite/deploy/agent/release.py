@@ -34,11 +34,14 @@ if [ -f run/trial ]; then
   now=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
   if [ "$rel" = {rid_q} ] && [ -n "$now" ] && [ "$boot" != "$now" ] && [ -n "$prev" ] && [ -f "releases/$prev/run" ]; then
     echo "edgelite: release {rid} had not proved healthy when the device went down: back to release $prev" >&2
-    ln -sfn "releases/$prev" .current.trial && mv -Tf .current.trial current && rm -f run/trial
-    mv -T releases/{rid_q} releases/{failed_q}  # never proved healthy: not a release to roll back to
-    sync
-    echo "$(date +%Y-%m-%dT%H:%M:%S%z) interrupted {rid}: the device went down before it proved healthy; back to $prev" >> log/deploys.log
-    exit 1
+    if ln -sfn "releases/$prev" .current.trial && mv -Tf .current.trial current; then
+      rm -f run/trial
+      mv -T releases/{rid_q} releases/{failed_q}  # never proved healthy: not a release to roll back to
+      sync
+      echo "$(date +%Y-%m-%dT%H:%M:%S%z) interrupted {rid}: the device went down before it proved healthy; back to $prev" >> log/deploys.log
+      exit 1
+    fi
+    echo "edgelite: cannot switch back (a read-only card?): running release {rid} unproven" >&2
   fi
 fi
 # systemd sets WATCHDOG_PID; the supervisor cannot know the pid before this shell exists, and exec keeps it
