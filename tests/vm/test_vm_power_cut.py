@@ -269,9 +269,9 @@ def test_a_cut_while_a_broken_release_is_on_trial_boots_the_release_before(vm, d
     code, _ = vm.healthz()
     assert code == 200
     before = vm.ssh(f"readlink {DIR}/current").stdout.strip().rsplit("/", 1)[-1]
+    old_bundle = json.loads(vm.ssh(f"cat {DIR}/releases/{before}/release.json").stdout)["bundle"]
     step = cut_deploy_at(vm, broken_bundle, wheel, 0.0, after=RESTART)
-    row = recover(vm, {checked_bundle(broken_bundle).id: "the broken one"} | {
-        json.loads(vm.ssh(f"cat {DIR}/releases/{before}/release.json").stdout)["bundle"]: "old"})
+    row = recover(vm, {checked_bundle(broken_bundle).id: "the broken one", old_bundle: "old"})
     assert not row["problems"] and row["serving"] == "old", (step, row)
     assert vm.ssh(f"readlink {DIR}/current").stdout.strip().endswith(before)
     log = vm.ssh(f"tail -n 3 {DIR}/log/deploys.log").stdout
