@@ -31,3 +31,20 @@ def tiny_bundle_built(tmp_path_factory) -> Path:
 def tiny_copy(built: Path, dest: Path) -> Path:
     shutil.copytree(built, dest)
     return dest
+
+
+#: test folders whose session fixtures are heavy (a trained model, sshd users, a fleet of sshds, the emulated
+#: Pi): under pytest-xdist (`make test`: -n 3 --dist loadgroup) each runs whole in one worker, so they are made
+#: once; the other folders' tests spread over the workers one by one
+WHOLE = {"adapt", "convert", "deploy", "fleet", "train", "vm"}
+
+
+def pytest_collection_modifyitems(config, items):
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        try:
+            parts = Path(str(item.path)).resolve().relative_to(tests).parts
+        except ValueError:  # a doctest of edgelite/
+            continue
+        if len(parts) > 1 and parts[0] in WHOLE:
+            item.add_marker(pytest.mark.xdist_group(parts[0]))
