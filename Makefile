@@ -44,7 +44,7 @@ TEST_WORKERS ?= 3
 # imx500-venv: Sony's toolchain (1-1.5 min here from the pinned wheels on a quiet machine) so the real `--formats imx500` tests run
 test: setup imx500-venv
 	@if [ "$(PI_VM)" != 0 ]; then sh scripts/pi-vm.sh build; fi
-	$(BIN)/python -m pytest -q -m "not vm_long" --durations=30 -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -q -m "not vm_long" --durations=30 -n $(TEST_WORKERS) --dist loadscope
 
 demo: setup
 	$(BIN)/edgelite data fashion-mnist $(DEMO_DATA) --per-class $(DEMO_PER_CLASS) --test-per-class $(DEMO_TEST_PER_CLASS)
