@@ -38,10 +38,13 @@ system-deps:
 # the quick VM tests boot it. PI_VM=0 skips the build (the VM tests then skip, saying why). The VM's minute-long
 # resilience tests (watchdog, camera gone, rollback, reboot) and the Bookworm image run in `make test-device`.
 PI_VM ?= 1
+# pytest-xdist workers: much of the suite waits (sshd round trips, real-time clips, the emulated Pi), so 3 on
+# 2 cores; a folder with heavy session fixtures runs whole in one worker (tests/conftest.py). 0: one process
+TEST_WORKERS ?= 3
 # imx500-venv: Sony's toolchain (1-1.5 min here from the pinned wheels on a quiet machine) so the real `--formats imx500` tests run
 test: setup imx500-venv
 	@if [ "$(PI_VM)" != 0 ]; then sh scripts/pi-vm.sh build; fi
-	$(BIN)/python -m pytest -q -m "not vm_long" --durations=30
+	$(BIN)/python -m pytest -q -m "not vm_long" --durations=30 -n $(TEST_WORKERS) --dist loadscope
 
 demo: setup
 	$(BIN)/edgelite data fashion-mnist $(DEMO_DATA) --per-class $(DEMO_PER_CLASS) --test-per-class $(DEMO_TEST_PER_CLASS)

@@ -31,3 +31,33 @@ def tiny_bundle_built(tmp_path_factory) -> Path:
 def tiny_copy(built: Path, dest: Path) -> Path:
     shutil.copytree(built, dest)
     return dest
+
+
+#: test folders whose session fixtures are heavy (a trained model, sshd users, a fleet of sshds, the emulated
+#: Pi): under pytest-xdist (`make test`: -n 3 --dist loadscope) each runs whole in one worker, so they are made
+#: once; the other tests spread over the workers a file at a time
+WHOLE = {"adapt", "convert", "deploy", "fleet", "train", "vm"}
+
+
+def scope_of(nodeid: str) -> str:
+    """The unit xdist hands to one worker: a WHOLE folder, else the test's file.
+
+    >>> scope_of("tests/vm/test_vm_pick.py::test_bench_pick_on_the_device"), scope_of("tests/device/test_run_loop.py::test_x")
+    ('tests/vm', 'tests/device/test_run_loop.py')
+    """
+    path = nodeid.split("::", 1)[0]
+    parts = path.split("/")
+    return "/".join(parts[:2]) if len(parts) > 2 and parts[0] == "tests" and parts[1] in WHOLE else path
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadscope by `scope_of` (xdist's loadgroup marks do not reach pytest 9's node ids)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FolderScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return scope_of(nodeid)
+
+    return FolderScheduling(config, log)

@@ -19,6 +19,17 @@ from pathlib import Path
 import pytest
 
 
+def users(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    """useradd / usermod / userdel, one at a time across the test workers (`make test` runs pytest-xdist):
+    two at once can find /etc/passwd locked and fail ("cannot lock /etc/passwd; try again later")."""
+    import fcntl
+
+    with open("/run/lock/edgelite-tests-users.lock" if os.path.isdir("/run/lock") else "/tmp/edgelite-tests-users.lock",
+              "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return subprocess.run(list(argv), check=check, capture_output=True)
+
+
 def pids_of_uid(uid: int) -> list[int]:
     """Every process the user `uid` runs (from /proc)."""
     out = []

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sshkit import stop_processes_of
+from tests.sshkit import stop_processes_of, users
 
 from .rig import free_port, write_broken_copy
 
@@ -100,11 +100,11 @@ def sshd(tmp_path_factory):
     d = tmp_path_factory.mktemp("sshd")
     os.chmod(d, 0o755)
     user = f"eldeploy{os.getpid() % 100000}"
-    subprocess.run(["useradd", "-m", "-s", "/bin/sh", user], check=True, capture_output=True)
+    users("useradd", "-m", "-s", "/bin/sh", user)
     device = None
     proc = None
     try:
-        subprocess.run(["usermod", "-p", "*", user], check=True)  # no password, but not a locked account
+        users("usermod", "-p", "*", user)  # no password, but not a locked account
         pw = pwd.getpwnam(user)
         home = Path(pw.pw_dir)
         key = d / "id_ed25519"
@@ -150,7 +150,7 @@ LogLevel VERBOSE
         if proc is not None:
             proc.terminate()
             proc.wait(10)
-        subprocess.run(["userdel", "-r", "-f", user], capture_output=True)
+        users("userdel", "-r", "-f", user, check=False)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.sshkit import stop_processes_of
+from tests.sshkit import stop_processes_of, users
 
 SSHD = "/usr/sbin/sshd"
 
@@ -110,9 +110,9 @@ class Fleet:
                                             for d in self.devices))
 
     def _start(self, name: str, user: str, hostkey: Path) -> None:
-        subprocess.run(["userdel", "-r", "-f", user], capture_output=True)  # a leftover of a killed run
-        subprocess.run(["useradd", "-m", "-s", "/bin/sh", user], check=True, capture_output=True)
-        subprocess.run(["usermod", "-p", "*", user], check=True)  # no password, but not a locked account
+        users("userdel", "-r", "-f", user, check=False)  # a leftover of a killed run
+        users("useradd", "-m", "-s", "/bin/sh", user)
+        users("usermod", "-p", "*", user)  # no password, but not a locked account
         pw = pwd.getpwnam(user)
         home = Path(pw.pw_dir)
         ssh_dir = home / ".ssh"
@@ -176,5 +176,5 @@ class Fleet:
                     d.proc.wait(10)
                 except subprocess.TimeoutExpired:
                     d.proc.kill()
-            subprocess.run(["userdel", "-r", "-f", d.user], capture_output=True)
+            users("userdel", "-r", "-f", d.user, check=False)
         self.devices = []
