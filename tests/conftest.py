@@ -51,7 +51,8 @@ def scope_of(nodeid: str) -> str:
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """--dist loadscope by `scope_of` (xdist's loadgroup marks do not reach pytest 9's node ids)."""
+    """--dist loadscope by `scope_of`: xdist 3.8's loadgroup writes its group into `item._nodeid`, which pytest
+    9.2 no longer reads, so `xdist_group` marks are silently ignored (pytest-dev/pytest-xdist#1386)."""
     if config.getvalue("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
