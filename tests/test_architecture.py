@@ -284,3 +284,13 @@ def test_no_module_over_450_lines():
     too_long = sorted((n, where(m)) for m, n in sizes.items() if n > MAX_LINES)
     assert not too_long, f"modules over {MAX_LINES} lines (split them by concern):\n" + "\n".join(
         f"{path}: {n} lines" for n, path in reversed(too_long))
+
+
+def test_the_names_the_agent_and_the_device_loop_share_are_spelled_alike():
+    """The agent's zipapp holds only the standard library and edgelite.remote.layout, and edgelite/device/ imports
+    no deploy code: the environment variables a release's files set for `edgelite run` are written twice."""
+    from edgelite.device import pick, token
+    from edgelite.remote import layout
+
+    assert layout.PICK_CACHE_ENV == pick.CACHE_ENV
+    assert layout.MQTT_PASSWORD_ENV == token.MQTT_PASSWORD_ENV

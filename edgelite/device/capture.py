@@ -25,7 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgelite.device.errors import EndOfSource, RunError, SourceFailed
-from edgelite.device.outputs.card import MIN_FREE_MB, CardWriter
+from edgelite.device.options import MIN_FREE_MB
+from edgelite.device.outputs.card import CardWriter
 from edgelite.device.outputs.uncertain import time_stamp
 from edgelite.device.sources import open_source
 from edgelite.device.sources.rtsp import redact_url, set_rtsp_transport

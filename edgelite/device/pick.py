@@ -15,8 +15,8 @@ between two x86 CPUs; XNNPACK's int8 is far ahead of fp32 on a Pi 4), so it is m
    Pi an fp32 invoke takes seconds, and timing it in full would make the trial a minute long;
 3. phase 2: the FINALISTS fastest are timed in turns (at least MIN_TURNS, so a slow device decides on
    more than a handful of samples), so a burst of load from another process hits them alike; the pick
-   is the lowest median of all its samples -- or, among the candidates within TIE of it, the one with the
-   fewest threads (then the smallest file): the trial times `invoke()` alone, while in the camera loop an
+   is the lowest median of all its samples -- or, among the candidates within TIE of it, the fastest of
+   those with the fewest threads: the trial times `invoke()` alone, while in the camera loop an
    interpreter thread competes with decoding, the preview and MQTT for the cores (on this 2-core machine
    int8 x2's invoke matched x1's but its loop ran 0.84x), so a thread must earn its place by more than noise.
 
@@ -49,7 +49,8 @@ from edgelite.device.timing import time_invokes
 
 log = logging.getLogger("edgelite.device")
 
-CACHE_ENV = "EDGELITE_PICK_CACHE"  # = edgelite.remote.layout.PICK_CACHE_ENV (the agent sets it; device/ cannot import it)
+CACHE_ENV = "EDGELITE_PICK_CACHE"  # = edgelite.remote.layout.PICK_CACHE_ENV (the agent sets it; device/ cannot
+# import it; tests/test_architecture.py holds the two equal)
 
 PHASE1_SECONDS = 0.1  # per candidate
 PHASE1_RUNS = 100  # a fast model stops here, before its slice is over
@@ -61,7 +62,7 @@ TURN = 5  # invokes per finalist per turn
 WARMUP = 3  # the first two are timed for the screen (the first invoke often pays lazy set-up)
 SCREEN = 3.0  # both warm-up invokes over SCREEN x the fastest median so far: not timed further
 SCREENED = "screened out"
-TIE = 0.03  # within 3 % of the fastest median: a tie, resolved toward fewer threads, then the smaller file
+TIE = 0.03  # within 3 % of the fastest median: a tie, resolved toward fewer threads
 LIMIT_SECONDS = 3.5  # phase 2 stops when the trial has taken this long (the whole trial: <= 5 s of start-up)
 CACHE_SCHEMA = 1
 
@@ -176,7 +177,7 @@ def trial(bundle: Bundle, threads: list[int]) -> dict[str, Any]:
 
 def tie_break(ranked: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
     """The pick among the measured rows (fastest median first) and why: the fastest, unless a row with fewer
-    threads is within TIE of it (then the fewest threads, then the earlier -- smaller -- file).
+    threads is within TIE of it (then the fastest of those with the fewest threads).
 
     >>> rows = [{"name": "int8", "threads": 2, "p50_ms": 0.84}, {"name": "qat_int8", "threads": 1, "p50_ms": 0.86},
     ...         {"name": "int8", "threads": 1, "p50_ms": 0.87}, {"name": "fp32", "threads": 1, "p50_ms": 1.6}]

@@ -33,7 +33,9 @@ SERVICE_JSON = "service.json"  # how the service runs here: systemd | systemd-us
 RUN = "run"  # DIR/run/: supervisor.pid, state.json, notify socket, commit logs; releases/<rid>/run: a script
 CACHE = "cache"  # cache/<key>.json: `run --format auto`'s measured pick per bundle + device (edgelite.device.pick)
 PICK_CACHE_ENV = "EDGELITE_PICK_CACHE"  # how the smoke test and a release's run script point `edgelite run` at it
-MQTT_PASSWORD_ENV = "EDGELITE_MQTT_PASSWORD"  # a release's env file gives `edgelite run --mqtt` its password here
+# a release's env file gives `edgelite run --mqtt` its password here (= edgelite.device.token.MQTT_PASSWORD_ENV,
+# which the agent's zipapp does not hold; tests/test_architecture.py holds the two equal)
+MQTT_PASSWORD_ENV = "EDGELITE_MQTT_PASSWORD"
 LOGS = "log"  # log/edgelite.log (service output under the supervisor), log/deploys.log (one line a switch)
 LOG = "edgelite.log"
 DEPLOYS_LOG = "deploys.log"

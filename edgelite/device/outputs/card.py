@@ -20,10 +20,9 @@ import cv2
 import numpy as np
 
 from edgelite.device.errors import RunError
-from edgelite.device.options import MIN_FREE_MB  # noqa: F401  (re-exported: capture, uncertain)
+from edgelite.device.options import MIN_FREE_MB
 
 log = logging.getLogger("edgelite.device")
-
 
 
 def save_jpeg(folder: Path, stem: str, image: np.ndarray, quality: int = 92) -> Path:

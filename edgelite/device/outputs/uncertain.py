@@ -16,8 +16,9 @@ from pathlib import Path
 
 from edgelite.device.errors import RunError
 from edgelite.device.frames import Frame
+from edgelite.device.options import MIN_FREE_MB
 from edgelite.device.outputs.base import Output
-from edgelite.device.outputs.card import MIN_FREE_MB, CardWriter
+from edgelite.device.outputs.card import CardWriter
 from edgelite.device.pipeline import Result
 
 log = logging.getLogger("edgelite.device")
