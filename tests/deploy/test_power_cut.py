@@ -305,6 +305,29 @@ def test_gc_drops_the_wheels_no_kept_venv_was_built_from(tmp_path):
     assert all(f.exists() for f in new + legacy)
 
 
+def _device_with_releases(root: Path, n: int) -> tuple[Layout, list[str]]:
+    """A device folder (no service) with `n` releases written by the real agent, none switched to yet."""
+    lay = Layout(root)
+    lay.ensure()
+    assert handle({"command": "configure", "dir": str(lay.root), "mode": "none", "user": "pi"})["ok"]
+    (lay.bundles / "b1").mkdir()
+    (lay.venvs / "e1").mkdir()
+    (lay.venvs / "e1" / ".ready").write_text("{}")
+    return lay, [handle({"command": "release", "dir": str(lay.root), "bundle": "b1", "env": "e1", "source": "0",
+                         "http": "127.0.0.1:1"})["release"] for _ in range(n)]
+
+
+def _cut_on_trial(lay: Layout, rid: str, prev: str, boot: str | None = None) -> None:
+    """What commit does before the switch to `rid` (trial, then switch), then the power goes; `boot`: the trial's
+    boot id rewritten to another boot's (the device came up again)."""
+    from edgelite.deploy.agent.commit import _switch, _trial
+
+    _trial(lay, rid, prev)
+    _switch(lay, rid)
+    if boot is not None:
+        lay.trial.write_text(boot + "\n" + "\n".join(lay.trial.read_text().splitlines()[1:]) + "\n")
+
+
 def test_a_release_still_on_trial_after_a_power_cut_gives_way_to_the_one_before(tmp_path):
     """The agent puts a switch on trial until the release proves healthy (a broken release would otherwise be
     what a device cut mid-deploy boots into, restarting until systemd gives up). Its run script, started in a
@@ -312,27 +335,19 @@ def test_a_release_still_on_trial_after_a_power_cut_gives_way_to_the_one_before(
     to restart the service on it; in the same boot (the deploy is still proving it) it runs."""
     import subprocess
 
-    from edgelite.deploy.agent.commit import _switch, _trial, boot_id
+    from edgelite.deploy.agent.commit import boot_id
 
-    lay = Layout(tmp_path / "dev")
-    lay.ensure()
-    assert handle({"command": "configure", "dir": str(lay.root), "mode": "none", "user": "pi"})["ok"]
-    (lay.bundles / "b1").mkdir()
-    (lay.venvs / "e1").mkdir()
-    (lay.venvs / "e1" / ".ready").write_text("{}")
-    made = [handle({"command": "release", "dir": str(lay.root), "bundle": "b1", "env": "e1", "source": "0",
-                    "http": "127.0.0.1:1"})["release"] for _ in range(2)]
+    lay, made = _device_with_releases(tmp_path / "dev", 2)
     assert handle({"command": "commit", "dir": str(lay.root), "release": made[0], "no_service": True})["ok"]
     assert not lay.trial.exists()  # proved (here: nothing to prove): no trial left behind
-    _trial(lay, made[1], made[0])  # what commit does before the switch, then the power goes
-    _switch(lay, made[1])
+    _cut_on_trial(lay, made[1], made[0])
     run = lay.releases / made[1] / "run"
 
     same_boot = subprocess.run(["sh", str(run)], capture_output=True, text=True, timeout=30)
     assert same_boot.returncode == 127 and "back to" not in same_boot.stderr  # ran on (its venv is not real here)
     assert lay.current_rid() == made[1] and lay.trial.exists()
 
-    lay.trial.write_text(lay.trial.read_text().replace(boot_id(), "0" * 8 + boot_id()[8:]))  # a later boot
+    _cut_on_trial(lay, made[1], made[0], boot="0" * 8 + boot_id()[8:])  # and the device came up again
     r = subprocess.run(["sh", str(run)], capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and r.stderr.strip() == (
         f"edgelite: release {made[1]} had not proved healthy when the device went down: back to release {made[0]}")
@@ -348,16 +363,9 @@ def test_the_switch_history_is_bounded(tmp_path):
     (one older file kept), so a device deployed nightly for years does not fill its card with it."""
     from edgelite.deploy.agent.commit import HISTORY_MAX_BYTES
 
-    lay = Layout(tmp_path / "dev")
-    lay.ensure()
-    assert handle({"command": "configure", "dir": str(lay.root), "mode": "none", "user": "pi"})["ok"]
-    (lay.bundles / "b1").mkdir()
-    (lay.venvs / "e1").mkdir()
-    (lay.venvs / "e1" / ".ready").write_text("{}")
+    lay, (rid,) = _device_with_releases(tmp_path / "dev", 1)
     old = "2026-01-01T00:00:00+0000 switch - -> r0\n" * (HISTORY_MAX_BYTES // 40 + 1)
     lay.deploys_log.write_text(old)
-    rid = handle({"command": "release", "dir": str(lay.root), "bundle": "b1", "env": "e1", "source": "0",
-                  "http": "127.0.0.1:1"})["release"]
     assert handle({"command": "commit", "dir": str(lay.root), "release": rid, "no_service": True})["ok"]
     assert (lay.logs / "deploys.log.1").read_text() == old
     assert lay.deploys_log.read_text().splitlines()[-1].endswith(f" switch - -> {rid}")
@@ -369,23 +377,16 @@ def test_a_release_on_trial_on_a_read_only_card_runs_rather_than_nothing(tmp_pat
     release on trial runs (one stderr line says so) instead of failing at every start until systemd gives up."""
     import subprocess
 
-    from edgelite.deploy.agent.commit import _switch, _trial
+    import pytest
 
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
     card = tmp_path / "card"
     card.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(card)], check=True)
     try:
-        lay = Layout(card / "dev")
-        lay.ensure()
-        assert handle({"command": "configure", "dir": str(lay.root), "mode": "none", "user": "pi"})["ok"]
-        (lay.bundles / "b1").mkdir()
-        (lay.venvs / "e1").mkdir()
-        (lay.venvs / "e1" / ".ready").write_text("{}")
-        made = [handle({"command": "release", "dir": str(lay.root), "bundle": "b1", "env": "e1", "source": "0",
-                        "http": "127.0.0.1:1"})["release"] for _ in range(2)]
-        _trial(lay, made[1], made[0])
-        _switch(lay, made[1])
-        lay.trial.write_text("another-boot\n" + "\n".join(lay.trial.read_text().splitlines()[1:]) + "\n")
+        lay, made = _device_with_releases(card / "dev", 2)
+        _cut_on_trial(lay, made[1], made[0], boot="another-boot")
         subprocess.run(["mount", "-o", "remount,ro", str(card)], check=True)
         r = subprocess.run(["sh", str(lay.releases / made[1] / "run")], capture_output=True, text=True, timeout=30)
         assert r.returncode == 127, r  # it ran on (its venv is not real here)
