@@ -220,7 +220,7 @@ def main() -> int:
                       file=sys.stderr, flush=True)
             print(file=sys.stderr)
             rows = [json.loads(ln) for ln in vm.ssh(f"cat {PROBE}").stdout.splitlines() if ln.startswith("{")]
-            # the raw samples first: a bug below must not cost an hour's run
+            # the raw samples first (removed once the .json holds them): a bug below must not cost an hour's run
             Path(a.out).with_suffix(".raw.json").write_text(json.dumps({"rows": rows, "mqtt_arrivals": arrivals}))
             machine = vm.ssh("uname -m; nproc; . /etc/os-release; echo $PRETTY_NAME").stdout.split("\n")
         finally:
@@ -230,9 +230,11 @@ def main() -> int:
     result = {"machine": f"{machine[2]} ({PI_OS}), {machine[0]}, {machine[1]} cores, qemu -cpu {PI_CPU}",
               "every": a.every, "load_start": load_start, "load_end": [round(x, 2) for x in os.getloadavg()],
               "command": "PYTHONPATH=. .venv/bin/python benchmarks/soak_vm.py " + " ".join(sys.argv[1:]),
-              "rows": rows, "verdict": verdict(rows, a.minutes, a.warmup, arrivals, a.window)}
+              "rows": rows, "mqtt_arrivals": [round(t, 1) for t in arrivals],
+              "verdict": verdict(rows, a.minutes, a.warmup, arrivals, a.window)}
     out = Path(a.out)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    out.with_suffix(".raw.json").unlink(missing_ok=True)  # all of it is in the .json now
     plot(rows, arrivals, out.with_suffix(".png"), f"soak on the emulated Pi ({PI_OS}, {PI_CPU}), {a.minutes:g} min")
     out.with_suffix(".md").write_text(render(result))
     print(json.dumps(result["verdict"], indent=1))
