@@ -5,7 +5,6 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -18,7 +17,7 @@ from tests.sshkit import root_sshd  # noqa: E402,F401  (a real sshd on 127.0.0.1
 @pytest.fixture(scope="session")
 def tiny_bundle_built(tmp_path_factory) -> Path:
     """The tiny int8 colour classifier (tests/deploy/bundlekit.py, TensorFlow in a subprocess), built once per
-    run for the deploy, fleet and VM tests; each takes a copy (`tiny_copy`), never this folder."""
+    run for the deploy, fleet and VM tests; each takes a copy (`shutil.copytree`), never this folder."""
     root = Path(__file__).resolve().parent.parent
     out = tmp_path_factory.mktemp("tiny-built") / "tiny"
     r = subprocess.run([sys.executable, str(root / "tests" / "deploy" / "bundlekit.py"), str(out)],
@@ -26,11 +25,6 @@ def tiny_bundle_built(tmp_path_factory) -> Path:
                        timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     return out
-
-
-def tiny_copy(built: Path, dest: Path) -> Path:
-    shutil.copytree(built, dest)
-    return dest
 
 
 #: test folders whose session fixtures are heavy (a trained model, sshd users, a fleet of sshds, the emulated

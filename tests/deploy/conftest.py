@@ -155,9 +155,7 @@ LogLevel VERBOSE
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_bundle_built, tmp_path_factory) -> Path:
-    from tests.conftest import tiny_copy
-
-    return tiny_copy(tiny_bundle_built, tmp_path_factory.mktemp("bundles") / "tiny")
+    return Path(shutil.copytree(tiny_bundle_built, tmp_path_factory.mktemp("bundles") / "tiny"))
 
 
 def _copy_of(bundle: Path, tmp_path_factory, name: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -48,10 +49,8 @@ def bundles(tiny_bundle_built, tmp_path_factory) -> dict[str, Path]:
     """The tiny int8 bundle (tests/deploy/bundlekit.py, built once per run) as versions a, b, c: the same
     model, another manifest each (another bundle id)."""
     from edgelite.bundle import Bundle
-    from tests.conftest import tiny_copy
-
     base = tmp_path_factory.mktemp("bundles")
-    out = {"a": tiny_copy(tiny_bundle_built, base / "a")}
+    out = {"a": Path(shutil.copytree(tiny_bundle_built, base / "a"))}
     for n, name in enumerate(("b", "c"), 2):
         subprocess.run(["cp", "-r", str(base / "a"), str(base / name)], check=True)
         b = Bundle.load(base / name)

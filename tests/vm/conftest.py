@@ -7,6 +7,7 @@ Every test here skips, with the reason, when the image is not cached (`make pi-v
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -57,9 +58,7 @@ def vm(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_bundle_built, tmp_path_factory) -> Path:
     """The deploy tests' int8 colour classifier (tests/deploy/bundlekit.py, built once per run)."""
-    from tests.conftest import tiny_copy
-
-    return tiny_copy(tiny_bundle_built, tmp_path_factory.mktemp("vm-bundles") / "tiny")
+    return Path(shutil.copytree(tiny_bundle_built, tmp_path_factory.mktemp("vm-bundles") / "tiny"))
 
 
 @pytest.fixture(scope="session")
