@@ -18,10 +18,13 @@ camera, whose loop must never lag; a file may run ahead by 64).
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")  # the loop's: pipeline.ModelOutput
 
@@ -63,17 +66,23 @@ class Reporter(Generic[T]):
         self._closing = True
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():  # an output blocked (a pipe nobody reads): exit rather than hang
+                log.warning("the outputs did not take the last %d results within %.0f s; they are not written",
+                            len(self._q), timeout)
             self._thread = None
         self.raise_error()
 
     def _main(self) -> None:
         q, busy = self._q, False
         while True:
+            # read before the queue: every item was submitted before `close()`, so a queue found empty
+            # after `closing` was seen is empty for good (an item submitted during the idle flush is not lost)
+            closing = self._closing
             if not q:
                 if busy and self.idle is not None:
                     self._call(self.idle)  # the queue ran dry: push buffered output out now
                 busy = False
-                if self._closing or self._error is not None:
+                if closing or self._error is not None:
                     return
                 time.sleep(POLL)
                 continue

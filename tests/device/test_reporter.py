@@ -72,3 +72,27 @@ def test_idle_runs_when_the_queue_runs_dry_and_inline_mode_runs_on_the_caller():
     inline.submit(1)
     inline.close()
     assert where == [threading.current_thread()]
+
+
+def test_an_item_submitted_while_the_idle_flush_runs_is_reported_before_close_returns():
+    """The last frame of a file: submitted while the thread flushed the outputs, then close(). It was lost
+    when the thread, back from the flush, saw `closing` and left without looking at the queue again."""
+    seen, in_idle, go = [], threading.Event(), threading.Event()
+
+    def idle():
+        in_idle.set()
+        go.wait(5)
+
+    rep = Reporter(seen.append, idle=idle)
+    rep.submit(1)
+    assert in_idle.wait(2)  # the queue ran dry: the thread is in the flush
+    rep.submit(2)
+    closer = threading.Thread(target=rep.close, daemon=True)
+    closer.start()
+    deadline = time.monotonic() + 2
+    while not rep._closing and time.monotonic() < deadline:
+        time.sleep(0.001)
+    go.set()
+    closer.join(5)
+    assert not closer.is_alive()
+    assert seen == [1, 2]
