@@ -79,7 +79,7 @@ def test_half_sent_requests_hold_no_thread(served):
         time.sleep(1.0)
         t0 = time.monotonic()
         code, _, _ = get(base + "/healthz", timeout=5)
-        assert code == 200 and time.monotonic() - t0 < 1.0
+        assert code == 200 and time.monotonic() - t0 < 3.0  # not queued behind the 100 (a loaded CI host: < 1 s quiet)
         assert threads(proc.pid) <= before + 5, "half-sent requests got a thread each"
     finally:
         for s in conns:
