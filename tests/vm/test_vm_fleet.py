@@ -1,0 +1,77 @@
+"""`edgelite fleet deploy` to the emulated Pi: the Ansible role, not `edgelite deploy`, updates an arm64 device
+under systemd. The controller plans the device's own wheelhouse (aarch64, its Python) and pushes it offline.
+The new release serves from vivid's camera. `edgelite deploy --rollback` then brings back the session's
+release (its MQTT settings and password included) for the tests that follow."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from edgelite.bundle import Bundle
+
+from .vmkit import DIR, HEALTH, HOME, PI_OS, RELEASES, ROOT, TIMINGS, env
+
+pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
+
+
+def bundle_id(path) -> str:
+    return hashlib.sha256((path / "edgelite.json").read_bytes()).hexdigest()[:16]
+
+
+def current(vm) -> str:
+    """The release id `current` points at (the link is releases/<id>)."""
+    return vm.ssh(f"readlink {DIR}/current").stdout.strip().rsplit("/", 1)[-1]
+
+
+def fleet_deploy(*args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgelite", "fleet", "deploy", *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout, cwd=ROOT, env=env())
+
+
+def test_a_fleet_rollout_updates_the_pi_and_a_rollback_restores_it(vm, deployed, tiny_bundle, wheel, tmp_path):
+    release = shutil.copytree(tiny_bundle, tmp_path / "fleet-bundle")
+    b = Bundle.load(release)
+    b.info["version"] = "fleet"  # another bundle id: a real update, not "already serving"
+    b.save()
+    inv = tmp_path / "hosts.ini"
+    inv.write_text("[pis]\n"
+                   f"pi ansible_host=127.0.0.1 ansible_port={vm.port} ansible_user=pi "
+                   f"ansible_ssh_private_key_file={HOME / 'id_ed25519'} edgelite_dir={DIR} "
+                   f"edgelite_source=/dev/video0 edgelite_http={HEALTH} edgelite_health_timeout=300 "
+                   "edgelite_print_every=10\n")
+    serving = current(vm)
+    pid = vm.unit()["MainPID"]
+    summary = tmp_path / "summary.json"
+    t0 = time.monotonic()
+    r = fleet_deploy(str(release), "-i", str(inv), "--known-hosts", str(vm.known_hosts), "--strict-host-key",
+                     "--offline", "--wheel", str(wheel), "--canary", "0", "--json", str(summary))
+    TIMINGS["fleet deploy (one Pi, offline)"] = time.monotonic() - t0
+    print(r.stdout[-6000:])
+    try:
+        assert r.returncode == 0, r.stdout[-5000:]
+        (row,) = json.loads(summary.read_text())["hosts"]
+        assert row["host"] == "pi" and row["result"] == "deployed", row
+        assert row["before"] == serving and row["after"] not in (None, serving), row
+        # the controller planned this Pi's wheels, not its own: aarch64 for the device's Python
+        py = RELEASES[PI_OS]["python"].replace(".", "")
+        assert "aarch64" in r.stdout and f"cp{py}" in r.stdout, r.stdout[-5000:]
+        assert current(vm) == row["after"]
+        info = json.loads(vm.ssh(f"cat {DIR}/current/release.json").stdout)
+        assert info["bundle"] == bundle_id(release) != bundle_id(tiny_bundle)
+        u = vm.unit()
+        assert u["ActiveState"] == "active" and u["MainPID"] != pid, u  # the role restarted it on the new release
+        vm.wait_frames_above(vm.frames(), timeout=120)  # classifying vivid's camera again
+    finally:
+        t0 = time.monotonic()
+        back = vm.deploy("--rollback", timeout=900)
+        TIMINGS["rollback after the fleet rollout"] = time.monotonic() - t0
+    assert back.returncode == 0, back.stdout[-4000:]
+    assert current(vm) == serving
+    vm.wait_frames_above(vm.frames(), timeout=120)
