@@ -118,6 +118,39 @@ def test_the_bundle_travels_as_one_archive_of_its_files(tmp_path, monkeypatch):
         assert t.extractfile("imx500/packerOut.zip").read() == b"\x00" * 100
 
 
+def test_the_venv_files_travel_as_one_archive_unpacked_where_the_plan_puts_them(tmp_path, monkeypatch):
+    """The edgelite wheel, the constraints, the installer and --offline's wheelhouse: one tar that, unpacked in
+    the device's wheel folder, puts every file at the path the agent's venv request names; built once for
+    hosts with the same wheels."""
+    import tarfile
+
+    monkeypatch.setenv("EDGELITE_CACHE", str(tmp_path / "cache"))
+    local = tmp_path / "local"
+    (local / "house" / "cp313-x").mkdir(parents=True)
+    files = {"wheel": local / "edgelite-0.1.0-py3-none-any.whl", "constraints": local / "c.txt",
+             "installer": local / "uv-0.13.9-py3-none-any.whl"}
+    for i, p in enumerate(files.values()):
+        p.write_bytes(b"w" * (i + 1))
+    for name in ("numpy-2.2.4-cp313-cp313-manylinux_2_17_aarch64.whl", "paho_mqtt-2.1.0-py3-none-any.whl"):
+        (local / "house" / "cp313-x" / name).write_bytes(name.encode())
+    root = "/home/pi/edgelite"
+    host = {"root": root, "wheel": {"src": str(files["wheel"]), "dest": f"{root}/wheels/edgelite/ab12/{files['wheel'].name}"},
+            "constraints": {"src": str(files["constraints"]), "dest": f"{root}/wheels/constraints-cd34.txt"},
+            "installer": {"src": str(files["installer"]), "dest": f"{root}/wheels/tools/{files['installer'].name}"},
+            "deps": {"src": f"{local / 'house' / 'cp313-x'}/", "dest": f"{root}/wheels/deps/cp313-x"}}
+    got = plan.wheels_archive(host)
+    assert got["dest"] == f"{root}/wheels"
+    device = tmp_path / "device"
+    with tarfile.open(got["archive"]) as t:
+        t.extractall(device, filter="data")
+    want = {host[k]["dest"]: files[k].read_bytes() for k in files} | {
+        f"{root}/wheels/deps/cp313-x/{p.name}": p.read_bytes() for p in (local / "house" / "cp313-x").iterdir()}
+    landed = {f"{root}/wheels/{p.relative_to(device)}": p.read_bytes() for p in device.rglob("*") if p.is_file()}
+    assert landed == want
+    assert plan.wheels_archive(dict(host))["archive"] == got["archive"]  # the same wheels: the same file, not rebuilt
+    assert plan.wheels_archive({"root": root, "wheel": None, "constraints": None, "installer": None, "deps": None}) is None
+
+
 def test_summary_says_who_runs_what():
     report = {"hosts": {
         "a": {"result": "deployed", "before": "r1", "after": "r2", "spans": {"edgelite rollout (x)": [10.0, 22.5]},
