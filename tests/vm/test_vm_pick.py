@@ -5,6 +5,7 @@ and `bench --pick --host` say what runs and why. The trial's cost on this CPU is
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -14,13 +15,15 @@ from .vmkit import DIR, PI_CPU, ROOT, TIMINGS, env
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
 
 
-def test_the_smoke_step_measures_the_pick_and_the_service_starts_from_it(vm, deployed):
+def test_the_smoke_step_measures_the_pick_and_the_service_starts_from_it(vm, deployed, tiny_bundle):
     line = [ln for ln in deployed.splitlines() if "format auto:" in ln]
     assert len(line) == 1 and "int8 x" in line[0] and "fastest of" in line[0], deployed[-3000:]
     code, body = vm.healthz()
     pick = body.get("pick") or {}
     assert code == 200 and pick.get("how") == "cached" and pick["model"] == body["model"] == "int8", body
-    cached = json.loads(vm.ssh(f"cat \"$(ls -t {DIR}/cache/*.json | head -1)\"").stdout)
+    # the session's bundle's decision (other tests deploy other bundles, each with its own)
+    manifest = hashlib.sha256((tiny_bundle / "edgelite.json").read_bytes()).hexdigest()
+    cached = json.loads(vm.ssh(f"cat \"$(ls -t $(grep -l {manifest} {DIR}/cache/*.json) | head -1)\"").stdout)
     assert cached["rows"] and {r["name"] for r in cached["rows"]} == {"int8"}
     assert cached["device"]["machine"] == "aarch64" and pick["trial_s"] == cached["trial_s"]
     TIMINGS[f"format auto trial on {PI_CPU} (smoke step, {len(cached['rows'])} candidates)"] = cached["trial_s"]
