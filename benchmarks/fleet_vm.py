@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,20 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgelite.bundle import Bundle  # noqa: E402
-from tests.deploy.bundlekit import write_video  # noqa: E402
+from tests.deploy.bundlekit import another_version, write_video  # noqa: E402
 from tests.vm.vmkit import DIR, HOME, PI_CPU, PI_OS, VM, env, free_port, image_ready  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "fleet_vm.md"
-
-
-def version(src: Path, dest: Path, name: str) -> Path:
-    """A copy of the bundle under another version: another bundle id, so a real update."""
-    shutil.copytree(src, dest)
-    b = Bundle.load(dest)
-    b.info["version"] = name
-    b.save()
-    return dest
 
 
 def stamped(cmd: list[str]) -> tuple[int, float, list[tuple[float, str]]]:
@@ -100,7 +89,7 @@ def main() -> int:
                 if v == "v4":
                     r = vm.deploy("--uninstall", timeout=600)
                     assert r.returncode == 0, r.stdout[-3000:]
-                b = version(tiny, t / v, v)
+                b = another_version(tiny, t / v, v)
                 code, took, lines = stamped([*fleet, str(b)] if how == "fleet" else [*deploy, str(b)])
                 if code != 0:
                     print("\n".join(s for _, s in lines[-80:]))

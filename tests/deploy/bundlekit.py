@@ -74,3 +74,17 @@ if __name__ == "__main__":
     dest = Path(sys.argv[1])
     build_bundle(dest)
     print(json.dumps({"bundle": str(dest)}))
+
+
+def another_version(src: Path, dest: Path, version) -> Path:
+    """A copy of the bundle at `src` under another `version`: the same model, another manifest, so another
+    bundle id (a real update to a device serving `src`)."""
+    import shutil
+
+    from edgelite.bundle import Bundle
+
+    shutil.copytree(src, dest)
+    b = Bundle.load(dest)
+    b.info["version"] = version
+    b.save()
+    return dest

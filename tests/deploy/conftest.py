@@ -167,13 +167,9 @@ def _copy_of(bundle: Path, tmp_path_factory, name: str) -> Path:
 @pytest.fixture(scope="session")
 def bundle_v2(tiny_bundle, tmp_path_factory) -> Path:
     """The same model, another bundle (the manifest differs: another bundle id)."""
-    from edgelite.bundle import Bundle
+    from tests.deploy.bundlekit import another_version
 
-    out = _copy_of(tiny_bundle, tmp_path_factory, "tiny-v2")
-    b = Bundle.load(out)
-    b.info["version"] = 2
-    b.save()
-    return out
+    return another_version(tiny_bundle, tmp_path_factory.mktemp("bundles") / "tiny-v2", 2)
 
 
 @pytest.fixture(scope="session")

@@ -5,24 +5,19 @@ release (its MQTT settings and password included) for the tests that follow."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
-from edgelite.bundle import Bundle
+from edgelite.deploy.artifacts import checked_bundle
+from tests.deploy.bundlekit import another_version
 
 from .vmkit import DIR, HEALTH, HOME, PI_OS, RELEASES, ROOT, TIMINGS, env
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
-
-
-def bundle_id(path) -> str:
-    return hashlib.sha256((path / "edgelite.json").read_bytes()).hexdigest()[:16]
 
 
 def current(vm) -> str:
@@ -36,10 +31,7 @@ def fleet_deploy(*args: str, timeout: float = 1500) -> subprocess.CompletedProce
 
 
 def test_a_fleet_rollout_updates_the_pi_and_a_rollback_restores_it(vm, deployed, tiny_bundle, wheel, tmp_path):
-    release = shutil.copytree(tiny_bundle, tmp_path / "fleet-bundle")
-    b = Bundle.load(release)
-    b.info["version"] = "fleet"  # another bundle id: a real update, not "already serving"
-    b.save()
+    release = another_version(tiny_bundle, tmp_path / "fleet-bundle", "fleet")  # not "already serving"
     inv = tmp_path / "hosts.ini"
     inv.write_text("[pis]\n"
                    f"pi ansible_host=127.0.0.1 ansible_port={vm.port} ansible_user=pi "
@@ -61,7 +53,7 @@ def test_a_fleet_rollout_updates_the_pi_and_a_rollback_restores_it(vm, deployed,
         assert row["before"] == serving and row["after"] not in (None, serving), row
         assert current(vm) == row["after"]
         info = json.loads(vm.ssh(f"cat {DIR}/current/release.json").stdout)
-        assert info["bundle"] == bundle_id(release) != bundle_id(tiny_bundle)
+        assert info["bundle"] == checked_bundle(release).id != checked_bundle(tiny_bundle).id
         # --offline: the release's venv was built from the wheels the controller planned for this Pi (no index)
         where = vm.ssh(f"{DIR}/venvs/{info['venv']}/bin/python -c 'import platform, sys; "
                        "print(platform.machine(), *sys.version_info[:2])'").stdout.split()

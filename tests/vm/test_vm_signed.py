@@ -4,15 +4,14 @@ keeps serving under systemd. The session's deployment is left as found: the trus
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 
 import pytest
 
-from edgelite.bundle import Bundle
 from edgelite.errors import EXIT_UNTRUSTED
 from edgelite.signature import sign
+from tests.deploy.bundlekit import another_version
 
 from .vmkit import DIR, TIMINGS
 
@@ -26,10 +25,7 @@ def test_a_bundle_signed_by_an_untrusted_key_is_refused_and_the_old_one_keeps_se
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(tmp_path / name)],
                        check=True)
         keys[name] = tmp_path / name
-    foreign = shutil.copytree(tiny_bundle, tmp_path / "foreign")
-    b = Bundle.load(foreign)
-    b.info["version"] = "foreign"  # another bundle id: not the one serving
-    b.save()
+    foreign = another_version(tiny_bundle, tmp_path / "foreign", "foreign")  # not the one serving
     sign(foreign, keys["intruder"])
     serving = vm.ssh(f"readlink {DIR}/current").stdout.strip()
     pid = vm.unit()["MainPID"]
