@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("edgelite.device")
 
 T = TypeVar("T")  # the loop's: pipeline.ModelOutput
 
@@ -67,8 +67,8 @@ class Reporter(Generic[T]):
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():  # an output blocked (a pipe nobody reads): exit rather than hang
-                log.warning("the outputs did not take the last %d results within %.0f s; they are not written",
-                            len(self._q), timeout)
+                log.warning("the outputs were still busy after %g s: %d queued results are not written",
+                            timeout, len(self._q))
             self._thread = None
         self.raise_error()
 

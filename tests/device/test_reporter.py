@@ -96,3 +96,15 @@ def test_an_item_submitted_while_the_idle_flush_runs_is_reported_before_close_re
     closer.join(5)
     assert not closer.is_alive()
     assert seen == [1, 2]
+
+
+def test_a_close_that_times_out_says_how_many_results_were_not_written(caplog):
+    """An output that never returns (a pipe nobody reads): close() gives up after its timeout, and says so."""
+    gate = threading.Event()
+    rep = Reporter(lambda i: gate.wait(5))
+    for i in range(3):
+        rep.submit(i)
+    with caplog.at_level("WARNING", logger="edgelite.device"):
+        rep.close(timeout=0.3)
+    gate.set()
+    assert "the outputs were still busy after 0.3 s: 2 queued results are not written" in caplog.text
